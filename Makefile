@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_DIR   ?= data/demo
+DEMO_DEALS ?= 20000
+DEMO_SEED  ?= 7
+
+.PHONY: demo test test-all bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the dependencies change; the stamp records which extras are in.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/dealscore generate --deals $(DEMO_DEALS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/crm
+	$(BIN)/dealscore validate $(DEMO_DIR)/crm
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: install
+	$(BIN)/python benchmarks/generate_validate.py --deals 1000000
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

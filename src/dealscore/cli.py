@@ -1,0 +1,169 @@
+"""The `dealscore` command line: a thin Typer layer over the jobs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+
+from dealscore import __version__
+from dealscore.io import MappingError, SourceError
+from dealscore.io.write import TableFormat
+from dealscore.jobs.generate import run_generate
+from dealscore.jobs.ingest import run_ingest, run_validate
+from dealscore.jobs.settings import SettingsError, load_settings
+from dealscore.schemas import ContractError
+from dealscore.synthetic import GeneratorSettings
+
+app = typer.Typer(
+    help="Calibrated win probabilities for B2B deals, learned from your CRM history.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+MappingOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--mapping",
+        "-m",
+        help="Column mapping for a raw CRM export: a preset ('salesforce') or a YAML file. "
+        "Omit when the data already uses the dealscore contract's table and column names.",
+    ),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="File format of the written tables: parquet or csv.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dealscore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Calibrated win probabilities for B2B deals, learned from your CRM history."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _table_format(fmt: str) -> TableFormat:
+    if fmt not in ("parquet", "csv"):
+        _fail(f"--format must be parquet or csv, got {fmt!r}")
+    return fmt  # type: ignore[return-value]
+
+
+class _Progress:
+    """Timed progress lines on stderr, so stdout stays clean for the summary."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - self.started:7.1f}s] {message}", err=True)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the tables (and truth.parquet) into.")],
+    deals: Annotated[Optional[int], typer.Option(help="Number of deals to generate. [default: 20000]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed: the same seed gives the same CRM. [default: 0]")] = None,
+    export_date: Annotated[
+        Optional[str],
+        typer.Option(help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. [default: today]"),
+    ] = None,
+    years: Annotated[Optional[float], typer.Option(help="Years of history before the export date. [default: 3]")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="TOML file of generator settings; options given here override it.")
+    ] = None,
+    fmt: FormatOption = "parquet",
+) -> None:
+    """Generate a realistic synthetic CRM export: all seven tables plus a truth file.
+
+    The truth file (truth.parquet) holds each deal's latent win probability, for comparing a
+    model with the best achievable; the pipeline never reads it.
+    """
+    table_format = _table_format(fmt)
+    if export_date is None:
+        export_date = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+    try:
+        stamp = pd.Timestamp(export_date)
+    except ValueError:
+        _fail(f"--export-date: cannot read {export_date!r} as a date (use YYYY-MM-DD)")
+    try:
+        settings = load_settings(GeneratorSettings, config, deals=deals, seed=seed, export_date=stamp, years=years)
+    except SettingsError as exc:
+        _fail(str(exc))
+    result = run_generate(settings, out, table_format, progress=_Progress())
+    typer.echo(result.summary.to_text())
+    typer.echo(f"wrote {len(result.files)} tables to {result.out} and the truth file {result.truth.name} in {result.seconds:.1f}s")
+
+
+@app.command()
+def validate(
+    path: Annotated[str, typer.Argument(help="A folder of CSV/Parquet tables, or a SQLAlchemy database URL.")],
+    mapping: MappingOption = None,
+) -> None:
+    """Check an export against the data contract and summarise it.
+
+    Reports every broken rule by table, column, rule, failing-row count and examples. Exits 1
+    when there are errors; warnings (an open deal with no account, say) do not fail.
+    """
+    try:
+        result = run_validate(path, mapping)
+    except (SourceError, MappingError) as exc:
+        _fail(str(exc))
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.summary is not None:
+        typer.echo(result.summary.to_text())
+    typer.echo(result.report.to_text())
+    if not result.report.ok:
+        typer.secho(f"{result.source}: INVALID ({len(result.report.errors)} errors)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.secho(f"{result.source}: valid", fg=typer.colors.GREEN)
+
+
+@app.command()
+def ingest(
+    src: Annotated[str, typer.Argument(help="The raw export: a folder of CSV/Parquet files, or a SQLAlchemy URL.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the contract tables into.")],
+    mapping: MappingOption = None,
+    fmt: FormatOption = "parquet",
+) -> None:
+    """Translate a raw export into the contract tables, validate them, and write them.
+
+    Nothing is written when validation finds errors.
+    """
+    table_format = _table_format(fmt)
+    try:
+        result = run_ingest(src, out, mapping, table_format)
+    except (SourceError, MappingError) as exc:
+        _fail(str(exc))
+    except ContractError as exc:
+        typer.echo(exc.report.to_text())
+        _fail(f"{src}: not written: the export breaks the data contract", code=1)
+    for note in result.validation.notes:
+        typer.echo(f"note: {note}")
+    if result.validation.summary is not None:
+        typer.echo(result.validation.summary.to_text())
+    if result.validation.report.warnings:
+        typer.echo(result.validation.report.to_text())
+    typer.echo(f"wrote {len(result.files)} tables to {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,342 @@
+"""Column mappings: translate a real CRM export into the contract tables (docs/mappings.md).
+
+A mapping is YAML. For each contract table it names the source table(s) of the export and, for
+each contract column, where its values come from and how they are cleaned. Source tables are
+read through a `Source` (files or SQL), so the mapping itself knows nothing about I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from dealscore.schemas.tables import TABLE_MODELS, TABLE_NAMES
+
+PRESETS: tuple[str, ...] = ("salesforce",)
+
+_COLUMN_KEYS = {
+    "from", "value", "values", "other", "patterns", "match", "default",
+    "format", "timezone", "scale", "only_if", "when", "else",
+}
+_PART_KEYS = {"source", "clean", "join", "columns", "where"}
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be applied, with the place it went wrong."""
+
+
+def _norm(value: Any) -> str:
+    """Compare flags and labels loosely: True, 'true', 'TRUE', '1' are one value."""
+    text = str(value).strip().lower()
+    return {"1": "true", "yes": "true", "0": "false", "no": "false"}.get(text, text)
+
+
+def _normalised(values: pd.Series) -> pd.Series:
+    text = values.astype("str").str.strip().str.lower()
+    return text.replace({"1": "true", "yes": "true", "0": "false", "no": "false", "1.0": "true", "0.0": "false"})
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """All of {source column: value or list of values} hold (loose comparison)."""
+
+    equals: dict[str, list[str]]
+
+    @classmethod
+    def parse(cls, spec: Any, where: str) -> Condition:
+        if not isinstance(spec, dict) or not spec:
+            raise MappingError(f"{where}: a condition is a mapping of column: value(s), got {spec!r}")
+        return cls({str(k): [_norm(v) for v in _as_list(v)] for k, v in spec.items()})
+
+    def columns(self) -> set[str]:
+        return set(self.equals)
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        result = pd.Series(True, index=frame.index)
+        for column, accepted in self.equals.items():
+            result &= frame[column].notna() & _normalised(frame[column]).isin(accepted)
+        return result
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one contract column is made from source columns."""
+
+    target: str
+    sources: tuple[str, ...] = ()
+    constant: Any = None
+    values: dict[str, Any] | None = None
+    other: Any = None
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    match: re.Pattern[str] | None = None
+    default: Any = None
+    format: str | None = None
+    timezone: str | None = None
+    scale: float | None = None
+    only_if: Condition | None = None
+    when: tuple[tuple[Condition, Any], ...] = ()
+    otherwise: Any = None
+
+    @classmethod
+    def parse(cls, target: str, spec: Any, where: str) -> ColumnSpec:
+        if isinstance(spec, str):
+            return cls(target, sources=(spec,))
+        if not isinstance(spec, dict):
+            raise MappingError(f"{where}.{target}: expected a source column name or a mapping, got {spec!r}")
+        unknown = set(spec) - _COLUMN_KEYS
+        if unknown:
+            raise MappingError(f"{where}.{target}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}")
+        if sum(k in spec for k in ("from", "value", "when")) != 1:
+            raise MappingError(f"{where}.{target}: give exactly one of 'from', 'value' or 'when'")
+        try:
+            patterns = tuple((label, re.compile(rx)) for label, rx in (spec.get("patterns") or {}).items())
+            match = re.compile(spec["match"]) if "match" in spec else None
+        except re.error as exc:
+            raise MappingError(f"{where}.{target}: bad regular expression: {exc}") from exc
+        when = tuple(
+            (Condition.parse(rule.get("if"), f"{where}.{target}.when"), rule.get("then"))
+            for rule in _as_list(spec.get("when", []))
+        )
+        return cls(
+            target,
+            sources=tuple(str(s) for s in _as_list(spec["from"])) if "from" in spec else (),
+            constant=spec.get("value"),
+            values={_norm(k): v for k, v in spec["values"].items()} if "values" in spec else None,
+            other=spec.get("other"),
+            patterns=patterns,
+            match=match,
+            default=spec.get("default"),
+            format=spec.get("format"),
+            timezone=spec.get("timezone"),
+            scale=float(spec["scale"]) if "scale" in spec else None,
+            only_if=Condition.parse(spec["only_if"], f"{where}.{target}.only_if") if "only_if" in spec else None,
+            when=when,
+            otherwise=spec.get("else"),
+        )
+
+    def needs(self) -> set[str]:
+        """Source columns this spec reads."""
+        needed = set(self.sources)
+        if self.only_if:
+            needed |= self.only_if.columns()
+        for condition, _ in self.when:
+            needed |= condition.columns()
+        return needed
+
+    def apply(self, frame: pd.DataFrame) -> pd.Series:
+        if self.when:
+            out = pd.Series(self.otherwise, index=frame.index, dtype="object")
+            # Later rules are written as fallbacks: apply in reverse so the first match wins.
+            for condition, value in reversed(self.when):
+                out = out.mask(condition.mask(frame), value)
+        elif self.sources:
+            out = frame[self.sources[0]]
+            for source in self.sources[1:]:
+                out = out.fillna(frame[source])
+        else:
+            out = pd.Series(self.constant, index=frame.index, dtype="object")
+        if self.match is not None:
+            out = out.where(out.astype("str").str.contains(self.match, na=False))
+        if self.patterns:
+            out = self._classify(out)
+        elif self.values is not None:
+            mapped = _normalised(out).map(self.values)
+            fallback = out if self.other is None else pd.Series(self.other, index=out.index)
+            out = mapped.where(mapped.notna() | out.isna(), fallback.where(out.notna()))
+        if self.scale is not None:
+            out = pd.to_numeric(out, errors="coerce") * self.scale
+        if self.format or self.timezone:
+            out = _parse_times(out, self.format, self.timezone)
+        if self.only_if is not None:
+            out = out.where(self.only_if.mask(frame))
+        if self.default is not None:
+            out = out.fillna(self.default)
+        return out
+
+    def _classify(self, values: pd.Series) -> pd.Series:
+        text = values.astype("str")
+        out = pd.Series(self.other, index=values.index, dtype="object")
+        for label, pattern in reversed(self.patterns):
+            out = out.mask(text.str.contains(pattern, na=False), label)
+        return out.where(values.notna(), self.default)
+
+
+def _parse_times(values: pd.Series, fmt: str | None, timezone: str | None) -> pd.Series:
+    """Parse with an explicit format / source zone; keep unparseable text for the contract report."""
+    parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+    if timezone is not None:
+        if parsed.dt.tz is None:
+            parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+        parsed = parsed.dt.tz_convert("UTC")
+    failed = parsed.isna() & values.notna()
+    if not failed.any():
+        return parsed
+    return parsed.astype("object").where(~failed, values)
+
+
+@dataclass(frozen=True)
+class Join:
+    """Bring columns from a small lookup table, many-to-one on a key."""
+
+    source: str
+    left_on: str
+    right_on: str
+    columns: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, spec: Any, where: str) -> Join:
+        # Not "on": YAML 1.1 reads a bare `on` key as the boolean True.
+        if not isinstance(spec, dict) or "source" not in spec or "key" not in spec:
+            raise MappingError(f"{where}: a join needs 'source' and 'key'")
+        key = spec["key"]
+        left, right = next(iter(key.items())) if isinstance(key, dict) else (key, key)
+        return cls(str(spec["source"]), str(left), str(right), tuple(_as_list(spec.get("columns", []))))
+
+
+@dataclass(frozen=True)
+class TablePart:
+    """One source table's contribution to a contract table."""
+
+    source: str
+    columns: tuple[ColumnSpec, ...]
+    clean: dict[str, dict[str, Any]] = field(default_factory=dict)
+    joins: tuple[Join, ...] = ()
+    where: Condition | None = None
+
+    @classmethod
+    def parse(cls, table: str, spec: Any) -> TablePart:
+        where = f"tables.{table}"
+        if not isinstance(spec, dict) or "source" not in spec:
+            raise MappingError(f"{where}: each part needs a 'source' (the export's table name)")
+        unknown = set(spec) - _PART_KEYS
+        if unknown:
+            raise MappingError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_PART_KEYS)}")
+        columns = [
+            ColumnSpec.parse(str(target), column_spec, f"{where}.columns")
+            for target, column_spec in (spec.get("columns") or {}).items()
+        ]
+        return cls(
+            source=str(spec["source"]),
+            columns=tuple(columns),
+            clean={str(k): dict(v) for k, v in (spec.get("clean") or {}).items()},
+            joins=tuple(Join.parse(j, f"{where}.join") for j in _as_list(spec.get("join", []))),
+            where=Condition.parse(spec["where"], f"{where}.where") if "where" in spec else None,
+        )
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    tables: dict[str, tuple[TablePart, ...]]
+
+    @classmethod
+    def parse(cls, spec: Any, name: str = "mapping") -> Mapping:
+        if not isinstance(spec, dict) or not isinstance(spec.get("tables"), dict):
+            raise MappingError(f"{name}: a mapping has a top-level 'tables:' section")
+        unknown = set(spec["tables"]) - set(TABLE_NAMES)
+        if unknown:
+            raise MappingError(f"{name}: unknown contract table(s) {sorted(unknown)}; expected some of {list(TABLE_NAMES)}")
+        tables = {
+            table: tuple(TablePart.parse(table, part) for part in _as_list(parts))
+            for table, parts in spec["tables"].items()
+        }
+        return cls(str(spec.get("name", name)), tables)
+
+    def sources(self) -> set[str]:
+        names = set()
+        for parts in self.tables.values():
+            for part in parts:
+                names.add(part.source)
+                names.update(j.source for j in part.joins)
+        return names
+
+
+def load_mapping(name_or_path: str | Path) -> Mapping:
+    """A preset by name ('salesforce') or a YAML file."""
+    if str(name_or_path) in PRESETS:
+        text = resources.files("dealscore.io.presets").joinpath(f"{name_or_path}.yaml").read_text()
+        label = str(name_or_path)
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise MappingError(f"mapping {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+        text, label = path.read_text(), str(path)
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{label}: not valid YAML: {exc}") from exc
+    return Mapping.parse(spec, label)
+
+
+ReadSource = Callable[[str], "pd.DataFrame | None"]
+
+
+@dataclass
+class MappingResult:
+    frames: dict[str, pd.DataFrame]
+    notes: list[str]
+
+
+def _apply_part(table: str, part: TablePart, read: ReadSource, notes: list[str]) -> pd.DataFrame | None:
+    frame = read(part.source)
+    if frame is None:
+        notes.append(f"{table}: source table {part.source!r} is not in the export; skipped")
+        return None
+    for column, fixes in part.clean.items():
+        if column in frame:
+            frame = frame.assign(**{column: frame[column].replace(fixes)})
+    for join in part.joins:
+        frame = _join(table, part.source, frame, join, read)
+    if part.where is not None:
+        missing = part.where.columns() - set(frame.columns)
+        if missing:
+            raise MappingError(f"{table}: 'where' names column(s) {sorted(missing)} not in {part.source!r}")
+        frame = frame[part.where.mask(frame)]
+    out = {}
+    required = {c for c, s in TABLE_MODELS[table].to_schema().columns.items() if s.required}
+    for spec in part.columns:
+        missing = spec.needs() - set(frame.columns)
+        if missing:
+            note = f"{table}.{spec.target}: source column(s) {sorted(missing)} not in {part.source!r}"
+            if spec.target in required:
+                raise MappingError(f"{note}; this column is required. Columns there: {list(frame.columns)[:30]}")
+            notes.append(note + "; left out")
+            continue
+        out[spec.target] = spec.apply(frame)
+    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+def _join(table: str, source: str, frame: pd.DataFrame, join: Join, read: ReadSource) -> pd.DataFrame:
+    lookup = read(join.source)
+    if lookup is None:
+        raise MappingError(f"{table}: lookup table {join.source!r} is not in the export")
+    wanted = [join.right_on, *join.columns]
+    missing = [c for c in wanted if c not in lookup] + ([join.left_on] if join.left_on not in frame else [])
+    if missing:
+        raise MappingError(f"{table}: join of {source!r} with {join.source!r}: column(s) {missing} not found")
+    if lookup[join.right_on].duplicated().any():
+        dups = lookup.loc[lookup[join.right_on].duplicated(), join.right_on].unique()[:5].tolist()
+        raise MappingError(f"{table}: lookup {join.source}.{join.right_on} is not unique, e.g. {dups}")
+    right = lookup[wanted].rename(columns={join.right_on: join.left_on}) if join.right_on != join.left_on else lookup[wanted]
+    return frame.merge(right, on=join.left_on, how="left", validate="many_to_one", suffixes=("", f"_{join.source}"))
+
+
+def apply_mapping(mapping: Mapping, read: ReadSource) -> MappingResult:
+    """Contract-named frames (not yet validated) from an export read through `read`."""
+    notes: list[str] = []
+    frames: dict[str, pd.DataFrame] = {}
+    for table, parts in mapping.tables.items():
+        pieces = [p for p in (_apply_part(table, part, read, notes) for part in parts) if p is not None]
+        if pieces:
+            frames[table] = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+    return MappingResult(frames, notes)

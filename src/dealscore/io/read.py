@@ -1,0 +1,141 @@
+"""Read a CRM export: a folder of CSV/Parquet files or the tables of a SQL database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
+from dealscore.schemas.tables import TABLE_NAMES, CrmTables
+
+FILE_SUFFIXES: dict[str, str] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+}
+
+
+class SourceError(RuntimeError):
+    """The export cannot be reached or read."""
+
+
+class Source(Protocol):
+    description: str
+
+    def names(self) -> list[str]: ...
+
+    def read(self, name: str) -> pd.DataFrame | None: ...
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((s for s in FILE_SUFFIXES if name.endswith(s)), "")
+
+
+class FolderSource:
+    """Files named after their tables; names match case-insensitively (Opportunity.csv)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.description = str(path)
+        self._files: dict[str, Path] = {}
+        for file in sorted(path.iterdir()):
+            suffix = _suffix(file)
+            if suffix and file.is_file():
+                stem = file.name[: -len(suffix)].lower()
+                if stem in self._files:
+                    raise SourceError(f"{path}: both {self._files[stem].name} and {file.name} hold table {stem!r}")
+                self._files[stem] = file
+
+    def names(self) -> list[str]:
+        return [f.name[: -len(_suffix(f))] for f in self._files.values()]
+
+    def read(self, name: str) -> pd.DataFrame | None:
+        file = self._files.get(name.lower())
+        if file is None:
+            return None
+        try:
+            if FILE_SUFFIXES[_suffix(file)] == "parquet":
+                return pd.read_parquet(file)
+            # Text as text: "NA" is a region, "0012" an id; only empty fields are missing.
+            return pd.read_csv(file, dtype="str", keep_default_na=False, na_values=[""])
+        except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear error
+            raise SourceError(f"cannot read {file}: {exc}") from exc
+
+
+class SqlSource:
+    """Tables of a database reached by a SQLAlchemy URL; names match case-insensitively."""
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise SourceError(f"not a database URL: {url!r} ({exc})") from exc
+        self.description = parsed.render_as_string(hide_password=True)
+        self.engine = sa.create_engine(parsed)
+        try:
+            self._tables = {t.lower(): t for t in sa.inspect(self.engine).get_table_names()}
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(f"cannot connect to {self.description}: {exc.__class__.__name__}: {exc}") from exc
+
+    def names(self) -> list[str]:
+        return list(self._tables.values())
+
+    def read(self, name: str) -> pd.DataFrame | None:
+        table = self._tables.get(name.lower())
+        return None if table is None else pd.read_sql_table(table, self.engine)
+
+
+def open_source(src: str | Path) -> Source:
+    """A database URL (contains '://') or a folder of files."""
+    text = str(src)
+    if "://" in text:
+        return SqlSource(text)
+    path = Path(src)
+    if not path.exists():
+        raise SourceError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise SourceError(f"{path}: expected a folder of table files or a database URL")
+    return FolderSource(path)
+
+
+@dataclass
+class Export:
+    """Contract-named tables read from a source (not yet validated), with notes on what was skipped."""
+
+    tables: CrmTables
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) -> Export:
+    """Read an export; with a mapping, translate it into the contract tables first."""
+    source = open_source(src)
+    cache: dict[str, pd.DataFrame | None] = {}
+
+    def read(name: str) -> pd.DataFrame | None:
+        if name not in cache:
+            cache[name] = source.read(name)
+        return cache[name]
+
+    if mapping is None:
+        frames = {name: frame for name in TABLE_NAMES if (frame := read(name)) is not None}
+        notes = []
+    else:
+        if not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping)
+        result = apply_mapping(mapping, read)
+        frames, notes = result.frames, result.notes
+    if "opportunities" not in frames:
+        found = ", ".join(source.names()) or "nothing"
+        hint = "" if mapping is not None else " (for a raw CRM export, pass --mapping)"
+        raise SourceError(
+            f"{source.description}: no opportunities table found{hint}; found: {found}"
+        )
+    return Export(CrmTables.from_dict(frames), source.description, notes)

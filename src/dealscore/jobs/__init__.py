@@ -1,0 +1,1 @@
+"""Jobs: the only layer that touches the clock, files and (later) MLflow."""

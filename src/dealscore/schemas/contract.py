@@ -1,0 +1,362 @@
+"""Validate a CRM export against the contract: per-table schemas plus cross-table rules.
+
+`validate_tables` never raises on bad data: it returns the coerced tables and a report naming
+table, column, rule, failing-row count and a few examples for every problem it found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from dealscore.schemas.tables import (
+    TABLE_MODELS,
+    TIMESTAMP_DTYPE,
+    Accounts,
+    Activities,
+    Contacts,
+    CrmTables,
+    Forecasts,
+    Opportunities,
+    Owners,
+    StageHistory,
+    Status,
+)
+
+MAX_EXAMPLES = 5
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One broken rule: where, what, how many rows and a few examples."""
+
+    table: str
+    column: str
+    rule: str
+    count: int
+    examples: tuple[str, ...] = ()
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        examples = f" e.g. {', '.join(self.examples)}" if self.examples else ""
+        rows = "row fails" if self.count == 1 else "rows fail"
+        return f"{self.table}.{self.column}: {self.count:,} {rows} '{self.rule}'{examples}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    issues: tuple[Issue, ...] = ()
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "severity": i.severity.value,
+                    "table": i.table,
+                    "column": i.column,
+                    "rule": i.rule,
+                    "count": i.count,
+                    "examples": "; ".join(i.examples),
+                }
+                for i in self.issues
+            ],
+            columns=["severity", "table", "column", "rule", "count", "examples"],
+        )
+
+    def to_text(self) -> str:
+        lines = []
+        for title, issues in (("errors", self.errors), ("warnings", self.warnings)):
+            if issues:
+                lines.append(f"{len(issues)} {title}:")
+                lines.extend(f"  {i.severity.value.upper():7} {i}" for i in issues)
+        return "\n".join(lines) if lines else "no problems found"
+
+
+class ContractError(ValueError):
+    """Raised by callers that need valid data and got an export with errors."""
+
+    def __init__(self, report: ValidationReport, source: str = "the export"):
+        self.report = report
+        errors = "\n".join(f"  {i}" for i in report.errors)
+        super().__init__(f"{source} breaks the data contract:\n{errors}")
+
+
+def _examples(values: pd.Series) -> tuple[str, ...]:
+    return tuple(str(v) for v in pd.unique(values.dropna())[:MAX_EXAMPLES])
+
+
+def _kind(dtype: object) -> str:
+    text = str(dtype)
+    if text.startswith("datetime64"):
+        return "timestamp"
+    if text.startswith("float") or text.startswith("int"):
+        return "number"
+    return "string"
+
+
+def to_utc_timestamps(values: pd.Series) -> pd.Series:
+    """Parse to UTC timestamps; unparseable values become NaT."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    return parsed.astype(TIMESTAMP_DTYPE)
+
+
+def to_strings(values: pd.Series) -> pd.Series:
+    """Identifiers and labels as strings; integral floats lose their '.0', blanks become missing."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = values.dropna()
+        if (whole == np.floor(whole)).all():
+            values = values.astype("Int64")
+    if pd.api.types.is_string_dtype(values.dtype):
+        return values.astype("str").where(values != "")
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.map({True: "true", False: "false"}).astype("str")
+    return values.astype("str").where(values.notna())
+
+
+def _coerce_column(values: pd.Series, kind: str) -> pd.Series:
+    if kind == "timestamp":
+        return to_utc_timestamps(values)
+    if kind == "number":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    return to_strings(values)
+
+
+def coerce_table(
+    name: str, frame: pd.DataFrame, model: type[pa.DataFrameModel]
+) -> tuple[pd.DataFrame, list[Issue], dict[str, pd.Index]]:
+    """Coerce contract columns to their types; report values that cannot be parsed."""
+    schema = model.to_schema()
+    out = frame.copy(deep=False)
+    issues: list[Issue] = []
+    unparsed: dict[str, pd.Index] = {}
+    for column, spec in schema.columns.items():
+        if column not in frame:
+            continue
+        kind = _kind(spec.dtype)
+        coerced = _coerce_column(frame[column], kind)
+        out[column] = coerced
+        if coerced.isna().sum() == frame[column].isna().sum():
+            continue  # the common case: nothing was lost, skip the row-wise comparison
+        bad = frame[column].notna() & coerced.isna()
+        if kind == "string":
+            bad &= frame[column].astype("str") != ""  # blanks are missing values, not errors
+        if bad.any():
+            issues.append(
+                Issue(name, column, f"parseable as {kind}", int(bad.sum()), _examples(frame[column][bad]))
+            )
+            unparsed[column] = frame.index[bad.to_numpy()]
+    return out, issues, unparsed
+
+
+# Frame-level checks report every column of a failing row; name the column each rule is about.
+FRAME_RULE_COLUMNS: dict[str, list[str]] = {
+    "closed_at_set_iff_closed": [Opportunities.closed_at, Opportunities.status],
+    "closed_at_not_before_created_at": [Opportunities.closed_at, Opportunities.created_at],
+    "linked_to_opportunity_or_account": [Activities.opportunity_id, Activities.account_id],
+}
+
+
+def _row_examples(frame: pd.DataFrame, index: pd.Index, columns: list[str]) -> tuple[str, ...]:
+    rows = frame.loc[index[:MAX_EXAMPLES], [c for c in columns if c in frame]]
+    return tuple(
+        "{" + ", ".join(f"{c}={v}" for c, v in row.items()) + "}" for _, row in rows.iterrows()
+    )
+
+
+def _key_column(model: type[pa.DataFrameModel]) -> str:
+    return next(iter(model.to_schema().columns))
+
+
+def schema_issues(
+    name: str, frame: pd.DataFrame, model: type[pa.DataFrameModel], unparsed: dict[str, pd.Index]
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Run the table's Pandera model lazily and fold its failure cases into issues."""
+    try:
+        return model.validate(frame, lazy=True), []
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    issues: list[Issue] = []
+    frame_level = cases["schema_context"] == "DataFrameSchema"
+    for rule, group in cases[frame_level].groupby("check", sort=False):
+        index = pd.Index(group["index"].dropna().unique())
+        columns = FRAME_RULE_COLUMNS.get(str(rule), [])
+        shown = [_key_column(model), *columns]
+        issues.append(
+            Issue(name, "/".join(columns) or "*", str(rule), len(index), _row_examples(frame, index, shown))
+        )
+    for (column, check), group in cases[~frame_level].groupby(["column", "check"], sort=False):
+        if check == "not_nullable" and column in unparsed:
+            # A value that failed to parse was already reported; only report genuine blanks.
+            group = group[~group["index"].isin(unparsed[column])]
+            if group.empty:
+                continue
+        rule = "unique" if check == "field_uniqueness" else str(check)
+        issues.append(
+            Issue(name, str(column), rule, len(group), _examples(group["failure_case"]))
+        )
+    return frame, issues
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    child: str
+    column: str
+    parent: str
+    parent_column: str
+
+
+FOREIGN_KEYS: tuple[ForeignKey, ...] = (
+    ForeignKey("opportunities", Opportunities.account_id, "accounts", Accounts.account_id),
+    ForeignKey("opportunities", Opportunities.owner_id, "owners", Owners.owner_id),
+    ForeignKey("stage_history", StageHistory.opportunity_id, "opportunities", Opportunities.opportunity_id),
+    ForeignKey("activities", Activities.opportunity_id, "opportunities", Opportunities.opportunity_id),
+    ForeignKey("activities", Activities.account_id, "accounts", Accounts.account_id),
+    ForeignKey("activities", Activities.contact_id, "contacts", Contacts.contact_id),
+    ForeignKey("contacts", Contacts.account_id, "accounts", Accounts.account_id),
+    ForeignKey("forecasts", Forecasts.opportunity_id, "opportunities", Opportunities.opportunity_id),
+    ForeignKey("owners", Owners.manager_id, "owners", Owners.owner_id),
+)
+
+
+def foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
+    issues = []
+    for fk in FOREIGN_KEYS:
+        child, parent = tables.get(fk.child), tables.get(fk.parent)
+        if child is None or parent is None or fk.column not in child or fk.parent_column not in parent:
+            continue
+        keys = child[fk.column]
+        orphan = keys.notna() & ~keys.isin(parent[fk.parent_column])
+        if orphan.any():
+            issues.append(
+                Issue(
+                    fk.child,
+                    fk.column,
+                    f"foreign key: exists in {fk.parent}.{fk.parent_column}",
+                    int(orphan.sum()),
+                    _examples(keys[orphan]),
+                )
+            )
+    return issues
+
+
+# Rows of these tables are snapshots of a deal's life: none may be dated after it closed.
+DEAL_EVENT_TIMES: dict[str, str] = {
+    "stage_history": StageHistory.changed_at,
+    "forecasts": Forecasts.submitted_at,
+}
+
+
+def timing_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
+    opportunities = tables["opportunities"]
+    deals = opportunities.set_index(Opportunities.opportunity_id)[
+        [Opportunities.created_at, Opportunities.closed_at]
+    ]
+    deals = deals[~deals.index.duplicated()]
+    issues = []
+    for name, time_column in DEAL_EVENT_TIMES.items():
+        events = tables.get(name)
+        if events is None or time_column not in events:
+            continue
+        joined = events[[StageHistory.opportunity_id, time_column]].join(
+            deals, on=StageHistory.opportunity_id, how="inner"
+        )
+        after_close = joined[time_column] > joined[Opportunities.closed_at]
+        before_create = joined[time_column] < joined[Opportunities.created_at]
+        for mask, rule, severity in (
+            (after_close, "not after the deal closed", Severity.ERROR),
+            (before_create, "not before the deal was created", Severity.WARNING),
+        ):
+            if mask.any():
+                issues.append(
+                    Issue(
+                        name,
+                        time_column,
+                        rule,
+                        int(mask.sum()),
+                        _row_examples(joined, joined.index[mask.to_numpy()], joined.columns.tolist()),
+                        severity,
+                    )
+                )
+    return issues
+
+
+def completeness_warnings(tables: dict[str, pd.DataFrame]) -> list[Issue]:
+    opportunities = tables["opportunities"]
+    if Opportunities.account_id not in opportunities:
+        return []
+    issues = []
+    no_account = opportunities[Opportunities.account_id].isna()
+    is_open = opportunities[Opportunities.status] == Status.OPEN
+    for mask, what in ((no_account & is_open, "open"), (no_account & ~is_open, "closed")):
+        if mask.any():
+            issues.append(
+                Issue(
+                    "opportunities",
+                    Opportunities.account_id,
+                    f"{what} deal has an account",
+                    int(mask.sum()),
+                    _examples(opportunities.loc[mask, Opportunities.opportunity_id]),
+                    Severity.WARNING,
+                )
+            )
+    return issues
+
+
+def validate_tables(tables: CrmTables) -> tuple[CrmTables, ValidationReport]:
+    """Coerce every present table to the contract and check all rules; never raises on bad data."""
+    issues: list[Issue] = []
+    checked: dict[str, pd.DataFrame] = {}
+    complete = True
+    for name, frame in tables.present():
+        model = TABLE_MODELS[name]
+        schema = model.to_schema()
+        missing = [c for c, spec in schema.columns.items() if spec.required and c not in frame]
+        if missing:
+            complete = False
+            issues.extend(Issue(name, c, "required column present", len(frame)) for c in missing)
+            checked[name] = frame
+            continue
+        coerced, parse_issues, unparsed = coerce_table(name, frame, model)
+        validated, rule_issues = schema_issues(name, coerced, model, unparsed)
+        issues.extend(parse_issues + rule_issues)
+        checked[name] = validated
+    if complete:
+        issues.extend(foreign_key_issues(checked))
+        issues.extend(timing_issues(checked))
+        issues.extend(completeness_warnings(checked))
+    report = ValidationReport(tuple(issues), {name: len(frame) for name, frame in checked.items()})
+    return CrmTables.from_dict(checked), report
+
+
+def require_valid(tables: CrmTables, source: str = "the export") -> CrmTables:
+    """Validated tables, or a ContractError listing every error."""
+    validated, report = validate_tables(tables)
+    if not report.ok:
+        raise ContractError(report, source)
+    return validated

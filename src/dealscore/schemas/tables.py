@@ -1,0 +1,216 @@
+"""The input data contract: one Pandera model per CRM table (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+from typing import Annotated, Iterator, Optional
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+# All times are UTC; microseconds are pandas 3's native resolution for parsed timestamps.
+UtcTimestamp = Annotated[pd.DatetimeTZDtype, "us", "UTC"]
+TIMESTAMP_DTYPE = pd.DatetimeTZDtype("us", "UTC")
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+    NO_DECISION = "no_decision"
+
+
+class ActivityType(StrEnum):
+    EMAIL = "email"
+    CALL = "call"
+    MEETING = "meeting"
+    DEMO = "demo"
+    OTHER = "other"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    UNKNOWN = "unknown"
+
+
+class Seniority(StrEnum):
+    EXECUTIVE = "executive"
+    VP = "vp"
+    DIRECTOR = "director"
+    MANAGER = "manager"
+    INDIVIDUAL = "individual"
+
+
+class ContactRole(StrEnum):
+    DECISION_MAKER = "decision_maker"
+    CHAMPION = "champion"
+    INFLUENCER = "influencer"
+    USER = "user"
+
+
+class ForecastCategory(StrEnum):
+    COMMIT = "commit"
+    BEST_CASE = "best_case"
+    PIPELINE = "pipeline"
+    OMITTED = "omitted"
+
+
+# A stage-history row logged at the moment a deal closes may carry CRM's own "closed" category.
+HISTORY_FORECAST_CATEGORIES = [*ForecastCategory, "closed"]
+
+
+def values(enum: type[StrEnum]) -> list[str]:
+    """The allowed string values of an enum."""
+    return [member.value for member in enum]
+
+
+class _Contract(pa.DataFrameModel):
+    class Config:
+        coerce = True
+        strict = False  # extra columns (custom ICP attributes, CRM fields) are kept
+
+
+class Opportunities(_Contract):
+    """One row per deal, its current state as of the export."""
+
+    opportunity_id: Series[str] = pa.Field(unique=True)
+    created_at: Series[UtcTimestamp]
+    status: Series[str] = pa.Field(isin=values(Status))
+    closed_at: Series[UtcTimestamp] = pa.Field(nullable=True)
+    account_id: Optional[Series[str]] = pa.Field(nullable=True)
+    owner_id: Optional[Series[str]] = pa.Field(nullable=True)
+    amount: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
+    close_date: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
+    stage: Optional[Series[str]] = pa.Field(nullable=True)
+    product: Optional[Series[str]] = pa.Field(nullable=True)
+    lead_source: Optional[Series[str]] = pa.Field(nullable=True)
+    deal_type: Optional[Series[str]] = pa.Field(nullable=True)
+    loss_reason: Optional[Series[str]] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="closed_at_set_iff_closed")
+    def closed_at_set_iff_closed(cls, df: pd.DataFrame) -> Series[bool]:
+        return df[cls.closed_at].isna() == (df[cls.status] == Status.OPEN)
+
+    @pa.dataframe_check(name="closed_at_not_before_created_at")
+    def closed_after_created(cls, df: pd.DataFrame) -> Series[bool]:
+        # An unparseable created_at is reported on its own; don't report it twice.
+        unknown = df[cls.closed_at].isna() | df[cls.created_at].isna()
+        return unknown | (df[cls.closed_at] >= df[cls.created_at])
+
+
+class Accounts(_Contract):
+    account_id: Series[str] = pa.Field(unique=True)
+    industry: Optional[Series[str]] = pa.Field(nullable=True)
+    employees: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
+    annual_revenue: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
+    country: Optional[Series[str]] = pa.Field(nullable=True)
+    region: Optional[Series[str]] = pa.Field(nullable=True)
+    created_at: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
+
+
+class StageHistory(_Contract):
+    """Each row is the deal's state from changed_at on."""
+
+    opportunity_id: Series[str]
+    changed_at: Series[UtcTimestamp]
+    stage: Series[str]
+    amount: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
+    close_date: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
+    forecast_category: Optional[Series[str]] = pa.Field(
+        isin=HISTORY_FORECAST_CATEGORIES, nullable=True
+    )
+    probability: Optional[Series[float]] = pa.Field(ge=0, le=1, nullable=True)
+
+
+class Activities(_Contract):
+    occurred_at: Series[UtcTimestamp]
+    type: Series[str] = pa.Field(isin=values(ActivityType))
+    opportunity_id: Optional[Series[str]] = pa.Field(nullable=True)
+    account_id: Optional[Series[str]] = pa.Field(nullable=True)
+    activity_id: Optional[Series[str]] = pa.Field(unique=True, nullable=True)
+    contact_id: Optional[Series[str]] = pa.Field(nullable=True)
+    direction: Optional[Series[str]] = pa.Field(isin=values(Direction), nullable=True)
+
+    @pa.dataframe_check(name="linked_to_opportunity_or_account")
+    def linked(cls, df: pd.DataFrame) -> Series[bool]:
+        linked = pd.Series(False, index=df.index)
+        for column in (cls.opportunity_id, cls.account_id):
+            if column in df:
+                linked |= df[column].notna()
+        return linked
+
+
+class Contacts(_Contract):
+    contact_id: Series[str] = pa.Field(unique=True)
+    account_id: Series[str]
+    title: Optional[Series[str]] = pa.Field(nullable=True)
+    seniority: Optional[Series[str]] = pa.Field(isin=values(Seniority), nullable=True)
+    role: Optional[Series[str]] = pa.Field(isin=values(ContactRole), nullable=True)
+
+
+class Forecasts(_Contract):
+    opportunity_id: Series[str]
+    submitted_at: Series[UtcTimestamp]
+    forecast_category: Series[str] = pa.Field(isin=values(ForecastCategory))
+    probability: Optional[Series[float]] = pa.Field(ge=0, le=1, nullable=True)
+    amount: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
+    period: Optional[Series[str]] = pa.Field(nullable=True)
+
+
+class Owners(_Contract):
+    owner_id: Series[str] = pa.Field(unique=True)
+    team: Optional[Series[str]] = pa.Field(nullable=True)
+    manager_id: Optional[Series[str]] = pa.Field(nullable=True)
+    region: Optional[Series[str]] = pa.Field(nullable=True)
+    hired_at: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
+
+
+TABLE_MODELS: dict[str, type[_Contract]] = {
+    "opportunities": Opportunities,
+    "accounts": Accounts,
+    "stage_history": StageHistory,
+    "activities": Activities,
+    "contacts": Contacts,
+    "forecasts": Forecasts,
+    "owners": Owners,
+}
+TABLE_NAMES: tuple[str, ...] = tuple(TABLE_MODELS)
+
+
+@dataclass(frozen=True)
+class CrmTables:
+    """A CRM export in contract form; only opportunities is mandatory."""
+
+    opportunities: pd.DataFrame
+    accounts: pd.DataFrame | None = None
+    stage_history: pd.DataFrame | None = None
+    activities: pd.DataFrame | None = None
+    contacts: pd.DataFrame | None = None
+    forecasts: pd.DataFrame | None = None
+    owners: pd.DataFrame | None = None
+
+    def present(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """(name, frame) for each table the export has, in contract order."""
+        for field in fields(self):
+            frame = getattr(self, field.name)
+            if frame is not None:
+                yield field.name, frame
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        return getattr(self, name)
+
+    def with_tables(self, **frames: pd.DataFrame | None) -> CrmTables:
+        """A copy with some tables replaced."""
+        return replace(self, **frames)
+
+    @classmethod
+    def from_dict(cls, frames: dict[str, pd.DataFrame]) -> CrmTables:
+        unknown = set(frames) - set(TABLE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown table(s) {sorted(unknown)}; the contract has {TABLE_NAMES}")
+        if "opportunities" not in frames:
+            raise ValueError("the export has no 'opportunities' table, the one mandatory table")
+        return cls(**frames)

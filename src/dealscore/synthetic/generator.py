@@ -1,0 +1,207 @@
+"""A realistic synthetic CRM: all seven contract tables plus a truth file (docs/synthetic.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from dealscore.schemas.tables import (
+    TIMESTAMP_DTYPE,
+    Activities,
+    CrmTables,
+    Forecasts,
+    Opportunities,
+    StageHistory,
+    Status,
+)
+from dealscore.synthetic.deals import (
+    CLOSED_LOST,
+    CLOSED_WON,
+    DEAL_TYPE_EFFECT,
+    LEAD_SOURCE_EFFECT,
+    PRODUCTS,
+    STAGE_FORECAST,
+    STAGE_PROBABILITY,
+    STAGES,
+    Calendar,
+    draw_deals,
+    stage_events,
+)
+from dealscore.synthetic.engagement import ACTIVITY_TYPES, DIRECTIONS, activities, forecasts
+from dealscore.synthetic.world import build_world, ids
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """The knobs of the generative story; the same settings and seed give the same CRM."""
+
+    deals: int = 20_000
+    seed: int = 0
+    export_date: pd.Timestamp = pd.Timestamp("2026-01-01", tz="UTC")
+    years: float = 3.0
+    deals_per_account: float = 6.0
+    deals_per_rep: float = 250.0
+    activities_per_deal: float = 20.0
+    heroic_share: float = 0.03
+    yearly_growth: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.deals < 10:
+            raise ValueError(f"deals must be at least 10, got {self.deals}")
+        if self.years <= 0:
+            raise ValueError(f"years must be positive, got {self.years}")
+        if not 0 <= self.heroic_share < 0.5:
+            raise ValueError(f"heroic_share must be in [0, 0.5), got {self.heroic_share}")
+        stamp = pd.Timestamp(self.export_date)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        object.__setattr__(self, "export_date", stamp)
+
+
+@dataclass(frozen=True)
+class SyntheticCrm:
+    tables: CrmTables
+    truth: pd.DataFrame  # per deal: latent win probability and more; never read by the pipeline
+
+
+def _timestamps(start: pd.Timestamp, days: np.ndarray) -> pd.Series:
+    """Float days since start as microsecond UTC timestamps (NaN stays NaT)."""
+    micros = np.round(np.asarray(days, dtype=float) * 86_400e6)
+    ok = np.isfinite(micros)
+    values = np.where(ok, micros, 0).astype(np.int64) + start.value // 1000
+    out = pd.Series(values.astype("datetime64[us]")).dt.tz_localize("UTC")
+    return out.where(ok).astype(TIMESTAMP_DTYPE)
+
+
+def _silent(message: str) -> None:
+    """Default progress callback: say nothing."""
+
+
+def generate_crm(settings: GeneratorSettings, progress: Callable[[str], None] = _silent) -> SyntheticCrm:
+    """Draw a whole CRM export as of `settings.export_date`; vectorised throughout."""
+    rng = np.random.default_rng(settings.seed)
+    horizon = settings.years * 365.0
+    start = (settings.export_date - pd.Timedelta(days=horizon)).floor("D")
+    horizon = (settings.export_date - start) / pd.Timedelta(days=1)
+    calendar = Calendar.build(start, horizon)
+    n = settings.deals
+    progress(f"accounts, reps and contacts for {n:,} deals")
+    world = build_world(
+        rng,
+        n_accounts=max(20, int(n / settings.deals_per_account)),
+        n_reps=max(8, int(n / settings.deals_per_rep)),
+        start=start,
+    )
+    deals = draw_deals(rng, world, n, horizon, calendar, settings.heroic_share, settings.yearly_growth)
+    progress("stage history: stages, regressions, slips, discounts")
+    events = stage_events(rng, deals, start, calendar)
+    progress("activities")
+    acts = activities(rng, deals, world, horizon, settings.activities_per_deal)
+    progress(f"weekly rep forecasts ({len(acts):,} activities so far)")
+    reps = forecasts(rng, deals, world, events, start, horizon, calendar)
+    progress("assembling contract tables")
+
+    opp_ids = ids("OPP", n, 8)
+    is_open = deals.closed >= horizon
+    history = events[events["t"] < horizon]
+    current = history.drop_duplicates("deal", keep="last").set_index("deal")
+    stage_names = np.array([*STAGES, CLOSED_WON, CLOSED_LOST])
+    status_names = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
+    status = np.where(is_open, Status.OPEN.value, status_names[deals.outcome])
+
+    account_ids = world.accounts["account_id"].to_numpy()
+    opportunities = pd.DataFrame(
+        {
+            Opportunities.opportunity_id: opp_ids,
+            Opportunities.created_at: _timestamps(start, deals.created),
+            Opportunities.status: status,
+            Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, deals.closed)),
+            Opportunities.account_id: account_ids[deals.account],
+            Opportunities.owner_id: world.rep_ids.to_numpy()[deals.owner],
+            Opportunities.amount: current["amount"].to_numpy(),
+            Opportunities.close_date: _timestamps(start, current["close_day"].to_numpy()),
+            Opportunities.stage: stage_names[current["stage"].to_numpy()],
+            Opportunities.product: np.array(list(PRODUCTS))[deals.product],
+            Opportunities.lead_source: np.array(list(LEAD_SOURCE_EFFECT))[deals.lead_source],
+            Opportunities.deal_type: np.array(list(DEAL_TYPE_EFFECT))[deals.deal_type],
+            Opportunities.loss_reason: np.where(is_open, None, deals.loss_reason),
+        }
+    )
+    opportunities[Opportunities.loss_reason] = opportunities[Opportunities.loss_reason].astype("str")
+
+    stage_code = history["stage"].to_numpy()
+    is_closing = stage_code >= len(STAGES)
+    stage_history = pd.DataFrame(
+        {
+            StageHistory.opportunity_id: opp_ids.to_numpy()[history["deal"].to_numpy()],
+            StageHistory.changed_at: _timestamps(start, history["t"].to_numpy()),
+            StageHistory.stage: stage_names[stage_code],
+            StageHistory.amount: history["amount"].to_numpy(),
+            StageHistory.close_date: _timestamps(start, history["close_day"].to_numpy()),
+            StageHistory.forecast_category: np.where(
+                is_closing,
+                np.where(stage_code == len(STAGES), "closed", "omitted"),
+                STAGE_FORECAST[np.minimum(stage_code, len(STAGES) - 1)],
+            ),
+            StageHistory.probability: np.where(
+                is_closing,
+                (stage_code == len(STAGES)).astype(float),
+                STAGE_PROBABILITY[np.minimum(stage_code, len(STAGES) - 1)],
+            ),
+        }
+    )
+
+    acts = acts.sort_values("t", kind="stable", ignore_index=True)
+    deal_of = acts["deal"].to_numpy()
+    contact_of = acts["contact"].to_numpy()
+    activity_frame = pd.DataFrame(
+        {
+            Activities.activity_id: ids("ACT", len(acts), 9),
+            Activities.occurred_at: _timestamps(start, acts["t"].to_numpy()),
+            Activities.type: ACTIVITY_TYPES[acts["type"].to_numpy()],
+            Activities.opportunity_id: pd.Series(opp_ids.to_numpy()[np.maximum(deal_of, 0)]).where(deal_of >= 0),
+            Activities.account_id: account_ids[acts["account"].to_numpy()],
+            Activities.contact_id: pd.Series(world.contact_ids.to_numpy()[np.maximum(contact_of, 0)]).where(contact_of >= 0),
+            Activities.direction: DIRECTIONS[acts["direction"].to_numpy()],
+        }
+    )
+
+    forecast_frame = pd.DataFrame(
+        {
+            Forecasts.opportunity_id: opp_ids.to_numpy()[reps["deal"].to_numpy()],
+            Forecasts.submitted_at: _timestamps(start, reps["t"].to_numpy()),
+            Forecasts.forecast_category: reps["forecast_category"].to_numpy(),
+            Forecasts.probability: reps["probability"].to_numpy(),
+            Forecasts.amount: reps["amount"].to_numpy(),
+            Forecasts.period: reps["period"].to_numpy(),
+        }
+    )
+
+    truth = pd.DataFrame(
+        {
+            "opportunity_id": opp_ids,
+            "p_win": deals.p_win,
+            "icp_fit": deals.icp_fit,
+            "champion": deals.champion,
+            "competition": deals.competition,
+            "engagement": deals.engagement,
+            "heroic": deals.heroic,
+            "eventual_status": status_names[deals.outcome],
+            "eventual_closed_at": _timestamps(start, deals.closed),
+        }
+    )
+    tables = CrmTables(
+        opportunities=opportunities,
+        accounts=world.accounts.assign(created_at=lambda f: f["created_at"].astype(TIMESTAMP_DTYPE)),
+        stage_history=stage_history,
+        activities=activity_frame,
+        contacts=world.contacts,
+        forecasts=forecast_frame,
+        owners=world.owners.assign(hired_at=lambda f: f["hired_at"].astype(TIMESTAMP_DTYPE)),
+    )
+    return SyntheticCrm(tables, truth)
+
+
+__all__ = ["GeneratorSettings", "SyntheticCrm", "generate_crm"]
