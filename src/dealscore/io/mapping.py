@@ -8,7 +8,8 @@ read through a `Source` (files or SQL), so the mapping itself knows nothing abou
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +41,13 @@ def _norm(value: Any) -> str:
 def _normalised(values: pd.Series) -> pd.Series:
     text = values.astype("str").str.strip().str.lower()
     return text.replace({"1": "true", "yes": "true", "0": "false", "no": "false", "1.0": "true", "0.0": "false"})
+
+
+def _contains(text: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
+    """Regex search per value; users' patterns may have groups, which only matter to extract."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
+        return text.str.contains(pattern, na=False)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -124,6 +132,11 @@ class ColumnSpec:
             otherwise=spec.get("else"),
         )
 
+    def for_columns(self, columns: set[str]) -> ColumnSpec:
+        """This spec with a coalesce list cut to the columns the source has (one is enough)."""
+        present = tuple(s for s in self.sources if s in columns)
+        return replace(self, sources=present) if present else self
+
     def needs(self) -> set[str]:
         """Source columns this spec reads."""
         needed = set(self.sources)
@@ -146,7 +159,7 @@ class ColumnSpec:
         else:
             out = pd.Series(self.constant, index=frame.index, dtype="object")
         if self.match is not None:
-            out = out.where(out.astype("str").str.contains(self.match, na=False))
+            out = out.where(_contains(out.astype("str"), self.match))
         if self.patterns:
             out = self._classify(out)
         elif self.values is not None:
@@ -167,7 +180,7 @@ class ColumnSpec:
         text = values.astype("str")
         out = pd.Series(self.other, index=values.index, dtype="object")
         for label, pattern in reversed(self.patterns):
-            out = out.mask(text.str.contains(pattern, na=False), label)
+            out = out.mask(_contains(text, pattern), label)
         return out.where(values.notna(), self.default)
 
 
@@ -304,8 +317,10 @@ def _apply_part(table: str, part: TablePart, read: ReadSource, notes: list[str])
         frame = frame[part.where.mask(frame)]
     out = {}
     required = {c for c, s in TABLE_MODELS[table].to_schema().columns.items() if s.required}
+    available = set(frame.columns)
     for spec in part.columns:
-        missing = spec.needs() - set(frame.columns)
+        spec = spec.for_columns(available)
+        missing = spec.needs() - available
         if missing:
             note = f"{table}.{spec.target}: source column(s) {sorted(missing)} not in {part.source!r}"
             if spec.target in required:

@@ -133,7 +133,9 @@ def to_strings(values: pd.Series) -> pd.Series:
         if (whole == np.floor(whole)).all():
             values = values.astype("Int64")
     if pd.api.types.is_string_dtype(values.dtype):
-        return values.astype("str").where(values != "")
+        values = values.astype("str")
+        blank = values == ""
+        return values.where(~blank) if blank.any() else values  # no copy in the common case
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.map({True: "true", False: "false"}).astype("str")
     return values.astype("str").where(values.notna())

@@ -1,0 +1,85 @@
+"""Shared fixtures: small, valid CRM exports built through the contract schemas."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dealscore.schemas import (
+    Accounts,
+    Activities,
+    Contacts,
+    CrmTables,
+    Forecasts,
+    Opportunities,
+    Owners,
+    StageHistory,
+)
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+MAVEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm"
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.fixture
+def tables() -> CrmTables:
+    """A tiny export touching all seven tables; every rule holds."""
+    return CrmTables(
+        opportunities=pd.DataFrame(
+            {
+                Opportunities.opportunity_id: ["O1", "O2", "O3"],
+                Opportunities.created_at: [ts("2025-01-01"), ts("2025-02-01"), ts("2025-03-01")],
+                Opportunities.status: ["won", "lost", "open"],
+                Opportunities.closed_at: [ts("2025-03-01"), ts("2025-04-01"), pd.NaT],
+                Opportunities.account_id: ["A1", "A2", "A1"],
+                Opportunities.owner_id: ["U1", "U2", "U1"],
+                Opportunities.amount: [1000.0, 2500.0, 400.0],
+            }
+        ),
+        accounts=pd.DataFrame(
+            {Accounts.account_id: ["A1", "A2"], Accounts.industry: ["software", "retail"], Accounts.employees: [120, 40]}
+        ),
+        stage_history=pd.DataFrame(
+            {
+                StageHistory.opportunity_id: ["O1", "O1", "O2"],
+                StageHistory.changed_at: [ts("2025-01-01"), ts("2025-03-01"), ts("2025-02-01")],
+                StageHistory.stage: ["prospecting", "closed_won", "prospecting"],
+            }
+        ),
+        activities=pd.DataFrame(
+            {
+                Activities.occurred_at: [ts("2025-01-05"), ts("2025-02-10")],
+                Activities.type: ["email", "meeting"],
+                Activities.opportunity_id: ["O1", None],
+                Activities.account_id: ["A1", "A2"],
+                Activities.contact_id: ["C1", "C2"],
+                Activities.direction: ["inbound", "outbound"],
+            }
+        ),
+        contacts=pd.DataFrame(
+            {Contacts.contact_id: ["C1", "C2"], Contacts.account_id: ["A1", "A2"], Contacts.seniority: ["vp", None]}
+        ),
+        forecasts=pd.DataFrame(
+            {
+                Forecasts.opportunity_id: ["O1", "O3"],
+                Forecasts.submitted_at: [ts("2025-02-07"), ts("2025-03-07")],
+                Forecasts.forecast_category: ["commit", "pipeline"],
+                Forecasts.probability: [0.8, None],
+            }
+        ),
+        owners=pd.DataFrame({Owners.owner_id: ["U1", "U2", "M1"], Owners.manager_id: ["M1", "M1", None]}),
+    )
+
+
+@pytest.fixture
+def maven_dir() -> Path:
+    if not MAVEN_DIR.is_dir():
+        pytest.skip(f"the Maven CRM sample is not at {MAVEN_DIR}")
+    return MAVEN_DIR

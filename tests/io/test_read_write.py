@@ -1,0 +1,133 @@
+"""Reading exports from folders and SQL databases, and writing contract tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from dealscore.io import SourceError, read_export, write_tables
+from dealscore.schemas import validate_tables
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_written_tables_read_back_identically(tables, tmp_path, fmt):
+    # given
+    valid, _ = validate_tables(tables)
+    # when
+    write_tables(valid, tmp_path, fmt)
+    again, report = validate_tables(read_export(tmp_path).tables)
+    # then
+    assert report.ok, report.to_text()
+    for name, frame in valid.present():
+        pd.testing.assert_frame_equal(again.get(name), frame, check_dtype=False)
+        assert again.get(name).dtypes.astype(str).tolist() == frame.dtypes.astype(str).tolist()
+
+
+def test_rewrite_removes_stale_tables_and_leaves_no_temp_files(tables, tmp_path):
+    write_tables(tables, tmp_path, "csv")
+    write_tables(tables.with_tables(forecasts=None, owners=None), tmp_path, "parquet")
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert "forecasts.csv" not in files and "owners.parquet" not in files
+    assert files == sorted(f"{n}.parquet" for n in ["opportunities", "accounts", "stage_history", "activities", "contacts"])
+
+
+def test_csv_keeps_text_as_text(tmp_path):
+    # "NA" is North America and "007" an id, not a missing value and a number.
+    pd.DataFrame({"opportunity_id": ["007"], "created_at": ["2025-01-01"], "status": ["open"], "closed_at": [""], "stage": ["NA"]}).to_csv(
+        tmp_path / "opportunities.csv", index=False
+    )
+    frame = read_export(tmp_path).tables.opportunities
+    assert frame.loc[0, "opportunity_id"] == "007" and frame.loc[0, "stage"] == "NA"
+    assert pd.isna(frame.loc[0, "closed_at"])
+
+
+def test_sqlite_database_with_case_insensitive_names(tables, tmp_path):
+    # given an export loaded into SQLite, with dates stored as text
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = sa.create_engine(url)
+    tables.opportunities.to_sql("Opportunities", engine, index=False)
+    tables.accounts.to_sql("accounts", engine, index=False)
+    engine.dispose()
+    # when
+    export = read_export(url)
+    validated, report = validate_tables(export.tables)
+    # then
+    assert report.ok, report.to_text()
+    assert validated.opportunities["opportunity_id"].tolist() == ["O1", "O2", "O3"]
+    assert validated.accounts is not None and validated.stage_history is None
+
+
+def test_unreachable_or_wrong_sources_are_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="no such folder"):
+        read_export(tmp_path / "nope")
+    with pytest.raises(SourceError, match="no opportunities table.*--mapping"):
+        read_export(tmp_path)
+    with pytest.raises(SourceError, match="cannot connect"):
+        read_export(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    with pytest.raises(SourceError, match="not a database URL"):
+        read_export("not a url://")
+
+
+def test_salesforce_preset_on_a_standard_export(tmp_path):
+    # given a tiny export with Salesforce's standard objects and field API names
+    frames = {
+        "Opportunity": pd.DataFrame(
+            {
+                "Id": ["0061", "0062", "0063"],
+                "AccountId": ["0011", "0011", "0012"],
+                "OwnerId": ["0051", "0051", "0052"],
+                "Amount": ["1000", "2000", ""],
+                "CloseDate": ["2025-03-01", "2025-04-01", "2025-06-30"],
+                "StageName": ["Closed Won", "Closed Lost", "Negotiation"],
+                "IsClosed": ["true", "true", "false"],
+                "IsWon": ["true", "false", "false"],
+                "CreatedDate": ["2025-01-01T09:00:00.000Z", "2025-01-10T09:00:00.000Z", "2025-02-01T09:00:00.000Z"],
+                "Type": ["New Business", "Existing Business", "New Business"],
+                "LeadSource": ["Web", "Partner", "Web"],
+            }
+        ),
+        "Account": pd.DataFrame({"Id": ["0011", "0012"], "Industry": ["Technology", "Retail"], "NumberOfEmployees": ["250", "40"]}),
+        "OpportunityHistory": pd.DataFrame(
+            {
+                "OpportunityId": ["0061", "0061", "0063"],
+                "CreatedDate": ["2025-01-01T09:00:00.000Z", "2025-03-01T00:00:00.000Z", "2025-02-01T09:00:00.000Z"],
+                "StageName": ["Prospecting", "Closed Won", "Prospecting"],
+                "Amount": ["1000", "1000", "500"],
+                "CloseDate": ["2025-03-01", "2025-03-01", "2025-06-30"],
+                "Probability": ["10", "100", "10"],
+                "ForecastCategory": ["Pipeline", "Closed", "Forecast"],
+            }
+        ),
+        "Task": pd.DataFrame(
+            {
+                "Id": ["00T1", "00T2"],
+                "WhatId": ["0061", "0012"],
+                "WhoId": ["0031", ""],
+                "ActivityDate": ["2025-01-05", "2025-02-03"],
+                "TaskSubtype": ["Email", "Call"],
+                "CallType": ["", "Inbound"],
+            }
+        ),
+        "Event": pd.DataFrame({"Id": ["00U1"], "WhatId": ["0063"], "WhoId": ["0031"], "StartDateTime": ["2025-02-10T15:00:00.000Z"], "Type": ["Meeting"]}),
+        "Contact": pd.DataFrame({"Id": ["0031"], "AccountId": ["0011"], "Title": ["Chief Financial Officer"]}),
+        "User": pd.DataFrame({"Id": ["0051", "0052"], "ManagerId": ["", "0051"], "Department": ["Sales", "Sales"], "CreatedDate": ["2020-01-01T00:00:00.000Z", "2021-01-01T00:00:00.000Z"]}),
+    }
+    for name, frame in frames.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    # when
+    export = read_export(tmp_path, "salesforce")
+    tables, report = validate_tables(export.tables)
+    # then
+    assert report.ok, report.to_text()
+    assert tables.opportunities["status"].tolist() == ["won", "lost", "open"]
+    assert tables.opportunities["closed_at"].notna().tolist() == [True, True, False]
+    assert tables.stage_history["probability"].tolist() == [0.1, 1.0, 0.1]
+    assert tables.forecasts["forecast_category"].tolist() == ["pipeline", "commit"]
+    activities = tables.activities.sort_values("occurred_at")
+    assert activities["type"].tolist() == ["email", "call", "meeting"]
+    assert activities["direction"].tolist() == ["unknown", "inbound", "unknown"]
+    assert activities["opportunity_id"].isna().tolist() == [False, True, False]
+    assert activities["account_id"].tolist()[1] == "0012"
+    assert tables.contacts["seniority"].tolist() == ["executive"]
+    assert any("Division" in note for note in export.notes)  # no region on User: noted, not fatal

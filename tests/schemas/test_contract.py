@@ -1,0 +1,146 @@
+"""The data contract: each broken rule is named by table, column, rule, count and examples."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dealscore.schemas import (
+    ContractError,
+    CrmTables,
+    Opportunities,
+    Severity,
+    require_valid,
+    validate_tables,
+)
+
+
+def only_error(tables: CrmTables):
+    _, report = validate_tables(tables)
+    assert len(report.errors) == 1, report.to_text()
+    return report.errors[0]
+
+
+def error_for(tables: CrmTables, table: str, rule: str):
+    """The one error for a rule; other errors may follow from the same break (orphans, say)."""
+    _, report = validate_tables(tables)
+    found = [i for i in report.errors if i.table == table and i.rule == rule]
+    assert len(found) == 1, report.to_text()
+    return found[0]
+
+
+def with_opportunities(tables: CrmTables, **changes) -> CrmTables:
+    frame = tables.opportunities.copy()
+    for column, values in changes.items():
+        frame[column] = values
+    return tables.with_tables(opportunities=frame)
+
+
+def test_valid_export_passes_and_is_coerced(tables):
+    # given string dates and integer employee counts, as a CSV reader might produce
+    raw = tables.with_tables(
+        opportunities=tables.opportunities.assign(created_at=["2025-01-01", "2025-02-01T00:00:00Z", "2025-03-01"])
+    )
+    # when
+    validated, report = validate_tables(raw)
+    # then
+    assert report.ok and not report.issues, report.to_text()
+    assert str(validated.opportunities[Opportunities.created_at].dtype) == "datetime64[us, UTC]"
+    assert validated.accounts["employees"].dtype == "float64"
+    assert report.row_counts["opportunities"] == 3
+
+
+def test_missing_required_column(tables):
+    issue = only_error(tables.with_tables(opportunities=tables.opportunities.drop(columns="status")))
+    assert (issue.table, issue.column, issue.rule, issue.count) == ("opportunities", "status", "required column present", 3)
+
+
+def test_wrong_type(tables):
+    issue = only_error(with_opportunities(tables, amount=["1000", "a lot", "400"]))
+    assert (issue.table, issue.column, issue.rule, issue.count) == ("opportunities", "amount", "parseable as number", 1)
+    assert issue.examples == ("a lot",)
+
+
+def test_duplicate_id(tables):
+    issue = error_for(with_opportunities(tables, opportunity_id=["O1", "O1", "O3"]), "opportunities", "unique")
+    assert (issue.column, issue.count, issue.examples) == ("opportunity_id", 2, ("O1",))
+
+
+def test_closed_before_created(tables):
+    closed_at = [pd.Timestamp("2024-12-01", tz="UTC"), tables.opportunities.closed_at[1], pd.NaT]
+    issue = error_for(with_opportunities(tables, closed_at=closed_at), "opportunities", "closed_at_not_before_created_at")
+    assert issue.count == 1 and "closed_at" in issue.column and "O1" in issue.examples[0]
+
+
+def test_unknown_status(tables):
+    issue = only_error(with_opportunities(tables, status=["won", "maybe", "open"]))
+    assert issue.column == "status" and issue.rule.startswith("isin") and issue.examples == ("maybe",)
+
+
+def test_closed_at_must_match_status(tables):
+    issue = only_error(with_opportunities(tables, status=["won", "lost", "won"]))
+    assert issue.rule == "closed_at_set_iff_closed" and issue.count == 1 and "O3" in issue.examples[0]
+
+
+def test_orphan_foreign_key(tables):
+    issue = only_error(with_opportunities(tables, account_id=["A1", "A9", "A1"]))
+    assert (issue.table, issue.column, issue.count, issue.examples) == ("opportunities", "account_id", 1, ("A9",))
+    assert issue.rule == "foreign key: exists in accounts.account_id"
+
+
+def test_unparseable_date(tables):
+    issue = only_error(with_opportunities(tables, created_at=["2025-01-01", "31/02/2025", "2025-03-01"]))
+    assert (issue.column, issue.rule, issue.count, issue.examples) == ("created_at", "parseable as timestamp", 1, ("31/02/2025",))
+
+
+def test_stage_history_after_close(tables):
+    history = tables.stage_history.copy()
+    history.loc[1, "changed_at"] = pd.Timestamp("2025-03-02", tz="UTC")
+    issue = only_error(tables.with_tables(stage_history=history))
+    assert (issue.table, issue.column, issue.rule) == ("stage_history", "changed_at", "not after the deal closed")
+
+
+def test_activity_linked_to_nothing(tables):
+    activities = tables.activities.assign(opportunity_id=[None, None], account_id=[None, "A2"])
+    issue = only_error(tables.with_tables(activities=activities))
+    assert issue.rule == "linked_to_opportunity_or_account" and issue.count == 1
+
+
+def test_probability_out_of_range(tables):
+    forecasts = tables.forecasts.assign(probability=[80.0, None])
+    issue = only_error(tables.with_tables(forecasts=forecasts))
+    assert (issue.table, issue.column, issue.count) == ("forecasts", "probability", 1)
+
+
+def test_open_deal_without_account_is_only_a_warning(tables):
+    # given
+    broken = with_opportunities(tables, account_id=["A1", "A2", None])
+    # when
+    _, report = validate_tables(broken)
+    # then
+    assert report.ok
+    assert [(w.severity, w.rule, w.count) for w in report.warnings] == [(Severity.WARNING, "open deal has an account", 1)]
+
+
+def test_many_problems_are_all_reported(tables):
+    broken = with_opportunities(tables, status=["won", "maybe", "open"], amount=[-1.0, 2.0, 3.0])
+    _, report = validate_tables(broken)
+    assert {i.column for i in report.errors} == {"status", "amount"}
+    text = report.to_text()
+    assert "opportunities.status" in text and "opportunities.amount" in text and "2 errors" in text
+
+
+def test_only_opportunities_is_mandatory(tables):
+    _, report = validate_tables(CrmTables(opportunities=tables.opportunities))
+    assert report.ok
+
+
+def test_require_valid_raises_with_the_report(tables):
+    with pytest.raises(ContractError, match="opportunities.amount"):
+        require_valid(with_opportunities(tables, amount=[-5.0, 1.0, 1.0]))
+
+
+def test_input_frames_are_not_mutated(tables):
+    before = tables.opportunities.copy()
+    validate_tables(with_opportunities(tables, created_at=["2025-01-01", "2025-02-01", "2025-03-01"]))
+    pd.testing.assert_frame_equal(tables.opportunities, before)
