@@ -268,15 +268,17 @@ def stage_events(rng: np.random.Generator, deals: Deals, start: pd.Timestamp, ca
     rows.append(pd.DataFrame({"deal": r, "t": lo + 0.35 * (hi - lo), "stage": back_stage, "amount": np.nan, "close_day": np.nan}))
     rows.append(pd.DataFrame({"deal": r, "t": lo + 0.7 * (hi - lo), "stage": back_stage + 1, "amount": np.nan, "close_day": np.nan}))
 
-    # Close-date slips: the expected close date walks from the plan to the real close.
-    slips = np.where(planned < final_close, rng.poisson(np.select([outcome == WON, outcome == LOST], [0.6, 1.3], 2.2)), 0)
-    slips = np.minimum(slips, 5)
+    # Close-date slips: each pushes the expected close out by two to six weeks. Deals that
+    # will be lost or stall slip more often.
+    slips = rng.poisson(np.select([outcome == WON, outcome == LOST], [0.5, 1.2], 2.2))
+    slips = np.minimum(slips, 6)
     slips[deals.heroic] = np.maximum(slips[deals.heroic], 1)
     s_deal = np.repeat(np.arange(n), slips)
     s_rank = np.arange(len(s_deal)) - np.repeat(np.cumsum(slips) - slips, slips) + 1
     s_t = deals.created[s_deal] + duration[s_deal] * (0.15 + 0.8 * s_rank / (slips[s_deal] + 1))
-    s_close = planned[s_deal] + s_rank / slips[s_deal] * (final_close[s_deal] - planned[s_deal])
-    s_close = np.maximum(np.floor(s_close), np.floor(s_t) + 7)
+    pushed = np.cumsum(rng.uniform(14.0, 45.0, len(s_deal)))
+    pushed -= np.repeat(np.concatenate([[0.0], pushed])[np.cumsum(slips) - slips], slips)
+    s_close = np.maximum(np.floor(planned[s_deal] + pushed), np.floor(s_t) + 7)
     rows.append(pd.DataFrame({"deal": s_deal, "t": s_t, "stage": np.nan, "amount": np.nan, "close_day": s_close}))
 
     # Amount changes: upsizing mid-deal, discounting near the end, deep cuts for heroics.

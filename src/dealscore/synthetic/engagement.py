@@ -99,7 +99,7 @@ def forecasts(
     round up, and near a quarter end they push weak deals due this quarter into commit.
     Some reps sandbag (a negative bias in the world).
     """
-    first_friday = (FRIDAY - start.dayofweek) % 7 + 17 / 24
+    first_friday = (FRIDAY - start.day_of_week) % 7 + 17 / 24
     end = np.minimum(deals.closed, horizon)
     k_first = np.ceil((deals.created - first_friday) / 7.0).astype(np.int64)
     k_last = np.ceil((end - first_friday) / 7.0).astype(np.int64) - 1
@@ -119,7 +119,7 @@ def forecasts(
     truth = np.where(deals.outcome[deal] == WON, 1.0, -1.0)
     belief = (
         np.log(deals.p_win[deal] / (1 - deals.p_win[deal]))
-        + 0.5
+        + 0.9
         + world.owner_bias[deals.owner[deal]]
         + 2.0 * progress * truth
         + 1.2 * (STAGE_PROBABILITY[np.minimum(stage, 4)] - 0.3)

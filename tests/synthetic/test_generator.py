@@ -1,0 +1,175 @@
+"""The synthetic CRM is valid, reproducible, and tells the sales story it claims to tell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.schemas import validate_tables
+from dealscore.synthetic import GeneratorSettings, generate_crm
+
+EXPORT = pd.Timestamp("2026-07-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def crm():
+    generated = generate_crm(GeneratorSettings(deals=20_000, seed=11, export_date=EXPORT))
+    tables, report = validate_tables(generated.tables)
+    assert report.ok and not report.warnings, report.to_text()
+    return tables, generated.truth
+
+
+@pytest.fixture(scope="module")
+def deals(crm):
+    tables, truth = crm
+    return tables.opportunities.merge(truth, on="opportunity_id")
+
+
+def test_same_seed_same_crm_other_seed_other_crm():
+    settings = GeneratorSettings(deals=500, seed=5, export_date=EXPORT)
+    first, again = generate_crm(settings), generate_crm(settings)
+    for name, frame in first.tables.present():
+        pd.testing.assert_frame_equal(frame, again.tables.get(name))
+    other = generate_crm(GeneratorSettings(deals=500, seed=6, export_date=EXPORT))
+    assert not other.tables.opportunities["amount"].equals(first.tables.opportunities["amount"])
+
+
+def test_all_seven_tables_and_nothing_dated_at_or_after_the_export(crm):
+    tables, _ = crm
+    times = {
+        "opportunities": ["created_at", "closed_at"],
+        "stage_history": ["changed_at"],
+        "activities": ["occurred_at"],
+        "forecasts": ["submitted_at"],
+    }
+    assert len(list(tables.present())) == 7
+    for name, columns in times.items():
+        for column in columns:
+            assert (tables.get(name)[column].dropna() < EXPORT).all(), f"{name}.{column}"
+
+
+def test_outcomes_history_and_open_pipeline(deals):
+    status = deals["status"].value_counts(normalize=True)
+    assert set(status.index) == {"won", "lost", "no_decision", "open"}
+    closed = deals[deals["status"] != "open"]
+    assert 0.2 < (closed["status"] == "won").mean() < 0.5
+    assert 0.05 < status["open"] < 0.25
+    span = deals["created_at"].max() - deals["created_at"].min()
+    assert span > pd.Timedelta(days=2.5 * 365)
+    # the truth knows how open deals end; the export does not
+    assert (deals.loc[deals["status"] == "open", "eventual_status"] != "open").all()
+
+
+def test_hidden_icp_segments_win_far_more_often(crm, deals):
+    tables, _ = crm
+    closed = deals[deals["status"] != "open"].merge(tables.accounts, on="account_id")
+    won = closed["status"] == "won"
+    sweet = closed["industry"].isin(["software", "financial_services"]) & closed["employees"].between(200, 5000)
+    poor = closed["industry"].isin(["public_sector", "education"]) & (closed["employees"] < 50)
+    assert won[sweet].mean() > 2 * won[poor].mean()
+
+
+def test_outcomes_follow_latent_quality_not_noise(deals):
+    from sklearn.metrics import roc_auc_score
+
+    closed = deals[deals["status"] != "open"]
+    oracle = roc_auc_score(closed["status"] == "won", closed["p_win"])
+    assert 0.7 < oracle < 0.95
+
+
+def life_share(deals: pd.DataFrame, times: pd.DataFrame, column: str) -> pd.Series:
+    """Where in each closed deal's life (0 = created, 1 = closed) each row falls."""
+    joined = times.merge(deals[["opportunity_id", "created_at", "closed_at", "status"]], on="opportunity_id")
+    joined = joined[joined["status"] != "open"]
+    life = (joined["closed_at"] - joined["created_at"]) / pd.Timedelta(days=1)
+    return joined.assign(share=(joined[column] - joined["created_at"]) / pd.Timedelta(days=1) / life)
+
+
+def test_engagement_dies_before_a_loss_and_prospects_drive_good_deals(crm, deals):
+    tables, _ = crm
+    acts = life_share(deals, tables.activities.dropna(subset=["opportunity_id"]), "occurred_at")
+    late = acts.groupby("status")["share"].apply(lambda s: (s > 0.75).mean())
+    assert late["won"] > 1.5 * late["lost"]
+    inbound = acts.assign(inbound=acts["direction"] == "inbound").groupby("status")["inbound"].mean()
+    assert inbound["won"] > inbound["lost"] + 0.1
+
+
+def test_multithreading_and_late_senior_stakeholders_in_wins(crm, deals):
+    tables, _ = crm
+    acts = life_share(deals, tables.activities.dropna(subset=["opportunity_id", "contact_id"]), "occurred_at")
+    acts = acts.merge(tables.contacts[["contact_id", "seniority"]], on="contact_id")
+    threads = acts.groupby(["status", "opportunity_id"])["contact_id"].nunique().groupby("status").mean()
+    assert threads["won"] > threads["lost"]
+    late_senior = acts[acts["share"] > 0.55].assign(senior=lambda f: f["seniority"].isin(["executive", "vp"]))
+    by_status = late_senior.groupby("status")["senior"].mean()
+    assert by_status["won"] > by_status["lost"] + 0.1
+
+
+def test_stage_regressions_slips_and_late_entries(crm, deals):
+    tables, _ = crm
+    order = {s: i for i, s in enumerate(["prospecting", "qualification", "discovery", "proposal", "negotiation"])}
+    history = tables.stage_history.sort_values(["opportunity_id", "changed_at"])
+    history = history[~history["stage"].str.startswith("closed")]  # the closing row sets the real date
+    rank = history["stage"].map(order)
+    same_deal = history["opportunity_id"].eq(history["opportunity_id"].shift())
+    regressed = history.loc[same_deal & (rank < rank.shift()), "opportunity_id"].unique()
+    slipped = history.loc[same_deal & (history["close_date"] > history["close_date"].shift()), "opportunity_id"].unique()
+    closed = deals[deals["status"] != "open"].set_index("opportunity_id")
+    not_won = closed["status"] != "won"
+    assert not_won[closed.index.isin(regressed)].mean() > not_won.mean()
+    assert not_won[closed.index.isin(slipped)].mean() > not_won.mean()
+    first_stage = history.drop_duplicates("opportunity_id").set_index("opportunity_id")["stage"]
+    late_entry = closed.index.isin(first_stage[first_stage == "proposal"].index)
+    assert late_entry.sum() > 100 and not_won[late_entry].mean() > not_won[~late_entry].mean() + 0.1
+
+
+def test_heroic_wins_are_deep_late_discounts_over_a_quarter_end(crm, deals):
+    tables, _ = crm
+    heroic = deals[deals["heroic"] & (deals["status"] == "won")]
+    assert len(heroic) > 50
+    assert heroic["icp_fit"].mean() < deals["icp_fit"].mean()
+    # closed in the first days of a quarter
+    quarter_start = heroic["closed_at"].dt.tz_localize(None).dt.to_period("Q").dt.start_time.dt.tz_localize("UTC")
+    assert ((heroic["closed_at"] - quarter_start) < pd.Timedelta(days=11)).all()
+    # the amount was cut by at least 25% from its peak shortly before closing
+    history = tables.stage_history[tables.stage_history["opportunity_id"].isin(heroic["opportunity_id"])]
+    peak, final = history.groupby("opportunity_id")["amount"].max(), history.groupby("opportunity_id")["amount"].last()
+    assert ((final / peak) < 0.76).mean() > 0.95
+
+
+def test_rep_forecasts_are_weekly_optimistic_and_heroic_at_quarter_end(crm, deals):
+    tables, _ = crm
+    forecasts = tables.forecasts.merge(deals[["opportunity_id", "status"]], on="opportunity_id")
+    assert (forecasts["submitted_at"].dt.day_of_week == 4).all()
+    gaps = forecasts.sort_values("submitted_at").groupby("opportunity_id")["submitted_at"].diff().dropna()
+    assert (gaps == pd.Timedelta(days=7)).all()
+    closed = forecasts[forecasts["status"] != "open"]
+    said = closed["probability"].dropna().mean()
+    actual = (closed.loc[closed["probability"].notna(), "status"] == "won").mean()
+    assert said > actual + 0.05  # optimistic
+    assert closed.loc[closed["status"] == "lost", "forecast_category"].eq("commit").mean() > 0.05
+    quarter_end = forecasts["submitted_at"].dt.tz_localize(None).dt.to_period("Q").dt.end_time.dt.tz_localize("UTC")
+    near_end = (quarter_end - forecasts["submitted_at"]) < pd.Timedelta(days=21)
+    commit = forecasts["forecast_category"] == "commit"
+    assert commit[near_end].mean() > commit[~near_end].mean() + 0.05
+
+
+def test_truth_is_a_separate_frame_never_a_column_of_the_export(crm):
+    tables, truth = crm
+    assert truth["p_win"].between(0, 1).all() and len(truth) == len(tables.opportunities)
+    for _, frame in tables.present():
+        assert not {"p_win", "heroic", "champion", "eventual_status"} & set(frame.columns)
+
+
+@pytest.mark.parametrize("bad", [{"deals": 3}, {"years": 0}, {"heroic_share": 0.9}])
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        GeneratorSettings(**bad)
+
+
+def test_activity_volume_is_near_the_setting():
+    generated = generate_crm(GeneratorSettings(deals=2_000, seed=1, export_date=EXPORT, activities_per_deal=10))
+    per_deal = generated.tables.activities["opportunity_id"].notna().sum() / 2_000
+    assert 7 < per_deal < 11  # open deals' future activities are not in the export yet
+    assert np.isfinite(generated.tables.opportunities["amount"]).all()
