@@ -35,22 +35,29 @@ def activities(
     a = np.select([outcome == WON, outcome == LOST], [1.4, 1.0], 1.0)[deal]
     b = np.select([outcome == WON, outcome == LOST], [1.0, 1.7], 2.3)[deal]
     u = rng.beta(a, b)
+    del a, b
     t = deals.created[deal] + u * deals.duration[deal]
 
     e = deals.engagement[deal]
+    # Type shares: email, call, meeting (more in engaged deals), demo, other. Cumulative
+    # thresholds row by row, without an (activities x types) matrix.
     meeting = 0.07 + 0.14 * sigmoid(e)
-    shares = np.stack(
-        [0.55 - meeting, np.full_like(e, 0.22), meeting, np.full_like(e, 0.06), np.full_like(e, 0.06)],
-        axis=1,
-    )
-    kind = (rng.random(len(deal))[:, None] > np.cumsum(shares, axis=1)).sum(axis=1)
-    kind = np.minimum(kind, len(ACTIVITY_TYPES) - 1)
+    draw = rng.random(len(deal))
+    email_end = 0.55 - meeting
+    kind = (
+        (draw > email_end).astype(np.int8)
+        + (draw > email_end + 0.22)
+        + (draw > 0.77)
+        + (draw > 0.83)
+    ).astype(np.int8)
+    del meeting, draw, email_end
 
     # Prospect-initiated touches mark good deals; in losing deals they dry up over time.
     p_inbound = sigmoid(-0.9 + 0.8 * e + 0.4 * deals.champion[deal])
     p_inbound = np.where(outcome[deal] == WON, p_inbound, p_inbound * (1.0 - 0.6 * u))
-    direction = np.where(rng.random(len(deal)) < p_inbound, 1, 0)
-    direction = np.where(rng.random(len(deal)) < 0.04, 2, direction)
+    direction = (rng.random(len(deal)) < p_inbound).astype(np.int8)
+    direction[rng.random(len(deal)) < 0.04] = 2
+    del p_inbound, e
 
     # Who: good deals are multi-threaded; in wins, a senior stakeholder tends to appear late.
     account = deals.account[deal]
@@ -61,27 +68,38 @@ def activities(
     senior = (u > 0.55) & (rng.random(len(deal)) < p_senior)
     top = available - 1 - np.floor(rng.random(len(deal)) * np.minimum(2, available)).astype(np.int64)
     position = np.where(senior, top, position)
-    contact = world.contact_offset[account] + position
-    contact = np.where(rng.random(len(deal)) < 0.08, -1, contact)
+    contact = (world.contact_offset[account] + position).astype(np.int32)
+    contact[rng.random(len(deal)) < 0.08] = -1
+    del available, pool, position, p_senior, senior, top
 
     on_deal = pd.DataFrame(
-        {"deal": deal, "account": account, "t": t, "type": kind, "direction": direction, "contact": contact}
+        {
+            "deal": deal.astype(np.int32),
+            "account": account.astype(np.int32),
+            "t": t,
+            "type": kind,
+            "direction": direction,
+            "contact": contact,
+        }
     )
     # Account-level touches (newsletters, events) not tied to any deal.
     m = int(0.04 * len(deal))
+    del deal, account, t, kind, direction, contact, u
     n_accounts = len(world.contact_count)
     on_account = pd.DataFrame(
         {
-            "deal": np.full(m, -1),
-            "account": rng.integers(0, n_accounts, m),
+            "deal": np.full(m, -1, dtype=np.int32),
+            "account": rng.integers(0, n_accounts, m).astype(np.int32),
             "t": rng.uniform(0.0, horizon, m),
-            "type": np.where(rng.random(m) < 0.7, 0, 4),
-            "direction": np.zeros(m, dtype=np.int64),
-            "contact": np.full(m, -1),
+            "type": np.where(rng.random(m) < 0.7, 0, 4).astype(np.int8),
+            "direction": np.zeros(m, dtype=np.int8),
+            "contact": np.full(m, -1, dtype=np.int32),
         }
     )
     rows = pd.concat([on_deal, on_account], ignore_index=True)
-    return rows[rows["t"] < horizon]
+    del on_deal
+    rows = rows[rows["t"] < horizon]
+    return rows.sort_values("t", kind="stable", ignore_index=True)
 
 
 def forecasts(

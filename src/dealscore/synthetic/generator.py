@@ -27,11 +27,12 @@ from dealscore.synthetic.deals import (
     STAGE_PROBABILITY,
     STAGES,
     Calendar,
+    Deals,
     draw_deals,
     stage_events,
 )
 from dealscore.synthetic.engagement import ACTIVITY_TYPES, DIRECTIONS, activities, forecasts
-from dealscore.synthetic.world import build_world, ids
+from dealscore.synthetic.world import World, build_world, ids
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,17 @@ def _silent(message: str) -> None:
     """Default progress callback: say nothing."""
 
 
+def _labels(categories: np.ndarray | pd.Series, codes: np.ndarray) -> pd.Series:
+    """A string column from integer codes (-1 is missing), with no Python object per row."""
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories)).astype("str")
+
+
 def generate_crm(settings: GeneratorSettings, progress: Callable[[str], None] = _silent) -> SyntheticCrm:
-    """Draw a whole CRM export as of `settings.export_date`; vectorised throughout."""
+    """Draw a whole CRM export as of `settings.export_date`; vectorised throughout.
+
+    Each intermediate becomes its contract table as soon as it is drawn and is then dropped,
+    which keeps 1M deals (about 20M activities) within a few GiB.
+    """
     rng = np.random.default_rng(settings.seed)
     horizon = settings.years * 365.0
     start = (settings.export_date - pd.Timedelta(days=horizon)).floor("D")
@@ -95,82 +105,23 @@ def generate_crm(settings: GeneratorSettings, progress: Callable[[str], None] = 
         start=start,
     )
     deals = draw_deals(rng, world, n, horizon, calendar, settings.heroic_share, settings.yearly_growth)
+    opp_ids = ids("OPP", n, 8)
+
     progress("stage history: stages, regressions, slips, discounts")
     events = stage_events(rng, deals, start, calendar)
+    opportunities, stage_history = _deal_tables(deals, events, world, opp_ids, start, horizon)
+
     progress("activities")
     acts = activities(rng, deals, world, horizon, settings.activities_per_deal)
-    progress(f"weekly rep forecasts ({len(acts):,} activities so far)")
+    activity_frame = _activity_table(acts, world, opp_ids, start)
+    del acts
+
+    progress(f"weekly rep forecasts ({len(activity_frame):,} activities)")
     reps = forecasts(rng, deals, world, events, start, horizon, calendar)
-    progress("assembling contract tables")
-
-    opp_ids = ids("OPP", n, 8)
-    is_open = deals.closed >= horizon
-    history = events[events["t"] < horizon]
-    current = history.drop_duplicates("deal", keep="last").set_index("deal")
-    stage_names = np.array([*STAGES, CLOSED_WON, CLOSED_LOST])
-    status_names = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
-    status = np.where(is_open, Status.OPEN.value, status_names[deals.outcome])
-
-    account_ids = world.accounts["account_id"].to_numpy()
-    opportunities = pd.DataFrame(
-        {
-            Opportunities.opportunity_id: opp_ids,
-            Opportunities.created_at: _timestamps(start, deals.created),
-            Opportunities.status: status,
-            Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, deals.closed)),
-            Opportunities.account_id: account_ids[deals.account],
-            Opportunities.owner_id: world.rep_ids.to_numpy()[deals.owner],
-            Opportunities.amount: current["amount"].to_numpy(),
-            Opportunities.close_date: _timestamps(start, current["close_day"].to_numpy()),
-            Opportunities.stage: stage_names[current["stage"].to_numpy()],
-            Opportunities.product: np.array(list(PRODUCTS))[deals.product],
-            Opportunities.lead_source: np.array(list(LEAD_SOURCE_EFFECT))[deals.lead_source],
-            Opportunities.deal_type: np.array(list(DEAL_TYPE_EFFECT))[deals.deal_type],
-            Opportunities.loss_reason: np.where(is_open, None, deals.loss_reason),
-        }
-    )
-    opportunities[Opportunities.loss_reason] = opportunities[Opportunities.loss_reason].astype("str")
-
-    stage_code = history["stage"].to_numpy()
-    is_closing = stage_code >= len(STAGES)
-    stage_history = pd.DataFrame(
-        {
-            StageHistory.opportunity_id: opp_ids.to_numpy()[history["deal"].to_numpy()],
-            StageHistory.changed_at: _timestamps(start, history["t"].to_numpy()),
-            StageHistory.stage: stage_names[stage_code],
-            StageHistory.amount: history["amount"].to_numpy(),
-            StageHistory.close_date: _timestamps(start, history["close_day"].to_numpy()),
-            StageHistory.forecast_category: np.where(
-                is_closing,
-                np.where(stage_code == len(STAGES), "closed", "omitted"),
-                STAGE_FORECAST[np.minimum(stage_code, len(STAGES) - 1)],
-            ),
-            StageHistory.probability: np.where(
-                is_closing,
-                (stage_code == len(STAGES)).astype(float),
-                STAGE_PROBABILITY[np.minimum(stage_code, len(STAGES) - 1)],
-            ),
-        }
-    )
-
-    acts = acts.sort_values("t", kind="stable", ignore_index=True)
-    deal_of = acts["deal"].to_numpy()
-    contact_of = acts["contact"].to_numpy()
-    activity_frame = pd.DataFrame(
-        {
-            Activities.activity_id: ids("ACT", len(acts), 9),
-            Activities.occurred_at: _timestamps(start, acts["t"].to_numpy()),
-            Activities.type: ACTIVITY_TYPES[acts["type"].to_numpy()],
-            Activities.opportunity_id: pd.Series(opp_ids.to_numpy()[np.maximum(deal_of, 0)]).where(deal_of >= 0),
-            Activities.account_id: account_ids[acts["account"].to_numpy()],
-            Activities.contact_id: pd.Series(world.contact_ids.to_numpy()[np.maximum(contact_of, 0)]).where(contact_of >= 0),
-            Activities.direction: DIRECTIONS[acts["direction"].to_numpy()],
-        }
-    )
-
+    del events
     forecast_frame = pd.DataFrame(
         {
-            Forecasts.opportunity_id: opp_ids.to_numpy()[reps["deal"].to_numpy()],
+            Forecasts.opportunity_id: _labels(opp_ids, reps["deal"].to_numpy()),
             Forecasts.submitted_at: _timestamps(start, reps["t"].to_numpy()),
             Forecasts.forecast_category: reps["forecast_category"].to_numpy(),
             Forecasts.probability: reps["probability"].to_numpy(),
@@ -178,7 +129,9 @@ def generate_crm(settings: GeneratorSettings, progress: Callable[[str], None] = 
             Forecasts.period: reps["period"].to_numpy(),
         }
     )
+    del reps
 
+    status_names = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
     truth = pd.DataFrame(
         {
             "opportunity_id": opp_ids,
@@ -202,6 +155,75 @@ def generate_crm(settings: GeneratorSettings, progress: Callable[[str], None] = 
         owners=world.owners.assign(hired_at=lambda f: f["hired_at"].astype(TIMESTAMP_DTYPE)),
     )
     return SyntheticCrm(tables, truth)
+
+
+def _deal_tables(
+    deals: Deals,
+    events: pd.DataFrame,
+    world: World,
+    opp_ids: pd.Series,
+    start: pd.Timestamp,
+    horizon: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Opportunities (current state at the export) and the stage history before the export."""
+    is_open = deals.closed >= horizon
+    history = events[events["t"] < horizon]
+    current = history.drop_duplicates("deal", keep="last").set_index("deal")
+    stage_names = np.array([*STAGES, CLOSED_WON, CLOSED_LOST])
+    status_names = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
+    opportunities = pd.DataFrame(
+        {
+            Opportunities.opportunity_id: opp_ids,
+            Opportunities.created_at: _timestamps(start, deals.created),
+            Opportunities.status: np.where(is_open, Status.OPEN.value, status_names[deals.outcome]),
+            Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, deals.closed)),
+            Opportunities.account_id: world.accounts["account_id"].to_numpy()[deals.account],
+            Opportunities.owner_id: world.rep_ids.to_numpy()[deals.owner],
+            Opportunities.amount: current["amount"].to_numpy(),
+            Opportunities.close_date: _timestamps(start, current["close_day"].to_numpy()),
+            Opportunities.stage: stage_names[current["stage"].to_numpy()],
+            Opportunities.product: np.array(list(PRODUCTS))[deals.product],
+            Opportunities.lead_source: np.array(list(LEAD_SOURCE_EFFECT))[deals.lead_source],
+            Opportunities.deal_type: np.array(list(DEAL_TYPE_EFFECT))[deals.deal_type],
+            Opportunities.loss_reason: pd.Series(np.where(is_open, None, deals.loss_reason)).astype("str"),
+        }
+    )
+    stage_code = history["stage"].to_numpy()
+    is_closing = stage_code >= len(STAGES)
+    open_stage = np.minimum(stage_code, len(STAGES) - 1)
+    stage_history = pd.DataFrame(
+        {
+            StageHistory.opportunity_id: _labels(opp_ids, history["deal"].to_numpy()),
+            StageHistory.changed_at: _timestamps(start, history["t"].to_numpy()),
+            StageHistory.stage: _labels(stage_names, stage_code),
+            StageHistory.amount: history["amount"].to_numpy(),
+            StageHistory.close_date: _timestamps(start, history["close_day"].to_numpy()),
+            StageHistory.forecast_category: np.where(
+                is_closing,
+                np.where(stage_code == len(STAGES), "closed", "omitted"),
+                STAGE_FORECAST[open_stage],
+            ),
+            StageHistory.probability: np.where(
+                is_closing, (stage_code == len(STAGES)).astype(float), STAGE_PROBABILITY[open_stage]
+            ),
+        }
+    )
+    return opportunities, stage_history
+
+
+def _activity_table(acts: pd.DataFrame, world: World, opp_ids: pd.Series, start: pd.Timestamp) -> pd.DataFrame:
+    """Activities in time order, with string ids built from integer codes."""
+    return pd.DataFrame(
+        {
+            Activities.activity_id: ids("ACT", len(acts), 9),
+            Activities.occurred_at: _timestamps(start, acts["t"].to_numpy()),
+            Activities.type: _labels(ACTIVITY_TYPES, acts["type"].to_numpy()),
+            Activities.opportunity_id: _labels(opp_ids, acts["deal"].to_numpy()),
+            Activities.account_id: _labels(world.accounts["account_id"], acts["account"].to_numpy()),
+            Activities.contact_id: _labels(world.contact_ids, acts["contact"].to_numpy()),
+            Activities.direction: _labels(DIRECTIONS, acts["direction"].to_numpy()),
+        }
+    )
 
 
 __all__ = ["GeneratorSettings", "SyntheticCrm", "generate_crm"]
