@@ -123,7 +123,7 @@ def validate(
     when there are errors; warnings (an open deal with no account, say) do not fail.
     """
     try:
-        result = run_validate(path, mapping)
+        result = run_validate(path, mapping, progress=_Progress())
     except (SourceError, MappingError) as exc:
         _fail(str(exc))
     for note in result.notes:
@@ -150,7 +150,7 @@ def ingest(
     """
     table_format = _table_format(fmt)
     try:
-        result = run_ingest(src, out, mapping, table_format)
+        result = run_ingest(src, out, mapping, table_format, progress=_Progress())
     except (SourceError, MappingError) as exc:
         _fail(str(exc))
     except ContractError as exc:

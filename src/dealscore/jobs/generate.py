@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from dealscore.io.write import TableFormat, write_frame, write_tables
+from dealscore.progress import Progress
 from dealscore.summary import CrmSummary, summarise
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -27,7 +27,7 @@ def run_generate(
     settings: GeneratorSettings,
     out: Path,
     fmt: TableFormat = "parquet",
-    progress: Callable[[str], None] = print,
+    progress: Progress = print,
 ) -> GenerateResult:
     """Generate, then write each table atomically; the truth file sits beside them, unread by the pipeline."""
     started = time.perf_counter()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from dealscore.progress import Progress, silent
 from dealscore.schemas.tables import (
     TIMESTAMP_DTYPE,
     Activities,
@@ -76,16 +76,12 @@ def _timestamps(start: pd.Timestamp, days: np.ndarray) -> pd.Series:
     return out.where(ok).astype(TIMESTAMP_DTYPE)
 
 
-def _silent(message: str) -> None:
-    """Default progress callback: say nothing."""
-
-
 def _labels(categories: np.ndarray | pd.Series, codes: np.ndarray) -> pd.Series:
     """A string column from integer codes (-1 is missing), with no Python object per row."""
     return pd.Series(pd.Categorical.from_codes(codes, categories=categories)).astype("str")
 
 
-def generate_crm(settings: GeneratorSettings, progress: Callable[[str], None] = _silent) -> SyntheticCrm:
+def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> SyntheticCrm:
     """Draw a whole CRM export as of `settings.export_date`; vectorised throughout.
 
     Each intermediate becomes its contract table as soon as it is drawn and is then dropped,
