@@ -21,7 +21,10 @@ from dealscore.schemas import (
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-MAVEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm"
+# The sample sits in shared/ beside the repository; DEALSCORE_MAVEN_DIR points elsewhere.
+MAVEN_DIR = Path(
+    os.environ.get("DEALSCORE_MAVEN_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm")
+)
 
 
 def ts(text: str) -> pd.Timestamp:
