@@ -24,13 +24,22 @@ from dealscore.synthetic import GeneratorSettings, generate_crm  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: a temporary folder)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the tables (default: a temporary folder)",
+    )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="dealscore-bench-"))
-    settings = GeneratorSettings(deals=args.deals, seed=args.seed, export_date=pd.Timestamp("2026-11-01", tz="UTC"))
+    settings = GeneratorSettings(
+        deals=args.deals, seed=args.seed, export_date=pd.Timestamp("2026-11-01", tz="UTC")
+    )
     recorder = Recorder()
     print(f"{args.deals:,} deals -> {out}")
 

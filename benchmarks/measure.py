@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import psutil
 
@@ -23,7 +23,9 @@ class Step:
     rows: int | None = None
 
     def line(self) -> str:
-        rate = f"{self.rows / self.seconds:>12,.0f} rows/s" if self.rows and self.seconds else " " * 19
+        rate = (
+            f"{self.rows / self.seconds:>12,.0f} rows/s" if self.rows and self.seconds else " " * 19
+        )
         return (
             f"{self.name:<28} {self.seconds:8.1f} s {rate}   peak RSS {self.rss_peak / GIB:5.2f} GiB"
             f" (+{(self.rss_peak - self.rss_before) / GIB:4.2f} during the step)"

@@ -23,7 +23,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # The sample sits in shared/ beside the repository; DEALSCORE_MAVEN_DIR points elsewhere.
 MAVEN_DIR = Path(
-    os.environ.get("DEALSCORE_MAVEN_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm")
+    os.environ.get(
+        "DEALSCORE_MAVEN_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm"
+    )
 )
 
 
@@ -47,7 +49,11 @@ def tables() -> CrmTables:
             }
         ),
         accounts=pd.DataFrame(
-            {Accounts.account_id: ["A1", "A2"], Accounts.industry: ["software", "retail"], Accounts.employees: [120, 40]}
+            {
+                Accounts.account_id: ["A1", "A2"],
+                Accounts.industry: ["software", "retail"],
+                Accounts.employees: [120, 40],
+            }
         ),
         stage_history=pd.DataFrame(
             {
@@ -67,7 +73,11 @@ def tables() -> CrmTables:
             }
         ),
         contacts=pd.DataFrame(
-            {Contacts.contact_id: ["C1", "C2"], Contacts.account_id: ["A1", "A2"], Contacts.seniority: ["vp", None]}
+            {
+                Contacts.contact_id: ["C1", "C2"],
+                Contacts.account_id: ["A1", "A2"],
+                Contacts.seniority: ["vp", None],
+            }
         ),
         forecasts=pd.DataFrame(
             {
@@ -77,7 +87,9 @@ def tables() -> CrmTables:
                 Forecasts.probability: [0.8, None],
             }
         ),
-        owners=pd.DataFrame({Owners.owner_id: ["U1", "U2", "M1"], Owners.manager_id: ["M1", "M1", None]}),
+        owners=pd.DataFrame(
+            {Owners.owner_id: ["U1", "U2", "M1"], Owners.manager_id: ["M1", "M1", None]}
+        ),
     )
 
 

@@ -15,7 +15,20 @@ MAVEN_MAPPING = Path(__file__).resolve().parents[1] / "examples" / "maven-crm" /
 
 def test_generate_then_validate(tmp_path):
     # when
-    made = runner.invoke(app, ["generate", "--deals", "300", "--seed", "3", "--export-date", "2026-06-30", "--out", str(tmp_path)])
+    made = runner.invoke(
+        app,
+        [
+            "generate",
+            "--deals",
+            "300",
+            "--seed",
+            "3",
+            "--export-date",
+            "2026-06-30",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     checked = runner.invoke(app, ["validate", str(tmp_path)])
     # then
     assert made.exit_code == 0, made.output
@@ -30,7 +43,9 @@ def test_generate_then_validate(tmp_path):
 def test_generate_reads_a_settings_file_and_options_override_it(tmp_path):
     config = tmp_path / "gen.toml"
     config.write_text('deals = 200\nseed = 4\nexport_date = "2025-01-01"\n')
-    result = runner.invoke(app, ["generate", "--config", str(config), "--deals", "150", "--out", str(tmp_path / "crm")])
+    result = runner.invoke(
+        app, ["generate", "--config", str(config), "--deals", "150", "--out", str(tmp_path / "crm")]
+    )
     assert result.exit_code == 0, result.output
     assert len(pd.read_parquet(tmp_path / "crm" / "opportunities.parquet")) == 150
     config.write_text("deal = 5\n")
@@ -47,7 +62,9 @@ def test_validate_broken_export_exits_non_zero_and_names_the_problem(tables, tmp
 
 
 def test_validate_warnings_do_not_fail(tables, tmp_path):
-    tables.opportunities.assign(account_id=["A1", "A2", None]).to_csv(tmp_path / "opportunities.csv", index=False)
+    tables.opportunities.assign(account_id=["A1", "A2", None]).to_csv(
+        tmp_path / "opportunities.csv", index=False
+    )
     tables.accounts.to_csv(tmp_path / "accounts.csv", index=False)
     result = runner.invoke(app, ["validate", str(tmp_path)])
     assert result.exit_code == 0 and "WARNING" in result.output
@@ -59,18 +76,26 @@ def test_validate_unreadable_source_is_a_usage_error(tmp_path):
 
 
 def test_ingest_maven_with_its_mapping(maven_dir, tmp_path):
-    result = runner.invoke(app, ["ingest", str(maven_dir), "--mapping", str(MAVEN_MAPPING), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["ingest", str(maven_dir), "--mapping", str(MAVEN_MAPPING), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     assert "won 4,238" in result.output
     again = runner.invoke(app, ["validate", str(tmp_path)])
     assert again.exit_code == 0, again.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.parquet", "opportunities.parquet", "owners.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "accounts.parquet",
+        "opportunities.parquet",
+        "owners.parquet",
+    ]
 
 
 def test_ingest_writes_nothing_when_the_export_is_invalid(tables, tmp_path):
     src, out = tmp_path / "raw", tmp_path / "out"
     src.mkdir()
-    tables.opportunities.assign(amount=[-1.0, 2.0, 3.0]).to_csv(src / "opportunities.csv", index=False)
+    tables.opportunities.assign(amount=[-1.0, 2.0, 3.0]).to_csv(
+        src / "opportunities.csv", index=False
+    )
     result = runner.invoke(app, ["ingest", str(src), "--out", str(out)])
     assert result.exit_code == 1 and "opportunities.amount" in result.output
     assert not out.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 MappingOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--mapping",
         "-m",
@@ -49,7 +49,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Calibrated win probabilities for B2B deals, learned from your CRM history."""
@@ -78,16 +81,28 @@ class _Progress:
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the tables (and truth.parquet) into.")],
-    deals: Annotated[Optional[int], typer.Option(help="Number of deals to generate. [default: 20000]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed: the same seed gives the same CRM. [default: 0]")] = None,
-    export_date: Annotated[
-        Optional[str],
-        typer.Option(help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. [default: today]"),
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Folder to write the tables (and truth.parquet) into."),
+    ],
+    deals: Annotated[
+        int | None, typer.Option(help="Number of deals to generate. [default: 20000]")
     ] = None,
-    years: Annotated[Optional[float], typer.Option(help="Years of history before the export date. [default: 3]")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed: the same seed gives the same CRM. [default: 0]")
+    ] = None,
+    export_date: Annotated[
+        str | None,
+        typer.Option(
+            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. [default: today]"
+        ),
+    ] = None,
+    years: Annotated[
+        float | None, typer.Option(help="Years of history before the export date. [default: 3]")
+    ] = None,
     config: Annotated[
-        Optional[Path], typer.Option(help="TOML file of generator settings; options given here override it.")
+        Path | None,
+        typer.Option(help="TOML file of generator settings; options given here override it."),
     ] = None,
     fmt: FormatOption = "parquet",
 ) -> None:
@@ -104,17 +119,23 @@ def generate(
     except ValueError:
         _fail(f"--export-date: cannot read {export_date!r} as a date (use YYYY-MM-DD)")
     try:
-        settings = load_settings(GeneratorSettings, config, deals=deals, seed=seed, export_date=stamp, years=years)
+        settings = load_settings(
+            GeneratorSettings, config, deals=deals, seed=seed, export_date=stamp, years=years
+        )
     except SettingsError as exc:
         _fail(str(exc))
     result = run_generate(settings, out, table_format, progress=_Progress())
     typer.echo(result.summary.to_text())
-    typer.echo(f"wrote {len(result.files)} tables to {result.out} and the truth file {result.truth.name} in {result.seconds:.1f}s")
+    typer.echo(
+        f"wrote {len(result.files)} tables to {result.out} and the truth file {result.truth.name} in {result.seconds:.1f}s"
+    )
 
 
 @app.command()
 def validate(
-    path: Annotated[str, typer.Argument(help="A folder of CSV/Parquet tables, or a SQLAlchemy database URL.")],
+    path: Annotated[
+        str, typer.Argument(help="A folder of CSV/Parquet tables, or a SQLAlchemy database URL.")
+    ],
     mapping: MappingOption = None,
 ) -> None:
     """Check an export against the data contract and summarise it.
@@ -132,15 +153,24 @@ def validate(
         typer.echo(result.summary.to_text())
     typer.echo(result.report.to_text())
     if not result.report.ok:
-        typer.secho(f"{result.source}: INVALID ({len(result.report.errors)} errors)", fg=typer.colors.RED, err=True)
+        typer.secho(
+            f"{result.source}: INVALID ({len(result.report.errors)} errors)",
+            fg=typer.colors.RED,
+            err=True,
+        )
         raise typer.Exit(1)
     typer.secho(f"{result.source}: valid", fg=typer.colors.GREEN)
 
 
 @app.command()
 def ingest(
-    src: Annotated[str, typer.Argument(help="The raw export: a folder of CSV/Parquet files, or a SQLAlchemy URL.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the contract tables into.")],
+    src: Annotated[
+        str,
+        typer.Argument(help="The raw export: a folder of CSV/Parquet files, or a SQLAlchemy URL."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write the contract tables into.")
+    ],
     mapping: MappingOption = None,
     fmt: FormatOption = "parquet",
 ) -> None:

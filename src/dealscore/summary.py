@@ -27,7 +27,10 @@ class CrmSummary:
         lines.append(f"deals: {outcomes}")
         if self.first_created is not None:
             lines.append(f"created: {self.first_created:%Y-%m-%d} .. {self.last_created:%Y-%m-%d}")
-        lines.append("win rate (won / closed): " + ("n/a" if self.win_rate is None else f"{self.win_rate:.1%}"))
+        lines.append(
+            "win rate (won / closed): "
+            + ("n/a" if self.win_rate is None else f"{self.win_rate:.1%}")
+        )
         value = "" if self.open_value is None else f", value {self.open_value:,.0f}"
         lines.append(f"open pipeline: {self.open_count:,} deals{value}")
         return "\n".join(lines)
@@ -41,7 +44,9 @@ def summarise(tables: CrmTables) -> CrmSummary:
     closed = counts["won"] + counts["lost"] + counts["no_decision"]
     is_open = status == Status.OPEN
     open_value = (
-        float(deals.loc[is_open, Opportunities.amount].sum()) if Opportunities.amount in deals else None
+        float(deals.loc[is_open, Opportunities.amount].sum())
+        if Opportunities.amount in deals
+        else None
     )
     created = deals[Opportunities.created_at]
     return CrmSummary(

@@ -44,7 +44,13 @@ def test_rename_value_map_coalesce_default_and_scale():
 
 
 def test_status_from_flags_first_rule_wins():
-    raw = pd.DataFrame({"IsWon": ["true", "false", "false", "0"], "IsClosed": ["true", "TRUE", "1", "false"], "StageName": ["Won", "No Decision", "Lost", "Open"]})
+    raw = pd.DataFrame(
+        {
+            "IsWon": ["true", "false", "false", "0"],
+            "IsClosed": ["true", "TRUE", "1", "false"],
+            "StageName": ["Won", "No Decision", "Lost", "Open"],
+        }
+    )
     spec = """
     tables:
       opportunities:
@@ -79,7 +85,12 @@ def test_unmapped_values_pass_through_or_take_other():
 
 
 def test_patterns_classify_and_match_filters():
-    raw = pd.DataFrame({"Title": ["Chief Revenue Officer", "VP Sales", "IT Director", "Analyst", None], "What": ["006A", "001B", "006C", None, "xyz"]})
+    raw = pd.DataFrame(
+        {
+            "Title": ["Chief Revenue Officer", "VP Sales", "IT Director", "Analyst", None],
+            "What": ["006A", "001B", "006C", None, "xyz"],
+        }
+    )
     spec = r"""
     tables:
       contacts:
@@ -148,7 +159,10 @@ def test_several_sources_are_concatenated_and_missing_ones_noted():
         - {source: Event, columns: {occurred_at: D, type: {value: meeting}}}
         - {source: Nowhere, columns: {occurred_at: D}}
     """
-    result = run(spec, {"Task": pd.DataFrame({"D": ["2025-01-01"]}), "Event": pd.DataFrame({"D": ["2025-01-02"]})})
+    result = run(
+        spec,
+        {"Task": pd.DataFrame({"D": ["2025-01-01"]}), "Event": pd.DataFrame({"D": ["2025-01-02"]})},
+    )
     assert result.frames["activities"]["type"].tolist() == ["call", "meeting"]
     assert any("Nowhere" in note for note in result.notes)
 
@@ -170,9 +184,18 @@ def test_missing_optional_source_column_is_noted_required_one_fails():
         ("columns: {}", "top-level 'tables:'"),
         ("tables: {deals: {source: x}}", "unknown contract table"),
         ("tables: {opportunities: {columns: {}}}", "needs a 'source'"),
-        ("tables: {opportunities: {source: x, columns: {status: {from: a, valuez: {}}}}}", "unknown key"),
-        ("tables: {opportunities: {source: x, columns: {status: {from: a, value: b}}}}", "exactly one"),
-        ("tables: {opportunities: {source: x, columns: {status: {from: a, match: '('}}}}", "regular expression"),
+        (
+            "tables: {opportunities: {source: x, columns: {status: {from: a, valuez: {}}}}}",
+            "unknown key",
+        ),
+        (
+            "tables: {opportunities: {source: x, columns: {status: {from: a, value: b}}}}",
+            "exactly one",
+        ),
+        (
+            "tables: {opportunities: {source: x, columns: {status: {from: a, match: '('}}}}",
+            "regular expression",
+        ),
     ],
 )
 def test_bad_mappings_are_explained(spec, message):
@@ -182,7 +205,13 @@ def test_bad_mappings_are_explained(spec, message):
 
 def test_presets_and_files_load(tmp_path):
     assert set(load_mapping("salesforce").tables) == {
-        "opportunities", "accounts", "stage_history", "activities", "contacts", "forecasts", "owners"
+        "opportunities",
+        "accounts",
+        "stage_history",
+        "activities",
+        "contacts",
+        "forecasts",
+        "owners",
     }
     with pytest.raises(MappingError, match="neither a preset"):
         load_mapping(tmp_path / "missing.yaml")

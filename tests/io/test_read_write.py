@@ -29,14 +29,23 @@ def test_rewrite_removes_stale_tables_and_leaves_no_temp_files(tables, tmp_path)
     write_tables(tables.with_tables(forecasts=None, owners=None), tmp_path, "parquet")
     files = sorted(p.name for p in tmp_path.iterdir())
     assert "forecasts.csv" not in files and "owners.parquet" not in files
-    assert files == sorted(f"{n}.parquet" for n in ["opportunities", "accounts", "stage_history", "activities", "contacts"])
+    assert files == sorted(
+        f"{n}.parquet"
+        for n in ["opportunities", "accounts", "stage_history", "activities", "contacts"]
+    )
 
 
 def test_csv_keeps_text_as_text(tmp_path):
     # "NA" is North America and "007" an id, not a missing value and a number.
-    pd.DataFrame({"opportunity_id": ["007"], "created_at": ["2025-01-01"], "status": ["open"], "closed_at": [""], "stage": ["NA"]}).to_csv(
-        tmp_path / "opportunities.csv", index=False
-    )
+    pd.DataFrame(
+        {
+            "opportunity_id": ["007"],
+            "created_at": ["2025-01-01"],
+            "status": ["open"],
+            "closed_at": [""],
+            "stage": ["NA"],
+        }
+    ).to_csv(tmp_path / "opportunities.csv", index=False)
     frame = read_export(tmp_path).tables.opportunities
     assert frame.loc[0, "opportunity_id"] == "007" and frame.loc[0, "stage"] == "NA"
     assert pd.isna(frame.loc[0, "closed_at"])
@@ -82,16 +91,30 @@ def test_salesforce_preset_on_a_standard_export(tmp_path):
                 "StageName": ["Closed Won", "Closed Lost", "Negotiation"],
                 "IsClosed": ["true", "true", "false"],
                 "IsWon": ["true", "false", "false"],
-                "CreatedDate": ["2025-01-01T09:00:00.000Z", "2025-01-10T09:00:00.000Z", "2025-02-01T09:00:00.000Z"],
+                "CreatedDate": [
+                    "2025-01-01T09:00:00.000Z",
+                    "2025-01-10T09:00:00.000Z",
+                    "2025-02-01T09:00:00.000Z",
+                ],
                 "Type": ["New Business", "Existing Business", "New Business"],
                 "LeadSource": ["Web", "Partner", "Web"],
             }
         ),
-        "Account": pd.DataFrame({"Id": ["0011", "0012"], "Industry": ["Technology", "Retail"], "NumberOfEmployees": ["250", "40"]}),
+        "Account": pd.DataFrame(
+            {
+                "Id": ["0011", "0012"],
+                "Industry": ["Technology", "Retail"],
+                "NumberOfEmployees": ["250", "40"],
+            }
+        ),
         "OpportunityHistory": pd.DataFrame(
             {
                 "OpportunityId": ["0061", "0061", "0063"],
-                "CreatedDate": ["2025-01-01T09:00:00.000Z", "2025-03-01T00:00:00.000Z", "2025-02-01T09:00:00.000Z"],
+                "CreatedDate": [
+                    "2025-01-01T09:00:00.000Z",
+                    "2025-03-01T00:00:00.000Z",
+                    "2025-02-01T09:00:00.000Z",
+                ],
                 "StageName": ["Prospecting", "Closed Won", "Prospecting"],
                 "Amount": ["1000", "1000", "500"],
                 "CloseDate": ["2025-03-01", "2025-03-01", "2025-06-30"],
@@ -109,9 +132,26 @@ def test_salesforce_preset_on_a_standard_export(tmp_path):
                 "CallType": ["", "Inbound"],
             }
         ),
-        "Event": pd.DataFrame({"Id": ["00U1"], "WhatId": ["0063"], "WhoId": ["0031"], "StartDateTime": ["2025-02-10T15:00:00.000Z"], "Type": ["Meeting"]}),
-        "Contact": pd.DataFrame({"Id": ["0031"], "AccountId": ["0011"], "Title": ["Chief Financial Officer"]}),
-        "User": pd.DataFrame({"Id": ["0051", "0052"], "ManagerId": ["", "0051"], "Department": ["Sales", "Sales"], "CreatedDate": ["2020-01-01T00:00:00.000Z", "2021-01-01T00:00:00.000Z"]}),
+        "Event": pd.DataFrame(
+            {
+                "Id": ["00U1"],
+                "WhatId": ["0063"],
+                "WhoId": ["0031"],
+                "StartDateTime": ["2025-02-10T15:00:00.000Z"],
+                "Type": ["Meeting"],
+            }
+        ),
+        "Contact": pd.DataFrame(
+            {"Id": ["0031"], "AccountId": ["0011"], "Title": ["Chief Financial Officer"]}
+        ),
+        "User": pd.DataFrame(
+            {
+                "Id": ["0051", "0052"],
+                "ManagerId": ["", "0051"],
+                "Department": ["Sales", "Sales"],
+                "CreatedDate": ["2020-01-01T00:00:00.000Z", "2021-01-01T00:00:00.000Z"],
+            }
+        ),
     }
     for name, frame in frames.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)

@@ -39,7 +39,9 @@ def with_opportunities(tables: CrmTables, **changes) -> CrmTables:
 def test_valid_export_passes_and_is_coerced(tables):
     # given string dates and integer employee counts, as a CSV reader might produce
     raw = tables.with_tables(
-        opportunities=tables.opportunities.assign(created_at=["2025-01-01", "2025-02-01T00:00:00Z", "2025-03-01"])
+        opportunities=tables.opportunities.assign(
+            created_at=["2025-01-01", "2025-02-01T00:00:00Z", "2025-03-01"]
+        )
     )
     # when
     validated, report = validate_tables(raw)
@@ -51,53 +53,91 @@ def test_valid_export_passes_and_is_coerced(tables):
 
 
 def test_missing_required_column(tables):
-    issue = only_error(tables.with_tables(opportunities=tables.opportunities.drop(columns="status")))
-    assert (issue.table, issue.column, issue.rule, issue.count) == ("opportunities", "status", "required column present", 3)
+    issue = only_error(
+        tables.with_tables(opportunities=tables.opportunities.drop(columns="status"))
+    )
+    assert (issue.table, issue.column, issue.rule, issue.count) == (
+        "opportunities",
+        "status",
+        "required column present",
+        3,
+    )
 
 
 def test_wrong_type(tables):
     issue = only_error(with_opportunities(tables, amount=["1000", "a lot", "400"]))
-    assert (issue.table, issue.column, issue.rule, issue.count) == ("opportunities", "amount", "parseable as number", 1)
+    assert (issue.table, issue.column, issue.rule, issue.count) == (
+        "opportunities",
+        "amount",
+        "parseable as number",
+        1,
+    )
     assert issue.examples == ("a lot",)
 
 
 def test_duplicate_id(tables):
-    issue = error_for(with_opportunities(tables, opportunity_id=["O1", "O1", "O3"]), "opportunities", "unique")
+    issue = error_for(
+        with_opportunities(tables, opportunity_id=["O1", "O1", "O3"]), "opportunities", "unique"
+    )
     assert (issue.column, issue.count, issue.examples) == ("opportunity_id", 2, ("O1",))
 
 
 def test_closed_before_created(tables):
     closed_at = [pd.Timestamp("2024-12-01", tz="UTC"), tables.opportunities.closed_at[1], pd.NaT]
-    issue = error_for(with_opportunities(tables, closed_at=closed_at), "opportunities", "closed_at_not_before_created_at")
+    issue = error_for(
+        with_opportunities(tables, closed_at=closed_at),
+        "opportunities",
+        "closed_at_not_before_created_at",
+    )
     assert issue.count == 1 and "closed_at" in issue.column and "O1" in issue.examples[0]
 
 
 def test_unknown_status(tables):
     issue = only_error(with_opportunities(tables, status=["won", "maybe", "open"]))
-    assert issue.column == "status" and issue.rule.startswith("isin") and issue.examples == ("maybe",)
+    assert (
+        issue.column == "status" and issue.rule.startswith("isin") and issue.examples == ("maybe",)
+    )
 
 
 def test_closed_at_must_match_status(tables):
     issue = only_error(with_opportunities(tables, status=["won", "lost", "won"]))
-    assert issue.rule == "closed_at_set_iff_closed" and issue.count == 1 and "O3" in issue.examples[0]
+    assert (
+        issue.rule == "closed_at_set_iff_closed" and issue.count == 1 and "O3" in issue.examples[0]
+    )
 
 
 def test_orphan_foreign_key(tables):
     issue = only_error(with_opportunities(tables, account_id=["A1", "A9", "A1"]))
-    assert (issue.table, issue.column, issue.count, issue.examples) == ("opportunities", "account_id", 1, ("A9",))
+    assert (issue.table, issue.column, issue.count, issue.examples) == (
+        "opportunities",
+        "account_id",
+        1,
+        ("A9",),
+    )
     assert issue.rule == "foreign key: exists in accounts.account_id"
 
 
 def test_unparseable_date(tables):
-    issue = only_error(with_opportunities(tables, created_at=["2025-01-01", "31/02/2025", "2025-03-01"]))
-    assert (issue.column, issue.rule, issue.count, issue.examples) == ("created_at", "parseable as timestamp", 1, ("31/02/2025",))
+    issue = only_error(
+        with_opportunities(tables, created_at=["2025-01-01", "31/02/2025", "2025-03-01"])
+    )
+    assert (issue.column, issue.rule, issue.count, issue.examples) == (
+        "created_at",
+        "parseable as timestamp",
+        1,
+        ("31/02/2025",),
+    )
 
 
 def test_stage_history_after_close(tables):
     history = tables.stage_history.copy()
     history.loc[1, "changed_at"] = pd.Timestamp("2025-03-02", tz="UTC")
     issue = only_error(tables.with_tables(stage_history=history))
-    assert (issue.table, issue.column, issue.rule) == ("stage_history", "changed_at", "not after the deal closed")
+    assert (issue.table, issue.column, issue.rule) == (
+        "stage_history",
+        "changed_at",
+        "not after the deal closed",
+    )
 
 
 def test_activity_linked_to_nothing(tables):
@@ -119,7 +159,9 @@ def test_open_deal_without_account_is_only_a_warning(tables):
     _, report = validate_tables(broken)
     # then
     assert report.ok
-    assert [(w.severity, w.rule, w.count) for w in report.warnings] == [(Severity.WARNING, "open deal has an account", 1)]
+    assert [(w.severity, w.rule, w.count) for w in report.warnings] == [
+        (Severity.WARNING, "open deal has an account", 1)
+    ]
 
 
 def test_many_problems_are_all_reported(tables):
@@ -142,5 +184,7 @@ def test_require_valid_raises_with_the_report(tables):
 
 def test_input_frames_are_not_mutated(tables):
     before = tables.opportunities.copy()
-    validate_tables(with_opportunities(tables, created_at=["2025-01-01", "2025-02-01", "2025-03-01"]))
+    validate_tables(
+        with_opportunities(tables, created_at=["2025-01-01", "2025-02-01", "2025-03-01"])
+    )
     pd.testing.assert_frame_equal(tables.opportunities, before)

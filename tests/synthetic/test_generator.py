@@ -65,7 +65,9 @@ def test_hidden_icp_segments_win_far_more_often(crm, deals):
     tables, _ = crm
     closed = deals[deals["status"] != "open"].merge(tables.accounts, on="account_id")
     won = closed["status"] == "won"
-    sweet = closed["industry"].isin(["software", "financial_services"]) & closed["employees"].between(200, 5000)
+    sweet = closed["industry"].isin(["software", "financial_services"]) & closed[
+        "employees"
+    ].between(200, 5000)
     poor = closed["industry"].isin(["public_sector", "education"]) & (closed["employees"] < 50)
     assert won[sweet].mean() > 2 * won[poor].mean()
 
@@ -80,10 +82,14 @@ def test_outcomes_follow_latent_quality_not_noise(deals):
 
 def life_share(deals: pd.DataFrame, times: pd.DataFrame, column: str) -> pd.Series:
     """Where in each closed deal's life (0 = created, 1 = closed) each row falls."""
-    joined = times.merge(deals[["opportunity_id", "created_at", "closed_at", "status"]], on="opportunity_id")
+    joined = times.merge(
+        deals[["opportunity_id", "created_at", "closed_at", "status"]], on="opportunity_id"
+    )
     joined = joined[joined["status"] != "open"]
     life = (joined["closed_at"] - joined["created_at"]) / pd.Timedelta(days=1)
-    return joined.assign(share=(joined[column] - joined["created_at"]) / pd.Timedelta(days=1) / life)
+    return joined.assign(
+        share=(joined[column] - joined["created_at"]) / pd.Timedelta(days=1) / life
+    )
 
 
 def test_engagement_dies_before_a_loss_and_prospects_drive_good_deals(crm, deals):
@@ -91,30 +97,47 @@ def test_engagement_dies_before_a_loss_and_prospects_drive_good_deals(crm, deals
     acts = life_share(deals, tables.activities.dropna(subset=["opportunity_id"]), "occurred_at")
     late = acts.groupby("status")["share"].apply(lambda s: (s > 0.75).mean())
     assert late["won"] > 1.5 * late["lost"]
-    inbound = acts.assign(inbound=acts["direction"] == "inbound").groupby("status")["inbound"].mean()
+    inbound = (
+        acts.assign(inbound=acts["direction"] == "inbound").groupby("status")["inbound"].mean()
+    )
     assert inbound["won"] > inbound["lost"] + 0.1
 
 
 def test_multithreading_and_late_senior_stakeholders_in_wins(crm, deals):
     tables, _ = crm
-    acts = life_share(deals, tables.activities.dropna(subset=["opportunity_id", "contact_id"]), "occurred_at")
+    acts = life_share(
+        deals, tables.activities.dropna(subset=["opportunity_id", "contact_id"]), "occurred_at"
+    )
     acts = acts.merge(tables.contacts[["contact_id", "seniority"]], on="contact_id")
-    threads = acts.groupby(["status", "opportunity_id"])["contact_id"].nunique().groupby("status").mean()
+    threads = (
+        acts.groupby(["status", "opportunity_id"])["contact_id"].nunique().groupby("status").mean()
+    )
     assert threads["won"] > threads["lost"]
-    late_senior = acts[acts["share"] > 0.55].assign(senior=lambda f: f["seniority"].isin(["executive", "vp"]))
+    late_senior = acts[acts["share"] > 0.55].assign(
+        senior=lambda f: f["seniority"].isin(["executive", "vp"])
+    )
     by_status = late_senior.groupby("status")["senior"].mean()
     assert by_status["won"] > by_status["lost"] + 0.1
 
 
 def test_stage_regressions_slips_and_late_entries(crm, deals):
     tables, _ = crm
-    order = {s: i for i, s in enumerate(["prospecting", "qualification", "discovery", "proposal", "negotiation"])}
+    order = {
+        s: i
+        for i, s in enumerate(
+            ["prospecting", "qualification", "discovery", "proposal", "negotiation"]
+        )
+    }
     history = tables.stage_history.sort_values(["opportunity_id", "changed_at"])
-    history = history[~history["stage"].str.startswith("closed")]  # the closing row sets the real date
+    history = history[
+        ~history["stage"].str.startswith("closed")
+    ]  # the closing row sets the real date
     rank = history["stage"].map(order)
     same_deal = history["opportunity_id"].eq(history["opportunity_id"].shift())
     regressed = history.loc[same_deal & (rank < rank.shift()), "opportunity_id"].unique()
-    slipped = history.loc[same_deal & (history["close_date"] > history["close_date"].shift()), "opportunity_id"].unique()
+    slipped = history.loc[
+        same_deal & (history["close_date"] > history["close_date"].shift()), "opportunity_id"
+    ].unique()
     closed = deals[deals["status"] != "open"].set_index("opportunity_id")
     not_won = closed["status"] != "won"
     assert not_won[closed.index.isin(regressed)].mean() > not_won.mean()
@@ -130,11 +153,21 @@ def test_heroic_wins_are_deep_late_discounts_over_a_quarter_end(crm, deals):
     assert len(heroic) > 50
     assert heroic["icp_fit"].mean() < deals["icp_fit"].mean()
     # closed in the first days of a quarter
-    quarter_start = heroic["closed_at"].dt.tz_localize(None).dt.to_period("Q").dt.start_time.dt.tz_localize("UTC")
+    quarter_start = (
+        heroic["closed_at"]
+        .dt.tz_localize(None)
+        .dt.to_period("Q")
+        .dt.start_time.dt.tz_localize("UTC")
+    )
     assert ((heroic["closed_at"] - quarter_start) < pd.Timedelta(days=11)).all()
     # the amount was cut by at least 25% from its peak shortly before closing
-    history = tables.stage_history[tables.stage_history["opportunity_id"].isin(heroic["opportunity_id"])]
-    peak, final = history.groupby("opportunity_id")["amount"].max(), history.groupby("opportunity_id")["amount"].last()
+    history = tables.stage_history[
+        tables.stage_history["opportunity_id"].isin(heroic["opportunity_id"])
+    ]
+    peak, final = (
+        history.groupby("opportunity_id")["amount"].max(),
+        history.groupby("opportunity_id")["amount"].last(),
+    )
     assert ((final / peak) < 0.76).mean() > 0.95
 
 
@@ -142,14 +175,24 @@ def test_rep_forecasts_are_weekly_optimistic_and_heroic_at_quarter_end(crm, deal
     tables, _ = crm
     forecasts = tables.forecasts.merge(deals[["opportunity_id", "status"]], on="opportunity_id")
     assert (forecasts["submitted_at"].dt.day_of_week == 4).all()
-    gaps = forecasts.sort_values("submitted_at").groupby("opportunity_id")["submitted_at"].diff().dropna()
+    gaps = (
+        forecasts.sort_values("submitted_at")
+        .groupby("opportunity_id")["submitted_at"]
+        .diff()
+        .dropna()
+    )
     assert (gaps == pd.Timedelta(days=7)).all()
     closed = forecasts[forecasts["status"] != "open"]
     said = closed["probability"].dropna().mean()
     actual = (closed.loc[closed["probability"].notna(), "status"] == "won").mean()
     assert said > actual + 0.05  # optimistic
     assert closed.loc[closed["status"] == "lost", "forecast_category"].eq("commit").mean() > 0.05
-    quarter_end = forecasts["submitted_at"].dt.tz_localize(None).dt.to_period("Q").dt.end_time.dt.tz_localize("UTC")
+    quarter_end = (
+        forecasts["submitted_at"]
+        .dt.tz_localize(None)
+        .dt.to_period("Q")
+        .dt.end_time.dt.tz_localize("UTC")
+    )
     near_end = (quarter_end - forecasts["submitted_at"]) < pd.Timedelta(days=21)
     commit = forecasts["forecast_category"] == "commit"
     assert commit[near_end].mean() > commit[~near_end].mean() + 0.05
@@ -169,7 +212,9 @@ def test_bad_settings_are_refused(bad):
 
 
 def test_activity_volume_is_near_the_setting():
-    generated = generate_crm(GeneratorSettings(deals=2_000, seed=1, export_date=EXPORT, activities_per_deal=10))
+    generated = generate_crm(
+        GeneratorSettings(deals=2_000, seed=1, export_date=EXPORT, activities_per_deal=10)
+    )
     per_deal = generated.tables.activities["opportunity_id"].notna().sum() / 2_000
     assert 7 < per_deal < 11  # open deals' future activities are not in the export yet
     assert np.isfinite(generated.tables.opportunities["amount"]).all()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -22,8 +23,19 @@ from dealscore.schemas.tables import TABLE_MODELS, TABLE_NAMES
 PRESETS: tuple[str, ...] = ("salesforce",)
 
 _COLUMN_KEYS = {
-    "from", "value", "values", "other", "patterns", "match", "default",
-    "format", "timezone", "scale", "only_if", "when", "else",
+    "from",
+    "value",
+    "values",
+    "other",
+    "patterns",
+    "match",
+    "default",
+    "format",
+    "timezone",
+    "scale",
+    "only_if",
+    "when",
+    "else",
 }
 _PART_KEYS = {"source", "clean", "join", "columns", "where"}
 
@@ -40,13 +52,17 @@ def _norm(value: Any) -> str:
 
 def _normalised(values: pd.Series) -> pd.Series:
     text = values.astype("str").str.strip().str.lower()
-    return text.replace({"1": "true", "yes": "true", "0": "false", "no": "false", "1.0": "true", "0.0": "false"})
+    return text.replace(
+        {"1": "true", "yes": "true", "0": "false", "no": "false", "1.0": "true", "0.0": "false"}
+    )
 
 
 def _contains(text: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     """Regex search per value; users' patterns may have groups, which only matter to extract."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
+        warnings.filterwarnings(
+            "ignore", message="This pattern is interpreted as a regular expression"
+        )
         return text.str.contains(pattern, na=False)
 
 
@@ -63,7 +79,9 @@ class Condition:
     @classmethod
     def parse(cls, spec: Any, where: str) -> Condition:
         if not isinstance(spec, dict) or not spec:
-            raise MappingError(f"{where}: a condition is a mapping of column: value(s), got {spec!r}")
+            raise MappingError(
+                f"{where}: a condition is a mapping of column: value(s), got {spec!r}"
+            )
         return cls({str(k): [_norm(v) for v in _as_list(v)] for k, v in spec.items()})
 
     def columns(self) -> set[str]:
@@ -100,14 +118,20 @@ class ColumnSpec:
         if isinstance(spec, str):
             return cls(target, sources=(spec,))
         if not isinstance(spec, dict):
-            raise MappingError(f"{where}.{target}: expected a source column name or a mapping, got {spec!r}")
+            raise MappingError(
+                f"{where}.{target}: expected a source column name or a mapping, got {spec!r}"
+            )
         unknown = set(spec) - _COLUMN_KEYS
         if unknown:
-            raise MappingError(f"{where}.{target}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}")
+            raise MappingError(
+                f"{where}.{target}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}"
+            )
         if sum(k in spec for k in ("from", "value", "when")) != 1:
             raise MappingError(f"{where}.{target}: give exactly one of 'from', 'value' or 'when'")
         try:
-            patterns = tuple((label, re.compile(rx)) for label, rx in (spec.get("patterns") or {}).items())
+            patterns = tuple(
+                (label, re.compile(rx)) for label, rx in (spec.get("patterns") or {}).items()
+            )
             match = re.compile(spec["match"]) if "match" in spec else None
         except re.error as exc:
             raise MappingError(f"{where}.{target}: bad regular expression: {exc}") from exc
@@ -127,7 +151,9 @@ class ColumnSpec:
             format=spec.get("format"),
             timezone=spec.get("timezone"),
             scale=float(spec["scale"]) if "scale" in spec else None,
-            only_if=Condition.parse(spec["only_if"], f"{where}.{target}.only_if") if "only_if" in spec else None,
+            only_if=Condition.parse(spec["only_if"], f"{where}.{target}.only_if")
+            if "only_if" in spec
+            else None,
             when=when,
             otherwise=spec.get("else"),
         )
@@ -213,7 +239,9 @@ class Join:
             raise MappingError(f"{where}: a join needs 'source' and 'key'")
         key = spec["key"]
         left, right = next(iter(key.items())) if isinstance(key, dict) else (key, key)
-        return cls(str(spec["source"]), str(left), str(right), tuple(_as_list(spec.get("columns", []))))
+        return cls(
+            str(spec["source"]), str(left), str(right), tuple(_as_list(spec.get("columns", [])))
+        )
 
 
 @dataclass(frozen=True)
@@ -233,7 +261,9 @@ class TablePart:
             raise MappingError(f"{where}: each part needs a 'source' (the export's table name)")
         unknown = set(spec) - _PART_KEYS
         if unknown:
-            raise MappingError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_PART_KEYS)}")
+            raise MappingError(
+                f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_PART_KEYS)}"
+            )
         columns = [
             ColumnSpec.parse(str(target), column_spec, f"{where}.columns")
             for target, column_spec in (spec.get("columns") or {}).items()
@@ -258,20 +288,14 @@ class Mapping:
             raise MappingError(f"{name}: a mapping has a top-level 'tables:' section")
         unknown = set(spec["tables"]) - set(TABLE_NAMES)
         if unknown:
-            raise MappingError(f"{name}: unknown contract table(s) {sorted(unknown)}; expected some of {list(TABLE_NAMES)}")
+            raise MappingError(
+                f"{name}: unknown contract table(s) {sorted(unknown)}; expected some of {list(TABLE_NAMES)}"
+            )
         tables = {
             table: tuple(TablePart.parse(table, part) for part in _as_list(parts))
             for table, parts in spec["tables"].items()
         }
         return cls(str(spec.get("name", name)), tables)
-
-    def sources(self) -> set[str]:
-        names = set()
-        for parts in self.tables.values():
-            for part in parts:
-                names.add(part.source)
-                names.update(j.source for j in part.joins)
-        return names
 
 
 def load_mapping(name_or_path: str | Path) -> Mapping:
@@ -282,7 +306,9 @@ def load_mapping(name_or_path: str | Path) -> Mapping:
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise MappingError(f"mapping {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+            raise MappingError(
+                f"mapping {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+            )
         text, label = path.read_text(), str(path)
     try:
         spec = yaml.safe_load(text)
@@ -300,7 +326,9 @@ class MappingResult:
     notes: list[str]
 
 
-def _apply_part(table: str, part: TablePart, read: ReadSource, notes: list[str]) -> pd.DataFrame | None:
+def _apply_part(
+    table: str, part: TablePart, read: ReadSource, notes: list[str]
+) -> pd.DataFrame | None:
     frame = read(part.source)
     if frame is None:
         notes.append(f"{table}: source table {part.source!r} is not in the export; skipped")
@@ -313,7 +341,9 @@ def _apply_part(table: str, part: TablePart, read: ReadSource, notes: list[str])
     if part.where is not None:
         missing = part.where.columns() - set(frame.columns)
         if missing:
-            raise MappingError(f"{table}: 'where' names column(s) {sorted(missing)} not in {part.source!r}")
+            raise MappingError(
+                f"{table}: 'where' names column(s) {sorted(missing)} not in {part.source!r}"
+            )
         frame = frame[part.where.mask(frame)]
     out = {}
     required = {c for c, s in TABLE_MODELS[table].to_schema().columns.items() if s.required}
@@ -322,28 +352,46 @@ def _apply_part(table: str, part: TablePart, read: ReadSource, notes: list[str])
         spec = spec.for_columns(available)
         missing = spec.needs() - available
         if missing:
-            note = f"{table}.{spec.target}: source column(s) {sorted(missing)} not in {part.source!r}"
+            note = (
+                f"{table}.{spec.target}: source column(s) {sorted(missing)} not in {part.source!r}"
+            )
             if spec.target in required:
-                raise MappingError(f"{note}; this column is required. Columns there: {list(frame.columns)[:30]}")
+                raise MappingError(
+                    f"{note}; this column is required. Columns there: {list(frame.columns)[:30]}"
+                )
             notes.append(note + "; left out")
             continue
         out[spec.target] = spec.apply(frame)
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
 
 
-def _join(table: str, source: str, frame: pd.DataFrame, join: Join, read: ReadSource) -> pd.DataFrame:
+def _join(
+    table: str, source: str, frame: pd.DataFrame, join: Join, read: ReadSource
+) -> pd.DataFrame:
     lookup = read(join.source)
     if lookup is None:
         raise MappingError(f"{table}: lookup table {join.source!r} is not in the export")
     wanted = [join.right_on, *join.columns]
-    missing = [c for c in wanted if c not in lookup] + ([join.left_on] if join.left_on not in frame else [])
+    missing = [c for c in wanted if c not in lookup] + (
+        [join.left_on] if join.left_on not in frame else []
+    )
     if missing:
-        raise MappingError(f"{table}: join of {source!r} with {join.source!r}: column(s) {missing} not found")
+        raise MappingError(
+            f"{table}: join of {source!r} with {join.source!r}: column(s) {missing} not found"
+        )
     if lookup[join.right_on].duplicated().any():
         dups = lookup.loc[lookup[join.right_on].duplicated(), join.right_on].unique()[:5].tolist()
-        raise MappingError(f"{table}: lookup {join.source}.{join.right_on} is not unique, e.g. {dups}")
-    right = lookup[wanted].rename(columns={join.right_on: join.left_on}) if join.right_on != join.left_on else lookup[wanted]
-    return frame.merge(right, on=join.left_on, how="left", validate="many_to_one", suffixes=("", f"_{join.source}"))
+        raise MappingError(
+            f"{table}: lookup {join.source}.{join.right_on} is not unique, e.g. {dups}"
+        )
+    right = (
+        lookup[wanted].rename(columns={join.right_on: join.left_on})
+        if join.right_on != join.left_on
+        else lookup[wanted]
+    )
+    return frame.merge(
+        right, on=join.left_on, how="left", validate="many_to_one", suffixes=("", f"_{join.source}")
+    )
 
 
 def apply_mapping(mapping: Mapping, read: ReadSource) -> MappingResult:
@@ -351,7 +399,9 @@ def apply_mapping(mapping: Mapping, read: ReadSource) -> MappingResult:
     notes: list[str] = []
     frames: dict[str, pd.DataFrame] = {}
     for table, parts in mapping.tables.items():
-        pieces = [p for p in (_apply_part(table, part, read, notes) for part in parts) if p is not None]
+        pieces = [
+            p for p in (_apply_part(table, part, read, notes) for part in parts) if p is not None
+        ]
         if pieces:
             frames[table] = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
     return MappingResult(frames, notes)

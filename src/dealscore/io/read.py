@@ -48,7 +48,9 @@ class FolderSource:
             if suffix and file.is_file():
                 stem = file.name[: -len(suffix)].lower()
                 if stem in self._files:
-                    raise SourceError(f"{path}: both {self._files[stem].name} and {file.name} hold table {stem!r}")
+                    raise SourceError(
+                        f"{path}: both {self._files[stem].name} and {file.name} hold table {stem!r}"
+                    )
                 self._files[stem] = file
 
     def names(self) -> list[str]:
@@ -82,7 +84,9 @@ class SqlSource:
         try:
             self._tables = {t.lower(): t for t in sa.inspect(self.engine).get_table_names()}
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(f"cannot connect to {self.description}: {exc.__class__.__name__}: {exc}") from exc
+            raise SourceError(
+                f"cannot connect to {self.description}: {exc.__class__.__name__}: {exc}"
+            ) from exc
 
     def names(self) -> list[str]:
         return list(self._tables.values())

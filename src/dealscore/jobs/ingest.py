@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dealscore.io import read_export, write_tables
-from dealscore.progress import Progress, silent
 from dealscore.io.write import TableFormat
+from dealscore.progress import Progress, silent
 from dealscore.schemas import ContractError, CrmTables, ValidationReport, validate_tables
 from dealscore.summary import CrmSummary, summarise
 

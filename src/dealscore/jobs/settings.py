@@ -27,7 +27,9 @@ def load_settings(cls: type[T], path: Path | None = None, **overrides: Any) -> T
             raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
         unknown = set(values) - known
         if unknown:
-            raise SettingsError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise SettingsError(
+                f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return cls(**values)

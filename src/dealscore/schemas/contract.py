@@ -69,22 +69,6 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [
-                {
-                    "severity": i.severity.value,
-                    "table": i.table,
-                    "column": i.column,
-                    "rule": i.rule,
-                    "count": i.count,
-                    "examples": "; ".join(i.examples),
-                }
-                for i in self.issues
-            ],
-            columns=["severity", "table", "column", "rule", "count", "examples"],
-        )
-
     def to_text(self) -> str:
         lines = []
         for title, issues in (("errors", self.errors), ("warnings", self.warnings)):
@@ -170,7 +154,13 @@ def coerce_table(
             bad &= frame[column].astype("str") != ""  # blanks are missing values, not errors
         if bad.any():
             issues.append(
-                Issue(name, column, f"parseable as {kind}", int(bad.sum()), _examples(frame[column][bad]))
+                Issue(
+                    name,
+                    column,
+                    f"parseable as {kind}",
+                    int(bad.sum()),
+                    _examples(frame[column][bad]),
+                )
             )
             unparsed[column] = frame.index[bad.to_numpy()]
     return out, issues, unparsed
@@ -210,7 +200,13 @@ def schema_issues(
         columns = FRAME_RULE_COLUMNS.get(str(rule), [])
         shown = [_key_column(model), *columns]
         issues.append(
-            Issue(name, "/".join(columns) or "*", str(rule), len(index), _row_examples(frame, index, shown))
+            Issue(
+                name,
+                "/".join(columns) or "*",
+                str(rule),
+                len(index),
+                _row_examples(frame, index, shown),
+            )
         )
     for (column, check), group in cases[~frame_level].groupby(["column", "check"], sort=False):
         if check == "not_nullable" and column in unparsed:
@@ -219,9 +215,7 @@ def schema_issues(
             if group.empty:
                 continue
         rule = "unique" if check == "field_uniqueness" else str(check)
-        issues.append(
-            Issue(name, str(column), rule, len(group), _examples(group["failure_case"]))
-        )
+        issues.append(Issue(name, str(column), rule, len(group), _examples(group["failure_case"])))
     return frame, issues
 
 
@@ -236,12 +230,18 @@ class ForeignKey:
 FOREIGN_KEYS: tuple[ForeignKey, ...] = (
     ForeignKey("opportunities", Opportunities.account_id, "accounts", Accounts.account_id),
     ForeignKey("opportunities", Opportunities.owner_id, "owners", Owners.owner_id),
-    ForeignKey("stage_history", StageHistory.opportunity_id, "opportunities", Opportunities.opportunity_id),
-    ForeignKey("activities", Activities.opportunity_id, "opportunities", Opportunities.opportunity_id),
+    ForeignKey(
+        "stage_history", StageHistory.opportunity_id, "opportunities", Opportunities.opportunity_id
+    ),
+    ForeignKey(
+        "activities", Activities.opportunity_id, "opportunities", Opportunities.opportunity_id
+    ),
     ForeignKey("activities", Activities.account_id, "accounts", Accounts.account_id),
     ForeignKey("activities", Activities.contact_id, "contacts", Contacts.contact_id),
     ForeignKey("contacts", Contacts.account_id, "accounts", Accounts.account_id),
-    ForeignKey("forecasts", Forecasts.opportunity_id, "opportunities", Opportunities.opportunity_id),
+    ForeignKey(
+        "forecasts", Forecasts.opportunity_id, "opportunities", Opportunities.opportunity_id
+    ),
     ForeignKey("owners", Owners.manager_id, "owners", Owners.owner_id),
 )
 
@@ -250,7 +250,12 @@ def foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
     issues = []
     for fk in FOREIGN_KEYS:
         child, parent = tables.get(fk.child), tables.get(fk.parent)
-        if child is None or parent is None or fk.column not in child or fk.parent_column not in parent:
+        if (
+            child is None
+            or parent is None
+            or fk.column not in child
+            or fk.parent_column not in parent
+        ):
             continue
         keys = child[fk.column]
         orphan = keys.notna() & ~keys.isin(parent[fk.parent_column])
@@ -301,7 +306,9 @@ def timing_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
                         time_column,
                         rule,
                         int(mask.sum()),
-                        _row_examples(joined, joined.index[mask.to_numpy()], joined.columns.tolist()),
+                        _row_examples(
+                            joined, joined.index[mask.to_numpy()], joined.columns.tolist()
+                        ),
                         severity,
                     )
                 )

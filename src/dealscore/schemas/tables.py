@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
-from typing import Annotated, Iterator, Optional
+from typing import Annotated
 
 import pandas as pd
 import pandera.pandas as pa
@@ -80,15 +81,15 @@ class Opportunities(_Contract):
     created_at: Series[UtcTimestamp]
     status: Series[str] = pa.Field(isin=values(Status))
     closed_at: Series[UtcTimestamp] = pa.Field(nullable=True)
-    account_id: Optional[Series[str]] = pa.Field(nullable=True)
-    owner_id: Optional[Series[str]] = pa.Field(nullable=True)
-    amount: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
-    close_date: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
-    stage: Optional[Series[str]] = pa.Field(nullable=True)
-    product: Optional[Series[str]] = pa.Field(nullable=True)
-    lead_source: Optional[Series[str]] = pa.Field(nullable=True)
-    deal_type: Optional[Series[str]] = pa.Field(nullable=True)
-    loss_reason: Optional[Series[str]] = pa.Field(nullable=True)
+    account_id: Series[str] | None = pa.Field(nullable=True)
+    owner_id: Series[str] | None = pa.Field(nullable=True)
+    amount: Series[float] | None = pa.Field(ge=0, nullable=True)
+    close_date: Series[UtcTimestamp] | None = pa.Field(nullable=True)
+    stage: Series[str] | None = pa.Field(nullable=True)
+    product: Series[str] | None = pa.Field(nullable=True)
+    lead_source: Series[str] | None = pa.Field(nullable=True)
+    deal_type: Series[str] | None = pa.Field(nullable=True)
+    loss_reason: Series[str] | None = pa.Field(nullable=True)
 
     @pa.dataframe_check(name="closed_at_set_iff_closed")
     def closed_at_set_iff_closed(cls, df: pd.DataFrame) -> Series[bool]:
@@ -103,12 +104,12 @@ class Opportunities(_Contract):
 
 class Accounts(_Contract):
     account_id: Series[str] = pa.Field(unique=True)
-    industry: Optional[Series[str]] = pa.Field(nullable=True)
-    employees: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
-    annual_revenue: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
-    country: Optional[Series[str]] = pa.Field(nullable=True)
-    region: Optional[Series[str]] = pa.Field(nullable=True)
-    created_at: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
+    industry: Series[str] | None = pa.Field(nullable=True)
+    employees: Series[float] | None = pa.Field(ge=0, nullable=True)
+    annual_revenue: Series[float] | None = pa.Field(ge=0, nullable=True)
+    country: Series[str] | None = pa.Field(nullable=True)
+    region: Series[str] | None = pa.Field(nullable=True)
+    created_at: Series[UtcTimestamp] | None = pa.Field(nullable=True)
 
 
 class StageHistory(_Contract):
@@ -117,22 +118,22 @@ class StageHistory(_Contract):
     opportunity_id: Series[str]
     changed_at: Series[UtcTimestamp]
     stage: Series[str]
-    amount: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
-    close_date: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
-    forecast_category: Optional[Series[str]] = pa.Field(
+    amount: Series[float] | None = pa.Field(ge=0, nullable=True)
+    close_date: Series[UtcTimestamp] | None = pa.Field(nullable=True)
+    forecast_category: Series[str] | None = pa.Field(
         isin=HISTORY_FORECAST_CATEGORIES, nullable=True
     )
-    probability: Optional[Series[float]] = pa.Field(ge=0, le=1, nullable=True)
+    probability: Series[float] | None = pa.Field(ge=0, le=1, nullable=True)
 
 
 class Activities(_Contract):
     occurred_at: Series[UtcTimestamp]
     type: Series[str] = pa.Field(isin=values(ActivityType))
-    opportunity_id: Optional[Series[str]] = pa.Field(nullable=True)
-    account_id: Optional[Series[str]] = pa.Field(nullable=True)
-    activity_id: Optional[Series[str]] = pa.Field(unique=True, nullable=True)
-    contact_id: Optional[Series[str]] = pa.Field(nullable=True)
-    direction: Optional[Series[str]] = pa.Field(isin=values(Direction), nullable=True)
+    opportunity_id: Series[str] | None = pa.Field(nullable=True)
+    account_id: Series[str] | None = pa.Field(nullable=True)
+    activity_id: Series[str] | None = pa.Field(unique=True, nullable=True)
+    contact_id: Series[str] | None = pa.Field(nullable=True)
+    direction: Series[str] | None = pa.Field(isin=values(Direction), nullable=True)
 
     @pa.dataframe_check(name="linked_to_opportunity_or_account")
     def linked(cls, df: pd.DataFrame) -> Series[bool]:
@@ -146,26 +147,26 @@ class Activities(_Contract):
 class Contacts(_Contract):
     contact_id: Series[str] = pa.Field(unique=True)
     account_id: Series[str]
-    title: Optional[Series[str]] = pa.Field(nullable=True)
-    seniority: Optional[Series[str]] = pa.Field(isin=values(Seniority), nullable=True)
-    role: Optional[Series[str]] = pa.Field(isin=values(ContactRole), nullable=True)
+    title: Series[str] | None = pa.Field(nullable=True)
+    seniority: Series[str] | None = pa.Field(isin=values(Seniority), nullable=True)
+    role: Series[str] | None = pa.Field(isin=values(ContactRole), nullable=True)
 
 
 class Forecasts(_Contract):
     opportunity_id: Series[str]
     submitted_at: Series[UtcTimestamp]
     forecast_category: Series[str] = pa.Field(isin=values(ForecastCategory))
-    probability: Optional[Series[float]] = pa.Field(ge=0, le=1, nullable=True)
-    amount: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
-    period: Optional[Series[str]] = pa.Field(nullable=True)
+    probability: Series[float] | None = pa.Field(ge=0, le=1, nullable=True)
+    amount: Series[float] | None = pa.Field(ge=0, nullable=True)
+    period: Series[str] | None = pa.Field(nullable=True)
 
 
 class Owners(_Contract):
     owner_id: Series[str] = pa.Field(unique=True)
-    team: Optional[Series[str]] = pa.Field(nullable=True)
-    manager_id: Optional[Series[str]] = pa.Field(nullable=True)
-    region: Optional[Series[str]] = pa.Field(nullable=True)
-    hired_at: Optional[Series[UtcTimestamp]] = pa.Field(nullable=True)
+    team: Series[str] | None = pa.Field(nullable=True)
+    manager_id: Series[str] | None = pa.Field(nullable=True)
+    region: Series[str] | None = pa.Field(nullable=True)
+    hired_at: Series[UtcTimestamp] | None = pa.Field(nullable=True)
 
 
 TABLE_MODELS: dict[str, type[_Contract]] = {

@@ -19,9 +19,21 @@ STAGE_FORECAST = np.array(["pipeline", "pipeline", "pipeline", "best_case", "com
 CLOSED_WON, CLOSED_LOST = "closed_won", "closed_lost"
 LATE_STAGE = 3  # proposal
 
-PRODUCTS = {"core": 24_000.0, "analytics": 38_000.0, "platform": 95_000.0, "add_on": 7_500.0, "services": 14_000.0}
+PRODUCTS = {
+    "core": 24_000.0,
+    "analytics": 38_000.0,
+    "platform": 95_000.0,
+    "add_on": 7_500.0,
+    "services": 14_000.0,
+}
 PRODUCT_SHARE = np.array([0.35, 0.2, 0.1, 0.2, 0.15])
-LEAD_SOURCE_EFFECT = {"inbound": 0.4, "referral": 0.6, "partner": 0.2, "event": 0.0, "outbound": -0.35}
+LEAD_SOURCE_EFFECT = {
+    "inbound": 0.4,
+    "referral": 0.6,
+    "partner": 0.2,
+    "event": 0.0,
+    "outbound": -0.35,
+}
 LEAD_SOURCE_SHARE = np.array([0.3, 0.1, 0.12, 0.13, 0.35])
 DEAL_TYPE_EFFECT = {"new_business": 0.0, "expansion": 0.8, "renewal": 1.4}
 DEAL_TYPE_SHARE = np.array([0.65, 0.25, 0.10])
@@ -142,7 +154,9 @@ def draw_deals(
     outcome = np.where(won, WON, np.where(no_decision, NO_DECISION, LOST))
 
     cycle = CYCLE_DAYS[band] * np.where(deal_type == 2, 0.6, 1.0) * rng.lognormal(0.0, 0.5, n)
-    cycle *= np.select([outcome == LOST, outcome == NO_DECISION], [rng.uniform(0.4, 1.3, n), 1.6], 1.0)
+    cycle *= np.select(
+        [outcome == LOST, outcome == NO_DECISION], [rng.uniform(0.4, 1.3, n), 1.6], 1.0
+    )
     created = _created_days(rng, n, horizon, growth)
     closed = created + np.maximum(cycle, 2.0)
 
@@ -165,13 +179,9 @@ def draw_deals(
         closed[chosen] = calendar.next_boundary(closed[chosen]) + rng.uniform(0.5, 10.0, n_heroic)
 
     amount0 = (
-        np.array(list(PRODUCTS.values()))[product]
-        * (1 + band) ** 0.6
-        * rng.lognormal(0.0, 0.35, n)
+        np.array(list(PRODUCTS.values()))[product] * (1 + band) ** 0.6 * rng.lognormal(0.0, 0.35, n)
     ).round(-2)
-    reason = np.where(
-        competition & (rng.random(n) < 0.6), 0, rng.integers(1, len(LOSS_REASONS), n)
-    )
+    reason = np.where(competition & (rng.random(n) < 0.6), 0, rng.integers(1, len(LOSS_REASONS), n))
     loss_reason = np.where(
         outcome == LOST, LOSS_REASONS[reason], np.where(outcome == NO_DECISION, "no_decision", None)
     )
@@ -202,7 +212,9 @@ def _month_end(start: pd.Timestamp, days: np.ndarray) -> np.ndarray:
     return np.asarray((ends - start) / pd.Timedelta(days=1), dtype=float)
 
 
-def stage_events(rng: np.random.Generator, deals: Deals, start: pd.Timestamp, calendar: Calendar) -> pd.DataFrame:
+def stage_events(
+    rng: np.random.Generator, deals: Deals, start: pd.Timestamp, calendar: Calendar
+) -> pd.DataFrame:
     """Every change of a deal's state as rows (deal, t, stage, amount, close_day), ffill-ready.
 
     The first row of each deal carries the full initial state; later rows carry only what
@@ -265,8 +277,28 @@ def stage_events(rng: np.random.Generator, deals: Deals, start: pd.Timestamp, ca
     lo = deals.created[r] + frac[r, j] * duration[r]
     hi = deals.created[r] + end_of_slot[r, j] * 0.97 * duration[r]
     back_stage = (entry[r] + j - 1).astype(float)
-    rows.append(pd.DataFrame({"deal": r, "t": lo + 0.35 * (hi - lo), "stage": back_stage, "amount": np.nan, "close_day": np.nan}))
-    rows.append(pd.DataFrame({"deal": r, "t": lo + 0.7 * (hi - lo), "stage": back_stage + 1, "amount": np.nan, "close_day": np.nan}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "deal": r,
+                "t": lo + 0.35 * (hi - lo),
+                "stage": back_stage,
+                "amount": np.nan,
+                "close_day": np.nan,
+            }
+        )
+    )
+    rows.append(
+        pd.DataFrame(
+            {
+                "deal": r,
+                "t": lo + 0.7 * (hi - lo),
+                "stage": back_stage + 1,
+                "amount": np.nan,
+                "close_day": np.nan,
+            }
+        )
+    )
 
     # Close-date slips: each pushes the expected close out by two to six weeks. Deals that
     # will be lost or stall slip more often.
@@ -279,14 +311,28 @@ def stage_events(rng: np.random.Generator, deals: Deals, start: pd.Timestamp, ca
     pushed = np.cumsum(rng.uniform(14.0, 45.0, len(s_deal)))
     pushed -= np.repeat(np.concatenate([[0.0], pushed])[np.cumsum(slips) - slips], slips)
     s_close = np.maximum(np.floor(planned[s_deal] + pushed), np.floor(s_t) + 7)
-    rows.append(pd.DataFrame({"deal": s_deal, "t": s_t, "stage": np.nan, "amount": np.nan, "close_day": s_close}))
+    rows.append(
+        pd.DataFrame(
+            {"deal": s_deal, "t": s_t, "stage": np.nan, "amount": np.nan, "close_day": s_close}
+        )
+    )
 
     # Amount changes: upsizing mid-deal, discounting near the end, deep cuts for heroics.
     amount = deals.amount0.copy()
     up = rng.random(n) < 0.1
     up_t = deals.created + duration * rng.uniform(0.2, 0.5, n)
     amount = np.where(up, (amount * rng.uniform(1.1, 1.4, n)).round(-2), amount)
-    rows.append(pd.DataFrame({"deal": np.flatnonzero(up), "t": up_t[up], "stage": np.nan, "amount": amount[up], "close_day": np.nan}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "deal": np.flatnonzero(up),
+                "t": up_t[up],
+                "stage": np.nan,
+                "amount": amount[up],
+                "close_day": np.nan,
+            }
+        )
+    )
     discount = (rng.random(n) < np.where(outcome == WON, 0.35, 0.15)) | deals.heroic
     depth = np.where(deals.heroic, rng.uniform(0.6, 0.75, n), rng.uniform(0.8, 0.95, n))
     disc_t = np.where(
@@ -296,10 +342,30 @@ def stage_events(rng: np.random.Generator, deals: Deals, start: pd.Timestamp, ca
     )
     disc_t = np.maximum(disc_t, deals.created + 0.5 * duration)
     amount = np.where(discount, (amount * depth).round(-2), amount)
-    rows.append(pd.DataFrame({"deal": np.flatnonzero(discount), "t": disc_t[discount], "stage": np.nan, "amount": amount[discount], "close_day": np.nan}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "deal": np.flatnonzero(discount),
+                "t": disc_t[discount],
+                "stage": np.nan,
+                "amount": amount[discount],
+                "close_day": np.nan,
+            }
+        )
+    )
 
     closing_stage = np.where(outcome == WON, 5.0, 6.0)
-    rows.append(pd.DataFrame({"deal": np.arange(n), "t": deals.closed, "stage": closing_stage, "amount": amount, "close_day": final_close}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "deal": np.arange(n),
+                "t": deals.closed,
+                "stage": closing_stage,
+                "amount": amount,
+                "close_day": final_close,
+            }
+        )
+    )
 
     events = pd.concat(rows, ignore_index=True)
     events = events.sort_values(["deal", "t"], kind="stable", ignore_index=True)

@@ -24,8 +24,10 @@ def activities(
     n = deals.n
     outcome = deals.outcome
     weeks = deals.duration / 7.0
-    intensity = weeks * np.exp(0.5 * deals.engagement) * np.select(
-        [outcome == WON, outcome == LOST], [1.15, 0.9], 0.75
+    intensity = (
+        weeks
+        * np.exp(0.5 * deals.engagement)
+        * np.select([outcome == WON, outcome == LOST], [1.15, 0.9], 0.75)
     )
     expected = intensity * (per_deal * n / intensity.sum())
     count = rng.poisson(expected)
@@ -62,11 +64,18 @@ def activities(
     # Who: good deals are multi-threaded; in wins, a senior stakeholder tends to appear late.
     account = deals.account[deal]
     available = world.contact_count[account]
-    pool = 1 + rng.binomial(world.contact_count[deals.account] - 1, sigmoid(-0.6 + 0.8 * deals.engagement))[deal]
+    pool = (
+        1
+        + rng.binomial(
+            world.contact_count[deals.account] - 1, sigmoid(-0.6 + 0.8 * deals.engagement)
+        )[deal]
+    )
     position = np.floor(rng.random(len(deal)) * pool).astype(np.int64)
     p_senior = np.where(outcome[deal] == WON, 0.3, 0.06)
     senior = (u > 0.55) & (rng.random(len(deal)) < p_senior)
-    top = available - 1 - np.floor(rng.random(len(deal)) * np.minimum(2, available)).astype(np.int64)
+    top = (
+        available - 1 - np.floor(rng.random(len(deal)) * np.minimum(2, available)).astype(np.int64)
+    )
     position = np.where(senior, top, position)
     contact = (world.contact_offset[account] + position).astype(np.int32)
     contact[rng.random(len(deal)) < 0.08] = -1
@@ -128,7 +137,9 @@ def forecasts(
 
     # The deal's state when the rep submits (stage, amount, expected close).
     subs = pd.DataFrame({"deal": deal, "t": t}).sort_values("t", kind="stable")
-    state = pd.merge_asof(subs, events.sort_values("t", kind="stable"), on="t", by="deal", direction="backward")
+    state = pd.merge_asof(
+        subs, events.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
+    )
     state = state.sort_index()
     stage = state["stage"].to_numpy()
     close_day = state["close_day"].to_numpy()
@@ -147,7 +158,9 @@ def forecasts(
     heroics = (quarter_end - t <= 21.0) & (close_day < quarter_end)
     belief = belief + np.where(heroics, 1.2, 0.0)
     p = sigmoid(belief)
-    category = np.select([p >= 0.7, p >= 0.45, p >= 0.15], ["commit", "best_case", "pipeline"], "omitted")
+    category = np.select(
+        [p >= 0.7, p >= 0.45, p >= 0.15], ["commit", "best_case", "pipeline"], "omitted"
+    )
     gives = world.owner_gives_probability[deals.owner[deal]]
     probability = np.where(gives, np.round(p * 20) / 20, np.nan)
     return pd.DataFrame(
@@ -160,4 +173,3 @@ def forecasts(
             "period": calendar.labels[calendar.index(close_day)],
         }
     )
-

@@ -100,7 +100,9 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
         n_reps=max(8, int(n / settings.deals_per_rep)),
         start=start,
     )
-    deals = draw_deals(rng, world, n, horizon, calendar, settings.heroic_share, settings.yearly_growth)
+    deals = draw_deals(
+        rng, world, n, horizon, calendar, settings.heroic_share, settings.yearly_growth
+    )
     opp_ids = ids("OPP", n, 8)
 
     progress("stage history: stages, regressions, slips, discounts")
@@ -143,7 +145,9 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     )
     tables = CrmTables(
         opportunities=opportunities,
-        accounts=world.accounts.assign(created_at=lambda f: f["created_at"].astype(TIMESTAMP_DTYPE)),
+        accounts=world.accounts.assign(
+            created_at=lambda f: f["created_at"].astype(TIMESTAMP_DTYPE)
+        ),
         stage_history=stage_history,
         activities=activity_frame,
         contacts=world.contacts,
@@ -181,7 +185,9 @@ def _deal_tables(
             Opportunities.product: np.array(list(PRODUCTS))[deals.product],
             Opportunities.lead_source: np.array(list(LEAD_SOURCE_EFFECT))[deals.lead_source],
             Opportunities.deal_type: np.array(list(DEAL_TYPE_EFFECT))[deals.deal_type],
-            Opportunities.loss_reason: pd.Series(np.where(is_open, None, deals.loss_reason)).astype("str"),
+            Opportunities.loss_reason: pd.Series(np.where(is_open, None, deals.loss_reason)).astype(
+                "str"
+            ),
         }
     )
     stage_code = history["stage"].to_numpy()
@@ -207,7 +213,9 @@ def _deal_tables(
     return opportunities, stage_history
 
 
-def _activity_table(acts: pd.DataFrame, world: World, opp_ids: pd.Series, start: pd.Timestamp) -> pd.DataFrame:
+def _activity_table(
+    acts: pd.DataFrame, world: World, opp_ids: pd.Series, start: pd.Timestamp
+) -> pd.DataFrame:
     """Activities in time order, with string ids built from integer codes."""
     return pd.DataFrame(
         {
@@ -215,7 +223,9 @@ def _activity_table(acts: pd.DataFrame, world: World, opp_ids: pd.Series, start:
             Activities.occurred_at: _timestamps(start, acts["t"].to_numpy()),
             Activities.type: _labels(ACTIVITY_TYPES, acts["type"].to_numpy()),
             Activities.opportunity_id: _labels(opp_ids, acts["deal"].to_numpy()),
-            Activities.account_id: _labels(world.accounts["account_id"], acts["account"].to_numpy()),
+            Activities.account_id: _labels(
+                world.accounts["account_id"], acts["account"].to_numpy()
+            ),
             Activities.contact_id: _labels(world.contact_ids, acts["contact"].to_numpy()),
             Activities.direction: _labels(DIRECTIONS, acts["direction"].to_numpy()),
         }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dealscore.schemas.tables import Accounts, Contacts, ContactRole, Owners, Seniority
+from dealscore.schemas.tables import Accounts, ContactRole, Contacts, Owners, Seniority
 
 # Hidden ICP: log-odds each firmographic adds to a deal's quality. The documented ICP a team
 # writes down is only partly right, as in life; the learned profile must find the rest.
@@ -77,7 +77,9 @@ class World:
     rep_ids: pd.Series
 
 
-def build_world(rng: np.random.Generator, n_accounts: int, n_reps: int, start: pd.Timestamp) -> World:
+def build_world(
+    rng: np.random.Generator, n_accounts: int, n_reps: int, start: pd.Timestamp
+) -> World:
     industries = np.array(list(INDUSTRY_EFFECT))
     regions = np.array(list(REGION_EFFECT))
     industry = rng.choice(len(industries), n_accounts, p=INDUSTRY_SHARE)
@@ -103,7 +105,8 @@ def build_world(rng: np.random.Generator, n_accounts: int, n_reps: int, start: p
             Accounts.annual_revenue: np.round(revenue, -3),
             Accounts.country: country,
             Accounts.region: regions[region],
-            Accounts.created_at: start - pd.to_timedelta(rng.uniform(30, 5 * 365, n_accounts), unit="D"),
+            Accounts.created_at: start
+            - pd.to_timedelta(rng.uniform(30, 5 * 365, n_accounts), unit="D"),
         }
     )
 
@@ -118,7 +121,13 @@ def build_world(rng: np.random.Generator, n_accounts: int, n_reps: int, start: p
         {
             Owners.owner_id: pd.concat([rep_ids, manager_ids], ignore_index=True),
             Owners.team: np.concatenate([rep_team, np.arange(n_teams)]).astype(str),
-            Owners.manager_id: pd.concat([manager_ids[rep_team].reset_index(drop=True), pd.Series([None] * n_teams, dtype="str")], ignore_index=True),
+            Owners.manager_id: pd.concat(
+                [
+                    manager_ids[rep_team].reset_index(drop=True),
+                    pd.Series([None] * n_teams, dtype="str"),
+                ],
+                ignore_index=True,
+            ),
             Owners.region: regions[np.concatenate([team_region[rep_team], team_region])],
             Owners.hired_at: hired,
         }
@@ -143,7 +152,11 @@ def build_world(rng: np.random.Generator, n_accounts: int, n_reps: int, start: p
     role = np.where(
         seniority_rank >= 3,
         roles[0],
-        np.where(seniority_rank == 2, rng.choice(roles[1:3], len(seniority_rank)), rng.choice(roles[1:], len(seniority_rank))),
+        np.where(
+            seniority_rank == 2,
+            rng.choice(roles[1:3], len(seniority_rank)),
+            rng.choice(roles[1:], len(seniority_rank)),
+        ),
     )
     contact_ids = ids("CON", len(contact_account), 8)
     contacts = pd.DataFrame(
