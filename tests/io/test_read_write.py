@@ -96,6 +96,11 @@ def test_salesforce_preset_on_a_standard_export(tmp_path):
                     "2025-01-10T09:00:00.000Z",
                     "2025-02-01T09:00:00.000Z",
                 ],
+                "LastStageChangeDate": [
+                    "2025-03-01T15:30:00.000Z",
+                    "2025-04-01T10:00:00.000Z",
+                    "2025-02-01T09:00:00.000Z",
+                ],
                 "Type": ["New Business", "Existing Business", "New Business"],
                 "LeadSource": ["Web", "Partner", "Web"],
             }
@@ -112,7 +117,7 @@ def test_salesforce_preset_on_a_standard_export(tmp_path):
                 "OpportunityId": ["0061", "0061", "0063"],
                 "CreatedDate": [
                     "2025-01-01T09:00:00.000Z",
-                    "2025-03-01T00:00:00.000Z",
+                    "2025-03-01T15:30:00.000Z",  # closed the same day as CloseDate, after midnight
                     "2025-02-01T09:00:00.000Z",
                 ],
                 "StageName": ["Prospecting", "Closed Won", "Prospecting"],
@@ -162,6 +167,7 @@ def test_salesforce_preset_on_a_standard_export(tmp_path):
     assert report.ok, report.to_text()
     assert tables.opportunities["status"].tolist() == ["won", "lost", "open"]
     assert tables.opportunities["closed_at"].notna().tolist() == [True, True, False]
+    assert tables.opportunities["closed_at"].iloc[0] == pd.Timestamp("2025-03-01 15:30", tz="UTC")
     assert tables.stage_history["probability"].tolist() == [0.1, 1.0, 0.1]
     assert tables.forecasts["forecast_category"].tolist() == ["pipeline", "commit"]
     activities = tables.activities.sort_values("occurred_at")
