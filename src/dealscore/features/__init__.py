@@ -1,0 +1,20 @@
+"""Point-in-time features: pure functions of (tables, as_of); no I/O, no clock, no MLflow."""
+
+from dealscore.features.build import (
+    CATALOGUE,
+    FEATURE_NAMES,
+    FeatureState,
+    build_features,
+    fit_feature_state,
+)
+from dealscore.features.icp import IcpRule, parse_icp
+
+__all__ = [
+    "CATALOGUE",
+    "FEATURE_NAMES",
+    "FeatureState",
+    "IcpRule",
+    "build_features",
+    "fit_feature_state",
+    "parse_icp",
+]

@@ -1,0 +1,98 @@
+"""One feature path for training, backtests and scoring: `build_features(tables, as_of, state)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features import deal, engagement, icp
+from dealscore.features.catalogue import Feature
+from dealscore.features.pit import Snapshots, micros
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
+from dealscore.schemas.tables import CrmTables, Opportunities
+
+CATALOGUE: list[Feature] = [
+    *deal.FEATURES,
+    *engagement.ENGAGEMENT,
+    *engagement.PROSPECT,
+    *icp.FEATURES,
+    *icp.HISTORY,
+]
+FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
+
+
+@dataclass(frozen=True)
+class FeatureState:
+    """What the pipeline learns once and keeps, so scoring reproduces training exactly."""
+
+    stage_order: dict[str, int] = field(default_factory=dict)
+    icp_rules: tuple[icp.IcpRule, ...] = ()
+    fitted_before: pd.Timestamp | None = None
+
+
+def fit_feature_state(
+    tables: CrmTables, before: pd.Timestamp, icp_rules: tuple[icp.IcpRule, ...] = ()
+) -> FeatureState:
+    """Learn the stage order from stage history strictly before `before` (the training cut-off)."""
+    order = {}
+    if tables.stage_history is not None:
+        order = deal.stage_order(tables.stage_history, tables.opportunities, before)
+    return FeatureState(order, tuple(icp_rules), before)
+
+
+def _snapshots(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) -> Snapshots:
+    deals = tables.opportunities
+    ids = pd.Index(deals[Opportunities.opportunity_id])
+    created = micros(deals[Opportunities.created_at])
+    closed_at = deals[Opportunities.closed_at]
+    closed = np.where(closed_at.notna(), micros(closed_at), np.iinfo(np.int64).max)
+    if isinstance(as_of, pd.DataFrame):
+        missing = {OPPORTUNITY_ID, AS_OF} - set(as_of.columns)
+        if missing:
+            raise ValueError(f"as_of frame needs columns {sorted(missing)}")
+        code = ids.get_indexer(as_of[OPPORTUNITY_ID])
+        if (code < 0).any():
+            unknown = as_of.loc[code < 0, OPPORTUNITY_ID].head(5).tolist()
+            raise ValueError(
+                f"as_of frame names {int((code < 0).sum())} unknown deals, e.g. {unknown}"
+            )
+        times = micros(pd.to_datetime(as_of[AS_OF], utc=True))
+    else:
+        stamp = pd.Timestamp(as_of)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        code = np.arange(len(ids))
+        times = np.full(len(ids), np.datetime64(stamp.tz_convert(None), "us").astype(np.int64))
+    # Open at as_of: created strictly before it, and not closed before it.
+    is_open = (created[code] < times) & (closed[code] >= times)
+    return Snapshots(code[is_open].astype(np.int64), times[is_open], ids)
+
+
+def build_features(
+    tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame, state: FeatureState | None = None
+) -> pd.DataFrame:
+    """Features for every deal open at as_of (a time, or a frame of opportunity_id/as_of pairs).
+
+    Only rows dated strictly before each as_of are used. Without a fitted state, the stage order
+    is learned from history before the latest as_of (fine for one scoring date; pass the fitted
+    state for training and backtests so every call shares it).
+    """
+    snaps = _snapshots(tables, as_of)
+    if state is None:
+        latest = pd.Timestamp(snaps.as_of.max() if len(snaps) else 0, unit="us", tz="UTC")
+        state = fit_feature_state(tables, latest)
+    keys = pd.DataFrame(
+        {
+            OPPORTUNITY_ID: snaps.ids[snaps.deal].astype("str"),
+            AS_OF: pd.to_datetime(snaps.as_of, unit="us", utc=True),
+        }
+    )
+    parts = [
+        deal.deal_features(tables, snaps, state.stage_order),
+        engagement.engagement_features(tables, snaps),
+        icp.icp_features(tables, snaps, state.icp_rules),
+        icp.history_features(tables, snaps),
+    ]
+    frame = pd.concat([keys, *[p.reset_index(drop=True).astype(float) for p in parts]], axis=1)
+    return FeatureFrame.validate(frame[[OPPORTUNITY_ID, AS_OF, *FEATURE_NAMES]])

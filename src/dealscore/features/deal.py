@@ -1,0 +1,200 @@
+"""Deal dynamics as of T: age, stage and its timing, regressions, slips, discounts, quarter ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features.catalogue import family
+from dealscore.features.pit import (
+    DAY,
+    Snapshots,
+    asof_by_key,
+    asof_global,
+    asof_state,
+    micros,
+    quarter_end_micros,
+)
+from dealscore.schemas.tables import CrmTables, Opportunities, StageHistory, Status
+
+FEATURES = family(
+    "deal",
+    ("opportunities", "stage_history"),
+    age_days="days since the deal was created",
+    age_vs_won_cycle="age over the typical (geometric mean) cycle of deals won before as_of",
+    stage_rank="rank of the current stage in the fitted stage order (typical order of entry)",
+    days_in_stage="days since the deal entered its current stage",
+    stage_time_vs_won="days in the current stage over what won deals spent in it, before as_of",
+    stage_regressions="times the deal moved back to an earlier stage",
+    close_date_pushes="times the expected close date moved later",
+    total_slip_days="days the expected close date moved since the first one",
+    close_date_days_out="days from as_of to the expected close date (negative: overdue)",
+    amount_log="log10(1 + current amount)",
+    amount_change_pct="current amount over the first recorded amount, minus 1 (discounts < 0)",
+    late_entry="1 if the deal's first stage was late in the process (proposal or later)",
+    days_to_quarter_end="days from as_of to the end of its calendar quarter",
+    close_in_quarter_last_weeks="1 if the expected close date sits in the last 3 weeks of a quarter",
+    moved_into_quarter_end="1 if the close date was moved into the last 3 weeks of a quarter",
+)
+NAMES = [f.name for f in FEATURES]
+LATE_SHARE = 0.6  # entering at 60% of the way through the stages: proposal in a 5 + 2 stage process
+PRIOR_CYCLE_DAYS = 60.0
+
+
+def stage_order(
+    history: pd.DataFrame, opportunities: pd.DataFrame, before: pd.Timestamp
+) -> dict[str, int]:
+    """Stage rank by the median position of its first entry within deals, from rows before a cut-off.
+
+    Closing rows (at the deal's closed_at) are left out: a closed stage is never an open deal's.
+    """
+    closed = opportunities.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
+    closes = history[StageHistory.opportunity_id].map(closed)
+    rows = history[
+        (history[StageHistory.changed_at] < before) & ~(history[StageHistory.changed_at] >= closes)
+    ]
+    first = rows.sort_values(StageHistory.changed_at, kind="stable").drop_duplicates(
+        [StageHistory.opportunity_id, StageHistory.stage]
+    )
+    position = first.groupby(StageHistory.opportunity_id).cumcount()
+    ranks = position.groupby(first[StageHistory.stage]).median().rank(method="dense") - 1
+    return {str(stage): int(rank) for stage, rank in ranks.items()}
+
+
+def deal_features(tables: CrmTables, snaps: Snapshots, stages: dict[str, int]) -> pd.DataFrame:
+    """Deal-dynamics features for each snapshot."""
+    deals = tables.opportunities
+    created = micros(deals[Opportunities.created_at])
+    closed_at = deals[Opportunities.closed_at]
+    as_of = snaps.as_of
+    age = (as_of - created[snaps.deal]) / DAY
+    out = pd.DataFrame({"age_days": age})
+
+    # Typical won cycle, from deals won strictly before as_of (geometric mean of cycle days).
+    won = (deals[Opportunities.status] == Status.WON).to_numpy() & closed_at.notna().to_numpy()
+    won_closed = micros(closed_at[won])
+    won_cycle = np.maximum((won_closed - created[won]) / DAY, 0.5)
+    cum = asof_global(as_of, won_closed, {"n": np.ones(won.sum()), "log": np.log(won_cycle)})
+    typical = np.where(
+        cum["n"] > 0,
+        np.exp((cum["log"] + 3 * np.log(PRIOR_CYCLE_DAYS)) / (cum["n"] + 3)),
+        PRIOR_CYCLE_DAYS,
+    )
+    out["age_vs_won_cycle"] = age / typical
+    quarter_end = quarter_end_micros(as_of)
+    out["days_to_quarter_end"] = (quarter_end - as_of) / DAY
+
+    history = tables.stage_history
+    if history is None:
+        out["amount_log"] = (
+            np.log10(1 + deals[Opportunities.amount].to_numpy()[snaps.deal])
+            if Opportunities.amount in deals
+            else np.nan
+        )
+        return out.reindex(columns=NAMES)
+    return _history_features(out, history, snaps, won, closed_at, stages)
+
+
+def _history_features(
+    out: pd.DataFrame,
+    history: pd.DataFrame,
+    snaps: Snapshots,
+    won: np.ndarray,
+    closed_at: pd.Series,
+    stages: dict[str, int],
+) -> pd.DataFrame:
+    as_of = snaps.as_of
+    rank = pd.Series(stages, dtype=float)
+    h = pd.DataFrame(
+        {
+            "deal": snaps.codes(history[StageHistory.opportunity_id]),
+            "t": micros(history[StageHistory.changed_at]),
+        }
+    )
+    h["rank"] = history[StageHistory.stage].map(rank).to_numpy()
+    h["amount"] = (
+        history[StageHistory.amount].to_numpy() if StageHistory.amount in history else np.nan
+    )
+    h["close"] = np.nan
+    if StageHistory.close_date in history:
+        close = history[StageHistory.close_date]
+        h["close"] = np.where(close.notna(), micros(close), np.nan)
+    h = h[h["deal"] >= 0].sort_values(["deal", "t"], kind="stable")
+    same = h["deal"].eq(h["deal"].shift())
+    prev_rank = h["rank"].shift()
+    changed_stage = ~same | (h["rank"] != prev_rank)
+    h["regression"] = (same & (h["rank"] < prev_rank)).astype(float)
+    h["push"] = (same & (h["close"] > h["close"].shift())).astype(float)
+    h["regressions"] = h.groupby("deal")["regression"].cumsum()
+    h["pushes"] = h.groupby("deal")["push"].cumsum()
+    h["entered"] = h["t"].where(changed_stage).groupby(h["deal"]).ffill()
+    h["first_amount"] = h.groupby("deal")["amount"].transform("first")
+    h["first_close"] = h.groupby("deal")["close"].transform("first")
+    h["first_rank"] = h.groupby("deal")["rank"].transform("first")
+    state = asof_state(
+        snaps,
+        h,
+        "t",
+        [
+            "rank",
+            "amount",
+            "close",
+            "regressions",
+            "pushes",
+            "entered",
+            "first_amount",
+            "first_close",
+            "first_rank",
+        ],
+    )
+    out["stage_rank"] = state["rank"].to_numpy()
+    out["days_in_stage"] = (as_of - state["entered"].to_numpy()) / DAY
+    out["stage_regressions"] = state["regressions"].to_numpy()
+    out["close_date_pushes"] = state["pushes"].to_numpy()
+    out["total_slip_days"] = (state["close"].to_numpy() - state["first_close"].to_numpy()) / DAY
+    out["close_date_days_out"] = (state["close"].to_numpy() - as_of) / DAY
+    out["amount_log"] = np.log10(1 + state["amount"].to_numpy())
+    out["amount_change_pct"] = state["amount"].to_numpy() / state["first_amount"].to_numpy() - 1
+    late_rank = LATE_SHARE * max(max(stages.values(), default=0), 1)
+    out["late_entry"] = (state["first_rank"].to_numpy() >= late_rank).astype(float)
+    out.loc[state["first_rank"].isna().to_numpy(), "late_entry"] = np.nan
+
+    close = state["close"].to_numpy()
+    has_close = ~np.isnan(close)
+    close_int = np.where(has_close, close, 0).astype(np.int64)
+    in_last_weeks = has_close & ((quarter_end_micros(close_int) - close_int) <= 21 * DAY)
+    first_close = state["first_close"].to_numpy()
+    first_int = np.where(np.isnan(first_close), 0, first_close).astype(np.int64)
+    first_in_last = ~np.isnan(first_close) & (
+        (quarter_end_micros(first_int) - first_int) <= 21 * DAY
+    )
+    out["close_in_quarter_last_weeks"] = np.where(has_close, in_last_weeks.astype(float), np.nan)
+    out["moved_into_quarter_end"] = np.where(
+        has_close, (in_last_weeks & ~first_in_last).astype(float), np.nan
+    )
+
+    # Time won deals spent in each stage, from deals won strictly before as_of.
+    visits = h.assign(leave=h.groupby("deal")["t"].shift(-1))
+    visits = visits[
+        changed_stage.loc[visits.index] & visits["leave"].notna() & visits["rank"].notna()
+    ]
+    won_codes = np.flatnonzero(won)
+    visits = visits[np.isin(visits["deal"].to_numpy(), won_codes)]
+    # A stage visit lasts until the next stage change; approximate with the next row's time.
+    log_days = np.log(np.maximum((visits["leave"] - visits["t"]).to_numpy() / DAY, 0.01))
+    deal_closed = (
+        micros(closed_at.iloc[visits["deal"].to_numpy()])
+        if len(visits)
+        else np.array([], dtype=np.int64)
+    )
+    current_rank = np.nan_to_num(out["stage_rank"].to_numpy(), nan=-1).astype(np.int64)
+    cum = asof_by_key(
+        as_of,
+        current_rank,
+        deal_closed,
+        visits["rank"].to_numpy().astype(np.int64),
+        {"n": np.ones(len(visits)), "log": log_days},
+    )
+    typical = np.exp(cum["log"] / cum["n"].where(cum["n"] > 0)).to_numpy()
+    out["stage_time_vs_won"] = out["days_in_stage"].to_numpy() / typical
+    return out.reindex(columns=NAMES)

@@ -1,0 +1,157 @@
+"""Engagement and prospect behaviour as of T, from activities (and contacts for seniority)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features.catalogue import family
+from dealscore.features.pit import DAY, Snapshots, SortedEvents, micros
+from dealscore.schemas.tables import (
+    Activities,
+    ActivityType,
+    Contacts,
+    CrmTables,
+    Direction,
+    Seniority,
+)
+
+WINDOWS = (7, 30, 90)
+COUNTED_TYPES = (ActivityType.EMAIL, ActivityType.CALL, ActivityType.MEETING, ActivityType.DEMO)
+SENIORITY_RANK = {
+    Seniority.INDIVIDUAL: 0,
+    Seniority.MANAGER: 1,
+    Seniority.DIRECTOR: 2,
+    Seniority.VP: 3,
+    Seniority.EXECUTIVE: 4,
+}
+SENIOR = 3  # vp and above
+
+ENGAGEMENT = family(
+    "engagement",
+    ("activities", "contacts"),
+    **{f"activities_{w}d": f"activities on the deal in the {w} days before as_of" for w in WINDOWS},
+    **{
+        f"{t.value}s_{w}d": f"{t.value} activities in the {w} days before as_of"
+        for t in COUNTED_TYPES
+        for w in WINDOWS
+    },
+    days_since_last_activity="days since the deal's last activity (missing if none yet)",
+    activity_trend_14d="activities in the last 14 days minus the 14 days before",
+    distinct_contacts="distinct contacts engaged on the deal so far (multi-threading)",
+    max_seniority="most senior contact engaged so far: 0 individual .. 4 executive",
+    meetings_per_email_90d="meetings over (emails + 1) in the last 90 days",
+    days_since_two_way="days since the last inbound touch or meeting",
+)
+PROSPECT = family(
+    "prospect",
+    ("activities", "contacts"),
+    inbound_share_90d="share of the last 90 days' touches the prospect initiated",
+    response_latency_hours="mean hours from our outbound touch to the prospect's next inbound one",
+    new_senior_stakeholder_30d="1 if a VP or executive first appeared on the deal in the last 30 days",
+)
+NAMES = [f.name for f in ENGAGEMENT + PROSPECT]
+
+
+def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
+    """Engagement and prospect-behaviour features; all missing without an activities table."""
+    acts = tables.activities
+    if acts is None or Activities.opportunity_id not in acts:
+        return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
+    deal = snaps.codes(acts[Activities.opportunity_id])
+    events = SortedEvents(deal, micros(acts[Activities.occurred_at]), len(snaps.ids))
+    kind = acts[Activities.type].to_numpy()[events.order]
+    direction = (
+        acts[Activities.direction].to_numpy()[events.order]
+        if Activities.direction in acts
+        else np.full(len(kind), "")
+    )
+    d, t = snaps.deal, snaps.as_of
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS:
+        out[f"activities_{w}d"] = events.count(d, t - w * DAY, t)
+    for activity_type in COUNTED_TYPES:
+        typed = events.subset(kind == activity_type.value)
+        for w in WINDOWS:
+            out[f"{activity_type.value}s_{w}d"] = typed.count(d, t - w * DAY, t)
+    last, found = events.last_before(d, t)
+    out["days_since_last_activity"] = np.where(found, (t - events.time[last]) / DAY, np.nan)
+    out["activity_trend_14d"] = events.count(d, t - 14 * DAY, t) - events.count(
+        d, t - 28 * DAY, t - 14 * DAY
+    )
+    out["meetings_per_email_90d"] = out["meetings_90d"] / (out["emails_90d"] + 1)
+    inbound = direction == Direction.INBOUND.value
+    two_way = events.subset(inbound | (kind == ActivityType.MEETING.value))
+    last, found = two_way.last_before(d, t)
+    out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
+
+    directed = events.subset(
+        np.isin(direction, [Direction.INBOUND.value, Direction.OUTBOUND.value])
+    )
+    n_directed = directed.count(d, t - 90 * DAY, t)
+    n_inbound = events.subset(inbound).count(d, t - 90 * DAY, t)
+    out["inbound_share_90d"] = np.where(
+        n_directed > 0, n_inbound / np.maximum(n_directed, 1), np.nan
+    )
+    out["response_latency_hours"] = _response_latency(events, direction, d, t)
+    out.update(_contact_features(acts, events, tables.contacts, d, t))
+    return pd.DataFrame(out).reindex(columns=NAMES)
+
+
+def _response_latency(
+    events: SortedEvents, direction: np.ndarray, d: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """Mean latency of inbound replies before as_of: each inbound vs the deal's last outbound."""
+    outbound_time = pd.Series(np.where(direction == Direction.OUTBOUND.value, events.time, np.nan))
+    last_outbound = outbound_time.groupby(events.deal).ffill().to_numpy()
+    is_reply = (direction == Direction.INBOUND.value) & ~np.isnan(last_outbound)
+    replies = events.subset(is_reply)
+    hours = (events.time[is_reply] - last_outbound[is_reply]) / (DAY / 24)
+    n = replies.count(d, np.full_like(t, np.iinfo(np.int64).min // 2), t)
+    total = replies.sum_before(hours, d, t)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _contact_features(
+    acts: pd.DataFrame,
+    events: SortedEvents,
+    contacts: pd.DataFrame | None,
+    d: np.ndarray,
+    t: np.ndarray,
+) -> dict[str, np.ndarray]:
+    nan = np.full(len(d), np.nan)
+    if Activities.contact_id not in acts:
+        return {"distinct_contacts": nan, "max_seniority": nan, "new_senior_stakeholder_30d": nan}
+    contact = acts[Activities.contact_id].to_numpy()[events.order]
+    has_contact = pd.notna(contact)
+    # First touch of each (deal, contact): in (deal, time) order, the first occurrence.
+    pairs = pd.DataFrame({"deal": events.deal, "contact": contact})
+    first_touch = has_contact & ~pairs.duplicated(["deal", "contact"]).to_numpy()
+    firsts = events.subset(first_touch)
+    out = {
+        "distinct_contacts": firsts.count(
+            d, np.full_like(t, np.iinfo(np.int64).min // 2), t
+        ).astype(float)
+    }
+    if contacts is None or Contacts.seniority not in contacts:
+        return out | {"max_seniority": nan, "new_senior_stakeholder_30d": nan}
+    rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
+    rank = pd.Series(contact[first_touch]).map(rank_of).to_numpy(dtype=float)
+    # For each level, the deal's first touch at or above it: reached before as_of?
+    best = np.full(len(d), np.nan)
+    for level in range(len(SENIORITY_RANK)):
+        at_level = firsts.subset(rank >= level)
+        reached = at_level.count(d, np.full_like(t, np.iinfo(np.int64).min // 2), t) > 0
+        best = np.where(reached, level, best)
+    seniors = firsts.subset(rank >= SENIOR)
+    first_senior_pos = seniors.starts[d]
+    has_senior = first_senior_pos < seniors.starts[d + 1]
+    first_senior = np.where(
+        has_senior,
+        seniors.time[np.minimum(first_senior_pos, max(len(seniors.time) - 1, 0))]
+        if len(seniors.time)
+        else 0,
+        0,
+    )
+    recent = has_senior & (first_senior < t) & (first_senior >= t - 30 * DAY)
+    return out | {"max_seniority": best, "new_senior_stakeholder_30d": recent.astype(float)}

@@ -1,0 +1,202 @@
+"""ICP fit as of T: the documented profile (rules) and the profile learned from closed deals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features.catalogue import Feature, family
+from dealscore.features.pit import Snapshots, asof_by_key, asof_global, micros, smoothed_rate
+from dealscore.schemas.tables import Accounts, CrmTables, Opportunities, Status
+
+SIZE_BINS = [0, 50, 200, 1000, 5000, np.inf]
+SIZE_LABELS = ["1-49", "50-199", "200-999", "1000-4999", "5000+"]
+# Segments of the learned profile: (name, table the attribute lives on, column).
+SEGMENTS = (
+    ("industry", "accounts", Accounts.industry),
+    ("size_band", "accounts", Accounts.employees),
+    ("region", "accounts", Accounts.region),
+    ("product", "opportunities", Opportunities.product),
+    ("lead_source", "opportunities", Opportunities.lead_source),
+)
+PRIOR_STRENGTH = 20.0  # closed deals' worth of weight on the global rate
+
+
+@dataclass(frozen=True)
+class IcpRule:
+    """One rule of the documented ICP: an account attribute in a set or a numeric range."""
+
+    name: str
+    column: str
+    values: tuple[str, ...] = ()
+    between: tuple[float, float] | None = None
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, spec: dict[str, Any]) -> IcpRule:
+        unknown = set(spec) - {"name", "column", "in", "between", "weight"}
+        if (
+            unknown
+            or "name" not in spec
+            or "column" not in spec
+            or ("in" in spec) == ("between" in spec)
+        ):
+            raise ValueError(
+                f"ICP rule {spec!r}: needs name, column and exactly one of 'in' or 'between'"
+                + (f"; unknown keys {sorted(unknown)}" if unknown else "")
+            )
+        between = tuple(float(x) for x in spec["between"]) if "between" in spec else None
+        return cls(
+            name=str(spec["name"]),
+            column=str(spec["column"]),
+            values=tuple(str(v) for v in spec.get("in", [])),
+            between=between,  # type: ignore[arg-type]
+            weight=float(spec.get("weight", 1.0)),
+        )
+
+    def matches(self, accounts: pd.DataFrame) -> pd.Series:
+        """1.0 / 0.0 per account; missing where the attribute is missing or absent."""
+        if self.column not in accounts:
+            return pd.Series(np.nan, index=accounts.index)
+        values = accounts[self.column]
+        if self.between is not None:
+            hit = pd.to_numeric(values, errors="coerce").between(*self.between)
+        else:
+            hit = values.astype("str").isin(self.values)
+        return hit.astype(float).where(values.notna())
+
+
+def parse_icp(spec: dict[str, Any]) -> tuple[IcpRule, ...]:
+    """Rules from the documented ICP (the parsed YAML of features/icp.yaml)."""
+    return tuple(IcpRule.parse(rule) for rule in spec.get("rules", []))
+
+
+FEATURES: list[Feature] = family(
+    "icp",
+    ("accounts", "opportunities"),
+    icp_rule_score="weighted share of the documented ICP rules the account matches (features/icp.yaml)",
+    **{
+        f"win_rate_{name}": f"win rate of deals in the same {name}, closed before as_of, shrunk to the global rate"
+        for name, _, _ in SEGMENTS
+    },
+    **{
+        f"won_value_{name}": f"log10 mean amount of deals won in the same {name} before as_of"
+        for name, _, _ in SEGMENTS
+    },
+)
+HISTORY: list[Feature] = family(
+    "history",
+    ("opportunities",),
+    owner_win_rate="the owner's win rate on deals closed before as_of, shrunk to the global rate",
+    owner_closed_deals="deals the owner closed before as_of",
+)
+NAMES = [f.name for f in FEATURES]
+HISTORY_NAMES = [f.name for f in HISTORY]
+
+
+def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | None:
+    """An attribute per deal (position-aligned with opportunities); None if absent."""
+    deals = tables.opportunities
+    if table == "opportunities":
+        return deals[column] if column in deals else None
+    accounts = tables.accounts
+    if accounts is None or column not in accounts or Opportunities.account_id not in deals:
+        return None
+    values = accounts.set_index(Accounts.account_id)[column]
+    if column == Accounts.employees:
+        values = (
+            pd.cut(values, SIZE_BINS, labels=SIZE_LABELS, right=False)
+            .astype("str")
+            .where(values.notna())
+        )
+    return deals[Opportunities.account_id].map(values)
+
+
+def _closed_deals(tables: CrmTables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, closed time, won flag, amount) over all deals; outcomes dated by closed_at."""
+    deals = tables.opportunities
+    closed = deals[Opportunities.closed_at].notna().to_numpy()
+    times = np.where(closed, micros(deals[Opportunities.closed_at]), 0)
+    won = (deals[Opportunities.status] == Status.WON).to_numpy().astype(float)
+    amount = (
+        deals[Opportunities.amount].to_numpy(dtype=float)
+        if Opportunities.amount in deals
+        else np.full(len(deals), np.nan)
+    )
+    return closed, times, won, amount
+
+
+def segment_rates(
+    tables: CrmTables, snaps: Snapshots, values: pd.Series, prior: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(smoothed win rate, log10 mean won amount) of each snapshot's segment, from deals closed before as_of."""
+    closed, times, won, amount = _closed_deals(tables)
+    codes, _ = pd.factorize(values)  # missing -> -1: no segment, the prior stands
+    won_amount = np.where(won > 0, np.nan_to_num(amount), 0.0)
+    cum = asof_by_key(
+        snaps.as_of,
+        codes[snaps.deal],
+        times[closed],
+        codes[closed],
+        {"won": won[closed], "n": np.ones(closed.sum()), "won_amount": won_amount[closed]},
+    )
+    rate = smoothed_rate(cum["won"].to_numpy(), cum["n"].to_numpy(), prior, PRIOR_STRENGTH)
+    value = np.where(
+        cum["won"] > 0, np.log10(1 + cum["won_amount"] / cum["won"].where(cum["won"] > 0)), np.nan
+    )
+    return rate, value
+
+
+def global_win_rate(tables: CrmTables, snaps: Snapshots) -> np.ndarray:
+    """Win rate of all deals closed before each as_of (0.5 before any closed)."""
+    closed, times, won, _ = _closed_deals(tables)
+    cum = asof_global(snaps.as_of, times[closed], {"won": won[closed], "n": np.ones(closed.sum())})
+    return smoothed_rate(cum["won"].to_numpy(), cum["n"].to_numpy(), np.full(len(snaps), 0.5), 2.0)
+
+
+def icp_features(tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...]) -> pd.DataFrame:
+    """Documented ICP match and the learned segment profile."""
+    out = pd.DataFrame(index=range(len(snaps)), columns=NAMES, dtype=float)
+    prior = global_win_rate(tables, snaps)
+    for name, table, column in SEGMENTS:
+        values = _deal_attribute(tables, table, column)
+        if values is None:
+            continue
+        rate, value = segment_rates(tables, snaps, values, prior)
+        out[f"win_rate_{name}"] = rate
+        out[f"won_value_{name}"] = value
+    deals = tables.opportunities
+    if rules and tables.accounts is not None and Opportunities.account_id in deals:
+        accounts = tables.accounts.set_index(Accounts.account_id)
+        matched = sum(rule.weight * rule.matches(accounts).fillna(0.0) for rule in rules)
+        score = matched / sum(rule.weight for rule in rules)
+        out["icp_rule_score"] = deals[Opportunities.account_id].map(score).to_numpy()[snaps.deal]
+    return out
+
+
+def history_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
+    """The owner's track record as of the snapshot (never over all time)."""
+    deals = tables.opportunities
+    if Opportunities.owner_id not in deals:
+        return pd.DataFrame(np.nan, index=range(len(snaps)), columns=HISTORY_NAMES)
+    closed, times, won, _ = _closed_deals(tables)
+    codes, _ = pd.factorize(deals[Opportunities.owner_id])
+    cum = asof_by_key(
+        snaps.as_of,
+        codes[snaps.deal],
+        times[closed],
+        codes[closed],
+        {"won": won[closed], "n": np.ones(closed.sum())},
+    )
+    prior = global_win_rate(tables, snaps)
+    return pd.DataFrame(
+        {
+            "owner_win_rate": smoothed_rate(
+                cum["won"].to_numpy(), cum["n"].to_numpy(), prior, PRIOR_STRENGTH
+            ),
+            "owner_closed_deals": cum["n"].to_numpy(),
+        }
+    )

@@ -1,0 +1,169 @@
+"""Point-in-time building blocks: every lookup here sees only rows strictly before as_of.
+
+Times are int64 microseconds since the epoch. Snapshots are (deal code, as_of) pairs; the same
+code serves one scoring date (every snapshot has the same as_of) and millions of training
+snapshots, without a Python loop per deal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DAY = 86_400_000_000  # microseconds
+
+
+def micros(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 microseconds; NaT becomes the int64 minimum (use `isna` masks)."""
+    return (
+        values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]").astype(np.int64)
+    )
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """The rows to compute features for: deal codes (positions in the deal index) and as_of times."""
+
+    deal: np.ndarray  # int64 code into `ids`
+    as_of: np.ndarray  # int64 microseconds
+    ids: pd.Index  # opportunity ids, position = code
+
+    def __len__(self) -> int:
+        return len(self.deal)
+
+    def codes(self, opportunity_ids: pd.Series) -> np.ndarray:
+        """Codes of other tables' opportunity ids; -1 where the deal is unknown."""
+        return self.ids.get_indexer(opportunity_ids)
+
+
+class SortedEvents:
+    """Events grouped by deal and sorted by time, for counting 'events of deal d in [a, b)'."""
+
+    def __init__(self, deal: np.ndarray, time: np.ndarray, n_deals: int, presorted: bool = False):
+        keep = deal >= 0
+        order = np.flatnonzero(keep)
+        if not presorted:
+            order = order[np.lexsort((time[keep], deal[keep]))]
+        self.deal = deal[order]
+        self.time = time[order]
+        self.order = order  # positions in the original rows
+        self.n_deals = n_deals
+        # Offsets of each deal's block: events of deal d are rows starts[d]:starts[d + 1].
+        self.starts = np.searchsorted(self.deal, np.arange(n_deals + 1))
+        # One sortable int64 per (deal, time): deal code in the high bits, time rebased to the
+        # earliest event in the low bits, coarsened only as far as needed to fit. A coarser
+        # bucket can only drop an earlier same-bucket event, never admit a later one.
+        self.base = int(self.time.min()) if len(self.time) else 0
+        span = (int(self.time.max()) - self.base + 2) if len(self.time) else 2
+        self.shift = max(0, span.bit_length() + max(n_deals, 1).bit_length() - 62)
+        self.time_bits = span.bit_length() - self.shift
+        self._keys = self._key(self.deal, self.time)
+
+    def subset(self, mask: np.ndarray) -> SortedEvents:
+        """The events where `mask` (in this sorted order) holds; no re-sort."""
+        sub = SortedEvents(self.deal[mask], self.time[mask], self.n_deals, presorted=True)
+        sub.order = self.order[mask]
+        return sub
+
+    def sum_before(self, values: np.ndarray, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Sum of `values` (in this sorted order) over each deal's events strictly before time."""
+        cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(values.astype(float)))])
+        return cum[self.position(deal, time)] - cum[self.starts[deal]]
+
+    def _key(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
+        rebased = np.clip(time - self.base, 0, None) >> self.shift
+        rebased = np.minimum(rebased, (1 << self.time_bits) - 1)
+        return (deal.astype(np.int64) << self.time_bits) + rebased
+
+    def position(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Index of the first event of `deal` at or after `time` (so events before it are < time)."""
+        lo, hi = self.starts[deal], self.starts[deal + 1]
+        return np.clip(np.searchsorted(self._keys, self._key(deal, time), side="left"), lo, hi)
+
+    def count(self, deal: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Events of each deal with start <= time < end."""
+        return self.position(deal, end) - self.position(deal, start)
+
+    def last_before(self, deal: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in sorted order, found) of each deal's last event strictly before time."""
+        pos = self.position(deal, time) - 1
+        found = pos >= self.starts[deal]
+        return np.where(found, pos, 0), found
+
+
+def asof_state(
+    snapshots: Snapshots, events: pd.DataFrame, time_column: str, columns: list[str]
+) -> pd.DataFrame:
+    """Each snapshot's latest event row strictly before as_of (NaN where none), by deal code.
+
+    `events` must have a `deal` code column and `time_column` in int64 microseconds.
+    """
+    left = pd.DataFrame(
+        {"deal": snapshots.deal, "t": snapshots.as_of, "row": np.arange(len(snapshots))}
+    )
+    right = events[["deal", time_column, *columns]].rename(columns={time_column: "t"})
+    right = right[right["deal"] >= 0].sort_values("t", kind="stable")
+    merged = pd.merge_asof(
+        left.sort_values("t", kind="stable"),
+        right,
+        on="t",
+        by="deal",
+        allow_exact_matches=False,  # a row dated exactly at as_of is not yet known
+        direction="backward",
+    )
+    return merged.set_index("row").sort_index()[columns]
+
+
+def asof_global(
+    as_of: np.ndarray, times: np.ndarray, values: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Cumulative sums of `values` over events strictly before each as_of (events not by deal)."""
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    pos = np.searchsorted(times, as_of, side="left")
+    out = {}
+    for name, v in values.items():
+        cum = np.concatenate([[0.0], np.cumsum(np.asarray(v, dtype=float)[order])])
+        out[name] = cum[pos]
+    return pd.DataFrame(out)
+
+
+def asof_by_key(
+    as_of: np.ndarray,
+    key: np.ndarray,
+    event_times: np.ndarray,
+    event_keys: np.ndarray,
+    values: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """Per-key cumulative sums of `values` over events strictly before each as_of.
+
+    Keys are small non-negative integer codes (a segment, an owner); -1 never matches.
+    """
+    n_keys = int(max(key.max(initial=-1), event_keys.max(initial=-1))) + 1
+    events = SortedEvents(event_keys, event_times, max(n_keys, 1))
+    valid = key >= 0
+    safe_key = np.where(valid, key, 0)
+    pos = events.position(safe_key, as_of)
+    start = events.starts[safe_key]
+    out = {}
+    for name, v in values.items():
+        ordered = np.asarray(v, dtype=float)[events.order]
+        cum = np.concatenate([[0.0], np.cumsum(ordered)])
+        out[name] = np.where(valid, cum[pos] - cum[start], 0.0)
+    return pd.DataFrame(out)
+
+
+def smoothed_rate(
+    successes: np.ndarray, trials: np.ndarray, prior: np.ndarray, strength: float
+) -> np.ndarray:
+    """Empirical-Bayes style shrinkage toward the prior: (s + m p) / (n + m)."""
+    return (successes + strength * prior) / (trials + strength)
+
+
+def quarter_end_micros(times: np.ndarray) -> np.ndarray:
+    """Start of the next calendar quarter (the end of each time's quarter), in microseconds."""
+    stamps = pd.to_datetime(times, unit="us")
+    periods = stamps.to_period("Q")
+    return ((periods + 1).start_time.to_numpy("datetime64[us]")).astype(np.int64)

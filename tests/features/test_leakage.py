@@ -1,0 +1,160 @@
+"""Point-in-time correctness: nothing dated at or after as_of may change a feature as of then."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dealscore.features import FEATURE_NAMES, build_features, fit_feature_state, parse_icp
+from dealscore.schemas import CrmTables, validate_tables
+from dealscore.synthetic import GeneratorSettings, generate_crm
+
+EXPORT = pd.Timestamp("2026-03-01", tz="UTC")
+ICP = parse_icp({"rules": [{"name": "sweet", "column": "industry", "in": ["software"]}]})
+
+
+@pytest.fixture(scope="module")
+def full() -> CrmTables:
+    tables, report = validate_tables(
+        generate_crm(GeneratorSettings(deals=800, seed=21, export_date=EXPORT, years=1.5)).tables
+    )
+    assert report.ok
+    return tables
+
+
+def before(tables: CrmTables, t: pd.Timestamp) -> CrmTables:
+    """The export as it would have looked at t: every row dated at or after t removed."""
+    deals = tables.opportunities[tables.opportunities["created_at"] < t].copy()
+    closing_later = deals["closed_at"] >= t
+    deals.loc[closing_later, "closed_at"] = pd.NaT
+    deals.loc[closing_later, "status"] = "open"
+    known = set(deals["opportunity_id"])
+    timed = {
+        "stage_history": "changed_at",
+        "activities": "occurred_at",
+        "forecasts": "submitted_at",
+    }
+    cut = {}
+    for name, column in timed.items():
+        frame = tables.get(name)
+        keep = (frame[column] < t) & (
+            frame["opportunity_id"].isin(known) | frame["opportunity_id"].isna()
+        )
+        cut[name] = frame[keep]
+    return tables.with_tables(opportunities=deals, **cut)
+
+
+def with_future_noise(tables: CrmTables, t: pd.Timestamp, seed: int) -> CrmTables:
+    """Append or change rows dated at or after t: activities, stage moves, forecasts, outcomes."""
+    rng = np.random.default_rng(seed)
+    deals = tables.opportunities.copy()
+    open_at_t = (deals["created_at"] < t) & (deals["closed_at"].isna() | (deals["closed_at"] >= t))
+    ids = (
+        deals.loc[open_at_t, "opportunity_id"]
+        .sample(50, random_state=seed, replace=True)
+        .to_numpy()
+    )
+    when = t + pd.to_timedelta(rng.integers(0, 30 * 86_400, 50), unit="s")
+    when = when.where(rng.random(50) > 0.2, t)  # some rows dated exactly at t
+    acts = pd.DataFrame(
+        {
+            "activity_id": [f"NOISE{i}" for i in range(50)],
+            "occurred_at": when,
+            "type": rng.choice(["email", "meeting", "call", "demo"], 50),
+            "opportunity_id": ids,
+            "account_id": deals.set_index("opportunity_id").loc[ids, "account_id"].to_numpy(),
+            "contact_id": tables.contacts["contact_id"]
+            .sample(50, random_state=seed, replace=True)
+            .to_numpy(),
+            "direction": rng.choice(["inbound", "outbound"], 50),
+        }
+    )
+    history = pd.DataFrame(
+        {
+            "opportunity_id": ids,
+            "changed_at": when,
+            "stage": rng.choice(["prospecting", "negotiation"], 50),
+            "amount": rng.uniform(1, 1e6, 50),
+            "close_date": when + pd.Timedelta(days=3),
+            "forecast_category": "commit",
+            "probability": 0.9,
+        }
+    )
+    forecasts = pd.DataFrame(
+        {
+            "opportunity_id": ids,
+            "submitted_at": when,
+            "forecast_category": "commit",
+            "probability": 1.0,
+            "amount": 1.0,
+            "period": "2099Q1",
+        }
+    )
+    # The noisy deals close after all that, with made-up outcomes and amounts.
+    flip = deals["opportunity_id"].isin(ids)
+    later = deals.loc[flip, "closed_at"].fillna(EXPORT).clip(lower=t + pd.Timedelta(days=31))
+    deals.loc[flip, "closed_at"] = later + pd.Timedelta(days=1)
+    deals.loc[flip, "status"] = rng.choice(["won", "lost"], int(flip.sum()))
+    deals.loc[flip, "amount"] = 1.0
+    # And a brand-new deal created at t.
+    new = deals.iloc[[0]].assign(
+        opportunity_id="NEWDEAL", created_at=t, closed_at=pd.NaT, status="open"
+    )
+    return tables.with_tables(
+        opportunities=pd.concat([deals, new], ignore_index=True),
+        activities=pd.concat([tables.activities, acts], ignore_index=True),
+        stage_history=pd.concat([tables.stage_history, history], ignore_index=True),
+        forecasts=pd.concat([tables.forecasts, forecasts], ignore_index=True),
+    )
+
+
+def valid(tables: CrmTables) -> CrmTables:
+    """Validated (coerced) tables, as every export is before features are built."""
+    validated, report = validate_tables(tables)
+    assert report.ok, report.to_text()
+    return validated
+
+
+def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    a = a.sort_values("opportunity_id", ignore_index=True)
+    b = b.sort_values("opportunity_id", ignore_index=True)
+    assert a["opportunity_id"].tolist() == b["opportunity_id"].tolist()
+    pd.testing.assert_frame_equal(
+        a[FEATURE_NAMES], b[FEATURE_NAMES], check_exact=False, rtol=1e-9, atol=1e-9
+    )
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fraction=st.floats(0.3, 0.98), seed=st.integers(0, 10_000))
+def test_rows_at_or_after_as_of_change_no_feature(full, fraction, seed):
+    # given an as_of inside the history and one fitted state for every call
+    first, last = full.opportunities["created_at"].min(), EXPORT
+    t = (first + fraction * (last - first)).floor("s") + pd.Timedelta(microseconds=seed)
+    state = fit_feature_state(full, t, ICP)
+    # when the export is seen as it stood at t, as it is now, and with junk from the future
+    past = build_features(valid(before(full, t)), t, state)
+    now = build_features(full, t, state)
+    noisy = build_features(valid(with_future_noise(full, t, seed)), t, state)
+    # then every feature of every deal open at t is the same
+    assert len(past) > 10
+    assert_same_features(past, now)
+    assert_same_features(past, noisy)
+
+
+def test_training_snapshots_match_scoring_calls(full):
+    # given snapshots of many deals at several dates, computed in one batch
+    state = fit_feature_state(full, EXPORT, ICP)
+    dates = pd.to_datetime(
+        ["2025-06-01", "2025-09-15 13:00", "2026-01-10"], utc=True, format="ISO8601"
+    )
+    scored = [build_features(full, t, state) for t in dates]
+    pairs = pd.concat([s[["opportunity_id", "as_of"]] for s in scored], ignore_index=True)
+    batch = build_features(full, pairs, state)
+    # then each row equals the scoring call at its date
+    for t, single in zip(dates, scored, strict=True):
+        assert_same_features(batch[batch["as_of"] == t], single)
