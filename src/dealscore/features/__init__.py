@@ -8,6 +8,7 @@ from dealscore.features.build import (
     fit_feature_state,
 )
 from dealscore.features.icp import IcpRule, parse_icp
+from dealscore.features.snapshots import SnapshotSettings, sample_snapshots
 
 __all__ = [
     "CATALOGUE",
@@ -17,4 +18,6 @@ __all__ = [
     "build_features",
     "fit_feature_state",
     "parse_icp",
+    "sample_snapshots",
+    "SnapshotSettings",
 ]

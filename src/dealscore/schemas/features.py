@@ -34,3 +34,4 @@ class Snapshots(pa.DataFrameModel):
     label: Series[int] = pa.Field(isin=[0, 1])
     outcome: Series[str]
     life_fraction: Series[float] = pa.Field(ge=0, le=1)
+    weight: Series[float] = pa.Field(gt=0, le=1)
