@@ -11,8 +11,10 @@ import pandas as pd
 import typer
 
 from dealscore import __version__
+from dealscore.features import CATALOGUE
 from dealscore.io import MappingError, SourceError
 from dealscore.io.write import TableFormat
+from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.settings import SettingsError, load_settings
@@ -25,6 +27,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+features_app = typer.Typer(
+    help="Point-in-time features: list the catalogue, build a feature frame.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
 
 MappingOption = Annotated[
     str | None,
@@ -193,6 +199,67 @@ def ingest(
     if result.validation.report.warnings:
         typer.echo(result.validation.report.to_text())
     typer.echo(f"wrote {len(result.files)} tables to {out}")
+
+
+def _timestamp(text: str, option: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        _fail(f"{option}: cannot read {text!r} as a date or time (use YYYY-MM-DD or ISO 8601, UTC)")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@features_app.command("list")
+def features_list() -> None:
+    """The feature catalogue: name, family, source tables and meaning of every feature."""
+    width = max(len(f.name) for f in CATALOGUE)
+    for feature in CATALOGUE:
+        sources = ",".join(feature.sources)
+        typer.echo(
+            f"{feature.name:<{width}}  {feature.family:<10}  {sources:<32}  {feature.description}"
+        )
+    typer.echo(f"{len(CATALOGUE)} features")
+
+
+@features_app.command("build")
+def features_build(
+    data: Annotated[
+        str,
+        typer.Option("--data", "-d", help="The export: a folder of tables or a SQLAlchemy URL."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Parquet file to write the feature frame to.")
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Features as of this time (UTC); every deal open then gets a row. [default: now]"
+        ),
+    ] = None,
+    mapping: MappingOption = None,
+    icp: Annotated[
+        Path | None,
+        typer.Option(help="The documented ICP (YAML). [default: features/icp.yaml if it exists]"),
+    ] = None,
+) -> None:
+    """Build features for every deal open at --as-of, using only rows dated before it."""
+    stamp = _timestamp(as_of, "--as-of") if as_of else pd.Timestamp.now(tz="UTC")
+    if icp is None and DEFAULT_ICP.is_file():
+        icp = DEFAULT_ICP
+    try:
+        result = run_build_features(data, stamp, out, mapping, icp, progress=_Progress())
+    except (SourceError, MappingError, ValueError, FileNotFoundError) as exc:
+        if isinstance(exc, ContractError):
+            typer.echo(exc.report.to_text())
+        _fail(str(exc).splitlines()[0])
+    frame = result.frame
+    missing = frame.drop(columns=["opportunity_id", "as_of"]).isna().mean()
+    typer.echo(
+        f"{len(frame):,} open deals x {frame.shape[1] - 2} features as of {stamp:%Y-%m-%d %H:%M} UTC -> {out}"
+    )
+    empty = missing[missing == 1].index.tolist()
+    if empty:
+        typer.echo(f"missing for every deal (no source data): {', '.join(empty)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,11 +14,17 @@ CUTOFF = pd.Timestamp("2025-12-01", tz="UTC")
 
 @pytest.fixture(scope="module")
 def tables():
-    tables, _ = validate_tables(generate_crm(GeneratorSettings(deals=600, seed=3, export_date=pd.Timestamp("2026-03-01", tz="UTC"))).tables)
+    tables, _ = validate_tables(
+        generate_crm(
+            GeneratorSettings(deals=600, seed=3, export_date=pd.Timestamp("2026-03-01", tz="UTC"))
+        ).tables
+    )
     return tables
 
 
-@pytest.mark.parametrize("settings", [SnapshotSettings(per_deal=3), SnapshotSettings(scheme="periodic", every_days=10)])
+@pytest.mark.parametrize(
+    "settings", [SnapshotSettings(per_deal=3), SnapshotSettings(scheme="periodic", every_days=10)]
+)
 def test_snapshots_fall_inside_resolved_lives_and_carry_the_outcome(tables, settings):
     # when
     snaps = sample_snapshots(tables.opportunities, CUTOFF, settings)

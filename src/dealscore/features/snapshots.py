@@ -30,7 +30,9 @@ class SnapshotSettings:
             raise ValueError("per_deal must be >= 1 and every_days > 0")
 
 
-def sample_snapshots(opportunities: pd.DataFrame, cutoff: pd.Timestamp, settings: SnapshotSettings) -> pd.DataFrame:
+def sample_snapshots(
+    opportunities: pd.DataFrame, cutoff: pd.Timestamp, settings: SnapshotSettings
+) -> pd.DataFrame:
     """Snapshots of deals resolved strictly before `cutoff` (right-censoring: open ones are not labelled).
 
     Each row: opportunity_id, as_of (created_at < as_of <= closed_at), label (1 = won),

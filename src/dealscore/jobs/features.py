@@ -1,0 +1,55 @@
+"""Job: build the feature frame of an export as of a date and write it to Parquet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dealscore.features import FeatureState, IcpRule, build_features, fit_feature_state, parse_icp
+from dealscore.io import read_export, write_frame
+from dealscore.progress import Progress, silent
+from dealscore.schemas import require_valid
+
+DEFAULT_ICP = Path("features/icp.yaml")
+
+
+def load_icp(path: Path | None) -> tuple[IcpRule, ...]:
+    """The documented ICP rules from YAML; none when no file is given."""
+    if path is None:
+        return ()
+    if not path.is_file():
+        raise FileNotFoundError(f"ICP file {path} does not exist")
+    try:
+        return parse_icp(yaml.safe_load(path.read_text()) or {})
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    frame: pd.DataFrame
+    state: FeatureState
+    out: Path
+
+
+def run_build_features(
+    data: str | Path,
+    as_of: pd.Timestamp,
+    out: Path,
+    mapping: str | Path | None = None,
+    icp: Path | None = None,
+    progress: Progress = silent,
+) -> FeaturesResult:
+    """Read and validate the export, fit the feature state before as_of, build, write."""
+    progress(f"reading {data}")
+    export = read_export(data, mapping)
+    tables = require_valid(export.tables, export.source)
+    state = fit_feature_state(tables, as_of, load_icp(icp))
+    progress(f"building features as of {as_of:%Y-%m-%d %H:%M} UTC")
+    frame = build_features(tables, as_of, state)
+    progress(f"writing {len(frame):,} rows to {out}")
+    write_frame(frame, out)
+    return FeaturesResult(frame, state, out)

@@ -1,0 +1,184 @@
+"""build_features on real and partial exports: sensible values, missing tables become NaN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.features import (
+    CATALOGUE,
+    FEATURE_NAMES,
+    build_features,
+    fit_feature_state,
+    parse_icp,
+)
+from dealscore.features.engagement import NAMES as ENGAGEMENT_NAMES
+from dealscore.io import read_export
+from dealscore.schemas import validate_tables
+from dealscore.synthetic import GeneratorSettings, generate_crm
+
+MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
+EXPORT = pd.Timestamp("2026-03-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def crm():
+    generated = generate_crm(GeneratorSettings(deals=1500, seed=8, export_date=EXPORT))
+    tables, _ = validate_tables(generated.tables)
+    return tables, generated.truth
+
+
+def test_every_open_deal_gets_one_row_of_catalogued_floats(crm):
+    tables, _ = crm
+    features = build_features(tables, EXPORT)
+    deals = tables.opportunities
+    assert set(features["opportunity_id"]) == set(
+        deals.loc[deals["status"] == "open", "opportunity_id"]
+    )
+    assert list(features.columns[2:]) == FEATURE_NAMES == [f.name for f in CATALOGUE]
+    assert (features["age_days"] > 0).all() and (features["days_to_quarter_end"] > 0).all()
+
+
+def test_features_carry_the_signal_the_story_put_there(crm):
+    # given snapshots late in closed deals' lives
+    tables, _ = crm
+    closed = tables.opportunities[tables.opportunities["status"] != "open"]
+    pairs = pd.DataFrame(
+        {
+            "opportunity_id": closed["opportunity_id"],
+            "as_of": closed["created_at"] + 0.8 * (closed["closed_at"] - closed["created_at"]),
+        }
+    )
+    features = build_features(tables, pairs).merge(
+        closed[["opportunity_id", "status"]], on="opportunity_id"
+    )
+    won = features["status"] == "won"
+    # then wins show more recent activity, more inbound, more contacts than losses
+    assert features.loc[won, "activities_30d"].mean() > features.loc[~won, "activities_30d"].mean()
+    assert (
+        features.loc[won, "inbound_share_90d"].mean()
+        > features.loc[~won, "inbound_share_90d"].mean()
+    )
+    assert (
+        features.loc[won, "distinct_contacts"].mean()
+        > features.loc[~won, "distinct_contacts"].mean()
+    )
+    assert features.loc[~won, "late_entry"].mean() > features.loc[won, "late_entry"].mean()
+
+
+def test_documented_icp_rules_score_accounts(crm):
+    tables, _ = crm
+    rules = parse_icp(
+        {
+            "rules": [
+                {"name": "sw", "column": "industry", "in": ["software"], "weight": 3},
+                {"name": "big", "column": "employees", "between": [1000, 1e9]},
+            ]
+        }
+    )
+    features = build_features(tables, EXPORT, fit_feature_state(tables, EXPORT, rules))
+    accounts = tables.accounts.set_index("account_id")
+    deals = tables.opportunities.set_index("opportunity_id").loc[features["opportunity_id"]]
+    expected = (
+        3 * (accounts.loc[deals["account_id"], "industry"] == "software").to_numpy()
+        + (accounts.loc[deals["account_id"], "employees"] >= 1000).to_numpy()
+    ) / 4
+    np.testing.assert_allclose(features["icp_rule_score"], expected)
+    with pytest.raises(ValueError, match="exactly one"):
+        parse_icp({"rules": [{"name": "x", "column": "industry"}]})
+
+
+def test_missing_optional_tables_give_missing_values_not_a_crash(crm):
+    tables, _ = crm
+    bare = tables.with_tables(
+        activities=None,
+        contacts=None,
+        stage_history=None,
+        accounts=None,
+        forecasts=None,
+        owners=None,
+    )
+    features = build_features(bare, EXPORT)
+    assert features[ENGAGEMENT_NAMES].isna().all().all()
+    assert features["stage_rank"].isna().all() and features["win_rate_industry"].isna().all()
+    assert features["age_days"].notna().all() and features["win_rate_product"].notna().all()
+
+
+def test_unknown_categories_at_scoring_fall_back_to_the_prior(crm):
+    tables, _ = crm
+    deals = tables.opportunities.copy()
+    deals.loc[deals["status"] == "open", "product"] = "brand_new_product"
+    features = build_features(tables.with_tables(opportunities=deals), EXPORT)
+    assert features["win_rate_product"].nunique() == 1  # everyone gets the global rate
+    assert features["won_value_product"].isna().all()
+
+
+def test_maven_sample_builds_with_sensible_missing_values(maven_dir):
+    tables, _ = validate_tables(read_export(maven_dir, MAVEN_MAPPING).tables)
+    features = build_features(tables, "2017-07-01")
+    assert len(features) > 1000
+    assert (
+        features["owner_win_rate"].between(0, 1).all()
+        and features["win_rate_product"].notna().all()
+    )
+    assert features[ENGAGEMENT_NAMES].isna().all().all()  # Maven has no activities
+
+
+def test_cli_lists_and_builds_features(tmp_path):
+    runner = CliRunner()
+    listed = runner.invoke(app, ["features", "list"])
+    assert (
+        listed.exit_code == 0
+        and "inbound_share_90d" in listed.output
+        and f"{len(CATALOGUE)} features" in listed.output
+    )
+    runner.invoke(
+        app,
+        [
+            "generate",
+            "--deals",
+            "300",
+            "--seed",
+            "1",
+            "--export-date",
+            "2026-01-01",
+            "--out",
+            str(tmp_path / "crm"),
+        ],
+    )
+    out = tmp_path / "features.parquet"
+    built = runner.invoke(
+        app,
+        [
+            "features",
+            "build",
+            "--data",
+            str(tmp_path / "crm"),
+            "--as-of",
+            "2025-12-01",
+            "--out",
+            str(out),
+        ],
+    )
+    assert built.exit_code == 0, built.output
+    frame = pd.read_parquet(out)
+    assert len(frame) > 0 and (frame["as_of"] == pd.Timestamp("2025-12-01", tz="UTC")).all()
+    bad = runner.invoke(
+        app,
+        [
+            "features",
+            "build",
+            "--data",
+            str(tmp_path / "crm"),
+            "--as-of",
+            "someday",
+            "--out",
+            str(out),
+        ],
+    )
+    assert bad.exit_code == 2 and "--as-of" in bad.output
