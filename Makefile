@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/dealscore generate --deals $(DEMO_DEALS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/crm
 	$(BIN)/dealscore validate $(DEMO_DIR)/crm
+	$(BIN)/dealscore features build --data $(DEMO_DIR)/crm --out $(DEMO_DIR)/features.parquet
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -31,6 +32,7 @@ test-all: install
 
 bench: install
 	$(BIN)/python benchmarks/generate_validate.py --deals 1000000
+	$(BIN)/python benchmarks/features.py --deals 1000000
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

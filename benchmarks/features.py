@@ -53,21 +53,29 @@ def all_open_at(tables: CrmTables, as_of: pd.Timestamp, seed: int) -> CrmTables:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--snapshots", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     recorder = Recorder()
     print(f"generating {args.deals:,} deals (not measured)")
-    crm = generate_crm(GeneratorSettings(deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=28))
+    crm = generate_crm(
+        GeneratorSettings(
+            deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=28
+        )
+    )
     tables = crm.tables.with_tables(forecasts=None)
     del crm
 
     as_of = EXPORT
     open_tables = all_open_at(tables, as_of, args.seed)
     state = fit_feature_state(tables, as_of)
-    print(f"(a) {len(open_tables.opportunities):,} open deals, {len(open_tables.activities):,} activities, as of {as_of:%Y-%m-%d}")
+    print(
+        f"(a) {len(open_tables.opportunities):,} open deals, {len(open_tables.activities):,} activities, as of {as_of:%Y-%m-%d}"
+    )
     with recorder.step("(a) scoring features") as step:
         scored = build_features(open_tables, as_of, state)
         step.rows = len(scored)
@@ -75,13 +83,19 @@ def main() -> None:
 
     resolved = tables.opportunities["closed_at"].notna().sum()
     per_deal = max(1, int(np.ceil(args.snapshots / resolved)))
-    snaps = sample_snapshots(tables.opportunities, EXPORT, SnapshotSettings(per_deal=per_deal, seed=args.seed)).head(args.snapshots)
-    print(f"(b) {len(snaps):,} training snapshots ({per_deal} per resolved deal), {len(tables.activities):,} activities")
+    snaps = sample_snapshots(
+        tables.opportunities, EXPORT, SnapshotSettings(per_deal=per_deal, seed=args.seed)
+    ).head(args.snapshots)
+    print(
+        f"(b) {len(snaps):,} training snapshots ({per_deal} per resolved deal), {len(tables.activities):,} activities"
+    )
     with recorder.step("(b) training features") as step:
         trained = build_features(tables, snaps[["opportunity_id", "as_of"]], state)
         step.rows = len(trained)
     for s in recorder.steps:
-        print(f"{s.name}: {s.seconds:.1f} s, {s.rows / s.seconds:,.0f} rows/s, peak RSS {s.rss_peak / GIB:.2f} GiB")
+        print(
+            f"{s.name}: {s.seconds:.1f} s, {s.rows / s.seconds:,.0f} rows/s, peak RSS {s.rss_peak / GIB:.2f} GiB"
+        )
     print("target (a): within 60 s and 8 GiB")
 
 

@@ -26,6 +26,7 @@ SENIORITY_RANK = {
     Seniority.EXECUTIVE: 4,
 }
 SENIOR = 3  # vp and above
+EVER = np.iinfo(np.int64).min // 2  # a window start before any data
 
 ENGAGEMENT = family(
     "engagement",
@@ -46,11 +47,19 @@ ENGAGEMENT = family(
 PROSPECT = family(
     "prospect",
     ("activities", "contacts"),
-    inbound_share_90d="share of the last 90 days' touches the prospect initiated",
+    inbound_share_90d="share of the last 90 days' directed touches the prospect initiated",
     response_latency_hours="mean hours from our outbound touch to the prospect's next inbound one",
     new_senior_stakeholder_30d="1 if a VP or executive first appeared on the deal in the last 30 days",
 )
 NAMES = [f.name for f in ENGAGEMENT + PROSPECT]
+TYPE_CODE = {t: i for i, t in enumerate(ActivityType)}
+DIRECTION_CODE = {d: i for i, d in enumerate(Direction)}
+INBOUND, OUTBOUND = DIRECTION_CODE[Direction.INBOUND], DIRECTION_CODE[Direction.OUTBOUND]
+
+
+def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """Positions in `categories` (-1 for missing or unknown), without a Python string per row."""
+    return np.asarray(pd.Categorical(values, categories=categories).codes)
 
 
 def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
@@ -60,18 +69,17 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
         return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
     deal = snaps.codes(acts[Activities.opportunity_id])
     events = SortedEvents(deal, micros(acts[Activities.occurred_at]), len(snaps.ids))
-    kind = acts[Activities.type].to_numpy()[events.order]
-    direction = (
-        acts[Activities.direction].to_numpy()[events.order]
-        if Activities.direction in acts
-        else np.full(len(kind), "")
-    )
+    kind = _codes(acts[Activities.type], [t.value for t in ActivityType])[events.order]
+    if Activities.direction in acts:
+        direction = _codes(acts[Activities.direction], [x.value for x in Direction])[events.order]
+    else:
+        direction = np.full(len(kind), -1, dtype=np.int8)
     d, t = snaps.deal, snaps.as_of
     out: dict[str, np.ndarray] = {}
     for w in WINDOWS:
         out[f"activities_{w}d"] = events.count(d, t - w * DAY, t)
     for activity_type in COUNTED_TYPES:
-        typed = events.subset(kind == activity_type.value)
+        typed = events.subset(kind == TYPE_CODE[activity_type])
         for w in WINDOWS:
             out[f"{activity_type.value}s_{w}d"] = typed.count(d, t - w * DAY, t)
     last, found = events.last_before(d, t)
@@ -80,15 +88,12 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
         d, t - 28 * DAY, t - 14 * DAY
     )
     out["meetings_per_email_90d"] = out["meetings_90d"] / (out["emails_90d"] + 1)
-    inbound = direction == Direction.INBOUND.value
-    two_way = events.subset(inbound | (kind == ActivityType.MEETING.value))
+    inbound = direction == INBOUND
+    two_way = events.subset(inbound | (kind == TYPE_CODE[ActivityType.MEETING]))
     last, found = two_way.last_before(d, t)
     out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
 
-    directed = events.subset(
-        np.isin(direction, [Direction.INBOUND.value, Direction.OUTBOUND.value])
-    )
-    n_directed = directed.count(d, t - 90 * DAY, t)
+    n_directed = events.subset(inbound | (direction == OUTBOUND)).count(d, t - 90 * DAY, t)
     n_inbound = events.subset(inbound).count(d, t - 90 * DAY, t)
     out["inbound_share_90d"] = np.where(
         n_directed > 0, n_inbound / np.maximum(n_directed, 1), np.nan
@@ -102,12 +107,12 @@ def _response_latency(
     events: SortedEvents, direction: np.ndarray, d: np.ndarray, t: np.ndarray
 ) -> np.ndarray:
     """Mean latency of inbound replies before as_of: each inbound vs the deal's last outbound."""
-    outbound_time = pd.Series(np.where(direction == Direction.OUTBOUND.value, events.time, np.nan))
+    outbound_time = pd.Series(np.where(direction == OUTBOUND, events.time, np.nan))
     last_outbound = outbound_time.groupby(events.deal).ffill().to_numpy()
-    is_reply = (direction == Direction.INBOUND.value) & ~np.isnan(last_outbound)
+    is_reply = (direction == INBOUND) & ~np.isnan(last_outbound)
     replies = events.subset(is_reply)
     hours = (events.time[is_reply] - last_outbound[is_reply]) / (DAY / 24)
-    n = replies.count(d, np.full_like(t, np.iinfo(np.int64).min // 2), t)
+    n = replies.count(d, np.full_like(t, EVER), t)
     total = replies.sum_before(hours, d, t)
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
@@ -122,36 +127,27 @@ def _contact_features(
     nan = np.full(len(d), np.nan)
     if Activities.contact_id not in acts:
         return {"distinct_contacts": nan, "max_seniority": nan, "new_senior_stakeholder_30d": nan}
-    contact = acts[Activities.contact_id].to_numpy()[events.order]
-    has_contact = pd.notna(contact)
+    contact_codes, contact_ids = pd.factorize(acts[Activities.contact_id])
+    contact = contact_codes[events.order]
     # First touch of each (deal, contact): in (deal, time) order, the first occurrence.
-    pairs = pd.DataFrame({"deal": events.deal, "contact": contact})
-    first_touch = has_contact & ~pairs.duplicated(["deal", "contact"]).to_numpy()
-    firsts = events.subset(first_touch)
-    out = {
-        "distinct_contacts": firsts.count(
-            d, np.full_like(t, np.iinfo(np.int64).min // 2), t
-        ).astype(float)
-    }
+    pair = pd.Series(events.deal * np.int64(len(contact_ids) + 1) + contact)
+    firsts = events.subset((contact >= 0) & ~pair.duplicated().to_numpy())
+    first_contact = contact[(contact >= 0) & ~pair.duplicated().to_numpy()]
+    out = {"distinct_contacts": firsts.count(d, np.full_like(t, EVER), t).astype(float)}
     if contacts is None or Contacts.seniority not in contacts:
         return out | {"max_seniority": nan, "new_senior_stakeholder_30d": nan}
     rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
-    rank = pd.Series(contact[first_touch]).map(rank_of).to_numpy(dtype=float)
-    # For each level, the deal's first touch at or above it: reached before as_of?
+    rank = pd.Series(contact_ids).map(rank_of).to_numpy(dtype=float)[first_contact]
+    # The most senior level whose first touch came before as_of.
     best = np.full(len(d), np.nan)
     for level in range(len(SENIORITY_RANK)):
-        at_level = firsts.subset(rank >= level)
-        reached = at_level.count(d, np.full_like(t, np.iinfo(np.int64).min // 2), t) > 0
+        reached = firsts.subset(rank >= level).count(d, np.full_like(t, EVER), t) > 0
         best = np.where(reached, level, best)
     seniors = firsts.subset(rank >= SENIOR)
-    first_senior_pos = seniors.starts[d]
-    has_senior = first_senior_pos < seniors.starts[d + 1]
-    first_senior = np.where(
-        has_senior,
-        seniors.time[np.minimum(first_senior_pos, max(len(seniors.time) - 1, 0))]
-        if len(seniors.time)
-        else 0,
-        0,
+    first = seniors.starts[d]
+    has_senior = first < seniors.starts[d + 1]
+    first_time = (
+        seniors.time[np.minimum(first, max(len(seniors.time) - 1, 0))] if len(seniors.time) else t
     )
-    recent = has_senior & (first_senior < t) & (first_senior >= t - 30 * DAY)
+    recent = has_senior & (first_time < t) & (first_time >= t - 30 * DAY)
     return out | {"max_seniority": best, "new_senior_stakeholder_30d": recent.astype(float)}

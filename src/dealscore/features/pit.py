@@ -41,41 +41,48 @@ class Snapshots:
 class SortedEvents:
     """Events grouped by deal and sorted by time, for counting 'events of deal d in [a, b)'."""
 
-    def __init__(self, deal: np.ndarray, time: np.ndarray, n_deals: int, presorted: bool = False):
-        keep = deal >= 0
-        order = np.flatnonzero(keep)
-        if not presorted:
-            order = order[np.lexsort((time[keep], deal[keep]))]
-        self.deal = deal[order]
-        self.time = time[order]
-        self.order = order  # positions in the original rows
+    def __init__(self, deal: np.ndarray, time: np.ndarray, n_deals: int):
+        keep = np.flatnonzero(deal >= 0)
         self.n_deals = n_deals
-        # Offsets of each deal's block: events of deal d are rows starts[d]:starts[d + 1].
-        self.starts = np.searchsorted(self.deal, np.arange(n_deals + 1))
         # One sortable int64 per (deal, time): deal code in the high bits, time rebased to the
         # earliest event in the low bits, coarsened only as far as needed to fit. A coarser
         # bucket can only drop an earlier same-bucket event, never admit a later one.
-        self.base = int(self.time.min()) if len(self.time) else 0
-        span = (int(self.time.max()) - self.base + 2) if len(self.time) else 2
+        kept_time = time[keep]
+        self.base = int(kept_time.min()) if len(keep) else 0
+        span = (int(kept_time.max()) - self.base + 2) if len(keep) else 2
         self.shift = max(0, span.bit_length() + max(n_deals, 1).bit_length() - 62)
         self.time_bits = span.bit_length() - self.shift
-        self._keys = self._key(self.deal, self.time)
+        keys = self._key(deal[keep], kept_time)
+        order = np.argsort(keys, kind="stable")
+        self._set(keys[order], deal[keep][order], kept_time[order], keep[order])
+
+    def _set(self, keys: np.ndarray, deal: np.ndarray, time: np.ndarray, order: np.ndarray) -> None:
+        self._keys, self.deal, self.time = keys, deal, time
+        self.order = order  # positions in the original rows
+        # Offsets of each deal's block: events of deal d are rows starts[d]:starts[d + 1].
+        self.starts = np.searchsorted(self.deal, np.arange(self.n_deals + 1))
+
+    def _key(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
+        rebased = np.clip(time - self.base, 0, None) >> self.shift
+        rebased = np.minimum(rebased, (1 << self.time_bits) - 1)
+        return (deal.astype(np.int64) << self.time_bits) + rebased
 
     def subset(self, mask: np.ndarray) -> SortedEvents:
-        """The events where `mask` (in this sorted order) holds; no re-sort."""
-        sub = SortedEvents(self.deal[mask], self.time[mask], self.n_deals, presorted=True)
-        sub.order = self.order[mask]
+        """The events where `mask` (in this sorted order) holds; same encoding, no re-sort."""
+        sub = object.__new__(SortedEvents)
+        sub.n_deals, sub.base, sub.shift, sub.time_bits = (
+            self.n_deals,
+            self.base,
+            self.shift,
+            self.time_bits,
+        )
+        sub._set(self._keys[mask], self.deal[mask], self.time[mask], self.order[mask])
         return sub
 
     def sum_before(self, values: np.ndarray, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Sum of `values` (in this sorted order) over each deal's events strictly before time."""
         cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(values.astype(float)))])
         return cum[self.position(deal, time)] - cum[self.starts[deal]]
-
-    def _key(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
-        rebased = np.clip(time - self.base, 0, None) >> self.shift
-        rebased = np.minimum(rebased, (1 << self.time_bits) - 1)
-        return (deal.astype(np.int64) << self.time_bits) + rebased
 
     def position(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Index of the first event of `deal` at or after `time` (so events before it are < time)."""
