@@ -17,7 +17,7 @@ from dealscore.features import (
     fit_feature_state,
     parse_icp,
 )
-from dealscore.features.engagement import NAMES as ENGAGEMENT_NAMES
+from dealscore.features.engagement import NAMES as ENGAGEMENT_NAMES  # with prospect behaviour
 from dealscore.io import read_export
 from dealscore.schemas import validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
@@ -42,6 +42,7 @@ def test_every_open_deal_gets_one_row_of_catalogued_floats(crm):
     )
     assert list(features.columns[2:]) == FEATURE_NAMES == [f.name for f in CATALOGUE]
     assert (features["age_days"] > 0).all() and (features["days_to_quarter_end"] > 0).all()
+    assert features["lookalike_win_rate"].between(0, 1).all()
 
 
 def test_features_carry_the_signal_the_story_put_there(crm):
@@ -106,6 +107,7 @@ def test_missing_optional_tables_give_missing_values_not_a_crash(crm):
     features = build_features(bare, EXPORT)
     assert features[ENGAGEMENT_NAMES].isna().all().all()
     assert features["stage_rank"].isna().all() and features["win_rate_industry"].isna().all()
+    assert features["lookalike_win_rate"].isna().all()
     assert features["age_days"].notna().all() and features["win_rate_product"].notna().all()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dealscore.features import deal, engagement, icp
+from dealscore.features import deal, engagement, history, icp, prospect
 from dealscore.features.catalogue import Feature
 from dealscore.features.pit import Snapshots, micros
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
@@ -15,10 +15,10 @@ from dealscore.schemas.tables import CrmTables, Opportunities
 
 CATALOGUE: list[Feature] = [
     *deal.FEATURES,
-    *engagement.ENGAGEMENT,
-    *engagement.PROSPECT,
+    *engagement.FEATURES,
+    *prospect.FEATURES,
     *icp.FEATURES,
-    *icp.HISTORY,
+    *history.FEATURES,
 ]
 FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
 
@@ -92,7 +92,7 @@ def build_features(
         deal.deal_features(tables, snaps, state.stage_order),
         engagement.engagement_features(tables, snaps),
         icp.icp_features(tables, snaps, state.icp_rules),
-        icp.history_features(tables, snaps),
+        history.history_features(tables, snaps),
     ]
     frame = pd.concat([keys, *[p.reset_index(drop=True).astype(float) for p in parts]], axis=1)
     return FeatureFrame.validate(frame[[OPPORTUNITY_ID, AS_OF, *FEATURE_NAMES]])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dealscore.features import prospect
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, Snapshots, SortedEvents, micros
+from dealscore.features.pit import DAY, EVER, Snapshots, SortedEvents, micros
 from dealscore.schemas.tables import (
     Activities,
     ActivityType,
@@ -25,8 +26,6 @@ SENIORITY_RANK = {
     Seniority.VP: 3,
     Seniority.EXECUTIVE: 4,
 }
-SENIOR = 3  # vp and above
-EVER = np.iinfo(np.int64).min // 2  # a window start before any data
 
 ENGAGEMENT = family(
     "engagement",
@@ -44,17 +43,11 @@ ENGAGEMENT = family(
     meetings_per_email_90d="meetings over (emails + 1) in the last 90 days",
     days_since_two_way="days since the last inbound touch or meeting",
 )
-PROSPECT = family(
-    "prospect",
-    ("activities", "contacts"),
-    inbound_share_90d="share of the last 90 days' directed touches the prospect initiated",
-    response_latency_hours="mean hours from our outbound touch to the prospect's next inbound one",
-    new_senior_stakeholder_30d="1 if a VP or executive first appeared on the deal in the last 30 days",
-)
-NAMES = [f.name for f in ENGAGEMENT + PROSPECT]
+FEATURES = ENGAGEMENT
+# Prospect behaviour shares this module's one pass over activities; its logic is in prospect.py.
+NAMES = [f.name for f in ENGAGEMENT + prospect.FEATURES]
 TYPE_CODE = {t: i for i, t in enumerate(ActivityType)}
-DIRECTION_CODE = {d: i for i, d in enumerate(Direction)}
-INBOUND, OUTBOUND = DIRECTION_CODE[Direction.INBOUND], DIRECTION_CODE[Direction.OUTBOUND]
+INBOUND = prospect.INBOUND
 
 
 def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
@@ -93,28 +86,10 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     last, found = two_way.last_before(d, t)
     out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
 
-    n_directed = events.subset(inbound | (direction == OUTBOUND)).count(d, t - 90 * DAY, t)
-    n_inbound = events.subset(inbound).count(d, t - 90 * DAY, t)
-    out["inbound_share_90d"] = np.where(
-        n_directed > 0, n_inbound / np.maximum(n_directed, 1), np.nan
-    )
-    out["response_latency_hours"] = _response_latency(events, direction, d, t)
+    out["inbound_share_90d"] = prospect.inbound_share(events, direction, d, t)
+    out["response_latency_hours"] = prospect.response_latency(events, direction, d, t)
     out.update(_contact_features(acts, events, tables.contacts, d, t))
     return pd.DataFrame(out).reindex(columns=NAMES)
-
-
-def _response_latency(
-    events: SortedEvents, direction: np.ndarray, d: np.ndarray, t: np.ndarray
-) -> np.ndarray:
-    """Mean latency of inbound replies before as_of: each inbound vs the deal's last outbound."""
-    outbound_time = pd.Series(np.where(direction == OUTBOUND, events.time, np.nan))
-    last_outbound = outbound_time.groupby(events.deal).ffill().to_numpy()
-    is_reply = (direction == INBOUND) & ~np.isnan(last_outbound)
-    replies = events.subset(is_reply)
-    hours = (events.time[is_reply] - last_outbound[is_reply]) / (DAY / 24)
-    n = replies.count(d, np.full_like(t, EVER), t)
-    total = replies.sum_before(hours, d, t)
-    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _contact_features(
@@ -131,8 +106,9 @@ def _contact_features(
     contact = contact_codes[events.order]
     # First touch of each (deal, contact): in (deal, time) order, the first occurrence.
     pair = pd.Series(events.deal * np.int64(len(contact_ids) + 1) + contact)
-    firsts = events.subset((contact >= 0) & ~pair.duplicated().to_numpy())
-    first_contact = contact[(contact >= 0) & ~pair.duplicated().to_numpy()]
+    first_touch = (contact >= 0) & ~pair.duplicated().to_numpy()
+    firsts = events.subset(first_touch)
+    first_contact = contact[first_touch]
     out = {"distinct_contacts": firsts.count(d, np.full_like(t, EVER), t).astype(float)}
     if contacts is None or Contacts.seniority not in contacts:
         return out | {"max_seniority": nan, "new_senior_stakeholder_30d": nan}
@@ -143,11 +119,5 @@ def _contact_features(
     for level in range(len(SENIORITY_RANK)):
         reached = firsts.subset(rank >= level).count(d, np.full_like(t, EVER), t) > 0
         best = np.where(reached, level, best)
-    seniors = firsts.subset(rank >= SENIOR)
-    first = seniors.starts[d]
-    has_senior = first < seniors.starts[d + 1]
-    first_time = (
-        seniors.time[np.minimum(first, max(len(seniors.time) - 1, 0))] if len(seniors.time) else t
-    )
-    recent = has_senior & (first_time < t) & (first_time >= t - 30 * DAY)
-    return out | {"max_seniority": best, "new_senior_stakeholder_30d": recent.astype(float)}
+    recent = prospect.new_senior_stakeholder(firsts.subset(rank >= prospect.SENIOR), d, t)
+    return out | {"max_seniority": best, "new_senior_stakeholder_30d": recent}

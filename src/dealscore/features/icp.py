@@ -78,6 +78,7 @@ FEATURES: list[Feature] = family(
     "icp",
     ("accounts", "opportunities"),
     icp_rule_score="weighted share of the documented ICP rules the account matches (features/icp.yaml)",
+    lookalike_win_rate="win rate of deals whose account matches on industry, size band and region, shrunk to the industry rate",
     **{
         f"win_rate_{name}": f"win rate of deals in the same {name}, closed before as_of, shrunk to the global rate"
         for name, _, _ in SEGMENTS
@@ -87,14 +88,7 @@ FEATURES: list[Feature] = family(
         for name, _, _ in SEGMENTS
     },
 )
-HISTORY: list[Feature] = family(
-    "history",
-    ("opportunities",),
-    owner_win_rate="the owner's win rate on deals closed before as_of, shrunk to the global rate",
-    owner_closed_deals="deals the owner closed before as_of",
-)
 NAMES = [f.name for f in FEATURES]
-HISTORY_NAMES = [f.name for f in HISTORY]
 
 
 def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | None:
@@ -115,7 +109,7 @@ def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | N
     return deals[Opportunities.account_id].map(values)
 
 
-def _closed_deals(tables: CrmTables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def closed_deals(tables: CrmTables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(mask, closed time, won flag, amount) over all deals; outcomes dated by closed_at."""
     deals = tables.opportunities
     closed = deals[Opportunities.closed_at].notna().to_numpy()
@@ -133,7 +127,7 @@ def segment_rates(
     tables: CrmTables, snaps: Snapshots, values: pd.Series, prior: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(smoothed win rate, log10 mean won amount) of each snapshot's segment, from deals closed before as_of."""
-    closed, times, won, amount = _closed_deals(tables)
+    closed, times, won, amount = closed_deals(tables)
     codes, _ = pd.factorize(values)  # missing -> -1: no segment, the prior stands
     won_amount = np.where(won > 0, np.nan_to_num(amount), 0.0)
     cum = asof_by_key(
@@ -152,7 +146,7 @@ def segment_rates(
 
 def global_win_rate(tables: CrmTables, snaps: Snapshots) -> np.ndarray:
     """Win rate of all deals closed before each as_of (0.5 before any closed)."""
-    closed, times, won, _ = _closed_deals(tables)
+    closed, times, won, _ = closed_deals(tables)
     cum = asof_global(snaps.as_of, times[closed], {"won": won[closed], "n": np.ones(closed.sum())})
     return smoothed_rate(cum["won"].to_numpy(), cum["n"].to_numpy(), np.full(len(snaps), 0.5), 2.0)
 
@@ -168,6 +162,16 @@ def icp_features(tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...]
         rate, value = segment_rates(tables, snaps, values, prior)
         out[f"win_rate_{name}"] = rate
         out[f"won_value_{name}"] = value
+    lookalike = [_deal_attribute(tables, table, column) for name, table, column in SEGMENTS[:3]]
+    if all(values is not None for values in lookalike):
+        joint = (
+            lookalike[0]
+            .str.cat(lookalike[1:], sep="|", na_rep="?")
+            .where(pd.concat(lookalike, axis=1).notna().all(axis=1))
+        )
+        out["lookalike_win_rate"], _ = segment_rates(
+            tables, snaps, joint, out["win_rate_industry"].to_numpy()
+        )
     deals = tables.opportunities
     if rules and tables.accounts is not None and Opportunities.account_id in deals:
         accounts = tables.accounts.set_index(Accounts.account_id)
@@ -175,28 +179,3 @@ def icp_features(tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...]
         score = matched / sum(rule.weight for rule in rules)
         out["icp_rule_score"] = deals[Opportunities.account_id].map(score).to_numpy()[snaps.deal]
     return out
-
-
-def history_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
-    """The owner's track record as of the snapshot (never over all time)."""
-    deals = tables.opportunities
-    if Opportunities.owner_id not in deals:
-        return pd.DataFrame(np.nan, index=range(len(snaps)), columns=HISTORY_NAMES)
-    closed, times, won, _ = _closed_deals(tables)
-    codes, _ = pd.factorize(deals[Opportunities.owner_id])
-    cum = asof_by_key(
-        snaps.as_of,
-        codes[snaps.deal],
-        times[closed],
-        codes[closed],
-        {"won": won[closed], "n": np.ones(closed.sum())},
-    )
-    prior = global_win_rate(tables, snaps)
-    return pd.DataFrame(
-        {
-            "owner_win_rate": smoothed_rate(
-                cum["won"].to_numpy(), cum["n"].to_numpy(), prior, PRIOR_STRENGTH
-            ),
-            "owner_closed_deals": cum["n"].to_numpy(),
-        }
-    )

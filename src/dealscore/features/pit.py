@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 DAY = 86_400_000_000  # microseconds
+EVER = np.iinfo(np.int64).min // 2  # a window start before any data
 
 
 def micros(values: pd.Series) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""History as of T: the owner's track record, never over all time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features.catalogue import Feature, family
+from dealscore.features.icp import PRIOR_STRENGTH, closed_deals, global_win_rate
+from dealscore.features.pit import Snapshots, asof_by_key, smoothed_rate
+from dealscore.schemas.tables import CrmTables, Opportunities
+
+FEATURES: list[Feature] = family(
+    "history",
+    ("opportunities",),
+    owner_win_rate="the owner's win rate on deals closed before as_of, shrunk to the global rate",
+    owner_closed_deals="deals the owner closed before as_of",
+)
+NAMES = [f.name for f in FEATURES]
+
+
+def history_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
+    """The owner's track record as of the snapshot (never over all time)."""
+    deals = tables.opportunities
+    if Opportunities.owner_id not in deals:
+        return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
+    closed, times, won, _ = closed_deals(tables)
+    codes, _ = pd.factorize(deals[Opportunities.owner_id])
+    cum = asof_by_key(
+        snaps.as_of,
+        codes[snaps.deal],
+        times[closed],
+        codes[closed],
+        {"won": won[closed], "n": np.ones(closed.sum())},
+    )
+    prior = global_win_rate(tables, snaps)
+    return pd.DataFrame(
+        {
+            "owner_win_rate": smoothed_rate(
+                cum["won"].to_numpy(), cum["n"].to_numpy(), prior, PRIOR_STRENGTH
+            ),
+            "owner_closed_deals": cum["n"].to_numpy(),
+        }
+    )
