@@ -71,27 +71,28 @@ def main() -> None:
     del crm
 
     as_of = EXPORT
-    open_tables = all_open_at(tables, as_of, args.seed)
     state = fit_feature_state(tables, as_of)
-    print(
-        f"(a) {len(open_tables.opportunities):,} open deals, {len(open_tables.activities):,} activities, as of {as_of:%Y-%m-%d}"
-    )
-    with recorder.step("(a) scoring features") as step:
-        scored = build_features(open_tables, as_of, state)
-        step.rows = len(scored)
-    del open_tables, scored
-
     resolved = tables.opportunities["closed_at"].notna().sum()
     per_deal = max(1, int(np.ceil(args.snapshots / resolved)))
-    snaps = sample_snapshots(
-        tables.opportunities, EXPORT, SnapshotSettings(per_deal=per_deal, seed=args.seed)
-    ).head(args.snapshots)
+    settings = SnapshotSettings(per_deal=per_deal, seed=args.seed)
+    snaps = sample_snapshots(tables.opportunities, EXPORT, settings).head(args.snapshots)
     print(
         f"(b) {len(snaps):,} training snapshots ({per_deal} per resolved deal), {len(tables.activities):,} activities"
     )
     with recorder.step("(b) training features") as step:
         trained = build_features(tables, snaps[["opportunity_id", "as_of"]], state)
         step.rows = len(trained)
+    del trained, snaps
+
+    # (a) holds only its own data: the re-timed CRM.
+    open_tables = all_open_at(tables, as_of, args.seed)
+    del tables
+    print(
+        f"(a) {len(open_tables.opportunities):,} open deals, {len(open_tables.activities):,} activities, as of {as_of:%Y-%m-%d}"
+    )
+    with recorder.step("(a) scoring features") as step:
+        scored = build_features(open_tables, as_of, state)
+        step.rows = len(scored)
     for s in recorder.steps:
         print(
             f"{s.name}: {s.seconds:.1f} s, {s.rows / s.seconds:,.0f} rows/s, peak RSS {s.rss_peak / GIB:.2f} GiB"
