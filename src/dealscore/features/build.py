@@ -74,6 +74,9 @@ def build_features(
 ) -> pd.DataFrame:
     """Features for every deal open at as_of (a time, or a frame of opportunity_id/as_of pairs).
 
+    Pairs whose deal was not open at its as_of (created at or after it, or closed before it) are
+    dropped: there is nothing to score then.
+
     Only rows dated strictly before each as_of are used. Without a fitted state, the stage order
     is learned from history before the latest as_of (fine for one scoring date; pass the fitted
     state for training and backtests so every call shares it).

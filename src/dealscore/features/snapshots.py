@@ -10,7 +10,7 @@ import pandas as pd
 
 from dealscore.features.pit import micros
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
-from dealscore.schemas.features import Snapshots as SnapshotFrame
+from dealscore.schemas.features import SnapshotFrame
 from dealscore.schemas.tables import Opportunities, Status
 
 

@@ -26,7 +26,7 @@ class FeatureFrame(pa.DataFrameModel):
         return all(pd.api.types.is_float_dtype(dtype) for dtype in features.dtypes)
 
 
-class Snapshots(pa.DataFrameModel):
+class SnapshotFrame(pa.DataFrameModel):
     """Training snapshots: a deal, a time it was open, and its final outcome."""
 
     opportunity_id: Series[str]
