@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.pit import micros
-from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
-from dealscore.schemas.features import SnapshotFrame
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, SnapshotFrame
 from dealscore.schemas.tables import Opportunities, Status
 
 
