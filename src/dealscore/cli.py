@@ -248,10 +248,11 @@ def features_build(
         icp = DEFAULT_ICP
     try:
         result = run_build_features(data, stamp, out, mapping, icp, progress=_Progress())
+    except ContractError as exc:
+        typer.echo(exc.report.to_text())
+        _fail(f"{data}: no features built: the export breaks the data contract", code=1)
     except (SourceError, MappingError, ValueError, FileNotFoundError) as exc:
-        if isinstance(exc, ContractError):
-            typer.echo(exc.report.to_text())
-        _fail(str(exc).splitlines()[0])
+        _fail(str(exc))
     frame = result.frame
     missing = frame.drop(columns=["opportunity_id", "as_of"]).isna().mean()
     typer.echo(

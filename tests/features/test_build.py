@@ -184,3 +184,16 @@ def test_cli_lists_and_builds_features(tmp_path):
         ],
     )
     assert bad.exit_code == 2 and "--as-of" in bad.output
+
+
+def test_cli_builds_nothing_from_an_invalid_export(tables, tmp_path):
+    tables.opportunities.assign(status=["won", "lost", "pending"]).to_csv(
+        tmp_path / "opportunities.csv", index=False
+    )
+    out = tmp_path / "features.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["features", "build", "--data", str(tmp_path), "--as-of", "2025-06-01", "--out", str(out)],
+    )
+    assert result.exit_code == 1 and "opportunities.status" in result.output
+    assert not out.exists()

@@ -37,7 +37,7 @@ FEATURES = family(
     moved_into_quarter_end="1 if the close date was moved into the last 3 weeks of a quarter",
 )
 NAMES = [f.name for f in FEATURES]
-LATE_SHARE = 0.6  # entering at 60% of the way through the stages: proposal in a 5 + 2 stage process
+LATE_SHARE = 0.6  # entering 60% of the way through the open stages: proposal or negotiation of five
 PRIOR_CYCLE_DAYS = 60.0
 
 
