@@ -92,19 +92,19 @@ def generate(
         typer.Option("--out", "-o", help="Folder to write the tables (and truth.parquet) into."),
     ],
     deals: Annotated[
-        int | None, typer.Option(help="Number of deals to generate. [default: 20000]")
+        int | None, typer.Option(help="Number of deals to generate. (default: 20000)")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed: the same seed gives the same CRM. [default: 0]")
+        int | None, typer.Option(help="Random seed: the same seed gives the same CRM. (default: 0)")
     ] = None,
     export_date: Annotated[
         str | None,
         typer.Option(
-            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. [default: today]"
+            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. (default: today)"
         ),
     ] = None,
     years: Annotated[
-        float | None, typer.Option(help="Years of history before the export date. [default: 3]")
+        float | None, typer.Option(help="Years of history before the export date. (default: 3)")
     ] = None,
     config: Annotated[
         Path | None,
@@ -233,13 +233,13 @@ def features_build(
     as_of: Annotated[
         str | None,
         typer.Option(
-            help="Features as of this time (UTC); every deal open then gets a row. [default: now]"
+            help="Features as of this time (UTC); every deal open then gets a row. (default: now)"
         ),
     ] = None,
     mapping: MappingOption = None,
     icp: Annotated[
         Path | None,
-        typer.Option(help="The documented ICP (YAML). [default: features/icp.yaml if it exists]"),
+        typer.Option(help="The documented ICP (YAML). (default: features/icp.yaml if it exists)"),
     ] = None,
 ) -> None:
     """Build features for every deal open at --as-of, using only rows dated before it."""
