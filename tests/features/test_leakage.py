@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dealscore.features import FEATURE_NAMES, build_features, fit_feature_state, parse_icp
+from dealscore.features.baselines import crm_baselines
 from dealscore.schemas import CrmTables, validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -144,6 +145,13 @@ def test_rows_at_or_after_as_of_change_no_feature(full, fraction, seed):
     assert len(past) > 10
     assert_same_features(past, now)
     assert_same_features(past, noisy)
+    # and so is what the CRM itself said (the baselines the model is compared with)
+    views = [
+        crm_baselines(frame, t).sort_values("opportunity_id", ignore_index=True)
+        for frame in (valid(before(full, t)), full, valid(with_future_noise(full, t, seed)))
+    ]
+    for other in views[1:]:
+        pd.testing.assert_frame_equal(views[0], other)
 
 
 def test_training_snapshots_match_scoring_calls(full):

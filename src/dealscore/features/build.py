@@ -42,7 +42,8 @@ def fit_feature_state(
     return FeatureState(order, tuple(icp_rules), before)
 
 
-def _snapshots(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) -> Snapshots:
+def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) -> Snapshots:
+    """The (deal, as_of) pairs open at their as_of: every open deal, or the given pairs that are."""
     deals = tables.opportunities
     ids = pd.Index(deals[Opportunities.opportunity_id])
     created = micros(deals[Opportunities.created_at])
@@ -81,7 +82,7 @@ def build_features(
     is learned from history before the latest as_of (fine for one scoring date; pass the fitted
     state for training and backtests so every call shares it).
     """
-    snaps = _snapshots(tables, as_of)
+    snaps = snapshots_at(tables, as_of)
     if state is None:
         latest = pd.Timestamp(snaps.as_of.max() if len(snaps) else 0, unit="us", tz="UTC")
         state = fit_feature_state(tables, latest)
