@@ -18,6 +18,7 @@ from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.settings import SettingsError, load_settings
+from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.schemas import ContractError
 from dealscore.synthetic import GeneratorSettings
 
@@ -261,6 +262,47 @@ def features_build(
     empty = missing[missing == 1].index.tolist()
     if empty:
         typer.echo(f"missing for every deal (no source data): {', '.join(empty)}")
+
+
+@app.command()
+def train(
+    data: Annotated[
+        str,
+        typer.Option("--data", "-d", help="The export: a folder of tables or a SQLAlchemy URL."),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training settings (TOML), e.g. training/default.toml; options override it."
+        ),
+    ] = None,
+    mapping: MappingOption = None,
+    n_estimators: Annotated[
+        int | None, typer.Option(help="Maximum boosting rounds (early stopping picks fewer).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed for snapshots and the model.")
+    ] = None,
+) -> None:
+    """Train on time-sliced snapshots and compare with the baselines on the same test rows.
+
+    Work in progress: no MLflow run or registered model yet.
+    """
+    try:
+        settings = load_settings(TrainSettings, config, n_estimators=n_estimators, seed=seed)
+        result = run_train(data, settings, mapping, progress=_Progress())
+    except ContractError as exc:
+        typer.echo(exc.report.to_text())
+        _fail(f"{data}: not trained: the export breaks the data contract", code=1)
+    except (SettingsError, SourceError, MappingError, ValueError) as exc:
+        _fail(str(exc))
+    table = result.comparison.set_index(["segment", "contender"])[
+        ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "rows"]
+    ]
+    typer.echo(table.round(4).to_string())
+    typer.echo(
+        f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
