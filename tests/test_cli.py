@@ -47,10 +47,23 @@ def test_generate_reads_a_settings_file_and_options_override_it(tmp_path):
         app, ["generate", "--config", str(config), "--deals", "150", "--out", str(tmp_path / "crm")]
     )
     assert result.exit_code == 0, result.output
-    assert len(pd.read_parquet(tmp_path / "crm" / "opportunities.parquet")) == 150
+    deals = pd.read_parquet(tmp_path / "crm" / "opportunities.parquet")
+    assert len(deals) == 150
+    assert deals["created_at"].max() < pd.Timestamp(
+        "2025-01-01", tz="UTC"
+    )  # the file's export date
+    assert deals["created_at"].max() > pd.Timestamp("2024-10-01", tz="UTC")
     config.write_text("deal = 5\n")
     bad = runner.invoke(app, ["generate", "--config", str(config), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown setting" in bad.output
+
+
+def test_generate_defaults_the_export_date_to_today(tmp_path):
+    result = runner.invoke(app, ["generate", "--deals", "100", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    created = pd.read_parquet(tmp_path / "opportunities.parquet")["created_at"]
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    assert today - pd.Timedelta(days=60) < created.max() < today
 
 
 def test_validate_broken_export_exits_non_zero_and_names_the_problem(tables, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -115,22 +116,19 @@ def generate(
 ) -> None:
     """Generate a realistic synthetic CRM export: all seven tables plus a truth file.
 
-    The truth file (truth.parquet) holds each deal's latent win probability, for comparing a
-    model with the best achievable; the pipeline never reads it.
+    The truth file (truth.parquet) holds each deal's latent win probability (what its outcome
+    was drawn from) and how open deals will end; the pipeline never reads it.
     """
     table_format = _table_format(fmt)
-    if export_date is None:
-        export_date = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
-    try:
-        stamp = pd.Timestamp(export_date)
-    except ValueError:
-        _fail(f"--export-date: cannot read {export_date!r} as a date (use YYYY-MM-DD)")
+    stamp = _timestamp(export_date, "--export-date") if export_date else None
     try:
         settings = load_settings(
             GeneratorSettings, config, deals=deals, seed=seed, export_date=stamp, years=years
         )
     except SettingsError as exc:
         _fail(str(exc))
+    if settings.export_date is None:  # neither the option nor the file set it: today
+        settings = replace(settings, export_date=pd.Timestamp.now(tz="UTC").floor("D"))
     result = run_generate(settings, out, table_format, progress=_Progress())
     typer.echo(result.summary.to_text())
     typer.echo(

@@ -41,7 +41,7 @@ class GeneratorSettings:
 
     deals: int = 20_000
     seed: int = 0
-    export_date: pd.Timestamp = pd.Timestamp("2026-01-01", tz="UTC")
+    export_date: pd.Timestamp | None = None  # the export's "now"; jobs default it to today
     years: float = 3.0
     deals_per_account: float = 6.0
     deals_per_rep: float = 250.0
@@ -56,9 +56,10 @@ class GeneratorSettings:
             raise ValueError(f"years must be positive, got {self.years}")
         if not 0 <= self.heroic_share < 0.5:
             raise ValueError(f"heroic_share must be in [0, 0.5), got {self.heroic_share}")
-        stamp = pd.Timestamp(self.export_date)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        object.__setattr__(self, "export_date", stamp)
+        if self.export_date is not None:
+            stamp = pd.Timestamp(self.export_date)
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            object.__setattr__(self, "export_date", stamp)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     Each intermediate becomes its contract table as soon as it is drawn and is then dropped,
     which keeps 1M deals (about 20M activities) within a few GiB.
     """
+    if settings.export_date is None:
+        raise ValueError("GeneratorSettings.export_date is required: the export's 'now'")
     rng = np.random.default_rng(settings.seed)
     horizon = settings.years * 365.0
     start = (settings.export_date - pd.Timedelta(days=horizon)).floor("D")
