@@ -31,7 +31,8 @@ class Source(Protocol):
     def read(self, name: str) -> pd.DataFrame | None: ...
 
 
-def _suffix(path: Path) -> str:
+def table_suffix(path: Path) -> str:
+    """The table-file suffix of a path (".csv.gz", ".parquet", ...), or "" for other files."""
     name = path.name.lower()
     return next((s for s in FILE_SUFFIXES if name.endswith(s)), "")
 
@@ -44,7 +45,7 @@ class FolderSource:
         self.description = str(path)
         self._files: dict[str, Path] = {}
         for file in sorted(path.iterdir()):
-            suffix = _suffix(file)
+            suffix = table_suffix(file)
             if suffix and file.is_file():
                 stem = file.name[: -len(suffix)].lower()
                 if stem in self._files:
@@ -54,14 +55,14 @@ class FolderSource:
                 self._files[stem] = file
 
     def names(self) -> list[str]:
-        return [f.name[: -len(_suffix(f))] for f in self._files.values()]
+        return [f.name[: -len(table_suffix(f))] for f in self._files.values()]
 
     def read(self, name: str) -> pd.DataFrame | None:
         file = self._files.get(name.lower())
         if file is None:
             return None
         try:
-            if FILE_SUFFIXES[_suffix(file)] == "parquet":
+            if FILE_SUFFIXES[table_suffix(file)] == "parquet":
                 return pd.read_parquet(file)
             # Text as text: "NA" is a region, "0012" an id; only empty fields are missing.
             return pd.read_csv(file, dtype="str", keep_default_na=False, na_values=[""])

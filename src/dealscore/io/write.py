@@ -8,7 +8,7 @@ from typing import Literal
 
 import pandas as pd
 
-from dealscore.io.read import FILE_SUFFIXES
+from dealscore.io.read import table_suffix
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 
 TableFormat = Literal["parquet", "csv"]
@@ -34,7 +34,7 @@ def write_tables(tables: CrmTables, out: Path, fmt: TableFormat = "parquet") -> 
     written = [write_frame(frame, out / f"{name}.{fmt}") for name, frame in tables.present()]
     keep = {p.name for p in written}
     for file in out.iterdir():
-        stem = next((file.name[: -len(s)] for s in FILE_SUFFIXES if file.name.endswith(s)), None)
-        if stem in TABLE_NAMES and file.name not in keep:
+        suffix = table_suffix(file)
+        if suffix and file.name[: -len(suffix)].lower() in TABLE_NAMES and file.name not in keep:
             file.unlink()  # a stale table would otherwise be read as part of this export
     return written
