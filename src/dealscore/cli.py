@@ -43,6 +43,9 @@ MappingOption = Annotated[
         "Omit when the data already uses the dealscore contract's table and column names.",
     ),
 ]
+DataOption = Annotated[
+    str, typer.Option("--data", "-d", help="The export: a folder of tables or a SQLAlchemy URL.")
+]
 FormatOption = Annotated[
     str, typer.Option("--format", help="File format of the written tables: parquet or csv.")
 ]
@@ -69,6 +72,12 @@ def main(
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def _contract_failure(exc: ContractError, what: str) -> None:
+    """Print every broken rule, then exit 1: the export, not the command, is at fault."""
+    typer.echo(exc.report.to_text())
+    _fail(f"{what}: the export breaks the data contract", code=1)
 
 
 def _table_format(fmt: str) -> TableFormat:
@@ -189,8 +198,7 @@ def ingest(
     except (SourceError, MappingError) as exc:
         _fail(str(exc))
     except ContractError as exc:
-        typer.echo(exc.report.to_text())
-        _fail(f"{src}: not written: the export breaks the data contract", code=1)
+        _contract_failure(exc, f"{src}: not written")
     for note in result.validation.notes:
         typer.echo(f"note: {note}")
     if result.validation.summary is not None:
@@ -222,10 +230,7 @@ def features_list() -> None:
 
 @features_app.command("build")
 def features_build(
-    data: Annotated[
-        str,
-        typer.Option("--data", "-d", help="The export: a folder of tables or a SQLAlchemy URL."),
-    ],
+    data: DataOption,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Parquet file to write the feature frame to.")
     ],
@@ -248,8 +253,7 @@ def features_build(
     try:
         result = run_build_features(data, stamp, out, mapping, icp, progress=_Progress())
     except ContractError as exc:
-        typer.echo(exc.report.to_text())
-        _fail(f"{data}: no features built: the export breaks the data contract", code=1)
+        _contract_failure(exc, f"{data}: no features built")
     except (SourceError, MappingError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     frame = result.frame
@@ -264,10 +268,7 @@ def features_build(
 
 @app.command()
 def train(
-    data: Annotated[
-        str,
-        typer.Option("--data", "-d", help="The export: a folder of tables or a SQLAlchemy URL."),
-    ],
+    data: DataOption,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -290,8 +291,7 @@ def train(
         settings = load_settings(TrainSettings, config, n_estimators=n_estimators, seed=seed)
         result = run_train(data, settings, mapping, progress=_Progress())
     except ContractError as exc:
-        typer.echo(exc.report.to_text())
-        _fail(f"{data}: not trained: the export breaks the data contract", code=1)
+        _contract_failure(exc, f"{data}: not trained")
     except (SettingsError, SourceError, MappingError, ValueError) as exc:
         _fail(str(exc))
     table = result.comparison.set_index(["segment", "contender"])[

@@ -7,7 +7,7 @@ import pandas as pd
 
 from dealscore.features import prospect
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, EVER, Snapshots, SortedEvents, micros
+from dealscore.features.pit import DAY, Snapshots, SortedEvents, micros
 from dealscore.schemas.tables import (
     Activities,
     ActivityType,
@@ -109,7 +109,7 @@ def _contact_features(
     first_touch = (contact >= 0) & ~pair.duplicated().to_numpy()
     firsts = events.subset(first_touch)
     first_contact = contact[first_touch]
-    out = {"distinct_contacts": firsts.count(d, np.full_like(t, EVER), t).astype(float)}
+    out = {"distinct_contacts": firsts.count_before(d, t).astype(float)}
     if contacts is None or Contacts.seniority not in contacts:
         return out | {"max_seniority": nan, "new_senior_stakeholder_30d": nan}
     rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
@@ -117,7 +117,7 @@ def _contact_features(
     # The most senior level whose first touch came before as_of.
     best = np.full(len(d), np.nan)
     for level in range(len(SENIORITY_RANK)):
-        reached = firsts.subset(rank >= level).count(d, np.full_like(t, EVER), t) > 0
+        reached = firsts.subset(rank >= level).count_before(d, t) > 0
         best = np.where(reached, level, best)
     recent = prospect.new_senior_stakeholder(firsts.subset(rank >= prospect.SENIOR), d, t)
     return out | {"max_seniority": best, "new_senior_stakeholder_30d": recent}

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 DAY = 86_400_000_000  # microseconds
-EVER = np.iinfo(np.int64).min // 2  # a window start before any data
 
 
 def micros(values: pd.Series) -> np.ndarray:
@@ -93,6 +92,10 @@ class SortedEvents:
     def count(self, deal: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Events of each deal with start <= time < end."""
         return self.position(deal, end) - self.position(deal, start)
+
+    def count_before(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Events of each deal strictly before time."""
+        return self.position(deal, time) - self.starts[deal]
 
     def last_before(self, deal: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position in sorted order, found) of each deal's last event strictly before time."""

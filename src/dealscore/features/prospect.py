@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, EVER, SortedEvents
+from dealscore.features.pit import DAY, SortedEvents
 from dealscore.schemas.tables import Direction
 
 FEATURES = family(
@@ -44,7 +44,7 @@ def response_latency(
     is_reply = (direction == INBOUND) & ~np.isnan(last_outbound)
     replies = events.subset(is_reply)
     hours = (events.time[is_reply] - last_outbound[is_reply]) / (DAY / 24)
-    n = replies.count(d, np.full_like(t, EVER), t)
+    n = replies.count_before(d, t)
     total = replies.sum_before(hours, d, t)
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 

@@ -34,6 +34,9 @@ from dealscore.synthetic.deals import (
 from dealscore.synthetic.engagement import ACTIVITY_TYPES, DIRECTIONS, activities, forecasts
 from dealscore.synthetic.world import World, build_world, ids
 
+# Status by outcome code (deals.LOST, WON, NO_DECISION = 0, 1, 2).
+STATUS_NAMES = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
+
 
 @dataclass(frozen=True)
 class GeneratorSettings:
@@ -132,7 +135,6 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     )
     del reps
 
-    status_names = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
     truth = pd.DataFrame(
         {
             "opportunity_id": opp_ids,
@@ -142,7 +144,7 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
             "competition": deals.competition,
             "engagement": deals.engagement,
             "heroic": deals.heroic,
-            "eventual_status": status_names[deals.outcome],
+            "eventual_status": STATUS_NAMES[deals.outcome],
             "eventual_closed_at": _timestamps(start, deals.closed),
         }
     )
@@ -173,12 +175,11 @@ def _deal_tables(
     history = events[events["t"] < horizon]
     current = history.drop_duplicates("deal", keep="last").set_index("deal")
     stage_names = np.array([*STAGES, CLOSED_WON, CLOSED_LOST])
-    status_names = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
     opportunities = pd.DataFrame(
         {
             Opportunities.opportunity_id: opp_ids,
             Opportunities.created_at: _timestamps(start, deals.created),
-            Opportunities.status: np.where(is_open, Status.OPEN.value, status_names[deals.outcome]),
+            Opportunities.status: np.where(is_open, Status.OPEN.value, STATUS_NAMES[deals.outcome]),
             Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, deals.closed)),
             Opportunities.account_id: world.accounts["account_id"].to_numpy()[deals.account],
             Opportunities.owner_id: world.rep_ids.to_numpy()[deals.owner],
