@@ -19,7 +19,21 @@ from dealscore.schemas import (
     StageHistory,
 )
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+@pytest.fixture(scope="session")
+def _session_store(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_store(_session_store, monkeypatch) -> None:
+    """No test writes to the working directory's MLflow store: runs go to a temporary one (tests
+    of the registry use their own fresh store). Reset per test, because mlflow.set_tracking_uri
+    also sets MLFLOW_TRACKING_URI for the rest of the process."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _session_store)
+
 
 # The sample sits in shared/ beside the repository; DEALSCORE_MAVEN_DIR points elsewhere.
 MAVEN_DIR = Path(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import replace
@@ -22,6 +23,7 @@ from dealscore.jobs.settings import SettingsError, load_settings
 from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.schemas import ContractError
 from dealscore.synthetic import GeneratorSettings
+from dealscore.tracking.store import TrackingError
 
 app = typer.Typer(
     help="Calibrated win probabilities for B2B deals, learned from your CRM history.",
@@ -67,6 +69,8 @@ def main(
     ] = False,
 ) -> None:
     """Calibrated win probabilities for B2B deals, learned from your CRM history."""
+    # MLflow's INFO lines (store migrations, "Created version") would bury the job's own output.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -282,17 +286,43 @@ def train(
     seed: Annotated[
         int | None, typer.Option(help="Random seed for snapshots and the model.")
     ] = None,
+    heroic_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Weight of training rows from heroic wins (docs/training.md); 1 keeps them as "
+            "they are, 0.2 down-weights them and reports the effect."
+        ),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI if set, else ./mlflow.db."
+        ),
+    ] = None,
+    track: Annotated[
+        bool | None,
+        typer.Option("--track/--no-track", help="Log the run and register the model in MLflow."),
+    ] = None,
 ) -> None:
-    """Train on time-sliced snapshots and compare with the baselines on the same test rows.
-
-    Work in progress: no MLflow run or registered model yet.
-    """
+    """Train on time-sliced snapshots, compare with the baselines on the same test rows, and log
+    the run to MLflow: the model is registered as `dealscore`, alias `challenger`, and becomes
+    `champion` if it is not worse than the current champion on the same rows."""
     try:
-        settings = load_settings(TrainSettings, config, n_estimators=n_estimators, seed=seed)
+        settings = load_settings(
+            TrainSettings,
+            config,
+            n_estimators=n_estimators,
+            seed=seed,
+            heroic_weight=heroic_weight,
+            tracking_uri=tracking_uri,
+            track=track,
+        )
         result = run_train(data, settings, mapping, progress=_Progress())
     except ContractError as exc:
         _contract_failure(exc, f"{data}: not trained")
-    except (SettingsError, SourceError, MappingError, ValueError) as exc:
+    except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    except TrackingError as exc:
         _fail(str(exc))
     table = result.comparison.set_index(["segment", "contender"])[
         ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "rows"]
@@ -301,6 +331,15 @@ def train(
     typer.echo(
         f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
     )
+    if result.tracking is not None:
+        t = result.tracking
+        typer.echo(f"MLflow run {t.run_id} ({t.tracking_uri}); model {t.model_uri}")
+        if t.version:
+            role = "champion" if t.promoted else "challenger"
+            typer.echo(
+                f"registered {TrainSettings.registered_model} v{t.version} as {role}: {t.reason}"
+            )
+        typer.echo(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,9 @@ def test_written_tables_read_back_identically(tables, tmp_path, fmt):
 
 def test_rewrite_removes_stale_tables_and_leaves_no_temp_files(tables, tmp_path):
     write_tables(tables, tmp_path, "csv")
-    (tmp_path / "forecasts.csv").rename(tmp_path / "Forecasts.CSV")  # the reader would still find it
+    (tmp_path / "forecasts.csv").rename(
+        tmp_path / "Forecasts.CSV"
+    )  # the reader would still find it
     write_tables(tables.with_tables(forecasts=None, owners=None), tmp_path, "parquet")
     files = sorted(p.name for p in tmp_path.iterdir())
     assert "Forecasts.CSV" not in files and "owners.parquet" not in files

@@ -1,31 +1,20 @@
-"""The training job end to end on small exports (no MLflow yet)."""
+"""The training job end to end on small exports, without MLflow (tests/jobs/test_tracking.py has it)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
-from dealscore.jobs.generate import run_generate
 from dealscore.jobs.train import DataMinimumError, TrainSettings, run_train
-from dealscore.synthetic import GeneratorSettings
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
-FAST = TrainSettings(n_estimators=200, learning_rate=0.08, snapshots_per_deal=3, icp="")
-
-
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("crm")
-    run_generate(
-        GeneratorSettings(deals=3000, seed=9, export_date=pd.Timestamp("2026-06-01", tz="UTC")),
-        out,
-        progress=lambda _: None,
-    )
-    return out
+FAST = TrainSettings(
+    n_estimators=200, learning_rate=0.08, snapshots_per_deal=3, icp="", track=False
+)
 
 
 def test_model_beats_every_baseline_on_the_same_test_rows(crm):
@@ -37,6 +26,7 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
         "model",
         "logistic_regression",
         "rep_forecast",
+        "rep_category_learned",
         "stage_probability",
         "oracle_latent_p_win",
     }
@@ -53,7 +43,7 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
 
 def test_too_little_history_is_refused_with_the_counts(crm):
     with pytest.raises(DataMinimumError, match=r"need at least 100,000"):
-        run_train(crm, TrainSettings(min_won=100_000))
+        run_train(crm, replace(FAST, min_won=100_000))
 
 
 def test_maven_trains_with_the_baselines_it_has(maven_dir):
@@ -65,7 +55,9 @@ def test_maven_trains_with_the_baselines_it_has(maven_dir):
 
 
 def test_cli_train_prints_the_comparison(crm):
-    result = CliRunner().invoke(app, ["train", "--data", str(crm), "--n-estimators", "100"])
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(crm), "--n-estimators", "100", "--no-track"]
+    )
     assert result.exit_code == 0, result.output
     assert (
         "rep_forecast" in result.output

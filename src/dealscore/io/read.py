@@ -120,7 +120,9 @@ class Export:
 
 
 def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) -> Export:
-    """Read an export; with a mapping, translate it into the contract tables first."""
+    """Read an export; with a mapping, translate it into the contract tables first.
+
+    An empty mapping ("") means none, as MLproject parameters cannot be left out."""
     source = open_source(src)
     cache: dict[str, pd.DataFrame | None] = {}
 
@@ -129,7 +131,7 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
             cache[name] = source.read(name)
         return cache[name]
 
-    if mapping is None:
+    if mapping is None or mapping == "":
         frames = {name: frame for name in TABLE_NAMES if (frame := read(name)) is not None}
         notes = []
     else:

@@ -1,8 +1,10 @@
-"""Job: train the win-probability model on time-sliced snapshots and compare it with baselines."""
+"""Job: train the win-probability model on time-sliced snapshots, compare it with the baselines
+on the same test rows, and (unless tracking is off) log the run and register the model in MLflow.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +12,26 @@ import pandas as pd
 
 from dealscore.features import (
     FEATURE_NAMES,
+    FeatureState,
     SnapshotSettings,
     build_features,
     fit_feature_state,
     sample_snapshots,
 )
 from dealscore.features.baselines import crm_baselines
+from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.io import read_export
 from dealscore.jobs.features import load_icp
 from dealscore.model.baselines import logistic_baseline
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
+from dealscore.model.metrics import evaluate
 from dealscore.model.split import SLICES, SliceShares, assign_slices
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status, require_valid
 
 TRUTH_FILE = "truth.parquet"  # written by `dealscore generate`; read only to report the oracle
+PROMOTION_METRICS = ("log_loss", "brier")  # lower is better for both
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,26 @@ class TrainSettings:
     calibration: str = "auto"
     seed: int = 0
     icp: str = "features/icp.yaml"
+    heroic_weight: float = 1.0
+    heroic_max_icp_score: float = 0.5
+    heroic_min_discount: float = 0.2
+    heroic_discount_window_days: float = 30.0
+    track: bool = True
+    tracking_uri: str = ""
+    experiment: str = "dealscore"
+    registered_model: str = "dealscore"
+    promotion_metric: str = "log_loss"
+    promotion_tolerance: float = 0.002
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.heroic_weight <= 1.0:
+            raise ValueError(f"heroic_weight must be in [0, 1], got {self.heroic_weight}")
+        if self.promotion_metric not in PROMOTION_METRICS:
+            raise ValueError(
+                f"promotion_metric must be one of {PROMOTION_METRICS}, got {self.promotion_metric!r}"
+            )
+        if self.promotion_tolerance < 0:
+            raise ValueError(f"promotion_tolerance must be >= 0, got {self.promotion_tolerance}")
 
     def snapshots(self) -> SnapshotSettings:
         return SnapshotSettings(
@@ -56,6 +82,11 @@ class TrainSettings:
     def shares(self) -> SliceShares:
         return SliceShares(
             self.train_share, self.validation_share, self.calibration_share, self.test_share
+        )
+
+    def heroics(self) -> HeroicsRule:
+        return HeroicsRule(
+            self.heroic_max_icp_score, self.heroic_min_discount, self.heroic_discount_window_days
         )
 
     def model(self) -> WinProbabilityModel:
@@ -75,12 +106,41 @@ class DataMinimumError(ValueError):
 
 
 @dataclass(frozen=True)
+class Heroics:
+    """What the heroic-win rule flagged and, when down-weighting is on, what it changed."""
+
+    flagged: int
+    won: int
+    weight: float
+    true_heroic: int | None = None  # generated data only: the truth file's count...
+    true_flagged: int | None = None  # ...and how many of the flagged deals are truly heroic
+    unweighted: dict[str, float] | None = None  # test metrics of the same model without it
+
+
+@dataclass(frozen=True)
+class Tracking:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    model_uri: str
+    version: str | None = None
+    promoted: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class TrainResult:
     model: WinProbabilityModel
+    feature_state: FeatureState
     comparison: pd.DataFrame  # contender x segment metrics on the same test rows
     outcomes: pd.DataFrame  # the model's mean probability per final outcome, test rows
     slice_rows: dict[str, int]
     boundaries: pd.Series
+    test: pd.DataFrame  # test snapshots with features, label, outcome and life fraction
+    predictions: dict[str, np.ndarray]  # every contender on the test rows
+    heroics: Heroics
+    window: dict[str, pd.Timestamp] = field(default_factory=dict)
+    tracking: Tracking | None = None
 
 
 def check_minimums(tables: CrmTables, settings: TrainSettings) -> None:
@@ -94,34 +154,48 @@ def check_minimums(tables: CrmTables, settings: TrainSettings) -> None:
         )
 
 
-def _oracle(data: str | Path, rows: pd.DataFrame) -> np.ndarray | None:
+def _truth(data: str | Path) -> pd.DataFrame | None:
     truth_path = Path(str(data)) / TRUTH_FILE
     if "://" in str(data) or not truth_path.is_file():
         return None
-    truth = pd.read_parquet(truth_path, columns=["opportunity_id", "p_win"]).set_index(
-        "opportunity_id"
-    )["p_win"]
-    return rows["opportunity_id"].map(truth).to_numpy(dtype=float)
+    return pd.read_parquet(truth_path).set_index("opportunity_id")
 
 
-def run_train(
-    data: str | Path,
+def _icp_rules(settings: TrainSettings, progress: Progress):
+    if not settings.icp:
+        return ()
+    path = Path(settings.icp)
+    if not path.is_file():
+        if settings.icp == TrainSettings.icp:
+            progress(f"no ICP file at {path}: training without the documented ICP")
+            return ()
+        raise FileNotFoundError(f"ICP file {path} does not exist (setting icp)")
+    return load_icp(path)
+
+
+def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, float]:
+    """Each forecast category's win rate on the training slice: the reps' calls, calibrated."""
+    calls = crm_baselines(tables, train[["opportunity_id", "as_of"]])
+    calls = train[["opportunity_id", "as_of", "label"]].merge(calls, on=["opportunity_id", "as_of"])
+    return calls.dropna(subset=["rep_category"]).groupby("rep_category")["label"].mean().to_dict()
+
+
+def fit_and_evaluate(
+    tables: CrmTables,
     settings: TrainSettings,
-    mapping: str | Path | None = None,
+    truth: pd.DataFrame | None = None,
     progress: Progress = silent,
 ) -> TrainResult:
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
+    """Snapshots, features, time slices, the model, and every contender on the same test rows."""
     check_minimums(tables, settings)
     deals = tables.opportunities
     cutoff = max(
         deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max()
     ) + pd.Timedelta(microseconds=1)
     boundaries = settings.shares().boundaries(deals)
+    rules = _icp_rules(settings, progress)
     # Learned once, from history before the training slice ends, and kept for scoring.
-    icp = load_icp(Path(settings.icp)) if settings.icp and Path(settings.icp).is_file() else ()
-    state = fit_feature_state(tables, boundaries["validation"], icp)
+    state = fit_feature_state(tables, boundaries["validation"], rules)
 
     progress("sampling snapshots and building features")
     snaps = sample_snapshots(deals, cutoff, settings.snapshots())
@@ -130,38 +204,97 @@ def run_train(
     rows["slice"] = assign_slices(rows, deals, boundaries)
     parts = {name: rows[rows["slice"] == name] for name in SLICES}
     progress("slices: " + ", ".join(f"{name} {len(part):,}" for name, part in parts.items()))
+    train, val, cal, test = (parts[name] for name in SLICES)
+
+    heroic = pd.Series(heroic_wins(tables, rules, settings.heroics()), index=deals.index)
+    heroic_ids = set(deals.loc[heroic.to_numpy(), Opportunities.opportunity_id])
+    is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
+    weight = train["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
+
+    def fit(sample_weight: np.ndarray) -> WinProbabilityModel:
+        return settings.model().fit(
+            train[FEATURE_NAMES],
+            train["label"],
+            X_val=val[FEATURE_NAMES],
+            y_val=val["label"],
+            X_cal=cal[FEATURE_NAMES],
+            y_cal=cal["label"],
+            sample_weight=sample_weight,
+        )
 
     progress("training LightGBM (early stopping on the validation slice), calibrating")
-    train, val, cal, test = (parts[name] for name in SLICES)
-    model = settings.model().fit(
-        train[FEATURE_NAMES],
-        train["label"],
-        X_val=val[FEATURE_NAMES],
-        y_val=val["label"],
-        X_cal=cal[FEATURE_NAMES],
-        y_cal=cal["label"],
-        sample_weight=train["weight"].to_numpy(),
-    )
+    model = fit(weight)
+    unweighted = None
+    if settings.heroic_weight < 1.0:
+        progress(f"heroics: {is_heroic.sum():,} training rows down-weighted; refitting without")
+        plain = fit(train["weight"].to_numpy())
+        unweighted = evaluate(test["label"], plain.predict_proba(test[FEATURE_NAMES])[:, 1])
+
     progress("evaluating against the baselines on the test slice")
     logistic = logistic_baseline().fit(train[FEATURE_NAMES], train["label"])
-    crm = crm_baselines(tables, test[["opportunity_id", "as_of"]])
-    crm = test[["opportunity_id", "as_of"]].merge(crm, on=["opportunity_id", "as_of"], how="left")
-    contenders = {
+    keys = test[["opportunity_id", "as_of"]]
+    crm = keys.merge(crm_baselines(tables, keys), on=["opportunity_id", "as_of"], how="left")
+    learned = crm["rep_category"].map(_learned_categories(tables, train))
+    predictions = {
         "model": model.predict_proba(test[FEATURE_NAMES])[:, 1],
         "logistic_regression": logistic.predict_proba(test[FEATURE_NAMES])[:, 1],
         "rep_forecast": crm["rep_probability"].to_numpy(dtype=float),
+        "rep_category_learned": learned.to_numpy(dtype=float),
         "stage_probability": crm["stage_probability"].to_numpy(dtype=float),
     }
-    oracle = _oracle(data, test)
-    if oracle is not None:
-        contenders["oracle_latent_p_win"] = oracle
+    if truth is not None and "p_win" in truth:
+        predictions["oracle_latent_p_win"] = (
+            test["opportunity_id"].map(truth["p_win"]).to_numpy(dtype=float)
+        )
     # A contender the export cannot provide (no forecasts, say) is left out, not scored on nothing.
-    contenders = {name: p for name, p in contenders.items() if np.isfinite(p).mean() > 0.5}
-    comparison = compare(test, contenders)
+    predictions = {name: p for name, p in predictions.items() if np.isfinite(p).mean() > 0.5}
+    flagged = deals[Opportunities.opportunity_id][heroic.to_numpy()]
+    won = int((deals[Opportunities.status] == Status.WON).sum())
+    heroics = Heroics(flagged=len(flagged), won=won, weight=settings.heroic_weight)
+    if truth is not None and "heroic" in truth:
+        heroics = replace(
+            heroics,
+            true_heroic=int(truth["heroic"].sum()),
+            true_flagged=int(flagged.map(truth["heroic"]).fillna(False).astype(bool).sum()),
+        )
+    heroics = replace(heroics, unweighted=unweighted)
     return TrainResult(
         model=model,
-        comparison=comparison,
-        outcomes=by_outcome(test, contenders["model"]),
+        feature_state=state,
+        comparison=compare(test, predictions),
+        outcomes=by_outcome(test, predictions["model"]),
         slice_rows={name: len(part) for name, part in parts.items()},
         boundaries=boundaries,
+        test=test.reset_index(drop=True),
+        predictions=predictions,
+        heroics=heroics,
+        window={
+            "first_created": deals[Opportunities.created_at].min(),
+            "cutoff": cutoff,
+            "state_fitted_before": boundaries["validation"],
+            **{f"{name}_from": boundaries[name] for name in boundaries.index},
+        },
+    )
+
+
+def run_train(
+    data: str | Path,
+    settings: TrainSettings,
+    mapping: str | Path | None = None,
+    progress: Progress = silent,
+) -> TrainResult:
+    """Read and validate the export, train and evaluate, then log and register in MLflow."""
+    if settings.track:
+        from dealscore.jobs.tracking import check_store, track_training  # MLflow only if used
+
+        check_store(settings)  # before hours of training, not after
+    progress(f"reading {data}")
+    export = read_export(data, mapping)
+    tables = require_valid(export.tables, export.source)
+    result = fit_and_evaluate(tables, settings, _truth(data), progress)
+    if not settings.track:
+        return result
+    return replace(
+        result,
+        tracking=track_training(result, tables, settings, str(data), mapping, progress),
     )

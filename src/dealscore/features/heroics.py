@@ -1,0 +1,118 @@
+"""Heroic wins: won deals that a rule flags as last-minute rescues, not a pattern to learn.
+
+A heroic win was outside the documented ICP, took a deep discount shortly before it closed and
+had been expected to close in an earlier quarter. Such deals teach a model that poor-fit,
+stalled deals win; training can down-weight them (docs/training.md). Unlike features, the rule
+looks at a closed deal's whole history: it labels training rows, it never feeds a prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features.icp import IcpRule
+from dealscore.features.pit import DAY, micros
+from dealscore.schemas.tables import Accounts, CrmTables, Opportunities, StageHistory, Status
+
+
+@dataclass(frozen=True)
+class HeroicsRule:
+    """Thresholds of the heroic-win rule; every signal that the data can show must hold."""
+
+    max_icp_score: float = 0.5  # weighted share of ICP rules matched, below which: outside
+    min_discount: float = 0.2  # final amount at least this far below its earlier peak...
+    discount_window_days: float = 30.0  # ...where the peak stood until this long before the close
+
+
+def _quarter(times: pd.Series) -> np.ndarray:
+    stamps = times.dt.tz_convert("UTC")
+    return (stamps.dt.year * 4 + (stamps.dt.month - 1) // 3).to_numpy(dtype=float)
+
+
+def icp_scores(tables: CrmTables, rules: tuple[IcpRule, ...]) -> np.ndarray:
+    """Weighted share of the documented ICP rules each deal's account matches; NaN if unknown."""
+    deals = tables.opportunities
+    if not rules or tables.accounts is None or Opportunities.account_id not in deals:
+        return np.full(len(deals), np.nan)
+    accounts = tables.accounts.set_index(Accounts.account_id)
+    matched = sum(rule.weight * rule.matches(accounts).fillna(0.0) for rule in rules)
+    score = matched / sum(rule.weight for rule in rules)
+    return deals[Opportunities.account_id].map(score).to_numpy(dtype=float)
+
+
+def heroic_signals(
+    tables: CrmTables, rules: tuple[IcpRule, ...], rule: HeroicsRule = HeroicsRule()
+) -> pd.DataFrame:
+    """Per won deal (positions of opportunities), each signal as 1.0 / 0.0, NaN where unknown."""
+    deals = tables.opportunities
+    n = len(deals)
+    won = (deals[Opportunities.status] == Status.WON).to_numpy()
+    signals = pd.DataFrame(
+        {
+            "outside_icp": np.where(
+                np.isnan(score := icp_scores(tables, rules)),
+                np.nan,
+                (score < rule.max_icp_score).astype(float),
+            ),
+            "late_discount": np.full(n, np.nan),
+            "pushed_over_quarter": np.full(n, np.nan),
+        }
+    )
+    history = tables.stage_history
+    if history is not None and len(history):
+        code = pd.Index(deals[Opportunities.opportunity_id]).get_indexer(
+            history[StageHistory.opportunity_id]
+        )
+        known = code >= 0
+        closed_us = np.where(
+            deals[Opportunities.closed_at].notna(), micros(deals[Opportunities.closed_at]), 0
+        )
+        if StageHistory.amount in history and Opportunities.amount in deals:
+            changed = micros(history[StageHistory.changed_at])
+            early = known & (
+                changed < closed_us[np.maximum(code, 0)] - rule.discount_window_days * DAY
+            )
+            peak = (
+                pd.Series(history[StageHistory.amount].to_numpy(dtype=float)[early])
+                .groupby(code[early])
+                .max()
+                .reindex(range(n))
+                .to_numpy()
+            )
+            final = deals[Opportunities.amount].to_numpy(dtype=float)
+            cut = 1.0 - final / np.where(peak > 0, peak, np.nan)
+            signals["late_discount"] = np.where(
+                np.isnan(cut), np.nan, (cut >= rule.min_discount).astype(float)
+            )
+        if StageHistory.close_date in history:
+            expected = history[StageHistory.close_date]
+            seen = known & expected.notna().to_numpy()
+            earliest = (
+                pd.Series(_quarter(expected[seen]))
+                .groupby(code[seen])
+                .min()
+                .reindex(range(n))
+                .to_numpy()
+            )
+            actual = np.where(
+                deals[Opportunities.closed_at].notna(),
+                _quarter(deals[Opportunities.closed_at].fillna(pd.Timestamp(0, tz="UTC"))),
+                np.nan,
+            )
+            signals["pushed_over_quarter"] = np.where(
+                np.isnan(earliest), np.nan, (earliest < actual).astype(float)
+            )
+    return signals.where(np.repeat(won[:, None], signals.shape[1], axis=1), np.nan)
+
+
+def heroic_wins(
+    tables: CrmTables, rules: tuple[IcpRule, ...], rule: HeroicsRule = HeroicsRule()
+) -> np.ndarray:
+    """True for won deals where every signal the data can show holds (and at least two can)."""
+    signals = heroic_signals(tables, rules, rule)
+    shown = signals.notna().sum(axis=1)
+    held = (signals == 1.0).sum(axis=1)
+    return ((shown >= 2) & (held == shown)).to_numpy()

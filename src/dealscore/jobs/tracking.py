@@ -1,0 +1,322 @@
+"""Job step: log a training run to MLflow, log the pyfunc model, register it and set aliases."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.data.code_dataset_source import CodeDatasetSource
+
+from dealscore import __version__
+from dealscore.features import CATALOGUE, FEATURE_NAMES, build_features
+from dealscore.model.metrics import evaluate, lift_by_decile, reliability_table
+from dealscore.progress import Progress, silent
+from dealscore.schemas import CrmTables
+from dealscore.tracking import plots
+from dealscore.tracking.card import model_card
+from dealscore.tracking.pyfunc import (
+    BUNDLE_ARTIFACT,
+    ENTRY_SCRIPT,
+    PACKAGE_DIR,
+    ModelBundle,
+    load_bundle,
+    pip_requirements,
+    save_bundle,
+    signature,
+)
+from dealscore.tracking.registry import Decision, current_champion, decide, set_aliases
+from dealscore.tracking.store import tracking_uri, use_store
+
+if TYPE_CHECKING:
+    from dealscore.jobs.train import Tracking, TrainResult, TrainSettings
+
+
+def redacted(source: str) -> str:
+    """A data source fit to log: a database URL loses its password."""
+    if "://" not in source:
+        return source
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(source).render_as_string(hide_password=True)
+    except ArgumentError:  # not a SQLAlchemy URL: drop anything before an "@"
+        return source.split("@")[-1]
+
+
+def fingerprint(tables: CrmTables) -> str:
+    """A content hash of every table present (row order and values), for `log_input`."""
+    digest = hashlib.sha256()
+    for name, frame in tables.present():
+        digest.update(name.encode())
+        digest.update(",".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    """The commit of the dealscore source, when it runs from a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _metrics(comparison: pd.DataFrame) -> dict[str, float]:
+    names = ["roc_auc", "pr_auc", "log_loss", "brier", "ece"]
+    out = {
+        f"{row.contender}.{row.segment}.{name}": float(getattr(row, name))
+        for row in comparison.itertuples()
+        for name in names
+        if np.isfinite(getattr(row, name))
+    }
+    model = comparison[(comparison["contender"] == "model") & (comparison["segment"] == "all")]
+    out.update({name: float(model[name].iloc[0]) for name in names})  # headline: sortable in the UI
+    return out
+
+
+def _heroics_text(result: TrainResult) -> str:
+    h = result.heroics
+    text = f"{h.flagged:,} of {h.won:,} won deals flagged by the rule"
+    if h.true_heroic is not None:
+        text += f" ({h.true_flagged:,} truly heroic of {h.true_heroic:,} in the truth file)"
+    if h.weight < 1.0 and h.unweighted is not None:
+        model = result.comparison.query("contender == 'model' and segment == 'all'").iloc[0]
+        text += (
+            f"; down-weighted to {h.weight}: test log loss {model['log_loss']:.4f} vs "
+            f"{h.unweighted['log_loss']:.4f} without, ROC AUC {model['roc_auc']:.4f} vs "
+            f"{h.unweighted['roc_auc']:.4f}"
+        )
+    else:
+        text += "; not down-weighted (heroic_weight = 1)"
+    return text
+
+
+def _limits(result: TrainResult) -> list[str]:
+    limits = [
+        (
+            "Probabilities are calibrated on the calibration slice; if the win rate drifts after "
+            "it (see the test slice's positive_rate), calibration drifts with it. Retrain often."
+        ),
+        (
+            "Snapshots are sampled from resolved deals; very long open deals are rarer in "
+            "training than in the open pipeline (docs/features.md, length bias)."
+        ),
+        "Win within the period is not modelled here: this is the probability of ever winning.",
+    ]
+    if "rep_forecast" not in result.predictions:
+        limits.append("No rep forecasts in this export: the model was not compared with the reps.")
+    if "oracle_latent_p_win" in result.predictions:
+        limits.append(
+            "Generated data: the oracle (latent p_win) is not a ceiling, because the generator "
+            "draws each deal's observable path from its realised outcome (docs/synthetic.md)."
+        )
+    return limits
+
+
+def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder: Path) -> None:
+    """Tables, plots, the catalogue and the model card, written into `folder`."""
+    test, predictions = result.test, result.predictions
+    y = test["label"].to_numpy()
+    same = np.all([np.isfinite(p) for p in predictions.values()], axis=0)
+    on_same = {name: p[same] for name, p in predictions.items()}
+    (folder / "plots").mkdir()
+    plots.save(plots.reliability_figure(y[same], on_same), folder / "plots/reliability.png")
+    plots.save(plots.roc_figure(y[same], on_same), folder / "plots/roc.png")
+    plots.save(plots.lift_figure(y, predictions["model"]), folder / "plots/lift.png")
+    booster = result.model.booster_.booster_
+    importance = pd.Series(
+        booster.feature_importance("gain", iteration=result.model.best_iteration_),
+        index=booster.feature_name(),
+    )
+    plots.save(plots.importance_figure(importance), folder / "plots/feature_importance.png")
+    tables = folder / "tables"
+    tables.mkdir()
+    result.comparison.to_csv(tables / "comparison.csv", index=False)
+    result.outcomes.to_csv(tables / "by_outcome.csv", index=False)
+    reliability_table(y, predictions["model"]).to_csv(tables / "reliability.csv", index=False)
+    lift_by_decile(y, predictions["model"]).to_csv(tables / "lift.csv", index=False)
+    importance.sort_values(ascending=False).rename("gain").to_csv(tables / "importance.csv")
+    pd.DataFrame([asdict(f) for f in CATALOGUE]).to_csv(
+        folder / "feature_catalogue.csv", index=False
+    )
+    (folder / "settings.json").write_text(json.dumps(asdict(settings), indent=2))
+    (folder / "model_card.md").write_text(
+        model_card(
+            source=source,
+            window=result.window,
+            slice_rows=result.slice_rows,
+            comparison=result.comparison,
+            calibration=result.model.calibration_,
+            best_iteration=result.model.best_iteration_,
+            heroics=_heroics_text(result),
+            limits=_limits(result),
+        )
+    )
+
+
+def _champion_score(
+    client: mlflow.MlflowClient, settings: TrainSettings, tables: CrmTables, result: TrainResult
+) -> tuple[str | None, float | None, str]:
+    """The champion's score on this run's test rows, with its own fitted feature state."""
+    champion = current_champion(client, settings.registered_model)
+    if champion is None:
+        return None, None, ""
+    try:
+        bundle = load_bundle(
+            mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{champion.version}")
+        )
+        keys = result.test[["opportunity_id", "as_of"]]
+        rows = keys.merge(
+            build_features(tables, keys, bundle.feature_state), on=["opportunity_id", "as_of"]
+        )
+        p = bundle.predict(rows)
+    except Exception as exc:  # noqa: BLE001 - an old or foreign champion: say why, do not crash
+        return champion.version, None, f"champion v{champion.version} could not score: {exc}"
+    score = evaluate(result.test["label"].to_numpy(), p)[settings.promotion_metric]
+    return champion.version, score, ""
+
+
+def _experiment(settings: TrainSettings) -> tuple[str, str | None]:
+    """(tracking URI, experiment id); under `mlflow run` the run and experiment already exist."""
+    uri = tracking_uri(settings.tracking_uri)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_tracking_uri(uri)
+        return uri, os.environ.get("MLFLOW_EXPERIMENT_ID")
+    return uri, use_store(uri, settings.experiment)
+
+
+def check_store(settings: TrainSettings) -> None:
+    """Fail fast (TrackingError) when the tracking store cannot be used."""
+    _experiment(settings)
+
+
+def track_training(
+    result: TrainResult,
+    tables: CrmTables,
+    settings: TrainSettings,
+    source: str,
+    mapping: str | Path | None = None,
+    progress: Progress = silent,
+) -> Tracking:
+    """One MLflow run: parameters, metrics, plots, model card, input fingerprint, the model."""
+    from dealscore.jobs.train import Tracking
+
+    uri, experiment_id = _experiment(settings)
+    client = mlflow.MlflowClient()
+    source = redacted(source)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        progress(f"MLflow run {run.info.run_id} in {uri}")
+        mlflow.set_tags(
+            {
+                "dealscore.version": __version__,
+                "dealscore.data": source,
+                **({"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}),
+            }
+        )
+        mlflow.log_params(
+            {
+                **asdict(settings),
+                # Not "data" / "mapping": `mlflow run` logs its entry-point parameters under those.
+                "data_source": source,
+                "data_mapping": str(mapping or ""),
+                "calibration_chosen": result.model.calibration_,
+                "best_iteration": result.model.best_iteration_,
+                **{f"rows_{name}": rows for name, rows in result.slice_rows.items()},
+                **{name: str(value) for name, value in result.window.items()},
+            }
+        )
+        mlflow.log_metrics(_metrics(result.comparison))
+        mlflow.log_metrics(
+            {"heroic_flagged": result.heroics.flagged}
+            | {f"unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                tables.opportunities,
+                # An explicit source: a plain string is ambiguous to MLflow (and may be a URL).
+                source=CodeDatasetSource({"crm_export": source, "mapping": str(mapping or "")}),
+                name=f"crm:{Path(source).name or source}",
+                digest=fingerprint(tables),
+            ),
+            context="training",
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            _artifacts(result, settings, source, folder)
+            mlflow.log_artifacts(str(folder))
+            progress("logging the model")
+            bundle = ModelBundle(
+                estimator=result.model,
+                feature_state=result.feature_state,
+                feature_names=list(FEATURE_NAMES),
+                metadata={"run_id": run.info.run_id, "dealscore_version": __version__},
+            )
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(ENTRY_SCRIPT),
+                artifacts={BUNDLE_ARTIFACT: str(save_bundle(bundle, folder))},
+                code_paths=[str(PACKAGE_DIR)],
+                signature=signature(list(FEATURE_NAMES)),
+                input_example=result.test[FEATURE_NAMES].head(3),
+                pip_requirements=pip_requirements(),
+            )
+        if not settings.registered_model:
+            return Tracking(run.info.run_id, run.info.experiment_id, uri, info.model_uri)
+        version = str(mlflow.register_model(info.model_uri, settings.registered_model).version)
+        model_score = evaluate(result.test["label"].to_numpy(), result.predictions["model"])[
+            settings.promotion_metric
+        ]
+        champion_version, champion_score, problem = _champion_score(
+            client, settings, tables, result
+        )
+        decision = decide(
+            settings.promotion_metric,
+            model_score,
+            champion_score,
+            settings.promotion_tolerance,
+            champion_version or "",
+        )
+        if problem:
+            decision = Decision(False, f"not promoted: {problem}")
+        set_aliases(client, settings.registered_model, version, decision)
+        mlflow.set_tags(
+            {
+                "dealscore.model_version": version,
+                "dealscore.promoted": str(decision.promote).lower(),
+                "dealscore.promotion_reason": decision.reason,
+            }
+        )
+        if champion_score is not None:
+            mlflow.log_metric(f"champion.{settings.promotion_metric}", champion_score)
+        progress(
+            f"registered {settings.registered_model} v{version}: "
+            + ("champion" if decision.promote else "challenger")
+            + f" ({decision.reason})"
+        )
+        return Tracking(
+            run.info.run_id,
+            run.info.experiment_id,
+            uri,
+            info.model_uri,
+            version,
+            decision.promote,
+            decision.reason,
+        )

@@ -1,0 +1,118 @@
+"""The MLflow pyfunc model: calibrated win probabilities from a feature frame.
+
+The `mlflow.lightgbm` flavour's pyfunc returns 0/1 labels, so dealscore logs its own
+`PythonModel`. It is logged "from code" (`pyfunc_entry.py`) with one joblib artifact, the
+`ModelBundle`: the fitted estimator plus the `FeatureState` scoring needs to rebuild the same
+features (stage order, ICP rules), so a scorer needs nothing but the model URI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from dealscore.features import FeatureState
+from dealscore.model.estimator import WinProbabilityModel
+
+BUNDLE_ARTIFACT = "bundle"
+PROBABILITY = "win_probability"
+ENTRY_SCRIPT = Path(__file__).with_name("pyfunc_entry.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+# What the model needs at load time, pinned to the versions it was trained with. Listed
+# explicitly: letting MLflow infer them re-imports the model and costs seconds per run.
+RUNTIME_DISTRIBUTIONS = (
+    "numpy",
+    "pandas",
+    "pandera",
+    "pyarrow",
+    "scikit-learn",
+    "lightgbm",
+    "joblib",
+    "pyyaml",
+    "sqlalchemy",
+    "typer",
+)
+
+
+@dataclass
+class ModelBundle:
+    """Everything scoring needs besides the CRM tables."""
+
+    estimator: WinProbabilityModel
+    feature_state: FeatureState
+    feature_names: list[str]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated win probability for each row of a feature frame."""
+        missing = [name for name in self.feature_names if name not in features.columns]
+        if missing:
+            raise ValueError(
+                f"feature frame lacks {len(missing)} of the model's features, e.g. {missing[:5]}"
+            )
+        return self.estimator.predict_proba(features[self.feature_names])[:, 1]
+
+
+class DealScoreModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: `predict(features)` returns a `win_probability` column."""
+
+    def __init__(self) -> None:
+        self.bundle: ModelBundle | None = None
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.bundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        if self.bundle is None:
+            raise RuntimeError("the dealscore model was not loaded (load_context not called)")
+        return pd.DataFrame(
+            {PROBABILITY: self.bundle.predict(pd.DataFrame(model_input).astype(float))},
+            index=model_input.index,
+        )
+
+
+def signature(feature_names: list[str]) -> ModelSignature:
+    """Every feature a double, optional (NaN means missing); one probability out."""
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", name, required=False) for name in feature_names]),
+        outputs=Schema([ColSpec("double", PROBABILITY)]),
+    )
+
+
+def pip_requirements() -> list[str]:
+    """The runtime dependencies pinned to what is installed (mlflow adds itself)."""
+    pins = []
+    for dist in RUNTIME_DISTRIBUTIONS:
+        try:
+            pins.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def save_bundle(bundle: ModelBundle, folder: Path) -> Path:
+    path = folder / "bundle.joblib"
+    joblib.dump(bundle, path)
+    return path
+
+
+def load_bundle(model: mlflow.pyfunc.PyFuncModel) -> ModelBundle:
+    """The `ModelBundle` inside a loaded dealscore pyfunc model."""
+    inner = model.unwrap_python_model()
+    bundle = getattr(inner, "bundle", None)
+    if not isinstance(bundle, ModelBundle):
+        raise TypeError(
+            f"{model.metadata.model_uri if model.metadata else 'model'} is not a dealscore model"
+        )
+    return bundle

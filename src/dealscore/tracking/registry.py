@@ -1,0 +1,50 @@
+"""The model registry: every new version is the `challenger`; it becomes the `champion` only if
+it is not worse than the current champion on the same test rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def current_champion(client: mlflow.MlflowClient, name: str) -> ModelVersion | None:
+    """The version the `champion` alias points to; None if the model or the alias is new."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def decide(
+    metric: str, challenger: float, champion: float | None, tolerance: float, champion_version: str
+) -> Decision:
+    """Not worse (lower is better) within `tolerance`, on the same rows; no champion: promote."""
+    if champion is None:
+        return Decision(True, "no champion yet")
+    verdict = (
+        f"challenger {metric} {challenger:.4f} vs champion v{champion_version} {champion:.4f} "
+        f"(tolerance {tolerance})"
+    )
+    if challenger <= champion + tolerance:
+        return Decision(True, f"not worse: {verdict}")
+    return Decision(False, f"worse: {verdict}")
+
+
+def set_aliases(client: mlflow.MlflowClient, name: str, version: str, decision: Decision) -> None:
+    """Challenger always; champion when promoted. The reason is kept on the version."""
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    client.set_model_version_tag(name, version, "promotion", decision.reason)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version)

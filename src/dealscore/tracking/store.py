@@ -1,0 +1,35 @@
+"""Where runs and models go: an explicit URI, else MLFLOW_TRACKING_URI, else a project-local
+SQLite store (`mlflow.db`, artifacts in `mlruns/`), the same place `mlflow ui` and
+`mlflow run` use by default in MLflow 3."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+LOCAL_DB = "mlflow.db"
+
+
+def tracking_uri(explicit: str = "", folder: Path | None = None) -> str:
+    """The tracking URI this job uses."""
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{((folder or Path.cwd()) / LOCAL_DB).resolve()}"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be reached or used."""
+
+
+def use_store(uri: str, experiment: str) -> str:
+    """Point MLflow at `uri` and the named experiment (created if new); returns its id."""
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.set_experiment(experiment).experiment_id
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow tracking store {uri} is not usable: {exc.message}") from exc

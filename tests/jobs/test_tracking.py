@@ -1,0 +1,173 @@
+"""Training with MLflow: the run, the pyfunc model and the registry, in a temporary store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.features import FEATURE_NAMES, build_features
+from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.model.metrics import evaluate
+from dealscore.tracking.pyfunc import PROBABILITY, load_bundle
+
+FAST = TrainSettings(n_estimators=150, learning_rate=0.1, snapshots_per_deal=3, icp="")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    """A fresh tracking store for one test."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # artifacts (mlruns/) land beside the store
+    return uri
+
+
+@pytest.fixture(scope="module")
+def trained(crm, tmp_path_factory):
+    """One tracked training run in its own store, shared by the read-only tests below."""
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        result = run_train(crm, replace(FAST, tracking_uri=uri))
+    return result, uri
+
+
+def test_run_logs_settings_metrics_plots_card_and_input(trained, crm):
+    # given
+    result, uri = trained
+    client = mlflow.MlflowClient(uri)
+    # when
+    run = client.get_run(result.tracking.run_id)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+        a.path for a in client.list_artifacts(run.info.run_id, "plots")
+    }
+    # then settings, headline and per-contender metrics are there
+    assert run.data.params["learning_rate"] == "0.1"
+    assert run.data.params["data_source"] == str(crm)
+    model_all = result.comparison.query("contender == 'model' and segment == 'all'").iloc[0]
+    assert run.data.metrics["roc_auc"] == pytest.approx(model_all["roc_auc"])
+    assert "rep_forecast.late.brier" in run.data.metrics
+    assert {
+        "plots/reliability.png",
+        "plots/roc.png",
+        "plots/lift.png",
+        "plots/feature_importance.png",
+        "model_card.md",
+        "feature_catalogue.csv",
+        "settings.json",
+    } <= artifacts
+    card = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="model_card.md", tracking_uri=uri
+        )
+    ).read_text()
+    assert "rep_forecast" in card and "Known limits" in card
+    # and the input is fingerprinted
+    (dataset,) = run.inputs.dataset_inputs
+    assert len(dataset.dataset.digest) == 16
+    assert json.loads(dataset.dataset.source)["tags"]["crm_export"] == str(crm)
+    assert run.data.tags.get("mlflow.source.git.commit", "x") != ""
+
+
+def test_pyfunc_returns_the_calibrated_probabilities(trained, crm):
+    # given
+    result, uri = trained
+    mlflow.set_tracking_uri(uri)
+    # when
+    model = mlflow.pyfunc.load_model("models:/dealscore@champion")
+    out = model.predict(result.test[FEATURE_NAMES])
+    # then: probabilities, not labels, exactly the estimator's
+    expected = result.model.predict_proba(result.test[FEATURE_NAMES])[:, 1]
+    np.testing.assert_allclose(out[PROBABILITY].to_numpy(), expected)
+    assert out[PROBABILITY].between(0, 1).all() and out[PROBABILITY].nunique() > 2
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == FEATURE_NAMES
+    # and it carries the fitted feature state scoring needs
+    bundle = load_bundle(model)
+    assert bundle.feature_state.stage_order == result.feature_state.stage_order
+
+
+def test_pyfunc_pins_its_requirements(trained):
+    _, uri = trained
+    mlflow.set_tracking_uri(uri)
+    requirements = Path(
+        mlflow.pyfunc.get_model_dependencies("models:/dealscore@champion")
+    ).read_text()
+    assert "lightgbm==" in requirements and "scikit-learn==" in requirements
+
+
+def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store):
+    # given a first model
+    first = run_train(crm, FAST)
+    assert first.tracking.version == "1" and first.tracking.promoted
+    # when a much worse one is trained on the same data
+    worse = run_train(crm, replace(FAST, n_estimators=1, learning_rate=0.01, calibration="sigmoid"))
+    # then it is the challenger only, with the reason on record
+    client = mlflow.MlflowClient()
+    assert not worse.tracking.promoted and worse.tracking.reason.startswith("worse")
+    assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("dealscore", "challenger").version) == "2"
+    assert client.get_model_version("dealscore", "2").tags["promotion"] == worse.tracking.reason
+    # scored against the champion on the same rows, the champion with its own feature state
+    champion_loss = client.get_run(worse.tracking.run_id).data.metrics["champion.log_loss"]
+    first_loss = evaluate(first.test["label"], first.predictions["model"])["log_loss"]
+    assert champion_loss == pytest.approx(first_loss)
+    # and an equally good one (same settings) is promoted: not worse within the tolerance
+    again = run_train(crm, FAST)
+    assert again.tracking.promoted and "not worse" in again.tracking.reason
+    assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "3"
+
+
+def test_champion_is_compared_on_the_same_rows_with_its_own_features(crm, store):
+    # given a champion
+    first = run_train(crm, FAST)
+    # when it is loaded and scored on its own test rows
+    bundle = load_bundle(mlflow.pyfunc.load_model("models:/dealscore@champion"))
+    from dealscore.io import read_export
+
+    tables = read_export(crm).tables
+    keys = first.test[["opportunity_id", "as_of"]]
+    rows = keys.merge(build_features(tables, keys, bundle.feature_state))
+    # then it reproduces the probabilities logged for it
+    np.testing.assert_allclose(bundle.predict(rows), first.predictions["model"], rtol=1e-9)
+
+
+def test_cli_train_reports_the_run_and_the_alias(crm, store):
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(crm), "--n-estimators", "60", "--heroic-weight", "0.3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "registered dealscore v1 as champion" in result.output
+    assert "mlflow ui --backend-store-uri" in result.output
+    run = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("dealscore").experiment_id]
+    )[0]
+    assert run.data.params["heroic_weight"] == "0.3"
+    assert "unweighted.log_loss" in run.data.metrics  # the effect of down-weighting, reported
+
+
+def test_unreachable_store_is_a_clear_error_before_training(crm, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(crm),
+            "--n-estimators",
+            "20",
+            "--tracking-uri",
+            "http://127.0.0.1:9",  # the discard port: nothing listens
+        ],
+    )
+    assert result.exit_code == 2
+    assert "MLflow tracking store http://127.0.0.1:9 is not usable" in result.output
+    assert "reading" not in result.output  # it failed before reading or training

@@ -1,0 +1,30 @@
+"""Where runs go, what is logged about the source, and the champion rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dealscore.jobs.tracking import redacted
+from dealscore.tracking.registry import decide
+from dealscore.tracking.store import tracking_uri
+
+
+def test_an_explicit_uri_wins_then_the_environment_then_a_local_sqlite(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert tracking_uri() == "http://tracking:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking_uri(folder=tmp_path) == f"sqlite:///{Path(tmp_path).resolve() / 'mlflow.db'}"
+
+
+def test_a_database_password_is_never_logged():
+    assert redacted("postgresql://crm:s3cret@db:5432/crm") == "postgresql://crm:***@db:5432/crm"
+    assert redacted("data/exports/2026-11") == "data/exports/2026-11"
+
+
+def test_not_worse_within_the_tolerance_is_promoted():
+    assert decide("log_loss", 0.30, None, 0.002, "").promote
+    assert decide("log_loss", 0.301, 0.300, 0.002, "4").promote
+    worse = decide("log_loss", 0.31, 0.30, 0.002, "4")
+    assert not worse.promote
+    assert "v4" in worse.reason and "0.3100" in worse.reason
