@@ -2,6 +2,12 @@
 
 Times are float days since the history start; the generator turns them into timestamps. Every
 outcome is drawn from latent quality, never from the columns a model will see.
+
+What a model can see (stages, slips, activities, forecasts) follows the deal's *path*, not its
+outcome: with probability `path_fidelity` the path is the one the outcome would give, otherwise
+an independent draw from the same latent probability. So the outcome depends on the visible
+history only through (p_win, path), and P(won | p_win, path) is the ceiling no model can beat
+(`p_ceiling` in the truth file; docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -88,7 +94,8 @@ class Deals:
     engagement: np.ndarray
     icp_fit: np.ndarray
     p_win: np.ndarray
-    outcome: np.ndarray
+    outcome: np.ndarray  # what happened: WON, LOST or NO_DECISION
+    path: np.ndarray  # what the visible history looks like, in the same codes
     heroic: np.ndarray
     loss_reason: np.ndarray
 
@@ -116,6 +123,7 @@ def draw_deals(
     calendar: Calendar,
     heroic_share: float,
     growth: float = 0.3,
+    path_fidelity: float = 0.75,
 ) -> Deals:
     n_accounts = len(world.icp_fit)
     employees = world.accounts["employees"].to_numpy()
@@ -148,30 +156,34 @@ def draw_deals(
         + rng.normal(0.0, 0.3, n)
     )
     p_win = sigmoid(logit)
-    won = rng.random(n) < p_win
     # Not won: the status quo (no decision) wins when nobody champions the change.
-    no_decision = ~won & (rng.random(n) < sigmoid(-0.9 - 0.9 * champion - 0.6 * competition))
-    outcome = np.where(won, WON, np.where(no_decision, NO_DECISION, LOST))
+    stall = sigmoid(-0.9 - 0.9 * champion - 0.6 * competition)
+
+    def draw_outcome() -> np.ndarray:
+        won = rng.random(n) < p_win
+        no_decision = ~won & (rng.random(n) < stall)
+        return np.where(won, WON, np.where(no_decision, NO_DECISION, LOST))
+
+    outcome = draw_outcome()
+    path = np.where(rng.random(n) < path_fidelity, outcome, draw_outcome())
 
     cycle = CYCLE_DAYS[band] * np.where(deal_type == 2, 0.6, 1.0) * rng.lognormal(0.0, 0.5, n)
-    cycle *= np.select(
-        [outcome == LOST, outcome == NO_DECISION], [rng.uniform(0.4, 1.3, n), 1.6], 1.0
-    )
+    cycle *= np.select([path == LOST, path == NO_DECISION], [rng.uniform(0.4, 1.3, n), 1.6], 1.0)
     created = _created_days(rng, n, horizon, growth)
     closed = created + np.maximum(cycle, 2.0)
 
-    # Hockey stick: a third of wins are pulled into the last days of their quarter.
-    pull = (outcome == WON) & (rng.random(n) < 0.3)
+    # Hockey stick: a third of deals that look won are pulled into the last days of a quarter.
+    pull = (path == WON) & (rng.random(n) < 0.3)
     quarter_end = calendar.next_boundary(closed)
     target = quarter_end - rng.uniform(0.1, 6.0, n)
     pull &= (target > created + 3.0) & (target - closed < 25.0)
     closed = np.where(pull, target, closed)
 
     # Heroic wins: would-be losses outside the ICP, saved by a deep discount after being
-    # dragged over a quarter end. A pattern not to learn from.
+    # dragged over a quarter end. A pattern not to learn from. Their path stays a losing one.
     heroic = np.zeros(n, dtype=bool)
     candidates = np.flatnonzero((outcome != WON) & (icp < np.quantile(icp, 0.4)))
-    n_heroic = min(len(candidates), int(round(heroic_share * won.sum())))
+    n_heroic = min(len(candidates), round(heroic_share * (outcome == WON).sum()))
     if n_heroic:
         chosen = rng.choice(candidates, n_heroic, replace=False)
         heroic[chosen] = True
@@ -200,6 +212,7 @@ def draw_deals(
         icp_fit=icp,
         p_win=p_win,
         outcome=outcome,
+        path=path,
         heroic=heroic,
         loss_reason=loss_reason,
     )
@@ -222,7 +235,7 @@ def stage_events(
     """
     n = deals.n
     duration = deals.duration
-    outcome = deals.outcome
+    outcome = deals.path  # the visible history follows the path; only the closing row the outcome
     not_won = outcome != WON
 
     # Where the deal enters and how far it gets. Late entries (created at proposal) are often
@@ -354,7 +367,7 @@ def stage_events(
         )
     )
 
-    closing_stage = np.where(outcome == WON, 5.0, 6.0)
+    closing_stage = np.where(deals.outcome == WON, 5.0, 6.0)
     rows.append(
         pd.DataFrame(
             {

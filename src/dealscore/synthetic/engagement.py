@@ -22,7 +22,7 @@ def activities(
 ) -> pd.DataFrame:
     """Activity rows (deal or -1, t, type, direction, contact position) before the export."""
     n = deals.n
-    outcome = deals.outcome
+    outcome = deals.path  # activity follows the visible path (deals.py), not the outcome
     weeks = deals.duration / 7.0
     intensity = (
         weeks
@@ -145,9 +145,17 @@ def forecasts(
     close_day = state["close_day"].to_numpy()
 
     progress = (t - deals.created[deal]) / deals.duration[deal]
-    truth = np.where(deals.outcome[deal] == WON, 1.0, -1.0)
+    truth = np.where(deals.path[deal] == WON, 1.0, -1.0)  # what the rep sees: the path
+    # The rep knows the deal (champion, competition, engagement) but not how its segment fares
+    # (they assume an average ICP fit) nor how their own skill moves the odds: history reveals
+    # both to the model, not to the rep.
+    rep_view = (
+        np.log(deals.p_win / (1 - deals.p_win))
+        - (deals.icp_fit - deals.icp_fit.mean())
+        - world.owner_skill[deals.owner]
+    )
     belief = (
-        np.log(deals.p_win[deal] / (1 - deals.p_win[deal]))
+        rep_view[deal]
         + 0.9
         + world.owner_bias[deals.owner[deal]]
         + 2.0 * progress * truth

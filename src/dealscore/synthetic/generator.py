@@ -26,6 +26,7 @@ from dealscore.synthetic.deals import (
     STAGE_FORECAST,
     STAGE_PROBABILITY,
     STAGES,
+    WON,
     Calendar,
     Deals,
     draw_deals,
@@ -50,6 +51,7 @@ class GeneratorSettings:
     deals_per_rep: float = 250.0
     activities_per_deal: float = 20.0
     heroic_share: float = 0.03
+    path_fidelity: float = 0.75  # chance a deal's visible path is the one its outcome would give
     yearly_growth: float = 0.3
 
     def __post_init__(self) -> None:
@@ -59,6 +61,8 @@ class GeneratorSettings:
             raise ValueError(f"years must be positive, got {self.years}")
         if not 0 <= self.heroic_share < 0.5:
             raise ValueError(f"heroic_share must be in [0, 0.5), got {self.heroic_share}")
+        if not 0 <= self.path_fidelity <= 1:
+            raise ValueError(f"path_fidelity must be in [0, 1], got {self.path_fidelity}")
         if self.export_date is not None:
             stamp = pd.Timestamp(self.export_date)
             stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -85,6 +89,14 @@ def _labels(categories: np.ndarray | pd.Series, codes: np.ndarray) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=categories)).astype("str")
 
 
+def ceiling_probability(deals: Deals, fidelity: float) -> np.ndarray:
+    """P(won | p_win, path): all the visible history can tell (deals.py). Heroic wins are set to 1,
+    as their late deep discount gives them away by the close."""
+    looks_won = deals.path == WON
+    p = np.where(looks_won, fidelity + (1 - fidelity) * deals.p_win, (1 - fidelity) * deals.p_win)
+    return np.where(deals.heroic, 1.0, p)
+
+
 def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> SyntheticCrm:
     """Draw a whole CRM export as of `settings.export_date`; vectorised throughout.
 
@@ -107,7 +119,14 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
         start=start,
     )
     deals = draw_deals(
-        rng, world, n, horizon, calendar, settings.heroic_share, settings.yearly_growth
+        rng,
+        world,
+        n,
+        horizon,
+        calendar,
+        settings.heroic_share,
+        settings.yearly_growth,
+        settings.path_fidelity,
     )
     opp_ids = ids("OPP", n, 8)
 
@@ -144,6 +163,8 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
             "competition": deals.competition,
             "engagement": deals.engagement,
             "heroic": deals.heroic,
+            "path": STATUS_NAMES[deals.path],
+            "p_ceiling": ceiling_probability(deals, settings.path_fidelity),
             "eventual_status": STATUS_NAMES[deals.outcome],
             "eventual_closed_at": _timestamps(start, deals.closed),
         }
