@@ -15,9 +15,9 @@ __all__ = [
     "FEATURE_NAMES",
     "FeatureState",
     "IcpRule",
+    "SnapshotSettings",
     "build_features",
     "fit_feature_state",
     "parse_icp",
     "sample_snapshots",
-    "SnapshotSettings",
 ]

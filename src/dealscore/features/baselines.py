@@ -10,18 +10,11 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.build import snapshots_at
+from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.pit import asof_state, micros
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
-from dealscore.schemas.tables import CrmTables, ForecastCategory, Forecasts, StageHistory
+from dealscore.schemas.tables import CrmTables, StageHistory
 
-# Conventional probabilities of forecast categories, for reps who give none. Evaluation can
-# replace them with each category's win rate on the training slice.
-CATEGORY_PROBABILITY: dict[str, float] = {
-    ForecastCategory.COMMIT: 0.9,
-    ForecastCategory.BEST_CASE: 0.6,
-    ForecastCategory.PIPELINE: 0.25,
-    ForecastCategory.OMITTED: 0.05,
-}
 COLUMNS = ["rep_category", "rep_probability", "stage_probability"]
 
 
@@ -43,25 +36,11 @@ def crm_baselines(
             "stage_probability": np.nan,
         }
     )
-    forecasts = tables.forecasts
-    if forecasts is not None and len(forecasts):
-        events = pd.DataFrame(
-            {
-                "deal": snaps.codes(forecasts[Forecasts.opportunity_id]),
-                "t": micros(forecasts[Forecasts.submitted_at]),
-                "category": forecasts[Forecasts.forecast_category].to_numpy(),
-                "own": forecasts[Forecasts.probability].to_numpy(dtype=float)
-                if Forecasts.probability in forecasts
-                else np.nan,
-            }
-        )
-        state = asof_state(snaps, events, "t", ["category", "own"])
-        category = state["category"]
+    latest = latest_forecast(tables, snaps)
+    if latest is not None:
+        category = latest["category"]
         out["rep_category"] = category.astype("str").where(category.notna()).to_numpy()
-        implied = category.map(mapping).to_numpy(dtype=float)
-        out["rep_probability"] = np.where(
-            np.isnan(state["own"].to_numpy(dtype=float)), implied, state["own"]
-        )
+        out["rep_probability"] = rep_probability(latest, mapping)
     history = tables.stage_history
     if history is not None and StageHistory.probability in history:
         events = pd.DataFrame(

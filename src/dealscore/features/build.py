@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dealscore.features import deal, engagement, history, icp, prospect
+from dealscore.features import deal, engagement, forecast, history, icp, prospect
 from dealscore.features.catalogue import Feature
 from dealscore.features.pit import Snapshots, micros
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
@@ -19,6 +19,7 @@ CATALOGUE: list[Feature] = [
     *prospect.FEATURES,
     *icp.FEATURES,
     *history.FEATURES,
+    *forecast.FEATURES,
 ]
 FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
 
@@ -97,6 +98,7 @@ def build_features(
         engagement.engagement_features(tables, snaps),
         icp.icp_features(tables, snaps, state.icp_rules),
         history.history_features(tables, snaps),
+        forecast.forecast_features(tables, snaps),
     ]
     frame = pd.concat([keys, *[p.reset_index(drop=True).astype(float) for p in parts]], axis=1)
     return FeatureFrame.validate(frame[[OPPORTUNITY_ID, AS_OF, *FEATURE_NAMES]])
