@@ -69,8 +69,6 @@ def main(
     ] = False,
 ) -> None:
     """Calibrated win probabilities for B2B deals, learned from your CRM history."""
-    # MLflow's INFO lines (store migrations, "Created version") would bury the job's own output.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -307,6 +305,10 @@ def train(
     """Train on time-sliced snapshots, compare with the baselines on the same test rows, and log
     the run to MLflow: the model is registered as `dealscore`, alias `challenger`, and becomes
     `champion` if it is not worse than the current champion on the same rows."""
+    import mlflow  # noqa: F401 - configures its loggers on import; quiet them after that
+
+    # MLflow's INFO lines (store migrations, "Created version") would bury the job's own output.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         settings = load_settings(
             TrainSettings,

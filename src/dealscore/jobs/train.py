@@ -242,10 +242,12 @@ def fit_and_evaluate(
         "rep_category_learned": learned.to_numpy(dtype=float),
         "stage_probability": crm["stage_probability"].to_numpy(dtype=float),
     }
-    if truth is not None and "p_win" in truth:
-        predictions["oracle_latent_p_win"] = (
-            test["opportunity_id"].map(truth["p_win"]).to_numpy(dtype=float)
-        )
+    # Generated data: the latent probability (knowable at creation) and the ceiling (all the
+    # visible history can tell, docs/synthetic.md).
+    for column, name in (("p_win", "oracle_latent_p_win"), ("p_ceiling", "oracle_ceiling")):
+        if truth is not None and column in truth:
+            ids = test["opportunity_id"]
+            predictions[name] = ids.map(truth[column]).to_numpy(dtype=float)
     # A contender the export cannot provide (no forecasts, say) is left out, not scored on nothing.
     predictions = {name: p for name, p in predictions.items() if np.isfinite(p).mean() > 0.5}
     flagged = deals[Opportunities.opportunity_id][heroic.to_numpy()]

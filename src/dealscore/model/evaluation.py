@@ -7,7 +7,12 @@ import pandas as pd
 
 from dealscore.model.metrics import evaluate
 
-AGE_BANDS = {"early": (0.0, 1 / 3), "mid": (1 / 3, 2 / 3), "late": (2 / 3, 1.0001)}
+AGE_BANDS = {
+    "early": (0.0, 1 / 3),
+    "mid": (1 / 3, 2 / 3),
+    "late": (2 / 3, 1.0001),
+    "second_half": (0.5, 1.0001),  # overlaps mid and late: the acceptance segment of issue 4
+}
 
 
 def compare(rows: pd.DataFrame, contenders: dict[str, np.ndarray]) -> pd.DataFrame:
