@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/dealscore generate --deals $(DEMO_DEALS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/crm
 	$(BIN)/dealscore validate $(DEMO_DIR)/crm
+	$(BIN)/dealscore train --data $(DEMO_DIR)/crm --config training/default.toml
 	$(BIN)/dealscore features build --data $(DEMO_DIR)/crm --out $(DEMO_DIR)/features.parquet
 
 test: install
@@ -33,6 +34,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/generate_validate.py --deals 1000000
 	$(BIN)/python benchmarks/features.py --deals 1000000
+	$(BIN)/python benchmarks/train.py --deals 560000
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache mlflow.db mlruns

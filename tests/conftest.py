@@ -33,6 +33,8 @@ def _mlflow_store(_session_store, monkeypatch) -> None:
     of the registry use their own fresh store). Reset per test, because mlflow.set_tracking_uri
     also sets MLFLOW_TRACKING_URI for the rest of the process."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _session_store)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set_experiment exports it too
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
 
 
 # The sample sits in shared/ beside the repository; DEALSCORE_MAVEN_DIR points elsewhere.

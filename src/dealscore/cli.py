@@ -327,7 +327,7 @@ def train(
     except TrackingError as exc:
         _fail(str(exc))
     table = result.comparison.set_index(["segment", "contender"])[
-        ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "rows"]
+        ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "rows", "positive_rate"]
     ]
     typer.echo(table.round(4).to_string())
     typer.echo(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, dataclass
+from dataclasses import FrozenInstanceError, dataclass, fields
+from pathlib import Path
 
 import pytest
 
 from dealscore.jobs.settings import SettingsError, load_settings
+from dealscore.jobs.train import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,16 @@ def test_unknown_missing_and_malformed_files_are_explained(tmp_path):
     bad.write_text("colour = 1")
     with pytest.raises(SettingsError, match="unknown setting"):
         load_settings(Knobs, bad)
+
+
+def test_the_shipped_training_recipe_is_the_built_in_defaults():
+    # given training/default.toml, which documents every setting
+    path = Path(__file__).resolve().parents[2] / "training" / "default.toml"
+    # then it names every setting and changes none of them
+    assert load_settings(TrainSettings, path) == TrainSettings()
+    written = {
+        line.split("=")[0].strip()
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert written == {f.name for f in fields(TrainSettings)}

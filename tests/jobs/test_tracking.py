@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.model.metrics import evaluate
 from dealscore.tracking.pyfunc import PROBABILITY, load_bundle
 
+PROJECT = Path(__file__).resolve().parents[2]
 FAST = TrainSettings(n_estimators=150, learning_rate=0.1, snapshots_per_deal=3, icp="")
 
 
@@ -150,7 +154,8 @@ def test_cli_train_reports_the_run_and_the_alias(crm, store):
         [mlflow.get_experiment_by_name("dealscore").experiment_id]
     )[0]
     assert run.data.params["heroic_weight"] == "0.3"
-    assert "unweighted.log_loss" in run.data.metrics  # the effect of down-weighting, reported
+    # the effect of down-weighting, reported on the same (all) test rows
+    assert {"heroics.weighted.log_loss", "heroics.unweighted.log_loss"} <= set(run.data.metrics)
 
 
 def test_unreachable_store_is_a_clear_error_before_training(crm, monkeypatch):
@@ -171,3 +176,47 @@ def test_unreachable_store_is_a_clear_error_before_training(crm, monkeypatch):
     assert result.exit_code == 2
     assert "MLflow tracking store http://127.0.0.1:9 is not usable" in result.output
     assert "reading" not in result.output  # it failed before reading or training
+
+
+def test_mlflow_run_train_entry_point_logs_into_its_own_run(crm, tmp_path):
+    # given a store whose experiment keeps its artifacts in the temporary folder
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    client.create_experiment("entry", artifact_location=(tmp_path / "artifacts").as_uri())
+    config = tmp_path / "fast.toml"
+    config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\n')
+    bin_dir = Path(sys.executable).parent
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
+    }
+    env |= {"MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    # when the MLproject entry point runs, offline, in this environment
+    done = subprocess.run(
+        [
+            str(bin_dir / "mlflow"),
+            "run",
+            str(PROJECT),
+            "-e",
+            "train",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "entry",
+            "-P",
+            f"data={crm}",
+            "-P",
+            f"config={config}",
+        ],
+        env=env,
+        check=False,  # the return code is asserted with stderr shown
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # then it succeeds, and the job's metrics and model are in the run `mlflow run` made
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = client.search_runs([client.get_experiment_by_name("entry").experiment_id])
+    assert run.data.params["data"] == str(crm)  # logged by `mlflow run`
+    assert run.data.params["data_source"] == str(crm)  # logged by the job, same run
+    assert 0.5 < run.data.metrics["roc_auc"] <= 1.0
+    assert client.get_model_version_by_alias("dealscore", "champion").run_id == run.info.run_id

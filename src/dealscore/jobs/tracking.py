@@ -96,12 +96,10 @@ def _heroics_text(result: TrainResult) -> str:
     text = f"{h.flagged:,} of {h.won:,} won deals flagged by the rule"
     if h.true_heroic is not None:
         text += f" ({h.true_flagged:,} truly heroic of {h.true_heroic:,} in the truth file)"
-    if h.weight < 1.0 and h.unweighted is not None:
-        model = result.comparison.query("contender == 'model' and segment == 'all'").iloc[0]
-        text += (
-            f"; down-weighted to {h.weight}: test log loss {model['log_loss']:.4f} vs "
-            f"{h.unweighted['log_loss']:.4f} without, ROC AUC {model['roc_auc']:.4f} vs "
-            f"{h.unweighted['roc_auc']:.4f}"
+    if h.weighted is not None and h.unweighted is not None:
+        text += f"; down-weighted to {h.weight}, on all test rows with vs without: " + ", ".join(
+            f"{name} {h.weighted[name]:.4f} vs {h.unweighted[name]:.4f}"
+            for name in ("roc_auc", "log_loss", "brier")
         )
     else:
         text += "; not down-weighted (heroic_weight = 1)"
@@ -246,7 +244,8 @@ def track_training(
         mlflow.log_metrics(_metrics(result.comparison))
         mlflow.log_metrics(
             {"heroic_flagged": result.heroics.flagged}
-            | {f"unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
+            | {f"heroics.weighted.{k}": v for k, v in (result.heroics.weighted or {}).items()}
+            | {f"heroics.unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
         )
         mlflow.log_input(
             mlflow.data.from_pandas(

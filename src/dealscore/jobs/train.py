@@ -114,7 +114,9 @@ class Heroics:
     weight: float
     true_heroic: int | None = None  # generated data only: the truth file's count...
     true_flagged: int | None = None  # ...and how many of the flagged deals are truly heroic
-    unweighted: dict[str, float] | None = None  # test metrics of the same model without it
+    # When down-weighting: test metrics (all test rows) with it and of the same model without it.
+    weighted: dict[str, float] | None = None
+    unweighted: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,12 @@ def fit_and_evaluate(
             true_heroic=int(truth["heroic"].sum()),
             true_flagged=int(flagged.map(truth["heroic"]).fillna(False).astype(bool).sum()),
         )
-    heroics = replace(heroics, unweighted=unweighted)
+    if unweighted is not None:
+        heroics = replace(
+            heroics,
+            weighted=evaluate(test["label"], predictions["model"]),
+            unweighted=unweighted,
+        )
     return TrainResult(
         model=model,
         feature_state=state,
