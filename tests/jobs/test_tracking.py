@@ -96,6 +96,9 @@ def test_pyfunc_returns_the_calibrated_probabilities(trained, crm):
     # and it carries the fitted feature state scoring needs
     bundle = load_bundle(model)
     assert bundle.feature_state.stage_order == result.feature_state.stage_order
+    # and what scoring needs for reasons and drift
+    assert bundle.leaf_contributions.n_trees == result.model.best_iteration_
+    assert set(bundle.reference.edges) == {*FEATURE_NAMES, "win_probability"}
 
 
 def test_pyfunc_pins_its_requirements(trained):

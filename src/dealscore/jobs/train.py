@@ -23,6 +23,7 @@ from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.io import read_export
 from dealscore.jobs.features import load_icp
 from dealscore.model.baselines import logistic_baseline
+from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
 from dealscore.model.metrics import evaluate
@@ -142,6 +143,7 @@ class TrainResult:
     predictions: dict[str, np.ndarray]  # every contender on the test rows
     heroics: Heroics
     window: dict[str, pd.Timestamp] = field(default_factory=dict)
+    reference: Reference = field(default_factory=Reference)  # for drift checks when scoring
     tracking: Tracking | None = None
 
 
@@ -267,6 +269,13 @@ def fit_and_evaluate(
             weighted=evaluate(test["label"], predictions["model"]),
             unweighted=unweighted,
         )
+    # What scoring compares today's population with: training features, calibrated scores.
+    drift_reference = reference(
+        train[FEATURE_NAMES].assign(
+            win_probability=model.predict_proba(train[FEATURE_NAMES])[:, 1]
+        ),
+        [*FEATURE_NAMES, "win_probability"],
+    )
     return TrainResult(
         model=model,
         feature_state=state,
@@ -277,6 +286,7 @@ def fit_and_evaluate(
         test=test.reset_index(drop=True),
         predictions=predictions,
         heroics=heroics,
+        reference=drift_reference,
         window={
             "first_created": deals[Opportunities.created_at].min(),
             "cutoff": cutoff,

@@ -20,7 +20,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from dealscore.features import FeatureState
+from dealscore.model.drift import Reference
 from dealscore.model.estimator import WinProbabilityModel
+from dealscore.model.reasons import LeafContributions
 
 BUNDLE_ARTIFACT = "bundle"
 PROBABILITY = "win_probability"
@@ -51,6 +53,8 @@ class ModelBundle:
     feature_state: FeatureState
     feature_names: list[str]
     metadata: dict[str, str] = field(default_factory=dict)
+    reference: Reference = field(default_factory=Reference)  # training distributions, for drift
+    leaf_contributions: LeafContributions | None = None  # precomputed reasons (model/reasons.py)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""

@@ -1,0 +1,56 @@
+"""Population stability: how far today's features and scores have moved from training's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+EPSILON = 1e-4  # share floor, so an empty bin does not make the index infinite
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Per column: inner bin edges (training quantiles) and the share of training rows per bin,
+    with a last bin for missing values."""
+
+    edges: dict[str, np.ndarray] = field(default_factory=dict)
+    shares: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    missing = np.isnan(values)
+    counts = np.bincount(
+        np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1
+    )
+    counts = np.append(counts, missing.sum()).astype(float)
+    return counts / max(len(values), 1)
+
+
+def reference(frame: pd.DataFrame, columns: list[str], bins: int = 10) -> Reference:
+    """Quantile bins of each column (fewer where values repeat) and their training shares."""
+    edges, shares = {}, {}
+    for column in columns:
+        values = frame[column].to_numpy(dtype=float)
+        present = values[~np.isnan(values)]
+        cuts = (
+            np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+            if len(present)
+            else np.empty(0)
+        )
+        edges[column] = cuts
+        shares[column] = _shares(values, cuts)
+    return Reference(edges, shares)
+
+
+def population_stability(ref: Reference, frame: pd.DataFrame) -> pd.Series:
+    """PSI per column: sum over bins of (now - then) * ln(now / then). Above 0.2: a real shift."""
+    out = {}
+    for column, cuts in ref.edges.items():
+        if column not in frame:
+            continue
+        now = np.maximum(_shares(frame[column].to_numpy(dtype=float), cuts), EPSILON)
+        then = np.maximum(ref.shares[column], EPSILON)
+        out[column] = float(np.sum((now - then) * np.log(now / then)))
+    return pd.Series(out, name="psi", dtype=float)
