@@ -15,10 +15,17 @@ import typer
 from dealscore import __version__
 from dealscore.features import CATALOGUE
 from dealscore.io import MappingError, SourceError
+from dealscore.io.scores import StoreError
 from dealscore.io.write import TableFormat
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
+from dealscore.jobs.score import (
+    ModelNotFoundError,
+    ScoreSettings,
+    TooManyRejectedError,
+    run_score,
+)
 from dealscore.jobs.settings import SettingsError, load_settings
 from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.schemas import ContractError
@@ -342,6 +349,101 @@ def train(
                 f"registered {TrainSettings.registered_model} v{t.version} as {role}: {t.reason}"
             )
         typer.echo(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}")
+
+
+@app.command()
+def score(
+    data: DataOption,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            help="Where scores go: a SQLAlchemy URL (default sqlite:///scores.db; "
+            "postgresql+psycopg://user@host/db) or a folder for Parquet/CSV files."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model URI. Default: models:/dealscore@champion."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). Default: now. "
+            "A past date rebuilds features as the data stood then.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Scoring settings (TOML); options override it.")
+    ] = None,
+    mapping: MappingOption = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="For a folder destination: parquet (default) or csv."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else ./mlflow.db."),
+    ] = None,
+) -> None:
+    """Score every deal open at --as-of with the champion model and write the scores back.
+
+    Each row: calibrated win probability, band A-D, expected amount, the top 3 factors raising
+    and lowering it in plain words, and the previous score with a trend. A rerun replaces its
+    own rows; deals that cannot be scored are written to a rejected table with the reason, and
+    above max_rejected_share (5%) nothing is written and the command exits 1.
+    """
+    import mlflow  # noqa: F401 - configures its loggers on import; quiet them after that
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        settings = load_settings(
+            ScoreSettings,
+            config,
+            out=out,
+            model=model,
+            format=fmt,
+            tracking_uri=tracking_uri,
+        )
+        stamp = _timestamp(as_of, "--as-of") if as_of else None
+        result = run_score(data, settings, stamp, mapping, progress=_Progress())
+    except ContractError as exc:
+        _contract_failure(exc, f"{data}: not scored")
+    except TooManyRejectedError as exc:
+        _fail(str(exc), code=1)
+    except (ModelNotFoundError, StoreError, TrackingError) as exc:
+        _fail(str(exc))
+    except (SettingsError, SourceError, MappingError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"open deals {result.open_deals:,} = scored {len(result.scores):,} "
+        f"+ rejected {len(result.rejected):,}"
+    )
+    counts = result.scores["band"].value_counts().reindex(list("ABCD"), fill_value=0)
+    expected = result.scores.groupby("band")["expected_amount"].sum().reindex(list("ABCD"))
+    for band in "ABCD":
+        typer.echo(
+            f"  band {band}: {counts[band]:>8,} deals, expected {expected[band] or 0:>14,.0f}"
+        )
+    trend = result.scores["trend"].value_counts()
+    typer.echo("trend: " + ", ".join(f"{name} {count:,}" for name, count in trend.items()))
+    if len(result.rejected):
+        typer.echo(
+            "rejected: "
+            + ", ".join(f"{k} {v:,}" for k, v in result.rejected["rule"].value_counts().items())
+        )
+    drifted = result.drift[result.drift > settings.psi_warning].sort_values(ascending=False)
+    if len(drifted):
+        typer.secho(
+            f"drift warning: {len(drifted)} of {len(result.drift)} inputs moved (PSI > "
+            f"{settings.psi_warning}): "
+            + ", ".join(f"{name} {value:.2f}" for name, value in drifted.head(5).items()),
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo(
+        f"model {result.model.name} v{result.model.version}; as of {result.as_of:%Y-%m-%d %H:%M} UTC; "
+        f"written to {result.destination}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -198,3 +198,19 @@ def _history_features(
     typical = np.exp(cum["log"] / cum["n"].where(cum["n"] > 0)).to_numpy()
     out["stage_time_vs_won"] = out["days_in_stage"].to_numpy() / typical
     return out.reindex(columns=NAMES)
+
+
+def current_stage(tables: CrmTables, snaps: Snapshots) -> np.ndarray:
+    """Each snapshot's stage name from the last stage-history row before as_of (None if none)."""
+    history = tables.stage_history
+    if history is None or not len(history):
+        return np.full(len(snaps), None, dtype=object)
+    events = pd.DataFrame(
+        {
+            "deal": snaps.codes(history[StageHistory.opportunity_id]),
+            "t": micros(history[StageHistory.changed_at]),
+            "stage": history[StageHistory.stage].to_numpy(dtype=object),
+        }
+    )
+    stage = asof_state(snaps, events, "t", ["stage"])["stage"]
+    return stage.astype(object).where(stage.notna(), None).to_numpy()

@@ -147,10 +147,14 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             X[self.feature_names_in_], raw_score=True, num_iteration=self.best_iteration_
         )
 
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Win probability from raw scores (for callers that computed them another way)."""
+        check_is_fitted(self, "calibrator_")
+        return np.clip(self.calibrator_.predict(np.asarray(raw, dtype=float)), 0.0, 1.0)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities: column 1 is the win probability."""
-        check_is_fitted(self, "calibrator_")
-        p = np.clip(self.calibrator_.predict(self.raw_score(X)), 0.0, 1.0)
+        p = self.calibrate(self.raw_score(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -15,10 +15,10 @@ LightGBM's TreeSHAP for small batches and checks.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import lightgbm as lgb
-import numba
 import numpy as np
 import pandas as pd
 
@@ -93,22 +93,29 @@ def leaf_contributions(booster: lgb.Booster, num_iteration: int) -> LeafContribu
     )
 
 
-@numba.njit(parallel=True, cache=True)
-def _accumulate(leaves, offset, ptr, feature, value, n_features):  # pragma: no cover - compiled
-    n, trees = leaves.shape
-    out = np.zeros((n, n_features))
-    for i in numba.prange(n):
-        for t in range(trees):
-            g = offset[t] + leaves[i, t]
-            for k in range(ptr[g], ptr[g + 1]):
-                out[i, feature[k]] += value[k]
-    return out
+@functools.cache
+def _kernel():
+    """The compiled accumulation loop; numba is imported (about a second) only when needed."""
+    import numba
+
+    @numba.njit(parallel=True, cache=True)
+    def accumulate(leaves, offset, ptr, feature, value, n_features):  # pragma: no cover
+        n, trees = leaves.shape
+        out = np.zeros((n, n_features))
+        for i in numba.prange(n):
+            for t in range(trees):
+                g = offset[t] + leaves[i, t]
+                for k in range(ptr[g], ptr[g + 1]):
+                    out[i, feature[k]] += value[k]
+        return out
+
+    return accumulate
 
 
 def contributions(table: LeafContributions, leaves: np.ndarray) -> np.ndarray:
     """(rows, features) credits from each row's leaf per tree (`pred_leaf` output)."""
     leaves = np.ascontiguousarray(leaves[:, : table.n_trees], dtype=np.int64)
-    return _accumulate(
+    return _kernel()(
         leaves, table.leaf_offset, table.ptr, table.feature, table.value, len(table.feature_names)
     )
 

@@ -8,7 +8,7 @@ features (stage order, ICP rules), so a scorer needs nothing but the model URI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -119,4 +119,11 @@ def load_bundle(model: mlflow.pyfunc.PyFuncModel) -> ModelBundle:
         raise TypeError(
             f"{model.metadata.model_uri if model.metadata else 'model'} is not a dealscore model"
         )
+    # A bundle pickled by an older dealscore lacks the fields added since: give their defaults.
+    for spec in fields(ModelBundle):
+        if spec.name not in vars(bundle):
+            if spec.default_factory is not MISSING:
+                setattr(bundle, spec.name, spec.default_factory())
+            elif spec.default is not MISSING:
+                setattr(bundle, spec.name, spec.default)
     return bundle

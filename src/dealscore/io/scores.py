@@ -1,0 +1,230 @@
+"""Score write-back: SQL (SQLite, PostgreSQL), Parquet or CSV, each run's rows replaced whole.
+
+A run is (as_of, model_name, model_version). Writing a run deletes that run's earlier rows and
+inserts the new ones in one transaction, so a rerun replaces its own rows, a crash leaves the
+previous state, and other runs (history) are kept. Concurrent writers are serialised: a table
+lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock file for folders.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from dealscore.schemas.scores import KEY, Rejected, Scores
+from dealscore.schemas.tables import TIMESTAMP_DTYPE
+
+SCORES_TABLE = "scores"
+REJECTED_TABLE = "scores_rejected"
+PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of"]
+
+
+class StoreError(RuntimeError):
+    """The destination cannot be reached or written."""
+
+
+@dataclass(frozen=True)
+class Run:
+    as_of: pd.Timestamp
+    model_name: str
+    model_version: str
+
+    def slug(self) -> str:
+        return f"{self.as_of:%Y%m%dT%H%M%S}_{self.model_name}_v{self.model_version}"
+
+
+class ScoreStore(Protocol):
+    def previous(self, run: Run) -> pd.DataFrame:
+        """Each deal's latest score by this model name before the run's as_of."""
+
+    def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        """Replace the run's rows with these, atomically."""
+
+    def describe(self) -> str: ...
+
+
+def _columns(model: type) -> list[sa.Column]:
+    out = []
+    for name, column in model.to_schema().columns.items():
+        dtype = str(column.dtype)
+        kind = (
+            sa.DateTime(timezone=True)
+            if dtype.startswith("datetime64")
+            else sa.Float()
+            if dtype.startswith("float")
+            else sa.String()
+        )
+        out.append(sa.Column(name, kind, nullable=column.nullable))
+    return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts of Python values (timestamps as datetimes, NaN as None)."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            plain[column] = [None if v is None else v.to_pydatetime() for v in plain[column]]
+    return plain.to_dict("records")
+
+
+class SqlStore:
+    def __init__(self, url: str, chunk: int = 20_000):
+        self.url = url
+        self.chunk = chunk
+        try:
+            self.engine = sa.create_engine(url, **self._options(url))
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"cannot use score destination {url}: {exc}") from exc
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        if self.sqlite:
+            # pysqlite starts transactions lazily; take the write lock at BEGIN instead, so two
+            # writers queue rather than interleave (and wait up to the timeout for each other).
+            @sa.event.listens_for(self.engine, "connect")
+            def _autocommit(dbapi_connection, _record) -> None:
+                dbapi_connection.isolation_level = None
+
+            @sa.event.listens_for(self.engine, "begin")
+            def _immediate(connection) -> None:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        metadata = sa.MetaData()
+        self.scores = sa.Table(
+            SCORES_TABLE, metadata, *_columns(Scores), sa.PrimaryKeyConstraint(*KEY)
+        )
+        self.rejected = sa.Table(REJECTED_TABLE, metadata, *_columns(Rejected))
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot reach score destination {self.describe()}: {exc}") from exc
+
+    @staticmethod
+    def _options(url: str) -> dict:
+        return {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _run_filter(self, table: sa.Table, run: Run):
+        return sa.and_(
+            table.c.as_of == run.as_of.to_pydatetime(),
+            table.c.model_name == run.model_name,
+            table.c.model_version == run.model_version,
+        )
+
+    def previous(self, run: Run) -> pd.DataFrame:
+        s = self.scores
+        ranked = (
+            sa.select(
+                s.c.opportunity_id,
+                s.c.win_probability.label("previous_probability"),
+                s.c.as_of.label("previous_as_of"),
+                sa.func.row_number()
+                .over(partition_by=s.c.opportunity_id, order_by=s.c.as_of.desc())
+                .label("rank"),
+            )
+            .where(s.c.model_name == run.model_name, s.c.as_of < run.as_of.to_pydatetime())
+            .subquery()
+        )
+        query = sa.select(*[ranked.c[name] for name in PREVIOUS]).where(ranked.c.rank == 1)
+        with self.engine.connect() as connection:
+            frame = pd.DataFrame(connection.execute(query).all(), columns=PREVIOUS)
+        frame["previous_as_of"] = pd.to_datetime(frame["previous_as_of"], utc=True).astype(
+            TIMESTAMP_DTYPE
+        )
+        frame["previous_probability"] = frame["previous_probability"].astype(float)
+        return frame
+
+    def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                # Self-conflicting: a second writer waits until this transaction ends.
+                connection.exec_driver_sql(f"LOCK TABLE {SCORES_TABLE} IN SHARE ROW EXCLUSIVE MODE")
+            for table, frame in ((self.scores, scores), (self.rejected, rejected)):
+                connection.execute(table.delete().where(self._run_filter(table, run)))
+                records = _records(frame)
+                for start in range(0, len(records), self.chunk):
+                    connection.execute(table.insert(), records[start : start + self.chunk])
+
+
+class FolderStore:
+    """`DIR/scores/<run>.parquet` and `DIR/rejected/<run>.parquet` (or .csv), one pair per run."""
+
+    def __init__(self, folder: Path, fmt: str = "parquet"):
+        if fmt not in ("parquet", "csv"):
+            raise StoreError(f"score files must be parquet or csv, got {fmt!r}")
+        self.folder, self.fmt = Path(folder), fmt
+
+    def describe(self) -> str:
+        return f"{self.folder}/scores/*.{self.fmt}"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".dealscore.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def previous(self, run: Run) -> pd.DataFrame:
+        wanted = ["opportunity_id", "as_of", "model_name", "win_probability"]
+        frames = [
+            pd.read_parquet(path, columns=wanted)
+            if self.fmt == "parquet"
+            else pd.read_csv(path, usecols=wanted, dtype={"opportunity_id": str, "model_name": str})
+            for path in sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
+        ]
+        if not frames:
+            return pd.DataFrame(
+                {
+                    "opportunity_id": pd.Series(dtype="str"),
+                    "previous_probability": pd.Series(dtype=float),
+                    "previous_as_of": pd.Series(dtype=TIMESTAMP_DTYPE),
+                }
+            )
+        history = pd.concat(frames, ignore_index=True)
+        history["as_of"] = pd.to_datetime(history["as_of"], utc=True).astype(TIMESTAMP_DTYPE)
+        history = history[
+            (history["model_name"] == run.model_name) & (history["as_of"] < run.as_of)
+        ]
+        latest = history.sort_values("as_of").drop_duplicates("opportunity_id", keep="last")
+        return latest.rename(
+            columns={"win_probability": "previous_probability", "as_of": "previous_as_of"}
+        )[PREVIOUS].reset_index(drop=True)
+
+    def _replace(self, frame: pd.DataFrame, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            if self.fmt == "parquet":
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        name = f"{run.slug()}.{self.fmt}"
+        with self._locked():
+            # The scores file is the commit point: rejects first, so a crash before the scores
+            # are renamed into place leaves the previous scores as they were.
+            self._replace(rejected, self.folder / "rejected" / name)
+            self._replace(scores, self.folder / "scores" / name)
+
+
+def open_store(out: str, fmt: str = "parquet") -> ScoreStore:
+    """A SQLAlchemy URL ("sqlite:///scores.db", "postgresql+psycopg://...") or a folder."""
+    if "://" in out:
+        return SqlStore(out)
+    return FolderStore(Path(out), fmt)

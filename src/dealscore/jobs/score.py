@@ -1,0 +1,351 @@
+"""Job: score every deal open at as_of with the champion model, explain it, write it back.
+
+Same feature code as training (`build_features` with the model's fitted feature state), reasons
+from the model's precomputed path credits, one transaction per destination. Nothing is written
+when more than `max_rejected_share` of the open deals cannot be scored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+
+from dealscore.features import build_features
+from dealscore.features.build import snapshots_at
+from dealscore.features.deal import current_stage
+from dealscore.features.sentences import sentences
+from dealscore.io import read_export
+from dealscore.io.scores import Run, open_store
+from dealscore.model.drift import population_stability
+from dealscore.model.reasons import contributions, leaf_contributions
+from dealscore.model.scoring import bands, top_factors, trends
+from dealscore.progress import Progress, silent
+from dealscore.schemas import Opportunities, require_valid
+from dealscore.schemas.scores import FACTORS, Rejected, Scores, factor_columns
+from dealscore.schemas.tables import TIMESTAMP_DTYPE
+
+if TYPE_CHECKING:  # MLflow loads only when a model does
+    from dealscore.tracking.pyfunc import ModelBundle
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    model: str = "models:/dealscore@champion"
+    out: str = "sqlite:///scores.db"
+    format: str = "parquet"  # for a folder destination: parquet or csv
+    band_a: float = 0.7
+    band_b: float = 0.4
+    band_c: float = 0.15
+    steady: float = 0.05  # a move of at most this much is a "steady" trend
+    max_rejected_share: float = 0.05
+    psi_warning: float = 0.2
+    tracking_uri: str = ""
+    track: bool = True  # log the scoring run (counts, drift) to MLflow
+    experiment: str = "dealscore-scoring"
+
+    def __post_init__(self) -> None:
+        if not self.band_a > self.band_b > self.band_c:
+            raise ValueError(f"bands must decrease: band_a > band_b > band_c, got {self}")
+        if not 0 <= self.max_rejected_share <= 1:
+            raise ValueError(f"max_rejected_share must be in [0, 1], got {self.max_rejected_share}")
+
+
+class ModelNotFoundError(LookupError):
+    """The model URI names no model the tracking store has."""
+
+
+class TooManyRejectedError(RuntimeError):
+    """More open deals could not be scored than the settings allow; nothing was written."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    bundle: ModelBundle
+    name: str
+    version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    scores: pd.DataFrame
+    rejected: pd.DataFrame
+    open_deals: int
+    destination: str
+    model: LoadedModel
+    as_of: pd.Timestamp
+    drift: pd.Series  # PSI per feature and for the score
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def drifted(self) -> pd.Series:
+        return self.drift[self.drift > 0.2]
+
+
+def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
+    """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from dealscore.tracking.pyfunc import load_bundle
+    from dealscore.tracking.store import tracking_uri as resolve
+
+    store = resolve(tracking_uri)
+    mlflow.set_tracking_uri(store)
+    client = mlflow.MlflowClient()
+    name, version, run_id = "dealscore", "", ""
+    try:
+        if uri.startswith("models:/"):
+            ref = uri.removeprefix("models:/")
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                found = client.get_model_version_by_alias(name, alias)
+            else:
+                name, _, number = ref.partition("/")
+                found = client.get_model_version(name, number)
+            version, run_id = str(found.version), found.run_id or ""
+        model = mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"no model {uri} in {store}: {exc.message.splitlines()[0]} "
+            "(train one with `dealscore train`, or pass --model)"
+        ) from exc
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load model {uri}: {exc}") from exc
+    bundle = load_bundle(model)
+    run_id = run_id or bundle.metadata.get("run_id", "")
+    return LoadedModel(bundle, name, version or f"run-{run_id[:8]}", run_id)
+
+
+def _factor_frame(
+    credits: np.ndarray, values: np.ndarray, names: np.ndarray
+) -> dict[str, np.ndarray]:
+    up, down = top_factors(credits, FACTORS)
+    rows = np.arange(len(credits))
+    out: dict[str, np.ndarray] = {}
+    for direction, picks in (("up", up), ("down", down)):
+        for rank in range(FACTORS):
+            pick = picks[:, rank]
+            has = pick >= 0
+            safe = np.where(has, pick, 0)
+            feature = np.where(has, names[safe], None).astype(object)
+            contribution = np.where(has, credits[rows, safe], np.nan)
+            reason = sentences(feature, np.where(has, values[rows, safe], np.nan))
+            f_col, c_col, r_col = factor_columns(direction, rank + 1)
+            out[f_col], out[c_col], out[r_col] = feature, contribution, reason
+    return out
+
+
+def score_deals(
+    tables, loaded: LoadedModel, as_of: pd.Timestamp, settings: ScoreSettings
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(scores, rejected, features) for every deal open at as_of; previous scores not yet set."""
+    bundle = loaded.bundle
+    features = build_features(tables, as_of, bundle.feature_state)
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    X = features[bundle.feature_names]
+    estimator = bundle.estimator
+    booster = estimator.booster_.booster_
+    table = bundle.leaf_contributions or leaf_contributions(booster, estimator.best_iteration_)
+    leaves = booster.predict(X, pred_leaf=True, num_iteration=estimator.best_iteration_)
+    credits = contributions(table, np.asarray(leaves).reshape(len(X), -1))
+    p = estimator.calibrate(table.base + credits.sum(axis=1))
+
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    amount = (
+        features["opportunity_id"].map(deals[Opportunities.amount]).to_numpy(dtype=float)
+        if Opportunities.amount in deals
+        else np.full(len(features), np.nan)
+    )
+    bad = np.zeros(len(features), dtype=bool)
+    rules = np.full(len(features), "", dtype=object)
+    reasons = np.full(len(features), "", dtype=object)
+    known = set(bundle.feature_state.stage_order)
+    if known:
+        stage = current_stage(tables, snapshots_at(tables, features[["opportunity_id", "as_of"]]))
+        unknown = pd.notna(stage) & ~pd.Series(stage).isin(known).to_numpy()
+        bad |= unknown
+        rules[unknown] = "unknown_stage"
+        reasons[unknown] = [f"stage {s!r} is unknown to the model; retrain" for s in stage[unknown]]
+    broken = ~np.isfinite(p) & ~bad
+    bad |= broken
+    rules[broken] = "no_probability"
+    reasons[broken] = "the model gave no finite probability"
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": features["opportunity_id"].to_numpy(),
+            "as_of": features["as_of"].to_numpy(),
+            "scored_at": scored_at,
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "run_id": loaded.run_id,
+            "win_probability": p,
+            "band": bands(np.nan_to_num(p), (settings.band_a, settings.band_b, settings.band_c)),
+            "expected_amount": amount * p,
+            "previous_probability": np.nan,
+            "previous_as_of": pd.Series(pd.NaT, index=features.index, dtype=TIMESTAMP_DTYPE),
+            "trend": "new",
+            **_factor_frame(credits, X.to_numpy(dtype=float), np.asarray(bundle.feature_names)),
+        }
+    )
+    frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)
+    frame["scored_at"] = frame["scored_at"].astype(TIMESTAMP_DTYPE)
+    rejected = pd.DataFrame(
+        {
+            "opportunity_id": frame["opportunity_id"][bad],
+            "as_of": frame["as_of"][bad],
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "scored_at": frame["scored_at"][bad],
+            "rule": rules[bad].astype(str),
+            "reason": reasons[bad].astype(str),
+        }
+    )
+    return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
+
+
+def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows the Scores schema refuses move to the rejected rows, with the failed check."""
+    try:
+        return Scores.validate(scores, lazy=True), rejected
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.dropna(subset=["index"])
+        if cases.empty:  # a frame-level failure is a bug, not bad data: stop
+            raise
+        why = cases.groupby("index").apply(
+            lambda c: "; ".join(f"{col} fails {chk}" for col, chk in zip(c["column"], c["check"]))
+        )
+        bad = scores.index.isin(why.index)
+        moved = scores[bad]
+        extra = pd.DataFrame(
+            {
+                "opportunity_id": moved["opportunity_id"],
+                "as_of": moved["as_of"],
+                "model_name": moved["model_name"],
+                "model_version": moved["model_version"],
+                "scored_at": moved["scored_at"],
+                "rule": "score_schema",
+                "reason": why.reindex(moved.index).to_numpy(),
+            }
+        )
+        return Scores.validate(scores[~bad].reset_index(drop=True)), pd.concat(
+            [rejected, extra], ignore_index=True
+        )
+
+
+def run_score(
+    data: str | Path,
+    settings: ScoreSettings,
+    as_of: pd.Timestamp | None = None,
+    mapping: str | Path | None = None,
+    progress: Progress = silent,
+) -> ScoreResult:
+    """Load the model, read the export, score, check, write; returns what was written."""
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = now - clock
+        clock = now
+
+    progress(f"loading {settings.model}")
+    loaded = load_model(settings.model, settings.tracking_uri)
+    store = open_store(settings.out, settings.format)  # an unreachable database fails here
+    lap("load model")
+    progress(f"reading {data}")
+    export = read_export(data, mapping)
+    tables = require_valid(export.tables, export.source)
+    lap("read")
+    as_of = pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else pd.Timestamp(as_of)
+    as_of = as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
+    progress(
+        f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version}"
+    )
+    scores, rejected, features = score_deals(tables, loaded, as_of, settings)
+    lap("features + score + reasons")
+    run = Run(as_of, loaded.name, loaded.version)
+    previous = store.previous(run)
+    scores = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
+        previous, on="opportunity_id", how="left"
+    )
+    scores["trend"] = trends(
+        scores["win_probability"].to_numpy(),
+        scores["previous_probability"].to_numpy(dtype=float),
+        settings.steady,
+    )
+    scores = scores[list(Scores.to_schema().columns)]
+    scores, rejected = _quarantine(scores, rejected)
+    rejected = Rejected.validate(rejected)
+    open_deals = len(features)
+    assert open_deals == len(scores) + len(rejected), "every open deal is scored or rejected"
+    share = len(rejected) / max(open_deals, 1)
+    if share > settings.max_rejected_share:
+        raise TooManyRejectedError(
+            f"{len(rejected):,} of {open_deals:,} open deals ({share:.1%}) could not be scored, "
+            f"above max_rejected_share {settings.max_rejected_share:.0%}; nothing was written. "
+            f"Reasons: {rejected['rule'].value_counts().to_dict()}"
+        )
+    lap("validate")
+    progress(f"writing {len(scores):,} scores and {len(rejected):,} rejects to {store.describe()}")
+    store.write(run, scores, rejected)
+    lap("write")
+    drift = population_stability(
+        loaded.bundle.reference,
+        features.assign(win_probability=np.nan)
+        .astype({"win_probability": float})
+        .pipe(
+            lambda f: f.assign(
+                win_probability=f["opportunity_id"].map(
+                    scores.set_index("opportunity_id")["win_probability"]
+                )
+            )
+        ),
+    )
+    result = ScoreResult(
+        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds
+    )
+    if settings.track:
+        _log_scoring(result, settings)
+    return result
+
+
+def _log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
+    """An MLflow run per scoring: where, with what, how many, and the drift."""
+    import mlflow
+
+    from dealscore.tracking.store import tracking_uri
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(tracking_uri(settings.tracking_uri))
+    mlflow.set_experiment(settings.experiment)
+    with mlflow.start_run():
+        mlflow.log_params(
+            {
+                **{k: v for k, v in asdict(settings).items() if k != "tracking_uri"},
+                "model_version": result.model.version,
+                "model_run_id": result.model.run_id,
+                "as_of": str(result.as_of),
+                "destination": result.destination,
+            }
+        )
+        bands_share = result.scores["band"].value_counts(normalize=True)
+        mlflow.log_metrics(
+            {
+                "open_deals": result.open_deals,
+                "scored": len(result.scores),
+                "rejected": len(result.rejected),
+                "mean_probability": float(result.scores["win_probability"].mean()),
+                "psi_max": float(result.drift.max()) if len(result.drift) else 0.0,
+                **{f"band_{band}": float(bands_share.get(band, 0.0)) for band in "ABCD"},
+                **{f"psi.{name}": float(v) for name, v in result.drift.items()},
+            }
+        )

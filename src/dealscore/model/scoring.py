@@ -1,0 +1,40 @@
+"""Turning probabilities and credits into what a score row says: band, top factors, trend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dealscore.schemas.scores import Band, Trend
+
+DEFAULT_BANDS = (0.7, 0.4, 0.15)  # lower edges of A, B and C; D below
+
+
+def bands(p: np.ndarray, edges: tuple[float, float, float] = DEFAULT_BANDS) -> np.ndarray:
+    """A to D by probability: A at or above edges[0], B above edges[1], C above edges[2]."""
+    if not edges[0] > edges[1] > edges[2]:
+        raise ValueError(f"band edges must decrease (A > B > C), got {edges}")
+    labels = np.array([Band.D, Band.C, Band.B, Band.A], dtype=object)
+    return labels[np.searchsorted(np.array(edges[::-1]), p, side="right")]
+
+
+def top_factors(credits: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the positions of the k largest positive and the k most negative credits,
+    strongest first; -1 where fewer than k credits have that sign."""
+    n, width = credits.shape
+    k = min(k, width)
+    order = np.argsort(-credits, axis=1, kind="stable")
+    up = order[:, :k]
+    down = order[:, ::-1][:, :k]
+    up = np.where(np.take_along_axis(credits, up, axis=1) > 0, up, -1)
+    down = np.where(np.take_along_axis(credits, down, axis=1) < 0, down, -1)
+    return up, down
+
+
+def trends(current: np.ndarray, previous: np.ndarray, steady: float = 0.05) -> np.ndarray:
+    """improving / declining when the probability moved more than `steady`, else steady;
+    new where there is no previous score."""
+    delta = current - previous
+    out = np.where(
+        delta > steady, Trend.IMPROVING, np.where(delta < -steady, Trend.DECLINING, Trend.STEADY)
+    )
+    return np.where(np.isnan(previous), Trend.NEW, out).astype(object)

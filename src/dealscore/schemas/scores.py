@@ -1,0 +1,102 @@
+"""What the scorer writes: one row per (opportunity_id, as_of, model version), and the rejects.
+
+Flat columns, so a SQL table, a Parquet file and a CSV hold the same thing. Factors are the top
+three raising and the top three lowering the score: feature, contribution (log-odds) and reason.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from dealscore.schemas.tables import UtcTimestamp, values
+
+KEY = ["opportunity_id", "as_of", "model_name", "model_version"]
+FACTORS = 3
+
+
+class Band(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+
+class Trend(StrEnum):
+    IMPROVING = "improving"
+    STEADY = "steady"
+    DECLINING = "declining"
+    NEW = "new"  # no earlier score
+
+
+def factor_columns(direction: str, rank: int) -> tuple[str, str, str]:
+    """(feature, contribution, reason) column names of one factor, e.g. up_1_feature."""
+    prefix = f"{direction}_{rank}"
+    return f"{prefix}_feature", f"{prefix}_contribution", f"{prefix}_reason"
+
+
+FACTOR_COLUMNS = [
+    column
+    for direction in ("up", "down")
+    for rank in range(1, FACTORS + 1)
+    for column in factor_columns(direction, rank)
+]
+
+
+class Scores(pa.DataFrameModel):
+    opportunity_id: Series[str]
+    as_of: Series[UtcTimestamp]
+    scored_at: Series[UtcTimestamp]
+    model_name: Series[str]
+    model_version: Series[str]
+    run_id: Series[str]
+    win_probability: Series[float] = pa.Field(ge=0, le=1)
+    band: Series[str] = pa.Field(isin=values(Band))
+    expected_amount: Series[float] = pa.Field(ge=0, nullable=True)
+    previous_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    previous_as_of: Series[UtcTimestamp] = pa.Field(nullable=True)
+    trend: Series[str] = pa.Field(isin=values(Trend))
+    up_1_feature: Series[str] = pa.Field(nullable=True)
+    up_1_contribution: Series[float] = pa.Field(nullable=True)
+    up_1_reason: Series[str] = pa.Field(nullable=True)
+    up_2_feature: Series[str] = pa.Field(nullable=True)
+    up_2_contribution: Series[float] = pa.Field(nullable=True)
+    up_2_reason: Series[str] = pa.Field(nullable=True)
+    up_3_feature: Series[str] = pa.Field(nullable=True)
+    up_3_contribution: Series[float] = pa.Field(nullable=True)
+    up_3_reason: Series[str] = pa.Field(nullable=True)
+    down_1_feature: Series[str] = pa.Field(nullable=True)
+    down_1_contribution: Series[float] = pa.Field(nullable=True)
+    down_1_reason: Series[str] = pa.Field(nullable=True)
+    down_2_feature: Series[str] = pa.Field(nullable=True)
+    down_2_contribution: Series[float] = pa.Field(nullable=True)
+    down_2_reason: Series[str] = pa.Field(nullable=True)
+    down_3_feature: Series[str] = pa.Field(nullable=True)
+    down_3_contribution: Series[float] = pa.Field(nullable=True)
+    down_3_reason: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        ordered = True
+        coerce = True
+        coerce = True
+        unique = KEY
+
+
+class Rejected(pa.DataFrameModel):
+    """Open deals that could not be scored, and why."""
+
+    opportunity_id: Series[str]
+    as_of: Series[UtcTimestamp]
+    model_name: Series[str]
+    model_version: Series[str]
+    scored_at: Series[UtcTimestamp]
+    rule: Series[str]
+    reason: Series[str]
+
+    class Config:
+        strict = True
+        ordered = True
+        coerce = True

@@ -1,0 +1,264 @@
+"""Score stores: a rerun replaces its own rows, a crash keeps the previous ones, writers queue."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.io.scores import Run, SqlStore, StoreError, open_store
+from dealscore.schemas.scores import FACTOR_COLUMNS, Rejected, Scores
+
+AS_OF = pd.Timestamp("2026-11-20", tz="UTC")
+
+
+def scores(n: int, p: float, as_of: pd.Timestamp = AS_OF, version: str = "3", marker: int = 0):
+    """n valid score rows with probability p; `marker` seconds tell one writer's rows apart."""
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": [f"OPP{i:06d}" for i in range(n)],
+            "as_of": as_of,
+            "scored_at": AS_OF + pd.Timedelta(seconds=marker),
+            "model_name": "dealscore",
+            "model_version": version,
+            "run_id": "r1",
+            "win_probability": p,
+            "band": "B",
+            "expected_amount": 1000.0 * p,
+            "previous_probability": np.nan,
+            "previous_as_of": pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]"),
+            "trend": "new",
+            **{c: (np.nan if "contribution" in c else None) for c in FACTOR_COLUMNS},
+        }
+    )
+    frame["up_1_feature"], frame["up_1_contribution"], frame["up_1_reason"] = (
+        "age_days",
+        0.3,
+        "open for 10 days",
+    )
+    return Scores.validate(
+        frame.astype(
+            {
+                "as_of": "datetime64[us, UTC]",
+                "scored_at": "datetime64[us, UTC]",
+                "previous_as_of": "datetime64[us, UTC]",
+            }
+        )
+    )
+
+
+def rejected(n: int = 1, as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
+    return Rejected.validate(
+        pd.DataFrame(
+            {
+                "opportunity_id": [f"BAD{i}" for i in range(n)],
+                "as_of": as_of,
+                "model_name": "dealscore",
+                "model_version": "3",
+                "scored_at": AS_OF,
+                "rule": "unknown_stage",
+                "reason": "stage 'x' is unknown to the model; retrain",
+            }
+        ).astype({"as_of": "datetime64[us, UTC]", "scored_at": "datetime64[us, UTC]"})
+    )
+
+
+def read_all(store) -> pd.DataFrame:
+    if isinstance(store, SqlStore):
+        return pd.read_sql_table("scores", store.engine)
+    return pd.concat(
+        [pd.read_parquet(p) for p in sorted((store.folder / "scores").glob("*.parquet"))],
+        ignore_index=True,
+    )
+
+
+@pytest.fixture(params=["sqlite", "parquet"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return open_store(f"sqlite:///{tmp_path / 'scores.db'}")
+    return open_store(str(tmp_path / "scores"))
+
+
+def test_a_rerun_replaces_its_own_rows_and_keeps_history(store):
+    run = Run(AS_OF, "dealscore", "3")
+    earlier = Run(AS_OF - pd.Timedelta(days=1), "dealscore", "3")
+    store.write(earlier, scores(5, 0.2, as_of=earlier.as_of), rejected(0, earlier.as_of))
+    store.write(run, scores(5, 0.4), rejected())
+    # when the same run is written again
+    store.write(run, scores(4, 0.6), rejected())
+    # then its rows are the new ones only, and the earlier day's are kept
+    rows = read_all(store)
+    assert len(rows) == 4 + 5
+    today = rows[pd.to_datetime(rows["as_of"], utc=True) == AS_OF]
+    assert (today["win_probability"] == 0.6).all()
+    # and the previous score of each deal is the earlier day's
+    previous = store.previous(Run(AS_OF + pd.Timedelta(days=1), "dealscore", "4"))
+    assert len(previous) == 5 and (previous["previous_probability"] == 0.6).sum() == 4
+
+
+def test_a_crash_mid_write_leaves_the_previous_scores(store, monkeypatch):
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(5, 0.4), rejected())
+
+    # given a write that dies after the old rows are deleted (SQL) / mid-file (folder)
+    if isinstance(store, SqlStore):
+
+        def failing_insert():
+            raise RuntimeError("power cut")
+
+        monkeypatch.setattr(store.scores, "insert", failing_insert)
+    else:
+
+        def failing_parquet(self, path, **kwargs):
+            Path(path).write_bytes(b"half a file")
+            raise RuntimeError("power cut")
+
+        monkeypatch.setattr(pd.DataFrame, "to_parquet", failing_parquet)
+    with pytest.raises(RuntimeError, match="power cut"):
+        store.write(run, scores(5, 0.9), rejected())
+    monkeypatch.undo()
+    # then the previous scores are intact
+    rows = read_all(store)
+    assert len(rows) == 5 and (rows["win_probability"] == 0.4).all()
+
+
+def _write_concurrently(url_or_folder: str, marker: int) -> None:
+    store = open_store(url_or_folder)
+    store.write(Run(AS_OF, "dealscore", "3"), scores(3000, 0.1 * marker, marker=marker), rejected())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
+def test_concurrent_runs_do_not_interleave(kind, tmp_path):
+    target = f"sqlite:///{tmp_path / 'scores.db'}" if kind == "sqlite" else str(tmp_path / "out")
+    open_store(target)  # create the tables before the race
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_concurrently, args=(target, m)) for m in (1, 2, 3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert all(w.exitcode == 0 for w in workers)
+    rows = read_all(open_store(target))
+    # one writer's rows, whole: never a mix, never duplicates
+    assert len(rows) == 3000 and rows["scored_at"].nunique() == 1
+
+
+def test_an_unreachable_database_is_a_clear_error():
+    with pytest.raises(StoreError, match="score destination"):
+        open_store("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
+
+
+# PostgreSQL: a real server, started on loopback in a temporary folder.
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (base / name).exists():
+            return str(base / name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        message = (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    pytest.importorskip("psycopg")
+    # Directly under the temp root: pytest's own folders are private to the user running it.
+    folder = Path(tempfile.mkdtemp(prefix="dealscore-pg-"))
+    data, sock = folder / "data", folder / "sock"
+    sock.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root: run it as the `postgres` user the Debian package adds.
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            message = "running as root and no 'postgres' user to run the server as"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        for path in (folder, sock):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    env = {**os.environ, "LC_ALL": "C"}
+    made = subprocess.run(
+        [
+            *prefix,
+            initdb,
+            "-D",
+            str(data),
+            "-U",
+            "dealscore",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "start", "-l", str(folder / "log")],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        yield f"postgresql+psycopg://dealscore@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
+            check=False,  # the server may already be gone; nothing to do about it then
+            capture_output=True,
+            env=env,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_round_trip(postgres):
+    store = open_store(postgres)
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(50, 0.3), rejected(2))
+    store.write(run, scores(40, 0.5), rejected(1))  # rerun replaces
+    rows = read_all(store)
+    assert len(rows) == 40 and (rows["win_probability"] == 0.5).all()
+    assert pd.read_sql_table("scores_rejected", store.engine).shape[0] == 1
+    later = store.previous(Run(AS_OF + pd.Timedelta(days=1), "dealscore", "3"))
+    assert len(later) == 40 and later["previous_as_of"].iloc[0] == AS_OF
+
+
+def test_concurrent_runs_do_not_interleave_on_postgresql(postgres):
+    open_store(postgres)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_concurrently, args=(postgres, m)) for m in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert all(w.exitcode == 0 for w in workers)
+    rows = read_all(open_store(postgres))
+    assert len(rows) == 3000 and rows["scored_at"].nunique() == 1

@@ -1,0 +1,28 @@
+"""Bands, top factors and trends of score rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dealscore.model.scoring import bands, top_factors, trends
+
+
+def test_bands_by_probability_edges_included():
+    p = np.array([0.05, 0.15, 0.39, 0.4, 0.69, 0.7, 0.99])
+    assert bands(p).tolist() == ["D", "C", "C", "B", "B", "A", "A"]
+    with pytest.raises(ValueError, match="must decrease"):
+        bands(p, (0.2, 0.4, 0.1))
+
+
+def test_top_factors_strongest_first_and_only_of_their_sign():
+    credits = np.array([[0.5, -0.2, 0.1, -0.9, 0.0], [0.0, 0.3, 0.0, 0.0, 0.0]])
+    up, down = top_factors(credits, k=3)
+    assert up.tolist() == [[0, 2, -1], [1, -1, -1]]
+    assert down.tolist() == [[3, 1, -1], [-1, -1, -1]]
+
+
+def test_trend_needs_a_real_move():
+    current = np.array([0.5, 0.5, 0.5, 0.5])
+    previous = np.array([0.3, 0.48, 0.7, np.nan])
+    assert trends(current, previous).tolist() == ["improving", "steady", "declining", "new"]
