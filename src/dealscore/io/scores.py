@@ -68,12 +68,16 @@ def _columns(model: type) -> list[sa.Column]:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as dicts of Python values (timestamps as datetimes, NaN as None)."""
-    plain = frame.astype(object).where(frame.notna(), None)
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
-            plain[column] = [None if v is None else v.to_pydatetime() for v in plain[column]]
-    return plain.to_dict("records")
+    """Rows as dicts of Python values (timestamps as datetimes, NaN and NaT as None)."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            columns[name] = [None if pd.isna(v) else v.to_pydatetime() for v in values]
+        else:
+            columns[name] = values.astype(object).where(values.notna(), None).tolist()
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 class SqlStore:

@@ -28,7 +28,7 @@ from dealscore.model.reasons import contributions, leaf_contributions
 from dealscore.model.scoring import bands, top_factors, trends
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Opportunities, require_valid
-from dealscore.schemas.scores import FACTORS, Rejected, Scores, factor_columns
+from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 if TYPE_CHECKING:  # MLflow loads only when a model does
@@ -59,6 +59,10 @@ class ScoreSettings:
 
 class ModelNotFoundError(LookupError):
     """The model URI names no model the tracking store has."""
+
+
+class ModelMismatchError(ValueError):
+    """The model expects features this version of dealscore does not build."""
 
 
 class TooManyRejectedError(RuntimeError):
@@ -143,6 +147,28 @@ def _factor_frame(
     return out
 
 
+def explain(
+    bundle: ModelBundle, X: pd.DataFrame, chunk: int = 100_000
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Calibrated probabilities and the factor columns, a chunk of rows at a time (the leaf
+    matrix is rows x trees, too big to hold for a million deals at once)."""
+    estimator = bundle.estimator
+    booster = estimator.booster_.booster_
+    table = bundle.leaf_contributions or leaf_contributions(booster, estimator.best_iteration_)
+    names = np.asarray(bundle.feature_names)
+    if X.empty:
+        return np.empty(0), {name: np.empty(0, dtype=object) for name in FACTOR_COLUMNS}
+    probabilities, parts = [], []
+    for start in range(0, max(len(X), 1), chunk):
+        part = X.iloc[start : start + chunk]
+        leaves = booster.predict(part, pred_leaf=True, num_iteration=estimator.best_iteration_)
+        credits = contributions(table, np.asarray(leaves).reshape(len(part), -1))
+        probabilities.append(estimator.calibrate(table.base + credits.sum(axis=1)))
+        parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names))
+    factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return np.concatenate(probabilities), factors
+
+
 def score_deals(
     tables, loaded: LoadedModel, as_of: pd.Timestamp, settings: ScoreSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -150,13 +176,14 @@ def score_deals(
     bundle = loaded.bundle
     features = build_features(tables, as_of, bundle.feature_state)
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    missing = [name for name in bundle.feature_names if name not in features.columns]
+    if missing:
+        raise ModelMismatchError(
+            f"model {loaded.name} v{loaded.version} needs {len(missing)} feature(s) this "
+            f"dealscore does not build, e.g. {missing[:5]}: retrain it with this version"
+        )
     X = features[bundle.feature_names]
-    estimator = bundle.estimator
-    booster = estimator.booster_.booster_
-    table = bundle.leaf_contributions or leaf_contributions(booster, estimator.best_iteration_)
-    leaves = booster.predict(X, pred_leaf=True, num_iteration=estimator.best_iteration_)
-    credits = contributions(table, np.asarray(leaves).reshape(len(X), -1))
-    p = estimator.calibrate(table.base + credits.sum(axis=1))
+    p, factors = explain(bundle, X)
 
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amount = (
@@ -192,7 +219,7 @@ def score_deals(
             "previous_probability": np.nan,
             "previous_as_of": pd.Series(pd.NaT, index=features.index, dtype=TIMESTAMP_DTYPE),
             "trend": "new",
-            **_factor_frame(credits, X.to_numpy(dtype=float), np.asarray(bundle.feature_names)),
+            **factors,
         }
     )
     frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)

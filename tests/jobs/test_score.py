@@ -1,0 +1,167 @@
+"""The nightly scorer end to end: same features as training, reasons, history, rejects."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+from dealscore.features import build_features
+from dealscore.io import read_export, write_tables
+from dealscore.jobs.score import (
+    ModelNotFoundError,
+    ScoreSettings,
+    TooManyRejectedError,
+    run_score,
+)
+from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.schemas.scores import FACTOR_COLUMNS
+from dealscore.tracking.pyfunc import PROBABILITY
+
+AS_OF = pd.Timestamp("2026-05-01", tz="UTC")  # before the generated export's date (2026-06-01)
+
+
+@pytest.fixture(scope="module")
+def model_store(crm, tmp_path_factory) -> str:
+    """A tracking store holding a trained champion."""
+    folder = tmp_path_factory.mktemp("models")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        run_train(
+            crm,
+            TrainSettings(n_estimators=80, learning_rate=0.1, icp="", tracking_uri=uri),
+        )
+    return uri
+
+
+@pytest.fixture
+def settings(model_store, tmp_path) -> ScoreSettings:
+    return ScoreSettings(
+        out=f"sqlite:///{tmp_path / 'scores.db'}", tracking_uri=model_store, track=False
+    )
+
+
+def read_scores(settings: ScoreSettings) -> pd.DataFrame:
+    return pd.read_sql_table("scores", settings.out)
+
+
+def test_every_open_deal_is_scored_like_the_model_would(crm, settings):
+    # when
+    result = run_score(crm, settings, as_of=AS_OF)
+    # then every deal open at as_of is scored, and the rows are what was written
+    tables = read_export(crm).tables
+    features = build_features(tables, AS_OF)
+    assert result.open_deals == len(features) == len(result.scores) and result.rejected.empty
+    assert len(read_scores(settings)) == len(result.scores)
+    # and the probabilities are the registered pyfunc's on the same features (one feature path)
+    model = mlflow.pyfunc.load_model("models:/dealscore@champion")
+    bundle_features = build_features(
+        tables, AS_OF, model.unwrap_python_model().bundle.feature_state
+    )
+    expected = model.predict(bundle_features[model.unwrap_python_model().bundle.feature_names])
+    merged = result.scores.merge(
+        bundle_features[["opportunity_id"]].assign(p=expected[PROBABILITY].to_numpy())
+    )
+    np.testing.assert_allclose(merged["win_probability"], merged["p"], atol=1e-9)
+    # and each row carries its reasons: positive raise it, negative lower it, in words
+    row = result.scores.iloc[0]
+    assert row["up_1_contribution"] > 0 and row["down_1_contribution"] < 0
+    assert isinstance(row["up_1_reason"], str) and row["up_1_reason"]
+    assert set(result.scores["band"]) <= {"A", "B", "C", "D"}
+    assert result.scores[FACTOR_COLUMNS].notna().any().all()
+
+
+def test_a_rerun_replaces_its_rows_and_a_later_run_carries_the_trend(crm, settings):
+    first = run_score(crm, settings, as_of=AS_OF)
+    run_score(crm, settings, as_of=AS_OF)  # rerun: same rows, not twice
+    assert len(read_scores(settings)) == len(first.scores)
+    # when the next day is scored
+    later = run_score(crm, settings, as_of=AS_OF + pd.Timedelta(days=7))
+    # then deals scored before carry that score and a trend
+    seen = later.scores[later.scores["opportunity_id"].isin(first.scores["opportunity_id"])]
+    assert len(seen) > 0 and seen["previous_probability"].notna().all()
+    assert (seen["previous_as_of"] == AS_OF).all()
+    assert set(seen["trend"]) <= {"improving", "steady", "declining"}
+    assert (later.scores.loc[~later.scores.index.isin(seen.index), "trend"] == "new").all()
+    assert len(read_scores(settings)) == len(first.scores) + len(later.scores)
+
+
+def _with_unknown_stages(crm: Path, folder: Path, share: float) -> Path:
+    """A copy of the export where `share` of the deals open at AS_OF moved to a new stage."""
+    export = read_export(crm)
+    tables = export.tables
+    open_ids = build_features(tables, AS_OF)["opportunity_id"]
+    chosen = open_ids.sample(frac=share, random_state=1)
+    rows = pd.DataFrame(
+        {
+            "opportunity_id": chosen.to_numpy(),
+            "changed_at": AS_OF - pd.Timedelta(hours=1),
+            "stage": "legal_review",
+        }
+    )
+    history = pd.concat([tables.stage_history, rows], ignore_index=True)
+    write_tables(tables.with_tables(stage_history=history), folder)
+    return folder
+
+
+def test_rejects_are_recorded_and_too_many_write_nothing(crm, settings, tmp_path):
+    # given 2% of open deals in a stage the model never saw
+    few = _with_unknown_stages(crm, tmp_path / "few", 0.02)
+    result = run_score(few, settings, as_of=AS_OF)
+    # then they are rejected with the reason, and the rest is written; the counts reconcile
+    assert len(result.rejected) > 0 and set(result.rejected["rule"]) == {"unknown_stage"}
+    assert "legal_review" in result.rejected["reason"].iloc[0]
+    assert result.open_deals == len(result.scores) + len(result.rejected)
+    rejected = pd.read_sql_table("scores_rejected", settings.out)
+    assert len(rejected) == len(result.rejected)
+    # given 10%: above the 5% limit
+    many = _with_unknown_stages(crm, tmp_path / "many", 0.10)
+    before = read_scores(settings)
+    with pytest.raises(TooManyRejectedError, match="nothing was written"):
+        run_score(many, settings, as_of=AS_OF + pd.Timedelta(days=1))
+    assert read_scores(settings).equals(before)
+
+
+def test_a_date_with_no_open_deals_scores_nothing_and_says_so(crm, settings):
+    result = run_score(crm, settings, as_of=pd.Timestamp("2000-01-01", tz="UTC"))
+    assert result.open_deals == 0 and result.scores.empty and result.rejected.empty
+
+
+def test_an_unknown_model_is_a_clear_error(crm, settings):
+    with pytest.raises(ModelNotFoundError, match="dealscore@gold"):
+        run_score(crm, replace(settings, model="models:/dealscore@gold"), as_of=AS_OF)
+
+
+def test_cli_score_prints_the_reconciliation_and_bands(crm, model_store, tmp_path):
+    out = tmp_path / "files"
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(crm),
+            "--as-of",
+            "2026-05-01",
+            "--out",
+            str(out),
+            "--format",
+            "csv",
+            "--tracking-uri",
+            model_store,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "open deals" in result.output and "band A" in result.output
+    (written,) = (out / "scores").glob("*.csv")
+    assert len(pd.read_csv(written)) > 0
+    # and drift was logged with the scoring run
+    client = mlflow.MlflowClient(model_store)
+    (run,) = client.search_runs([client.get_experiment_by_name("dealscore-scoring").experiment_id])
+    assert "psi.win_probability" in run.data.metrics and run.data.metrics["open_deals"] > 0
