@@ -97,7 +97,7 @@ def test_pyfunc_returns_the_calibrated_probabilities(trained, crm):
     bundle = load_bundle(model)
     assert bundle.feature_state.stage_order == result.feature_state.stage_order
     # and what scoring needs for reasons and drift
-    assert bundle.leaf_contributions.n_trees == result.model.best_iteration_
+    assert bundle.trees.n_trees == result.model.best_iteration_
     assert set(bundle.reference.edges) == {*FEATURE_NAMES, "win_probability"}
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.model.reasons import contributions, leaf_contributions, shap_contributions
+from dealscore.model.reasons import path_contributions, shap_contributions, tree_arrays
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +24,33 @@ def fitted() -> tuple[lgb.Booster, pd.DataFrame]:
 def test_base_plus_credits_is_the_raw_score(fitted):
     # given a boosted model and its precomputed leaf credits
     booster, X = fitted
-    table = leaf_contributions(booster, 40)  # the first 40 trees, as with early stopping
+    trees = tree_arrays(booster, 40)  # the first 40 trees, as with early stopping
     # when
-    credits = contributions(table, booster.predict(X, pred_leaf=True, num_iteration=40))
+    credits = path_contributions(trees, X.to_numpy())
     # then the decomposition is exact, tree count and all
     raw = booster.predict(X, raw_score=True, num_iteration=40)
-    np.testing.assert_allclose(table.base + credits.sum(axis=1), raw, atol=1e-9)
+    np.testing.assert_allclose(trees.base + credits.sum(axis=1), raw, atol=1e-9)
+    # and missing values where training had none are routed as LightGBM routes them
+    holes = X.mask(np.random.default_rng(5).random(X.shape) < 0.2)
+    raw = booster.predict(holes, raw_score=True, num_iteration=40)
+    credits = path_contributions(trees, holes.to_numpy())
+    np.testing.assert_allclose(trees.base + credits.sum(axis=1), raw, atol=1e-9)
     assert credits.shape == (len(X), 6)
 
 
 def test_only_features_the_trees_split_on_get_credit(fitted):
     booster, X = fitted
-    table = leaf_contributions(booster, 60)
-    credits = contributions(table, booster.predict(X, pred_leaf=True))
+    trees = tree_arrays(booster, 60)
+    credits = path_contributions(trees, X.to_numpy())
     used = set(booster.trees_to_dataframe()["split_feature"].dropna())
-    for position, name in enumerate(table.feature_names):
+    for position, name in enumerate(trees.feature_names):
         assert (np.abs(credits[:, position]).max() > 0) == (name in used)
 
 
 def test_the_main_drivers_agree_with_tree_shap(fitted):
     # given both decompositions for the same rows
     booster, X = fitted
-    table = leaf_contributions(booster, 60)
-    path = contributions(table, booster.predict(X, pred_leaf=True))
+    path = path_contributions(tree_arrays(booster, 60), X.to_numpy())
     shap = shap_contributions(booster, X, 60)[:, :-1]
     # then each row's strongest driver is the same in most rows, and the credits correlate
     agree = (np.abs(path).argmax(axis=1) == np.abs(shap).argmax(axis=1)).mean()

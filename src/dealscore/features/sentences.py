@@ -107,7 +107,8 @@ def sentences(features: np.ndarray, values: np.ndarray) -> np.ndarray:
             continue
         head, _, tail = template.partition("{}")
         known = ~np.isnan(values[at])
-        missing = MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")
-        text = (head + _format(values[at], kind) + tail).to_numpy(dtype=object)
-        out[at] = np.where(known, text, missing)
+        out[at[~known]] = MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")
+        if known.any():
+            text = head + _format(values[at[known]], kind).astype(str) + tail
+            out[at[known]] = text.to_numpy(dtype=object)
     return out

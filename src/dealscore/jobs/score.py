@@ -24,7 +24,7 @@ from dealscore.features.sentences import sentences
 from dealscore.io import read_export
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import population_stability
-from dealscore.model.reasons import contributions, leaf_contributions
+from dealscore.model.reasons import path_contributions, tree_arrays
 from dealscore.model.scoring import bands, top_factors, trends
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Opportunities, require_valid
@@ -150,20 +150,18 @@ def _factor_frame(
 def explain(
     bundle: ModelBundle, X: pd.DataFrame, chunk: int = 100_000
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Calibrated probabilities and the factor columns, a chunk of rows at a time (the leaf
-    matrix is rows x trees, too big to hold for a million deals at once)."""
+    """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
+    memory for a million deals)."""
     estimator = bundle.estimator
-    booster = estimator.booster_.booster_
-    table = bundle.leaf_contributions or leaf_contributions(booster, estimator.best_iteration_)
+    trees = bundle.trees or tree_arrays(estimator.booster_.booster_, estimator.best_iteration_)
     names = np.asarray(bundle.feature_names)
     if X.empty:
         return np.empty(0), {name: np.empty(0, dtype=object) for name in FACTOR_COLUMNS}
     probabilities, parts = [], []
     for start in range(0, max(len(X), 1), chunk):
         part = X.iloc[start : start + chunk]
-        leaves = booster.predict(part, pred_leaf=True, num_iteration=estimator.best_iteration_)
-        credits = contributions(table, np.asarray(leaves).reshape(len(part), -1))
-        probabilities.append(estimator.calibrate(table.base + credits.sum(axis=1)))
+        credits = path_contributions(trees, part.to_numpy(dtype=float))
+        probabilities.append(estimator.calibrate(trees.base + credits.sum(axis=1)))
         parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names))
     factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return np.concatenate(probabilities), factors

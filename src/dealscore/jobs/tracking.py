@@ -19,7 +19,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from dealscore import __version__
 from dealscore.features import CATALOGUE, FEATURE_NAMES, build_features
 from dealscore.model.metrics import evaluate, lift_by_decile, reliability_table
-from dealscore.model.reasons import leaf_contributions
+from dealscore.model.reasons import tree_arrays
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
 from dealscore.tracking import plots
@@ -269,9 +269,7 @@ def track_training(
                 feature_names=list(FEATURE_NAMES),
                 metadata={"run_id": run.info.run_id, "dealscore_version": __version__},
                 reference=result.reference,
-                leaf_contributions=leaf_contributions(
-                    result.model.booster_.booster_, result.model.best_iteration_
-                ),
+                trees=tree_arrays(result.model.booster_.booster_, result.model.best_iteration_),
             )
             info = mlflow.pyfunc.log_model(
                 name="model",

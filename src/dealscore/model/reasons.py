@@ -3,9 +3,10 @@
 LightGBM's exact TreeSHAP (`pred_contrib`) costs about 2 ms a row with 500 trees, too slow for a
 nightly run over a million deals. dealscore uses *path contributions* (Saabas): walking a tree
 from the root to a row's leaf, each split moves the expected output from the parent node's value
-to the child's, and that move is credited to the split's feature. Per leaf these credits are
-fixed, so they are computed once per model (`leaf_contributions`); scoring looks up each row's
-leaves (LightGBM's `pred_leaf`) and adds the leaves' credits (`contributions`), in compiled code.
+to the child's, and that move is credited to the split's feature. The credits are found by
+walking the trees, which dealscore does itself in compiled code (`path_contributions`
+over the flattened trees of `tree_arrays`): one walk gives every credit and, summed, the raw
+score, at about the cost of LightGBM's own prediction.
 
 The decomposition is exact: base + the row's contributions = the raw score. It differs from SHAP
 in how credit is shared between features on one path (the split nearer the leaf gets the whole
@@ -22,101 +23,120 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
+ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
+
 
 @dataclass(frozen=True)
-class LeafContributions:
-    """Each leaf's credits per feature, as a CSR table over all trees' leaves."""
+class TreeArrays:
+    """The boosted trees as flat node arrays, to walk them in compiled code.
 
-    base: float  # the raw score before any split: the sum of the trees' root values
+    Node i splits on `feature[i]` at `threshold[i]` (go left if value <= threshold; missing
+    values as LightGBM routes them), or is a leaf when `left[i] < 0`. `value[i]` is the node's
+    expected raw output (a leaf's value for leaves); `roots[t]` is tree t's first node.
+    """
+
     feature_names: list[str]
-    leaf_offset: np.ndarray  # (trees,) where each tree's leaves start in the flat leaf index
-    ptr: np.ndarray  # (leaves + 1,) CSR row pointers
-    feature: np.ndarray  # (entries,) feature position
-    value: np.ndarray  # (entries,) credit on the raw scale
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    default_left: np.ndarray
+    missing: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
 
     @property
     def n_trees(self) -> int:
-        return len(self.leaf_offset)
+        return len(self.roots)
+
+    @property
+    def base(self) -> float:
+        """The raw score before any split: the sum of the trees' root values."""
+        return float(self.value[self.roots].sum())
 
 
-def leaf_contributions(booster: lgb.Booster, num_iteration: int) -> LeafContributions:
-    """Precompute every leaf's path credits for the first `num_iteration` trees."""
-    nodes = booster.trees_to_dataframe()
-    nodes = nodes[nodes["tree_index"] < num_iteration].reset_index(drop=True)
-    names = booster.feature_name()
-    index = pd.Index(nodes["node_index"])
-    parent = index.get_indexer(nodes["parent_index"].fillna(""))  # -1 at roots
-    values = nodes["value"].to_numpy(dtype=float)
-    split = pd.Index(names).get_indexer(nodes["split_feature"].fillna(""))  # -1 at leaves
-    roots = parent < 0
-    base = float(values[roots].sum())
+def tree_arrays(booster: lgb.Booster, num_iteration: int) -> TreeArrays:
+    """Flatten the first `num_iteration` trees (numerical splits only, as dealscore trains)."""
+    dump = booster.dump_model(num_iteration=num_iteration)
+    columns: dict[str, list] = {
+        k: [] for k in ("feature", "threshold", "default_left", "missing", "left", "right", "value")
+    }
+    missing_codes = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
+    roots = []
 
-    is_leaf = nodes["left_child"].isna().to_numpy()
-    leaf_nodes = np.flatnonzero(is_leaf)
-    tree = nodes["tree_index"].to_numpy()[leaf_nodes]
-    leaf_number = nodes["node_index"].str.rsplit("L", n=1).str[-1].to_numpy()[leaf_nodes]
-    # A tree that never split is one leaf (index 0) with no credits.
-    leaf_number = np.where(roots[leaf_nodes], 0, leaf_number.astype(float)).astype(np.int64)
-    leaves_per_tree = np.bincount(tree, minlength=num_iteration)
-    offset = np.concatenate([[0], np.cumsum(leaves_per_tree)[:-1]])
-    flat_leaf = offset[tree] + leaf_number
+    def add(node: dict) -> int:
+        index = len(columns["value"])
+        for values in columns.values():
+            values.append(0)
+        if "leaf_value" in node or "split_feature" not in node:
+            columns["value"][index] = float(node.get("leaf_value", 0.0))
+            columns["left"][index] = columns["right"][index] = -1
+            columns["feature"][index] = -1
+            return index
+        if node["decision_type"] != "<=":
+            raise ValueError(f"categorical splits are not supported: {node['decision_type']}")
+        columns["feature"][index] = node["split_feature"]
+        columns["threshold"][index] = float(node["threshold"])
+        columns["default_left"][index] = bool(node["default_left"])
+        columns["missing"][index] = missing_codes[node["missing_type"]]
+        columns["value"][index] = float(node["internal_value"])
+        columns["left"][index] = add(node["left_child"])
+        columns["right"][index] = add(node["right_child"])
+        return index
 
-    # Walk every leaf up to its root at once, one level per step.
-    rows, feats, credits = [], [], []
-    current = leaf_nodes.copy()
-    owner = flat_leaf.copy()
-    while len(current):
-        up = parent[current]
-        climbing = up >= 0
-        current, owner, up = current[climbing], owner[climbing], up[climbing]
-        rows.append(owner)
-        feats.append(split[up])
-        credits.append(values[current] - values[up])
-        current = up
-    entries = pd.DataFrame(
-        {
-            "leaf": np.concatenate(rows) if rows else np.empty(0, np.int64),
-            "feature": np.concatenate(feats) if feats else np.empty(0, np.int64),
-            "value": np.concatenate(credits) if credits else np.empty(0),
-        }
-    )
-    entries = entries.groupby(["leaf", "feature"], as_index=False)["value"].sum()
-    n_leaves = int(leaves_per_tree.sum())
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(entries["leaf"], minlength=n_leaves))])
-    return LeafContributions(
-        base=base,
-        feature_names=list(names),
-        leaf_offset=offset.astype(np.int64),
-        ptr=ptr.astype(np.int64),
-        feature=entries["feature"].to_numpy(dtype=np.int64),
-        value=entries["value"].to_numpy(dtype=float),
-    )
+    for tree in dump["tree_info"][:num_iteration]:
+        roots.append(add(tree["tree_structure"]))
+    dtypes = {"threshold": float, "value": float, "default_left": np.bool_, "missing": np.int8}
+    arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in columns.items()}
+    return TreeArrays(list(dump["feature_names"]), np.asarray(roots, dtype=np.int64), **arrays)
 
 
 @functools.cache
 def _kernel():
-    """The compiled accumulation loop; numba is imported (about a second) only when needed."""
+    """The compiled walk; numba is imported (about a second) only when needed."""
     import numba
 
     @numba.njit(parallel=True, cache=True)
-    def accumulate(leaves, offset, ptr, feature, value, n_features):  # pragma: no cover
-        n, trees = leaves.shape
-        out = np.zeros((n, n_features))
+    def walk(
+        X, roots, feature, threshold, default_left, missing, left, right, value
+    ):  # pragma: no cover
+        n, width = X.shape
+        out = np.zeros((n, width))
         for i in numba.prange(n):
-            for t in range(trees):
-                g = offset[t] + leaves[i, t]
-                for k in range(ptr[g], ptr[g + 1]):
-                    out[i, feature[k]] += value[k]
+            for t in range(roots.shape[0]):
+                node = roots[t]
+                while left[node] >= 0:
+                    x = X[i, feature[node]]
+                    kind = missing[node]
+                    if np.isnan(x) and kind != 2:
+                        x = 0.0
+                    if (kind == 1 and abs(x) <= 1e-35) or (kind == 2 and np.isnan(x)):
+                        child = left[node] if default_left[node] else right[node]
+                    elif x <= threshold[node]:
+                        child = left[node]
+                    else:
+                        child = right[node]
+                    out[i, feature[node]] += value[child] - value[node]
+                    node = child
         return out
 
-    return accumulate
+    return walk
 
 
-def contributions(table: LeafContributions, leaves: np.ndarray) -> np.ndarray:
-    """(rows, features) credits from each row's leaf per tree (`pred_leaf` output)."""
-    leaves = np.ascontiguousarray(leaves[:, : table.n_trees], dtype=np.int64)
+def path_contributions(trees: TreeArrays, X: np.ndarray) -> np.ndarray:
+    """(rows, features) credits; `trees.base` plus a row's credits is its raw score."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
     return _kernel()(
-        leaves, table.leaf_offset, table.ptr, table.feature, table.value, len(table.feature_names)
+        X,
+        trees.roots,
+        trees.feature,
+        trees.threshold,
+        trees.default_left,
+        trees.missing,
+        trees.left,
+        trees.right,
+        trees.value,
     )
 
 

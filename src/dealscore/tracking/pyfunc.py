@@ -22,7 +22,7 @@ from mlflow.types import ColSpec, Schema
 from dealscore.features import FeatureState
 from dealscore.model.drift import Reference
 from dealscore.model.estimator import WinProbabilityModel
-from dealscore.model.reasons import LeafContributions
+from dealscore.model.reasons import TreeArrays
 
 BUNDLE_ARTIFACT = "bundle"
 PROBABILITY = "win_probability"
@@ -54,7 +54,7 @@ class ModelBundle:
     feature_names: list[str]
     metadata: dict[str, str] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)  # training distributions, for drift
-    leaf_contributions: LeafContributions | None = None  # precomputed reasons (model/reasons.py)
+    trees: TreeArrays | None = None  # the trees flattened for reasons (model/reasons.py)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""

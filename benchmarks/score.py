@@ -1,0 +1,111 @@
+"""Nightly scoring end to end on 1M open deals: read, features, score with reasons, write SQLite.
+
+    .venv/bin/python benchmarks/score.py --deals 1000000
+
+Not measured: generating the CRM (re-timed so every deal is open at one date, as in
+benchmarks/features.py) and writing it to Parquet, and training a small model into a temporary
+MLflow store. Measured: `run_score` from the Parquet folder to a SQLite file, each stage's time
+and rows per second, and the process's peak memory. Then, on the same rows, the throughput of
+scoring with reasons (leaf credits) against plain prediction. Target (issue 5): 3 minutes,
+8 GiB, and reasons at least half the plain throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from measure import GIB, Recorder
+
+from dealscore.features import build_features
+from dealscore.io import write_tables
+from dealscore.jobs.score import ScoreSettings, explain, load_model, run_score
+from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.synthetic import GeneratorSettings, generate_crm
+from features import EXPORT, all_open_at
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deals", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dealscore-bench-"))
+    store = f"sqlite:///{work / 'mlflow.db'}"
+
+    print("training a model on 20,000 generated deals (not measured)", flush=True)
+    history = generate_crm(GeneratorSettings(deals=20_000, seed=1, export_date=EXPORT))
+    write_tables(history.tables, work / "history")
+    (work / "history" / "truth.parquet").unlink(missing_ok=True)
+    run_train(work / "history", TrainSettings(tracking_uri=store, icp=""))
+
+    print(f"generating {args.deals:,} open deals (not measured)", flush=True)
+    crm = generate_crm(
+        GeneratorSettings(
+            deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=20
+        )
+    )
+    open_tables = all_open_at(crm.tables, EXPORT, args.seed).with_tables(
+        forecasts=crm.tables.forecasts
+    )
+    del crm
+    write_tables(open_tables, work / "crm")
+    print(
+        f"{len(open_tables.opportunities):,} open deals, {len(open_tables.activities):,} activities, "
+        f"{len(open_tables.stage_history):,} stage rows, {len(open_tables.forecasts):,} forecasts",
+        flush=True,
+    )
+    del open_tables
+    gc.collect()
+
+    recorder = Recorder(interval=0.05)
+    settings = ScoreSettings(out=f"sqlite:///{work / 'scores.db'}", tracking_uri=store, track=False)
+    with recorder.step("score end to end") as step:
+        result = run_score(work / "crm", settings, as_of=EXPORT)
+        step.rows = result.open_deals
+    for stage, seconds in result.seconds.items():
+        print(f"  {stage:<28} {seconds:7.1f} s {result.open_deals / seconds:>12,.0f} rows/s")
+    print(
+        f"scored {len(result.scores):,}, rejected {len(result.rejected):,}; written to {result.destination}"
+    )
+    del result
+    gc.collect()
+
+    # Reasons vs plain prediction on the same rows: the model's own test features, repeated.
+    loaded = load_model(settings.model, store)
+    from dealscore.io import read_export
+
+    tables = read_export(work / "history").tables
+    X = build_features(tables, EXPORT - pd.Timedelta(days=30), loaded.bundle.feature_state)
+    X = pd.concat(
+        [X[loaded.bundle.feature_names]] * max(1, 500_000 // max(len(X), 1)), ignore_index=True
+    )
+    started = time.perf_counter()
+    loaded.bundle.estimator.predict_proba(X)
+    plain = time.perf_counter() - started
+    started = time.perf_counter()
+    explain(loaded.bundle, X)
+    reasons = time.perf_counter() - started
+    trees = loaded.bundle.estimator.best_iteration_
+    print(
+        f"{len(X):,} rows, {trees} trees: plain {len(X) / plain:,.0f} rows/s, with reasons "
+        f"{len(X) / reasons:,.0f} rows/s (incl. factor sentences); ratio {plain / reasons:.2f}"
+    )
+    total = recorder.steps[0]
+    print(
+        f"target: within 180 s and 8 GiB -> {total.seconds:.0f} s, peak RSS {total.rss_peak / GIB:.2f} GiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
