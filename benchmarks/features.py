@@ -28,7 +28,9 @@ from dealscore.synthetic import GeneratorSettings, generate_crm  # noqa: E402
 EXPORT = pd.Timestamp("2026-11-01", tz="UTC")
 
 
-def all_open_at(tables: CrmTables, as_of: pd.Timestamp, seed: int) -> CrmTables:
+def all_open_at(
+    tables: CrmTables, as_of: pd.Timestamp, seed: int, forecasts: bool = False
+) -> CrmTables:
     """Shift each deal (and its rows) so it is open at as_of; drop what would lie in the future."""
     deals = tables.opportunities
     end = deals["closed_at"].fillna(EXPORT)
@@ -48,7 +50,7 @@ def all_open_at(tables: CrmTables, as_of: pd.Timestamp, seed: int) -> CrmTables:
         opportunities=moved,
         stage_history=shifted(tables.stage_history, ["changed_at", "close_date"]),
         activities=shifted(tables.activities, ["occurred_at"]),
-        forecasts=None,
+        forecasts=shifted(tables.forecasts, ["submitted_at"]) if forecasts else None,
     )
 
 

@@ -55,9 +55,7 @@ def main() -> None:
             deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=20
         )
     )
-    open_tables = all_open_at(crm.tables, EXPORT, args.seed).with_tables(
-        forecasts=crm.tables.forecasts
-    )
+    open_tables = all_open_at(crm.tables, EXPORT, args.seed, forecasts=True)
     del crm
     write_tables(open_tables, work / "crm")
     print(

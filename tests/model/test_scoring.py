@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dealscore.model.scoring import bands, top_factors, trends
+from dealscore.model.reasons import top_factors
+from dealscore.model.scoring import bands, trends
 
 
 def test_bands_by_probability_edges_included():
@@ -20,6 +21,13 @@ def test_top_factors_strongest_first_and_only_of_their_sign():
     up, down = top_factors(credits, k=3)
     assert up.tolist() == [[0, 2, -1], [1, -1, -1]]
     assert down.tolist() == [[3, 1, -1], [-1, -1, -1]]
+
+
+def test_top_factors_match_a_full_sort():
+    credits = np.random.default_rng(4).normal(size=(500, 30))
+    up, down = top_factors(credits, k=3)
+    assert (up == np.argsort(-credits, axis=1)[:, :3]).all()
+    assert (down == np.argsort(credits, axis=1)[:, :3]).all()
 
 
 def test_trend_needs_a_real_move():

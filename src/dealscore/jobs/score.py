@@ -24,8 +24,8 @@ from dealscore.features.sentences import sentences
 from dealscore.io import read_export
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import population_stability
-from dealscore.model.reasons import path_contributions, tree_arrays
-from dealscore.model.scoring import bands, top_factors, trends
+from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
+from dealscore.model.scoring import bands, trends
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Opportunities, require_valid
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns

@@ -93,8 +93,8 @@ def tree_arrays(booster: lgb.Booster, num_iteration: int) -> TreeArrays:
 
 
 @functools.cache
-def _kernel():
-    """The compiled walk; numba is imported (about a second) only when needed."""
+def _kernels():
+    """The compiled loops; numba is imported (about a second) only when needed."""
     import numba
 
     @numba.njit(parallel=True, cache=True)
@@ -121,13 +121,37 @@ def _kernel():
                     node = child
         return out
 
-    return walk
+    @numba.njit(parallel=True, cache=True)
+    def top(credits, k):  # pragma: no cover
+        n, width = credits.shape
+        up = np.full((n, k), -1, dtype=np.int64)
+        down = np.full((n, k), -1, dtype=np.int64)
+        for i in numba.prange(n):
+            for j in range(width):
+                v = credits[i, j]
+                if v > 0:  # insert into the row's k largest, strongest first
+                    slot = k
+                    while slot > 0 and (up[i, slot - 1] < 0 or credits[i, up[i, slot - 1]] < v):
+                        slot -= 1
+                    if slot < k:
+                        up[i, slot + 1 :] = up[i, slot:-1].copy()
+                        up[i, slot] = j
+                elif v < 0:
+                    slot = k
+                    while slot > 0 and (down[i, slot - 1] < 0 or credits[i, down[i, slot - 1]] > v):
+                        slot -= 1
+                    if slot < k:
+                        down[i, slot + 1 :] = down[i, slot:-1].copy()
+                        down[i, slot] = j
+        return up, down
+
+    return walk, top
 
 
 def path_contributions(trees: TreeArrays, X: np.ndarray) -> np.ndarray:
     """(rows, features) credits; `trees.base` plus a row's credits is its raw score."""
     X = np.ascontiguousarray(X, dtype=np.float64)
-    return _kernel()(
+    return _kernels()[0](
         X,
         trees.roots,
         trees.feature,
@@ -138,6 +162,13 @@ def path_contributions(trees: TreeArrays, X: np.ndarray) -> np.ndarray:
         trees.right,
         trees.value,
     )
+
+
+def top_factors(credits: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the positions of the k largest positive and the k most negative credits,
+    strongest first; -1 where fewer than k credits have that sign."""
+    k = min(k, credits.shape[1])
+    return _kernels()[1](np.ascontiguousarray(credits, dtype=np.float64), k)
 
 
 def shap_contributions(booster: lgb.Booster, X: pd.DataFrame, num_iteration: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Turning probabilities and credits into what a score row says: band, top factors, trend."""
+"""What a score row says besides its reasons: the band and the trend."""
 
 from __future__ import annotations
 
@@ -15,24 +15,6 @@ def bands(p: np.ndarray, edges: tuple[float, float, float] = DEFAULT_BANDS) -> n
         raise ValueError(f"band edges must decrease (A > B > C), got {edges}")
     labels = np.array([Band.D, Band.C, Band.B, Band.A], dtype=object)
     return labels[np.searchsorted(np.array(edges[::-1]), p, side="right")]
-
-
-def top_factors(credits: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the positions of the k largest positive and the k most negative credits,
-    strongest first; -1 where fewer than k credits have that sign."""
-    k = min(k, credits.shape[1])
-    # Partition first (cheap), then order just the k picked: argsort of every column is slow.
-    up = np.argpartition(-credits, k - 1, axis=1)[:, :k]
-    up = np.take_along_axis(
-        up, np.argsort(-np.take_along_axis(credits, up, 1), 1, kind="stable"), 1
-    )
-    down = np.argpartition(credits, k - 1, axis=1)[:, :k]
-    down = np.take_along_axis(
-        down, np.argsort(np.take_along_axis(credits, down, 1), 1, kind="stable"), 1
-    )
-    up = np.where(np.take_along_axis(credits, up, axis=1) > 0, up, -1)
-    down = np.where(np.take_along_axis(credits, down, axis=1) < 0, down, -1)
-    return up, down
 
 
 def trends(current: np.ndarray, previous: np.ndarray, steady: float = 0.05) -> np.ndarray:
