@@ -230,3 +230,12 @@ def test_activity_volume_is_near_the_setting():
     per_deal = generated.tables.activities["opportunity_id"].notna().sum() / 2_000
     assert 7 < per_deal < 11  # open deals' future activities are not in the export yet
     assert np.isfinite(generated.tables.opportunities["amount"]).all()
+
+
+def test_the_longest_deals_stay_within_the_calendar():
+    # seed 1 draws a no-decision deal whose uncapped cycle ran past the quarter calendar
+    crm = generate_crm(
+        GeneratorSettings(deals=20_000, seed=1, export_date=pd.Timestamp("2026-11-01", tz="UTC"))
+    )
+    life = crm.truth["eventual_closed_at"] - crm.tables.opportunities["created_at"]
+    assert life.max() <= pd.Timedelta(days=900 + 100)  # heroic wins may close a quarter later

@@ -45,6 +45,7 @@ DEAL_TYPE_EFFECT = {"new_business": 0.0, "expansion": 0.8, "renewal": 1.4}
 DEAL_TYPE_SHARE = np.array([0.65, 0.25, 0.10])
 # Median sales cycle in days by employee band: bigger buyers take longer.
 CYCLE_DAYS = np.array([30.0, 45.0, 70.0, 100.0, 140.0])
+MAX_CYCLE_DAYS = 900.0
 LOSS_REASONS = np.array(["competitor", "price", "no_budget", "timing", "product_fit"])
 
 WON, LOST, NO_DECISION = 1, 0, 2
@@ -169,6 +170,8 @@ def draw_deals(
 
     cycle = CYCLE_DAYS[band] * np.where(deal_type == 2, 0.6, 1.0) * rng.lognormal(0.0, 0.5, n)
     cycle *= np.select([path == LOST, path == NO_DECISION], [rng.uniform(0.4, 1.3, n), 1.6], 1.0)
+    # The log-normal tail would let a rare deal run for a decade (and past the calendar).
+    cycle = np.minimum(cycle, MAX_CYCLE_DAYS)
     created = _created_days(rng, n, horizon, growth)
     closed = created + np.maximum(cycle, 2.0)
 
