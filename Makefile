@@ -23,6 +23,7 @@ demo: install
 	$(BIN)/dealscore generate --deals $(DEMO_DEALS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/crm
 	$(BIN)/dealscore validate $(DEMO_DIR)/crm
 	$(BIN)/dealscore train --data $(DEMO_DIR)/crm --config training/default.toml
+	$(BIN)/dealscore score --data $(DEMO_DIR)/crm --out sqlite:///scores.db
 	$(BIN)/dealscore features build --data $(DEMO_DIR)/crm --out $(DEMO_DIR)/features.parquet
 
 test: install
@@ -35,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/generate_validate.py --deals 1000000
 	$(BIN)/python benchmarks/features.py --deals 1000000
 	$(BIN)/python benchmarks/train.py --deals 560000
+	$(BIN)/python benchmarks/score.py --deals 1000000
 
 clean:
-	rm -rf $(VENV) data .pytest_cache mlflow.db mlruns
+	rm -rf $(VENV) data .pytest_cache mlflow.db mlruns scores.db

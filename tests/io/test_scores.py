@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from dealscore.io.scores import Run, SqlStore, StoreError, open_store
 from dealscore.schemas.scores import FACTOR_COLUMNS, Rejected, Scores
@@ -109,13 +110,20 @@ def test_a_crash_mid_write_leaves_the_previous_scores(store, monkeypatch):
     run = Run(AS_OF, "dealscore", "3")
     store.write(run, scores(5, 0.4), rejected())
 
-    # given a write that dies after the old rows are deleted (SQL) / mid-file (folder)
+    # given a write that dies after the old rows are deleted and some new ones inserted (SQL),
+    # or halfway through the file (folder)
     if isinstance(store, SqlStore):
+        real_execute = sa.engine.Connection.exec_driver_sql
+        calls = {"n": 0}
 
-        def failing_insert():
-            raise RuntimeError("power cut")
+        def failing_execute(self, statement, *args, **kwargs):
+            calls["n"] += statement.startswith("INSERT INTO scores ")
+            if calls["n"] == 2:  # the second chunk of new scores, the old ones already deleted
+                raise RuntimeError("power cut")
+            return real_execute(self, statement, *args, **kwargs)
 
-        monkeypatch.setattr(store.scores, "insert", failing_insert)
+        monkeypatch.setattr(store, "chunk", 2)
+        monkeypatch.setattr(sa.engine.Connection, "exec_driver_sql", failing_execute)
     else:
 
         def failing_parquet(self, path, **kwargs):

@@ -165,3 +165,4 @@ def test_cli_score_prints_the_reconciliation_and_bands(crm, model_store, tmp_pat
     client = mlflow.MlflowClient(model_store)
     (run,) = client.search_runs([client.get_experiment_by_name("dealscore-scoring").experiment_id])
     assert "psi.win_probability" in run.data.metrics and run.data.metrics["open_deals"] > 0
+    assert run.data.params["score.out"] == str(out)

@@ -88,10 +88,6 @@ class ScoreResult:
     drift: pd.Series  # PSI per feature and for the score
     seconds: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def drifted(self) -> pd.Series:
-        return self.drift[self.drift > 0.2]
-
 
 def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI."""
@@ -148,7 +144,7 @@ def _factor_frame(
 
 
 def explain(
-    bundle: ModelBundle, X: pd.DataFrame, chunk: int = 100_000
+    bundle: ModelBundle, X: pd.DataFrame, chunk: int = 100_000, progress: Progress = silent
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
     memory for a million deals)."""
@@ -163,12 +159,19 @@ def explain(
         credits = path_contributions(trees, part.to_numpy(dtype=float))
         probabilities.append(estimator.calibrate(trees.base + credits.sum(axis=1)))
         parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names))
+        if len(X) > chunk:
+            done = min(start + chunk, len(X))
+            progress(f"scored and explained {done:,} of {len(X):,} deals ({done / len(X):.0%})")
     factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return np.concatenate(probabilities), factors
 
 
 def score_deals(
-    tables, loaded: LoadedModel, as_of: pd.Timestamp, settings: ScoreSettings
+    tables,
+    loaded: LoadedModel,
+    as_of: pd.Timestamp,
+    settings: ScoreSettings,
+    progress: Progress = silent,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(scores, rejected, features) for every deal open at as_of; previous scores not yet set."""
     bundle = loaded.bundle
@@ -181,7 +184,8 @@ def score_deals(
             f"dealscore does not build, e.g. {missing[:5]}: retrain it with this version"
         )
     X = features[bundle.feature_names]
-    p, factors = explain(bundle, X)
+    progress(f"features built for {len(features):,} open deals; scoring and explaining")
+    p, factors = explain(bundle, X, progress=progress)
 
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amount = (
@@ -289,13 +293,14 @@ def run_score(
     progress(f"reading {data}")
     export = read_export(data, mapping)
     tables = require_valid(export.tables, export.source)
+    del export  # the validated copy is all that is needed; the raw one would double the memory
     lap("read")
     as_of = pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else pd.Timestamp(as_of)
     as_of = as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
     progress(
         f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version}"
     )
-    scores, rejected, features = score_deals(tables, loaded, as_of, settings)
+    scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
     lap("features + score + reasons")
     run = Run(as_of, loaded.name, loaded.version)
     previous = store.previous(run)
@@ -311,7 +316,11 @@ def run_score(
     scores, rejected = _quarantine(scores, rejected)
     rejected = Rejected.validate(rejected)
     open_deals = len(features)
-    assert open_deals == len(scores) + len(rejected), "every open deal is scored or rejected"
+    if open_deals != len(scores) + len(rejected):  # a bug, never bad data: refuse to write
+        raise RuntimeError(
+            f"reconciliation failed: {open_deals:,} open deals, {len(scores):,} scored, "
+            f"{len(rejected):,} rejected"
+        )
     share = len(rejected) / max(open_deals, 1)
     if share > settings.max_rejected_share:
         raise TooManyRejectedError(
@@ -323,17 +332,10 @@ def run_score(
     progress(f"writing {len(scores):,} scores and {len(rejected):,} rejects to {store.describe()}")
     store.write(run, scores, rejected)
     lap("write")
+    probability = scores.set_index("opportunity_id")["win_probability"]
     drift = population_stability(
         loaded.bundle.reference,
-        features.assign(win_probability=np.nan)
-        .astype({"win_probability": float})
-        .pipe(
-            lambda f: f.assign(
-                win_probability=f["opportunity_id"].map(
-                    scores.set_index("opportunity_id")["win_probability"]
-                )
-            )
-        ),
+        features.assign(win_probability=features["opportunity_id"].map(probability)),
     )
     result = ScoreResult(
         scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds
@@ -347,19 +349,23 @@ def _log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
     """An MLflow run per scoring: where, with what, how many, and the drift."""
     import mlflow
 
+    from dealscore.jobs.tracking import redacted
     from dealscore.tracking.store import tracking_uri
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     mlflow.set_tracking_uri(tracking_uri(settings.tracking_uri))
-    mlflow.set_experiment(settings.experiment)
+    if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`, log into its run
+        mlflow.set_experiment(settings.experiment)
     with mlflow.start_run():
+        # Prefixed: `mlflow run` logs its entry point's parameters (data, out, model) already.
         mlflow.log_params(
             {
-                **{k: v for k, v in asdict(settings).items() if k != "tracking_uri"},
-                "model_version": result.model.version,
-                "model_run_id": result.model.run_id,
-                "as_of": str(result.as_of),
-                "destination": result.destination,
+                **{f"score.{k}": v for k, v in asdict(settings).items() if k != "tracking_uri"},
+                "score.out": redacted(settings.out),  # never a database password
+                "score.model_version": result.model.version,
+                "score.model_run_id": result.model.run_id,
+                "score.as_of": str(result.as_of),
+                "score.destination": result.destination,
             }
         )
         bands_share = result.scores["band"].value_counts(normalize=True)
