@@ -52,7 +52,7 @@ def main() -> None:
     print(f"generating {args.deals:,} open deals (not measured)", flush=True)
     crm = generate_crm(
         GeneratorSettings(
-            deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=20
+            deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=25
         )
     )
     open_tables = all_open_at(crm.tables, EXPORT, args.seed, forecasts=True)
