@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +16,13 @@ from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.io import read_export, write_tables
 from dealscore.jobs.score import (
+    ModelMismatchError,
     ModelNotFoundError,
     ScoreSettings,
     TooManyRejectedError,
+    load_model,
     run_score,
+    score_deals,
 )
 from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.schemas.scores import FACTOR_COLUMNS
@@ -132,6 +136,17 @@ def test_rejects_are_recorded_and_too_many_write_nothing(crm, settings, tmp_path
 def test_a_date_with_no_open_deals_scores_nothing_and_says_so(crm, settings):
     result = run_score(crm, settings, as_of=pd.Timestamp("2000-01-01", tz="UTC"))
     assert result.open_deals == 0 and result.scores.empty and result.rejected.empty
+
+
+def test_a_model_needing_features_this_version_lacks_is_a_clear_error(crm, settings):
+    # given the champion, as if trained by a version with a feature this one does not build
+    loaded = load_model(settings.model, settings.tracking_uri)
+    bundle = copy.copy(loaded.bundle)
+    bundle.feature_names = [*bundle.feature_names, "crystal_ball_score"]
+    tables = read_export(crm).tables
+    # then scoring says which and what to do
+    with pytest.raises(ModelMismatchError, match="crystal_ball_score.*retrain"):
+        score_deals(tables, replace(loaded, bundle=bundle), AS_OF, settings)
 
 
 def test_an_unknown_model_is_a_clear_error(crm, settings):
