@@ -37,6 +37,9 @@ FEATURES = family(
     moved_into_quarter_end="1 if the close date was moved into the last 3 weeks of a quarter",
 )
 NAMES = [f.name for f in FEATURES]
+# Set by the calendar alone: one scoring date gives every deal nearly the same value, so their
+# shift from training's spread of dates is no sign of drift.
+CALENDAR_FEATURES = ("days_to_quarter_end",)
 LATE_SHARE = 0.6  # entering 60% of the way through the open stages: proposal or negotiation of five
 PRIOR_CYCLE_DAYS = 60.0
 

@@ -19,7 +19,7 @@ import pandera.errors
 
 from dealscore.features import build_features
 from dealscore.features.build import snapshots_at
-from dealscore.features.deal import current_stage
+from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
 from dealscore.io import read_export
 from dealscore.io.scores import Run, open_store
@@ -335,7 +335,9 @@ def run_score(
     probability = scores.set_index("opportunity_id")["win_probability"]
     drift = population_stability(
         loaded.bundle.reference,
-        features.assign(win_probability=features["opportunity_id"].map(probability)),
+        features.drop(columns=list(CALENDAR_FEATURES)).assign(
+            win_probability=features["opportunity_id"].map(probability)
+        ),
     )
     result = ScoreResult(
         scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds
