@@ -1,0 +1,44 @@
+"""The export as it stood at a past time: what a backtest may know."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dealscore.schemas.tables import (
+    Activities,
+    CrmTables,
+    Forecasts,
+    Opportunities,
+    StageHistory,
+    Status,
+)
+
+
+def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
+    """Deals created before as_of, those not yet closed then shown open, and only history,
+    activity and forecast rows dated strictly before as_of."""
+    deals = tables.opportunities
+    deals = deals[deals[Opportunities.created_at] < as_of].copy()
+    later = deals[Opportunities.closed_at].isna() | (deals[Opportunities.closed_at] >= as_of)
+    deals.loc[later, Opportunities.status] = Status.OPEN.value
+    deals.loc[later, Opportunities.closed_at] = pd.NaT
+    if Opportunities.loss_reason in deals:
+        deals.loc[later, Opportunities.loss_reason] = None
+    known = set(deals[Opportunities.opportunity_id])
+
+    def before(frame: pd.DataFrame | None, time: str, key: str | None) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        keep = frame[time] < as_of
+        if key is not None and key in frame:
+            keep &= frame[key].isin(known) | frame[key].isna()
+        return frame[keep]
+
+    return tables.with_tables(
+        opportunities=deals,
+        stage_history=before(
+            tables.stage_history, StageHistory.changed_at, StageHistory.opportunity_id
+        ),
+        activities=before(tables.activities, Activities.occurred_at, Activities.opportunity_id),
+        forecasts=before(tables.forecasts, Forecasts.submitted_at, Forecasts.opportunity_id),
+    )

@@ -1,0 +1,247 @@
+"""Job: the period's forecast three ways, the model's, the reps' and (once it is over) the actual.
+
+For the deals open at as_of (default: the period's start) whose expected close falls in the
+period: the model's expected bookings, sum of amount x P(win) x P(close by the period's end | win)
+(features/horizon.py); the reps' commit, commit plus best case, and probability-weighted sum
+from their latest forecast before as_of; and the bookings those deals actually brought in
+within the period. `backtest` replays past periods with a model trained only on what was known
+at each period's start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features import build_features
+from dealscore.features.asof import tables_as_of
+from dealscore.features.build import FeatureState, snapshots_at
+from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
+from dealscore.features.horizon import close_by, won_slips
+from dealscore.features.pit import DAY, micros
+from dealscore.io import read_export
+from dealscore.model.estimator import WinProbabilityModel
+from dealscore.progress import Progress, silent
+from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status, require_valid
+
+FORECASTS = ["model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
+GROUPINGS = ("team", "owner", "segment")
+
+
+def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """'2026Q3' -> (2026-07-01, 2026-10-01) in UTC: the start and the first instant after."""
+    try:
+        quarter = pd.Period(period.upper(), freq="Q")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"period must look like 2026Q3, got {period!r}") from exc
+    start = quarter.start_time.tz_localize("UTC")
+    return start, (quarter + 1).start_time.tz_localize("UTC")
+
+
+def _groups(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    if by is None:
+        return np.full(len(ids), "all", dtype=object)
+    if by not in GROUPINGS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
+    owner = ids.map(deals[Opportunities.owner_id]) if Opportunities.owner_id in deals else None
+    if by == "owner" and owner is not None:
+        return owner.fillna("(no owner)").to_numpy(dtype=object)
+    if (
+        by == "team"
+        and owner is not None
+        and tables.owners is not None
+        and Owners.team in tables.owners
+    ):
+        team = owner.map(tables.owners.set_index(Owners.owner_id)[Owners.team])
+        return team.fillna("(no team)").to_numpy(dtype=object)
+    if by == "segment" and tables.accounts is not None and Accounts.industry in tables.accounts:
+        account = ids.map(deals[Opportunities.account_id])
+        industry = account.map(tables.accounts.set_index(Accounts.account_id)[Accounts.industry])
+        return industry.fillna("(no industry)").to_numpy(dtype=object)
+    raise ValueError(f"the export has no data to group by {by}")
+
+
+def period_deals(
+    tables: CrmTables,
+    estimator: WinProbabilityModel,
+    state: FeatureState,
+    feature_names: list[str],
+    period: str,
+    as_of: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per deal open at as_of and expected to close in the period: amount, the model's
+    probabilities (ever, and within the period), the rep's call, and what happened."""
+    start, end = period_bounds(period)
+    as_of = start if as_of is None else as_of
+    if as_of >= end:
+        raise ValueError(f"as_of {as_of} is not before the end of {period}")
+    features = build_features(tables, as_of, state)
+    expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
+    in_period = (expected >= micros(pd.Series([start]))[0]) & (
+        expected < micros(pd.Series([end]))[0]
+    )
+    features, expected = features[in_period].reset_index(drop=True), expected[in_period]
+    p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
+    end_us = int(micros(pd.Series([end]))[0])
+    p_in_period = p_win * close_by(
+        won_slips(tables, int(micros(pd.Series([as_of]))[0])), expected, end_us
+    )
+    amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
+    snaps = snapshots_at(tables, features[["opportunity_id", "as_of"]])
+    latest = latest_forecast(tables, snaps)
+    category = (
+        latest["category"].to_numpy(dtype=object)
+        if latest is not None
+        else np.full(len(features), None)
+    )
+    rep_p = (
+        rep_probability(latest, CATEGORY_PROBABILITY)
+        if latest is not None
+        else np.full(len(features), np.nan)
+    )
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    ids = features["opportunity_id"]
+    closed_at = ids.map(deals[Opportunities.closed_at])
+    won_in_period = (ids.map(deals[Opportunities.status]) == Status.WON) & (closed_at < end)
+    return pd.DataFrame(
+        {
+            "opportunity_id": ids,
+            "amount": amount,
+            "p_win": p_win,
+            "p_win_in_period": p_in_period,
+            "rep_category": category,
+            "rep_probability": rep_p,
+            "won_in_period": won_in_period.to_numpy(),
+        }
+    )
+
+
+def summarise(deals: pd.DataFrame, groups: np.ndarray, closed: bool) -> pd.DataFrame:
+    """Per group: deals, each forecast, the actual (for a closed period), errors and bias."""
+    frame = deals.assign(
+        group=groups,
+        model=deals["amount"] * deals["p_win_in_period"],
+        rep_commit=deals["amount"] * (deals["rep_category"] == "commit"),
+        rep_commit_best_case=deals["amount"] * deals["rep_category"].isin(["commit", "best_case"]),
+        rep_weighted=deals["amount"] * deals["rep_probability"].fillna(0.0),
+        actual=deals["amount"] * deals["won_in_period"],
+    )
+    table = frame.groupby("group").agg(
+        deals=("opportunity_id", "size"), **{c: (c, "sum") for c in [*FORECASTS, "actual"]}
+    )
+    if closed:
+        for forecast in FORECASTS:
+            table[f"{forecast}_error"] = table[forecast] - table["actual"]
+            table[f"{forecast}_abs_pct_error"] = (table[forecast] - table["actual"]).abs() / table[
+                "actual"
+            ].where(table["actual"] > 0)
+    else:
+        table["actual"] = np.nan
+    return table.reset_index()
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    period: str
+    as_of: pd.Timestamp
+    closed: bool
+    table: pd.DataFrame
+    deals: pd.DataFrame
+
+
+def run_compare(
+    data: str | Path,
+    period: str,
+    as_of: pd.Timestamp | None = None,
+    by: str | None = None,
+    model: str = "models:/dealscore@champion",
+    tracking_uri: str = "",
+    mapping: str | Path | None = None,
+    progress: Progress = silent,
+) -> CompareResult:
+    """The period's forecasts with the registered model (see `run_backtest` for past periods)."""
+    from dealscore.jobs.score import load_model
+
+    loaded = load_model(model, tracking_uri)
+    progress(f"reading {data}")
+    export = read_export(data, mapping)
+    tables = require_valid(export.tables, export.source)
+    start, end = period_bounds(period)
+    as_of = start if as_of is None else as_of
+    last = max(
+        tables.opportunities[Opportunities.created_at].max(),
+        tables.opportunities[Opportunities.closed_at].max(),
+    )
+    deals = period_deals(
+        tables,
+        loaded.bundle.estimator,
+        loaded.bundle.feature_state,
+        loaded.bundle.feature_names,
+        period,
+        as_of,
+    )
+    closed = bool(last >= end)
+    return CompareResult(
+        period,
+        as_of,
+        closed,
+        summarise(deals, _groups(tables, deals["opportunity_id"], by), closed),
+        deals,
+    )
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    table: pd.DataFrame  # one row per period: actual, each forecast, errors
+
+    def closer(self) -> dict[str, float]:
+        """Share of periods where the model's error was smaller than each rep forecast's."""
+        model = (self.table["model"] - self.table["actual"]).abs()
+        return {
+            rep: float((model < (self.table[rep] - self.table["actual"]).abs()).mean())
+            for rep in FORECASTS[1:]
+        }
+
+
+def last_closed_periods(tables: CrmTables, count: int) -> list[str]:
+    """The `count` latest calendar quarters that ended before the export's last event."""
+    deals = tables.opportunities
+    last = max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
+    current = pd.Period(last.tz_convert("UTC").tz_localize(None), freq="Q")
+    return [str(current - k) for k in range(count, 0, -1)]
+
+
+def run_backtest(
+    data: str | Path,
+    periods: int = 8,
+    settings=None,
+    mapping: str | Path | None = None,
+    progress: Progress = silent,
+) -> BacktestResult:
+    """Each of the last `periods` closed quarters, forecast as of its start by a model trained
+    only on the history before that start (no model sees the outcomes it forecasts)."""
+    from dealscore.jobs.train import TrainSettings, fit_and_evaluate
+
+    settings = replace(settings or TrainSettings(), track=False)
+    progress(f"reading {data}")
+    export = read_export(data, mapping)
+    tables = require_valid(export.tables, export.source)
+    rows = []
+    for period in last_closed_periods(tables, periods):
+        start, _ = period_bounds(period)
+        progress(f"{period}: training on the history before {start:%Y-%m-%d}")
+        trained = fit_and_evaluate(tables_as_of(tables, start), settings)
+        deals = period_deals(
+            tables,
+            trained.model,
+            trained.feature_state,
+            list(trained.model.feature_names_in_),
+            period,
+        )
+        summary = summarise(deals, np.full(len(deals), period, dtype=object), closed=True)
+        rows.append(summary.rename(columns={"group": "period"}))
+    return BacktestResult(pd.concat(rows, ignore_index=True))
