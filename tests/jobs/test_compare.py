@@ -26,15 +26,40 @@ def test_a_period_is_a_calendar_quarter():
         period_bounds("Q3 of 2026")
 
 
+def slips(values, lead, observed=True, weight=1.0) -> pd.DataFrame:
+    values = np.asarray(values, dtype=float)
+    return pd.DataFrame(
+        {"slip": values, "observed": observed, "lead": float(lead), "weight": weight}
+    )
+
+
 def test_closing_in_time_is_the_share_of_slips_that_fit():
-    # given won deals that closed 5 days early, on time, 5 and 20 days late, in equal numbers
-    slips = np.sort(np.repeat([-5.0, 0.0, 5.0, 20.0], MIN_SLIPS))
-    end = 100 * DAY_US
+    # given won deals expected a week ahead that closed 5 days early, on time, 5 and 20 days
+    # late, and deals expected months ahead that all closed 60 days late
+    near = slips(np.repeat([-5.0, 0.0, 5.0, 20.0], MIN_SLIPS), lead=7)
+    history = pd.concat([near, slips(np.full(MIN_SLIPS, 60.0), lead=120)], ignore_index=True)
+    as_of, end = 85 * DAY_US, 100 * DAY_US
     expected = np.array([90, 98, 100, 70, np.nan]) * DAY_US  # 10, 2, 0 and 30 days of room
-    # then
-    np.testing.assert_allclose(close_by(slips, expected, end), [0.75, 0.5, 0.25, 1.0, np.nan])
+    # then deals expected soon slip like deals expected soon did
+    np.testing.assert_allclose(
+        close_by(history, expected, end, as_of), [0.75, 0.5, 0.25, 1.0, np.nan]
+    )
+    # and one expected months ahead like those did: 60 days late does not fit 50 days of room
+    far = close_by(history, np.array([150.0]) * DAY_US, 200 * DAY_US, 20 * DAY_US)
+    assert far.tolist() == [0.0]
     # and with too little history the horizon is not discounted
-    assert close_by(slips[:5], expected[:1], end).tolist() == [1.0]
+    assert close_by(near.head(5), expected[:1], end, as_of).tolist() == [1.0]
+
+
+def test_deals_still_open_count_as_slipping_at_least_so_far():
+    # given half the deals won on time and half still open 30 days past their expected close
+    won = slips(np.zeros(MIN_SLIPS * 2), lead=7)
+    still_open = slips(np.full(MIN_SLIPS * 2, 30.0), lead=7, observed=False)
+    as_of, end = 0, 10 * DAY_US
+    expected = np.array([0.0])  # due today, 10 days of room
+    # then leaving the open ones out would say "always on time"; counting them does not
+    assert close_by(won, expected, end, as_of).tolist() == [1.0]
+    assert close_by(pd.concat([won, still_open]), expected, end, as_of) == pytest.approx([0.5])
 
 
 def test_the_export_as_of_a_past_date_gives_the_same_features(crm):

@@ -87,9 +87,8 @@ def period_deals(
     features, expected = features[in_period].reset_index(drop=True), expected[in_period]
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     end_us = int(micros(pd.Series([end]))[0])
-    p_in_period = p_win * close_by(
-        won_slips(tables, int(micros(pd.Series([as_of]))[0])), expected, end_us
-    )
+    as_of_us = int(micros(pd.Series([as_of]))[0])
+    p_in_period = p_win * close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
     amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
     snaps = snapshots_at(tables, features[["opportunity_id", "as_of"]])
     latest = latest_forecast(tables, snaps)
