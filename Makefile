@@ -24,7 +24,12 @@ demo: install
 	$(BIN)/dealscore validate $(DEMO_DIR)/crm
 	$(BIN)/dealscore train --data $(DEMO_DIR)/crm --config training/default.toml
 	$(BIN)/dealscore score --data $(DEMO_DIR)/crm --out sqlite:///scores.db
-	$(BIN)/dealscore features build --data $(DEMO_DIR)/crm --out $(DEMO_DIR)/features.parquet
+	$(BIN)/dealscore compare --data $(DEMO_DIR)/crm --by team
+	$(BIN)/dealscore report --data $(DEMO_DIR)/crm --out $(DEMO_DIR)/report.html --periods 4
+	@echo
+	@echo "report:    $(DEMO_DIR)/report.html (open it in a browser)"
+	@echo "scores:    scores.db (SQLite, tables scores and scores_rejected)"
+	@echo "MLflow UI: $(BIN)/mlflow ui, then http://127.0.0.1:5000"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -446,5 +446,134 @@ def score(
     )
 
 
+def _forecast_table(table: pd.DataFrame) -> str:
+    """Amounts with thousands separators, errors as percentages of the actual."""
+    shown = table.drop(columns=[c for c in table if c.endswith("_error") and "pct" not in c])
+    money = {c: "{:,.0f}".format for c in shown if c in ("actual", "model") or c.startswith("rep_")}
+    pct = {c: "{:.0%}".format for c in shown if c.endswith("_abs_pct_error")}
+    shown = shown.rename(columns={c: c.replace("_abs_pct_error", " |err|") for c in pct})
+    formats = {**money, **{c.replace("_abs_pct_error", " |err|"): f for c, f in pct.items()}}
+    return shown.to_string(index=False, formatters=formats, na_rep="-")
+
+
+ModelOption = Annotated[str, typer.Option(help="Model URI for today's scores.")]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else ./mlflow.db."),
+]
+
+
+@app.command()
+def compare(
+    data: DataOption,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            help="The quarter to forecast, e.g. 2026Q3. Default: the export's current one."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Forecast as of this date (UTC). Default: the period's start."
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Break down by team, owner or segment (industry).")
+    ] = None,
+    model: ModelOption = "models:/dealscore@champion",
+    tracking_uri: TrackingOption = None,
+    mapping: MappingOption = None,
+) -> None:
+    """The period's bookings forecast three ways: the model (amount x P(win within the period)),
+    the reps (commit, commit + best case, probability-weighted) and, once it is over, the actual,
+    with each forecast's error. Deals: open at --as-of and expected to close in the period."""
+    from dealscore.jobs.compare import run_compare
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        stamp = _timestamp(as_of, "--as-of") if as_of else None
+        result = run_compare(
+            data, period, stamp, by, model, tracking_uri or "", mapping, _Progress()
+        )
+    except ContractError as exc:
+        _contract_failure(exc, f"{data}: not compared")
+    except (ModelNotFoundError, SourceError, MappingError, ValueError, TrackingError) as exc:
+        _fail(str(exc))
+    state = "closed: actual known" if result.closed else "still open: no actual yet"
+    typer.echo(f"{result.period} as of {result.as_of:%Y-%m-%d}, {state}")
+    typer.echo(_forecast_table(result.table.rename(columns={"group": by or "group"})))
+
+
+@app.command()
+def backtest(
+    data: DataOption,
+    periods: Annotated[int, typer.Option(help="How many of the last closed quarters.")] = 8,
+    config: Annotated[
+        Path | None, typer.Option(help="Training settings (TOML) for each period's model.")
+    ] = None,
+    mapping: MappingOption = None,
+) -> None:
+    """Replay the last closed quarters: each forecast at its start by a model trained only on
+    the history before it, against what closed; prints model and rep error per period and how
+    often the model was closer."""
+    from dealscore.jobs.compare import run_backtest
+
+    try:
+        settings = load_settings(TrainSettings, config)
+        result = run_backtest(data, periods, settings, mapping, _Progress())
+    except ContractError as exc:
+        _contract_failure(exc, f"{data}: not backtested")
+    except (SettingsError, SourceError, MappingError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(_forecast_table(result.table))
+    errors = result.table[[c for c in result.table if c.endswith("_abs_pct_error")]]
+    typer.echo(
+        "mean absolute % error: "
+        + ", ".join(f"{c.removesuffix('_abs_pct_error')} {v:.1%}" for c, v in errors.mean().items())
+    )
+    typer.echo(
+        "model closer than: "
+        + ", ".join(f"{rep} in {share:.0%} of periods" for rep, share in result.closer().items())
+    )
+
+
+@app.command()
+def report(
+    data: DataOption,
+    out: Annotated[Path, typer.Option(help="Where to write the HTML page.")] = Path("report.html"),
+    periods: Annotated[int, typer.Option(help="Closed quarters to backtest for the page.")] = 4,
+    config: Annotated[
+        Path | None, typer.Option(help="Training settings (TOML) for the backtest models.")
+    ] = None,
+    model: ModelOption = "models:/dealscore@champion",
+    tracking_uri: TrackingOption = None,
+    mapping: MappingOption = None,
+) -> None:
+    """One self-contained HTML page, viewable offline: forecast vs reps vs actual by period, the
+    reliability of the in-period probability, the open pipeline by band, the deals most at risk
+    and with most upside (with reasons), and pipeline coverage."""
+    from dealscore.jobs.report import run_report
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        settings = load_settings(TrainSettings, config)
+        result = run_report(
+            data, out, periods, None, model, tracking_uri or "", mapping, settings, _Progress()
+        )
+    except ContractError as exc:
+        _contract_failure(exc, f"{data}: no report")
+    except (
+        ModelNotFoundError,
+        SettingsError,
+        SourceError,
+        MappingError,
+        ValueError,
+        TrackingError,
+    ) as exc:
+        _fail(str(exc))
+    typer.echo(f"report with {result.charts} charts written to {result.path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

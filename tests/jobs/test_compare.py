@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.features.asof import tables_as_of
 from dealscore.features.horizon import MIN_SLIPS, close_by
@@ -89,3 +91,14 @@ def test_backtest_retrains_for_each_period_and_compares_with_the_actual(crm):
     for forecast in ("model", "rep_commit", "rep_commit_best_case", "rep_weighted"):
         np.testing.assert_allclose(table[f"{forecast}_error"], table[forecast] - table["actual"])
     assert set(result.closer()) == {"rep_commit", "rep_commit_best_case", "rep_weighted"}
+
+
+def test_cli_backtest_prints_errors_and_how_often_the_model_was_closer(crm, tmp_path):
+    config = tmp_path / "fast.toml"
+    config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\n')
+    result = CliRunner().invoke(
+        app, ["backtest", "--data", str(crm), "--periods", "1", "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2026Q1" in result.output and "mean absolute % error: model" in result.output
+    assert "model closer than: rep_commit in" in result.output

@@ -154,7 +154,7 @@ class CompareResult:
 
 def run_compare(
     data: str | Path,
-    period: str,
+    period: str | None,
     as_of: pd.Timestamp | None = None,
     by: str | None = None,
     model: str = "models:/dealscore@champion",
@@ -169,6 +169,8 @@ def run_compare(
     progress(f"reading {data}")
     export = read_export(data, mapping)
     tables = require_valid(export.tables, export.source)
+    if period is None:  # the quarter the export is in: today's forecast
+        period = str(pd.Period(last_closed_periods(tables, 1)[0], freq="Q") + 1)
     start, end = period_bounds(period)
     as_of = start if as_of is None else as_of
     last = max(

@@ -15,7 +15,9 @@ from sklearn.metrics import roc_curve
 from dealscore.model.metrics import lift_by_decile, reliability_table
 
 
-def reliability_figure(y: np.ndarray, contenders: dict[str, np.ndarray]) -> Figure:
+def reliability_figure(
+    y: np.ndarray, contenders: dict[str, np.ndarray], title: str = "Reliability on the test slice"
+) -> Figure:
     """Observed win rate against mean predicted probability per bin, one line per contender."""
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
@@ -27,7 +29,7 @@ def reliability_figure(y: np.ndarray, contenders: dict[str, np.ndarray]) -> Figu
         ylabel="observed win rate",
         xlim=(0, 1),
         ylim=(0, 1),
-        title="Reliability on the test slice",
+        title=title,
     )
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()

@@ -1,0 +1,198 @@
+"""Job: one self-contained HTML page for sales ops, viewable offline.
+
+Forecast vs reps vs actual by period (the backtest), the reliability of the in-period
+probability, today's open pipeline by band, the deals most at risk and with most upside (with
+their reasons), and pipeline coverage. Charts are PNGs embedded as data URIs; a few lines of
+script only record that every chart loaded (`data-charts-loaded`), for the browser test.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dealscore.io import read_export
+from dealscore.jobs.compare import BacktestResult, period_bounds, period_deals, run_backtest
+from dealscore.jobs.score import ScoreSettings, load_model, score_deals
+from dealscore.progress import Progress, silent
+from dealscore.schemas import Opportunities, require_valid
+from dealscore.tracking import plots
+
+TOP_DEALS = 10
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plots.plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def forecast_chart(table: pd.DataFrame) -> str:
+    fig, ax = plots.plt.subplots(figsize=(9, 4))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["actual"] / 1e6, width=0.4, label="actual", color="tab:grey")
+    ax.plot(x, table["model"] / 1e6, marker="o", label="model", color="tab:blue")
+    ax.plot(x, table["rep_commit"] / 1e6, marker="s", label="rep commit", color="tab:orange")
+    ax.plot(x, table["rep_weighted"] / 1e6, marker="^", label="rep weighted", color="tab:red")
+    ax.set_xticks(x, table["period"])
+    ax.set(ylabel="bookings (millions)", title="Forecast at the period's start vs actual")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def reliability_chart(p: np.ndarray, won: np.ndarray) -> str:
+    fig = plots.reliability_figure(
+        won.astype(int), {"model, win within the period": p}, "Reliability, backtest periods"
+    )
+    return _png(fig)
+
+
+def band_chart(scores: pd.DataFrame) -> str:
+    table = scores.groupby("band").agg(
+        deals=("opportunity_id", "size"), expected=("expected_amount", "sum")
+    )
+    table = table.reindex(list("ABCD"), fill_value=0)
+    fig, ax = plots.plt.subplots(figsize=(6, 3.5))
+    ax.bar(table.index, table["deals"], color=["tab:green", "tab:olive", "tab:orange", "tab:red"])
+    ax.set(xlabel="band", ylabel="open deals", title="Open pipeline by band")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _deal_table(frame: pd.DataFrame, reason_columns: list[str]) -> str:
+    rows = []
+    for row in frame.itertuples():
+        reasons = "; ".join(
+            html.escape(str(getattr(row, c)))
+            for c in reason_columns
+            if isinstance(getattr(row, c), str)
+        )
+        rows.append(
+            f"<tr><td>{html.escape(row.opportunity_id)}</td><td>{row.amount:,.0f}</td>"
+            f"<td>{row.win_probability:.0%}</td><td>{'' if np.isnan(row.rep_probability) else f'{row.rep_probability:.0%}'}</td>"
+            f"<td>{reasons}</td></tr>"
+        )
+    head = "<tr><th>deal</th><th>amount</th><th>model</th><th>rep</th><th>why</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    backtest: BacktestResult
+    charts: int
+
+
+def run_report(
+    data: str | Path,
+    out: Path,
+    periods: int = 4,
+    as_of: pd.Timestamp | None = None,
+    model: str = "models:/dealscore@champion",
+    tracking_uri: str = "",
+    mapping: str | Path | None = None,
+    settings=None,
+    progress: Progress = silent,
+) -> ReportResult:
+    loaded = load_model(model, tracking_uri)
+    progress(f"backtesting the last {periods} closed periods")
+    backtest = run_backtest(data, periods, settings, mapping, progress)
+    export = read_export(data, mapping)
+    tables = require_valid(export.tables, export.source)
+    deals = tables.opportunities
+    now = as_of or max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
+    progress(f"scoring the open pipeline as of {now:%Y-%m-%d}")
+    scores, _, _ = score_deals(tables, loaded, now, ScoreSettings(track=False))
+    quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
+    current = period_deals(
+        tables,
+        loaded.bundle.estimator,
+        loaded.bundle.feature_state,
+        loaded.bundle.feature_names,
+        quarter,
+        now,
+    )
+    scored = current.merge(scores, on="opportunity_id", how="inner")
+    gap = scored["rep_probability"].fillna(scored["win_probability"]) - scored["win_probability"]
+    at_risk = scored.assign(gap=gap * scored["amount"]).nlargest(TOP_DEALS, "gap")
+    upside = scored.assign(gap=-gap * scored["amount"]).nlargest(TOP_DEALS, "gap")
+    _, end = period_bounds(quarter)
+    pipeline = current["amount"].sum()
+    expected = (current["amount"] * current["p_win_in_period"]).sum()
+    coverage = pipeline / expected if expected > 0 else float("nan")
+    history_rows = pd.concat(
+        [
+            period_deals(
+                tables,
+                loaded.bundle.estimator,
+                loaded.bundle.feature_state,
+                loaded.bundle.feature_names,
+                p,
+            )
+            for p in backtest.table["period"]
+        ],
+        ignore_index=True,
+    )
+    charts = [
+        ("Forecast vs reps vs actual", forecast_chart(backtest.table)),
+        (
+            "Reliability of the in-period probability (backtest deals)",
+            reliability_chart(
+                history_rows["p_win_in_period"].to_numpy(), history_rows["won_in_period"].to_numpy()
+            ),
+        ),
+        ("Open pipeline by band", band_chart(scores)),
+    ]
+    table = backtest.table[
+        ["period", "deals", "actual", "model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
+    ]
+    closer = backtest.closer()
+    figures = "".join(
+        f'<figure><img alt="{html.escape(title)}" src="{src}"><figcaption>{html.escape(title)}</figcaption></figure>'
+        for title, src in charts
+    )
+    reasons_down = [f"down_{k}_reason" for k in (1, 2, 3)]
+    reasons_up = [f"up_{k}_reason" for k in (1, 2, 3)]
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dealscore report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:last-child{{text-align:left}}
+figure{{display:inline-block;margin:1em}}img{{max-width:100%}}</style></head>
+<body data-charts="{len(charts)}">
+<h1>dealscore: forecast report</h1>
+<p>Open pipeline as of {now:%Y-%m-%d %H:%M} UTC, model {html.escape(loaded.name)} v{html.escape(loaded.version)}.</p>
+<h2>Forecast vs reps vs actual</h2>
+{table.to_html(index=False, float_format=lambda v: f"{v:,.0f}")}
+<p>The model's forecast was closer than rep commit in {closer["rep_commit"]:.0%} of periods,
+than commit plus best case in {closer["rep_commit_best_case"]:.0%}, than the rep-weighted sum in {closer["rep_weighted"]:.0%}.
+Each period is forecast at its start by a model trained only on the history before it.</p>
+{figures}
+<h2>Pipeline coverage, {quarter}</h2>
+<p>{len(current):,} open deals due this quarter, {pipeline:,.0f} of pipeline; the model expects
+{expected:,.0f} to close won by {end:%Y-%m-%d}: coverage {coverage:.1f}x.</p>
+<h2>Most at risk (rep above model, by amount)</h2>
+{_deal_table(at_risk, reasons_down)}
+<h2>Most upside (model above rep, by amount)</h2>
+{_deal_table(upside, reasons_up)}
+<script>
+const imgs = [...document.images];
+const done = () => {{ document.body.dataset.chartsLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length; }};
+imgs.forEach(i => i.addEventListener("load", done));
+done();
+</script>
+</body></html>
+"""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page)
+    tmp.replace(out)
+    return ReportResult(out, backtest, len(charts))
