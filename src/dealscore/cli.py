@@ -447,13 +447,14 @@ def score(
 
 
 def _forecast_table(table: pd.DataFrame) -> str:
-    """Amounts with thousands separators, errors as percentages of the actual."""
-    shown = table.drop(columns=[c for c in table if c.endswith("_error") and "pct" not in c])
+    """Amounts with thousands separators; each forecast's error as a signed share of the actual
+    (above 0: it over-forecast)."""
+    keep = [c for c in table if not c.endswith("_error") or c.endswith("_pct_error")]
+    shown = table[[c for c in keep if not c.endswith("_abs_pct_error")]]
+    shown = shown.rename(columns={c: c.replace("_pct_error", " err") for c in shown})
     money = {c: "{:,.0f}".format for c in shown if c in ("actual", "model") or c.startswith("rep_")}
-    pct = {c: "{:.0%}".format for c in shown if c.endswith("_abs_pct_error")}
-    shown = shown.rename(columns={c: c.replace("_abs_pct_error", " |err|") for c in pct})
-    formats = {**money, **{c.replace("_abs_pct_error", " |err|"): f for c, f in pct.items()}}
-    return shown.to_string(index=False, formatters=formats, na_rep="-")
+    pct = {c: "{:+.0%}".format for c in shown if c.endswith(" err")}
+    return shown.to_string(index=False, formatters={**money, **pct}, na_rep="-")
 
 
 ModelOption = Annotated[str, typer.Option(help="Model URI for today's scores.")]
@@ -527,10 +528,15 @@ def backtest(
     except (SettingsError, SourceError, MappingError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(_forecast_table(result.table))
-    errors = result.table[[c for c in result.table if c.endswith("_abs_pct_error")]]
+    accuracy = result.table.filter(regex="_abs_pct_error$").mean()
+    bias = result.table[[c.replace("_abs_pct", "_pct") for c in accuracy.index]].mean()
     typer.echo(
-        "mean absolute % error: "
-        + ", ".join(f"{c.removesuffix('_abs_pct_error')} {v:.1%}" for c, v in errors.mean().items())
+        "mean absolute error: "
+        + ", ".join(f"{c.removesuffix('_abs_pct_error')} {v:.1%}" for c, v in accuracy.items())
+    )
+    typer.echo(
+        "mean bias: "
+        + ", ".join(f"{c.removesuffix('_pct_error')} {v:+.1%}" for c, v in bias.items())
     )
     typer.echo(
         "model closer than: "

@@ -90,6 +90,9 @@ def test_backtest_retrains_for_each_period_and_compares_with_the_actual(crm):
     assert (table["actual"] > 0).all() and (table["deals"] > 0).all()
     for forecast in ("model", "rep_commit", "rep_commit_best_case", "rep_weighted"):
         np.testing.assert_allclose(table[f"{forecast}_error"], table[forecast] - table["actual"])
+        np.testing.assert_allclose(
+            table[f"{forecast}_pct_error"], table[f"{forecast}_error"] / table["actual"]
+        )
     assert set(result.closer()) == {"rep_commit", "rep_commit_best_case", "rep_weighted"}
 
 
@@ -100,5 +103,6 @@ def test_cli_backtest_prints_errors_and_how_often_the_model_was_closer(crm, tmp_
         app, ["backtest", "--data", str(crm), "--periods", "1", "--config", str(config)]
     )
     assert result.exit_code == 0, result.output
-    assert "2026Q1" in result.output and "mean absolute % error: model" in result.output
+    assert "2026Q1" in result.output and "mean absolute error: model" in result.output
+    assert "mean bias: model" in result.output
     assert "model closer than: rep_commit in" in result.output

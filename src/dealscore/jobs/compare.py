@@ -133,11 +133,12 @@ def summarise(deals: pd.DataFrame, groups: np.ndarray, closed: bool) -> pd.DataF
         deals=("opportunity_id", "size"), **{c: (c, "sum") for c in [*FORECASTS, "actual"]}
     )
     if closed:
+        actual = table["actual"].where(table["actual"] > 0)
         for forecast in FORECASTS:
             table[f"{forecast}_error"] = table[forecast] - table["actual"]
-            table[f"{forecast}_abs_pct_error"] = (table[forecast] - table["actual"]).abs() / table[
-                "actual"
-            ].where(table["actual"] > 0)
+            # Signed: the bias (above 0 over-forecasts); absolute: the accuracy.
+            table[f"{forecast}_pct_error"] = table[f"{forecast}_error"] / actual
+            table[f"{forecast}_abs_pct_error"] = table[f"{forecast}_pct_error"].abs()
     else:
         table["actual"] = np.nan
     return table.reset_index()
