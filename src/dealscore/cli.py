@@ -420,11 +420,11 @@ def score(
         f"+ rejected {len(result.rejected):,}"
     )
     counts = result.scores["band"].value_counts().reindex(list("ABCD"), fill_value=0)
-    expected = result.scores.groupby("band")["expected_amount"].sum().reindex(list("ABCD"))
+    expected = (
+        result.scores.groupby("band")["expected_amount"].sum().reindex(list("ABCD")).fillna(0.0)
+    )
     for band in "ABCD":
-        typer.echo(
-            f"  band {band}: {counts[band]:>8,} deals, expected {expected[band] or 0:>14,.0f}"
-        )
+        typer.echo(f"  band {band}: {counts[band]:>8,} deals, expected {expected[band]:>14,.0f}")
     trend = result.scores["trend"].value_counts()
     typer.echo("trend: " + ", ".join(f"{name} {count:,}" for name, count in trend.items()))
     if len(result.rejected):
