@@ -22,6 +22,8 @@ def test_a_reason_reads_like_a_sentence():
 def test_a_missing_value_is_a_fact_too():
     out = sentences(np.array(["days_since_two_way"] * 2, dtype=object), np.array([np.nan, np.nan]))
     assert out.tolist() == ["no two-way contact yet"] * 2
+    unknown = sentences(np.array(["won_value_size_band"], dtype=object), np.array([np.nan]))
+    assert unknown.tolist() == ["typical won deal in this size band: not known"]
 
 
 def test_every_feature_has_words_for_any_value():

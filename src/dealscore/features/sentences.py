@@ -107,7 +107,12 @@ def sentences(features: np.ndarray, values: np.ndarray) -> np.ndarray:
             continue
         head, _, tail = template.partition("{}")
         known = ~np.isnan(values[at])
-        out[at[~known]] = MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")
+        fallback = (
+            template.replace("{}", "not known")
+            if template.endswith(": {}")
+            else f"{DESCRIPTIONS.get(name, name)}: not known"
+        )
+        out[at[~known]] = MISSING.get(name, fallback)
         if known.any():
             text = head + _format(values[at[known]], kind).astype(str) + tail
             out[at[known]] = text.to_numpy(dtype=object)
