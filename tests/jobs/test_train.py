@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.features import FEATURE_NAMES
 from dealscore.jobs.train import DataMinimumError, TrainSettings, run_train
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
@@ -67,3 +68,16 @@ def test_cli_train_prints_the_comparison(crm):
         and "roc_auc" in result.output
         and "calibration:" in result.output
     )
+
+
+def test_a_second_model_says_how_likely_a_win_is_this_quarter(crm):
+    # when
+    result = run_train(crm, FAST)
+    # then it exists, is evaluated on its own label, and never expects more than winning at all
+    assert result.in_quarter is not None
+    assert 0.5 < result.in_quarter_metrics["roc_auc"] <= 1.0
+    X = result.test[FEATURE_NAMES]
+    this_quarter = result.in_quarter.predict_proba(X)[:, 1]
+    ever = result.model.predict_proba(X)[:, 1]
+    assert this_quarter.mean() < ever.mean()
+    assert result.in_quarter_metrics["positive_rate"] < result.test["label"].mean()

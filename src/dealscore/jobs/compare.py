@@ -72,9 +72,13 @@ def period_deals(
     feature_names: list[str],
     period: str,
     as_of: pd.Timestamp | None = None,
+    in_quarter: WinProbabilityModel | None = None,
 ) -> pd.DataFrame:
     """Per deal open at as_of and expected to close in the period: amount, the model's
-    probabilities (ever, and within the period), the rep's call, and what happened."""
+    probabilities (ever, and within the period), the rep's call, and what happened.
+
+    Within the period: the won-this-quarter model when as_of lies in the period (its label is
+    "won before the end of as_of's quarter"), else P(win) x the slips of history."""
     start, end = period_bounds(period)
     as_of = start if as_of is None else as_of
     if as_of >= end:
@@ -88,7 +92,10 @@ def period_deals(
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     end_us = int(micros(pd.Series([end]))[0])
     as_of_us = int(micros(pd.Series([as_of]))[0])
-    p_in_period = p_win * close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
+    if in_quarter is not None and start <= as_of and len(features):
+        p_in_period = in_quarter.predict_proba(features[feature_names])[:, 1]
+    else:
+        p_in_period = p_win * close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
     amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
     snaps = snapshots_at(tables, features[["opportunity_id", "as_of"]])
     latest = latest_forecast(tables, snaps)
@@ -185,6 +192,7 @@ def run_compare(
         loaded.bundle.feature_names,
         period,
         as_of,
+        getattr(loaded.bundle, "in_quarter", None),
     )
     closed = bool(last >= end)
     return CompareResult(
@@ -243,6 +251,7 @@ def run_backtest(
             trained.feature_state,
             list(trained.model.feature_names_in_),
             period,
+            in_quarter=trained.in_quarter,
         )
         summary = summarise(deals, np.full(len(deals), period, dtype=object), closed=True)
         rows.append(summary.rename(columns={"group": "period"}))

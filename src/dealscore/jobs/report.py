@@ -119,6 +119,7 @@ def run_report(
         loaded.bundle.feature_names,
         quarter,
         now,
+        loaded.bundle.in_quarter,
     )
     scored = current.merge(scores, on="opportunity_id", how="inner")
     gap = scored["rep_probability"].fillna(scored["win_probability"]) - scored["win_probability"]
@@ -136,6 +137,7 @@ def run_report(
                 loaded.bundle.feature_state,
                 loaded.bundle.feature_names,
                 p,
+                in_quarter=loaded.bundle.in_quarter,
             )
             for p in backtest.table["period"]
         ],

@@ -243,6 +243,7 @@ def track_training(
             }
         )
         mlflow.log_metrics(_metrics(result.comparison))
+        mlflow.log_metrics({f"in_quarter.{k}": v for k, v in result.in_quarter_metrics.items()})
         mlflow.log_metrics(
             {"heroic_flagged": result.heroics.flagged}
             | {f"heroics.weighted.{k}": v for k, v in (result.heroics.weighted or {}).items()}
@@ -270,6 +271,7 @@ def track_training(
                 metadata={"run_id": run.info.run_id, "dealscore_version": __version__},
                 reference=result.reference,
                 trees=tree_arrays(result.model.booster_.booster_, result.model.best_iteration_),
+                in_quarter=result.in_quarter,
             )
             info = mlflow.pyfunc.log_model(
                 name="model",

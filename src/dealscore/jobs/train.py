@@ -20,6 +20,7 @@ from dealscore.features import (
 )
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.heroics import HeroicsRule, heroic_wins
+from dealscore.features.pit import micros, quarter_end_micros
 from dealscore.io import read_export
 from dealscore.jobs.features import load_icp
 from dealscore.model.baselines import logistic_baseline
@@ -54,6 +55,7 @@ class TrainSettings:
     calibration: str = "auto"
     seed: int = 0
     icp: str = "features/icp.yaml"
+    in_quarter_model: bool = True
     heroic_weight: float = 1.0
     heroic_max_icp_score: float = 0.5
     heroic_min_discount: float = 0.2
@@ -144,6 +146,8 @@ class TrainResult:
     heroics: Heroics
     window: dict[str, pd.Timestamp] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)  # for drift checks when scoring
+    in_quarter: WinProbabilityModel | None = None  # P(won before the snapshot's quarter ends)
+    in_quarter_metrics: dict[str, float] = field(default_factory=dict)
     tracking: Tracking | None = None
 
 
@@ -206,6 +210,14 @@ def fit_and_evaluate(
     features = build_features(tables, snaps[["opportunity_id", "as_of"]], state)
     rows = snaps.merge(features, on=["opportunity_id", "as_of"], validate="one_to_one")
     rows["slice"] = assign_slices(rows, deals, boundaries)
+    closed_us = micros(
+        rows["opportunity_id"].map(
+            deals.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
+        )
+    )
+    rows["label_in_quarter"] = (
+        (rows["label"] == 1) & (closed_us < quarter_end_micros(micros(rows["as_of"])))
+    ).astype(np.int64)
     parts = {name: rows[rows["slice"] == name] for name in SLICES}
     progress("slices: " + ", ".join(f"{name} {len(part):,}" for name, part in parts.items()))
     train, val, cal, test = (parts[name] for name in SLICES)
@@ -215,14 +227,14 @@ def fit_and_evaluate(
     is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
     weight = train["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
 
-    def fit(sample_weight: np.ndarray) -> WinProbabilityModel:
+    def fit(sample_weight: np.ndarray, label: str = "label") -> WinProbabilityModel:
         return settings.model().fit(
             train[FEATURE_NAMES],
-            train["label"],
+            train[label],
             X_val=val[FEATURE_NAMES],
-            y_val=val["label"],
+            y_val=val[label],
             X_cal=cal[FEATURE_NAMES],
-            y_cal=cal["label"],
+            y_cal=cal[label],
             sample_weight=sample_weight,
         )
 
@@ -233,6 +245,19 @@ def fit_and_evaluate(
         progress(f"heroics: {is_heroic.sum():,} training rows down-weighted; refitting without")
         plain = fit(train["weight"].to_numpy())
         unweighted = evaluate(test["label"], plain.predict_proba(test[FEATURE_NAMES])[:, 1])
+
+    in_quarter, in_quarter_metrics = None, {}
+    if settings.in_quarter_model:
+        # Winning this quarter is not winning ever (deals slip): the same features, labelled won
+        # before the end of the snapshot's quarter, for `dealscore compare` (docs/forecast.md).
+        progress("training the won-this-quarter model")
+        try:
+            in_quarter = fit(weight, "label_in_quarter")
+            in_quarter_metrics = evaluate(
+                test["label_in_quarter"], in_quarter.predict_proba(test[FEATURE_NAMES])[:, 1]
+            )
+        except ValueError as exc:  # too few in-quarter wins in a slice: compare uses slips
+            progress(f"no won-this-quarter model: {exc}")
 
     progress("evaluating against the baselines on the test slice")
     logistic = logistic_baseline().fit(train[FEATURE_NAMES], train["label"])
@@ -287,6 +312,8 @@ def fit_and_evaluate(
         predictions=predictions,
         heroics=heroics,
         reference=drift_reference,
+        in_quarter=in_quarter,
+        in_quarter_metrics=in_quarter_metrics,
         window={
             "first_created": deals[Opportunities.created_at].min(),
             "cutoff": cutoff,

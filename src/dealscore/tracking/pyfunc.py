@@ -55,6 +55,7 @@ class ModelBundle:
     metadata: dict[str, str] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)  # training distributions, for drift
     trees: TreeArrays | None = None  # the trees flattened for reasons (model/reasons.py)
+    in_quarter: WinProbabilityModel | None = None  # P(won before the quarter ends), for compare
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""
