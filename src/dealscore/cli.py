@@ -503,6 +503,12 @@ def compare(
         _fail(str(exc))
     state = "closed: actual known" if result.closed else "still open: no actual yet"
     typer.echo(f"{result.period} as of {result.as_of:%Y-%m-%d}, {state}")
+    if result.deals.empty:
+        typer.echo(
+            "no deal open then has an expected close date in the period "
+            "(the forecast needs stage history with close dates)"
+        )
+        return
     typer.echo(_forecast_table(result.table.rename(columns={"group": by or "group"})))
 
 
