@@ -66,7 +66,7 @@ class FolderSource:
                 return pd.read_parquet(file)
             # Text as text: "NA" is a region, "0012" an id; only empty fields are missing.
             return pd.read_csv(file, dtype="str", keep_default_na=False, na_values=[""])
-        except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear error
+        except Exception as exc:
             raise SourceError(f"cannot read {file}: {exc}") from exc
 
 

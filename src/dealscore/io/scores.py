@@ -9,8 +9,6 @@ lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock f
 from __future__ import annotations
 
 import fcntl
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
+from dealscore.io.write import write_frame
 from dealscore.schemas.scores import KEY, Rejected, Scores
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
@@ -218,25 +217,13 @@ class FolderStore:
             columns={"win_probability": "previous_probability", "as_of": "previous_as_of"}
         )[PREVIOUS].reset_index(drop=True)
 
-    def _replace(self, frame: pd.DataFrame, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            if self.fmt == "parquet":
-                frame.to_parquet(tmp, index=False)
-            else:
-                frame.to_csv(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
         name = f"{run.slug()}.{self.fmt}"
         with self._locked():
             # The scores file is the commit point: rejects first, so a crash before the scores
             # are renamed into place leaves the previous scores as they were.
-            self._replace(rejected, self.folder / "rejected" / name)
-            self._replace(scores, self.folder / "scores" / name)
+            write_frame(rejected, self.folder / "rejected" / name)
+            write_frame(scores, self.folder / "scores" / name)
 
 
 def open_store(out: str, fmt: str = "parquet") -> ScoreStore:

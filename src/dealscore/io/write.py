@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -15,9 +16,10 @@ TableFormat = Literal["parquet", "csv"]
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
-    """Write next to the target, then rename over it: readers never see half a file."""
+    """Write next to the target, then rename over it: readers never see half a file. The
+    temporary name is unique, so two writers of the same file never share one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
