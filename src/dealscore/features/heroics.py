@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dealscore.features.icp import IcpRule
+from dealscore.features.icp import IcpRule, rule_scores
 from dealscore.features.pit import DAY, micros
-from dealscore.schemas.tables import Accounts, CrmTables, Opportunities, StageHistory, Status
+from dealscore.schemas.tables import CrmTables, Opportunities, StageHistory, Status
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,6 @@ def _quarter(times: pd.Series) -> np.ndarray:
     return (stamps.dt.year * 4 + (stamps.dt.month - 1) // 3).to_numpy(dtype=float)
 
 
-def icp_scores(tables: CrmTables, rules: tuple[IcpRule, ...]) -> np.ndarray:
-    """Weighted share of the documented ICP rules each deal's account matches; NaN if unknown."""
-    deals = tables.opportunities
-    if not rules or tables.accounts is None or Opportunities.account_id not in deals:
-        return np.full(len(deals), np.nan)
-    accounts = tables.accounts.set_index(Accounts.account_id)
-    matched = sum(rule.weight * rule.matches(accounts).fillna(0.0) for rule in rules)
-    score = matched / sum(rule.weight for rule in rules)
-    return deals[Opportunities.account_id].map(score).to_numpy(dtype=float)
-
-
 def heroic_signals(
     tables: CrmTables, rules: tuple[IcpRule, ...], rule: HeroicsRule = HeroicsRule()
 ) -> pd.DataFrame:
@@ -53,7 +42,7 @@ def heroic_signals(
     signals = pd.DataFrame(
         {
             "outside_icp": np.where(
-                np.isnan(score := icp_scores(tables, rules)),
+                np.isnan(score := rule_scores(tables, rules)),
                 np.nan,
                 (score < rule.max_icp_score).astype(float),
             ),

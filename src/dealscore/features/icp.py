@@ -172,10 +172,17 @@ def icp_features(tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...]
         out["lookalike_win_rate"], _ = segment_rates(
             tables, snaps, joint, out["win_rate_industry"].to_numpy()
         )
-    deals = tables.opportunities
-    if rules and tables.accounts is not None and Opportunities.account_id in deals:
-        accounts = tables.accounts.set_index(Accounts.account_id)
-        matched = sum(rule.weight * rule.matches(accounts).fillna(0.0) for rule in rules)
-        score = matched / sum(rule.weight for rule in rules)
-        out["icp_rule_score"] = deals[Opportunities.account_id].map(score).to_numpy()[snaps.deal]
+    out["icp_rule_score"] = rule_scores(tables, rules)[snaps.deal]
     return out
+
+
+def rule_scores(tables: CrmTables, rules: tuple[IcpRule, ...]) -> np.ndarray:
+    """Weighted share of the documented ICP rules each deal's account matches (a missing
+    attribute is no match); NaN where the deal has no account or there are no rules."""
+    deals = tables.opportunities
+    if not rules or tables.accounts is None or Opportunities.account_id not in deals:
+        return np.full(len(deals), np.nan)
+    accounts = tables.accounts.set_index(Accounts.account_id)
+    matched = sum(rule.weight * rule.matches(accounts).fillna(0.0) for rule in rules)
+    score = matched / sum(rule.weight for rule in rules)
+    return deals[Opportunities.account_id].map(score).to_numpy(dtype=float)
