@@ -14,6 +14,12 @@ from dealscore.schemas.tables import (
 )
 
 
+def last_event(tables: CrmTables) -> pd.Timestamp:
+    """The export's latest dated fact about a deal: its "now" (a creation or a close)."""
+    deals = tables.opportunities
+    return max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
+
+
 def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
     """Deals created before as_of, those not yet closed then shown open, and only history,
     activity and forecast rows dated strictly before as_of."""

@@ -18,6 +18,7 @@ from dealscore.features import (
     fit_feature_state,
     sample_snapshots,
 )
+from dealscore.features.asof import last_event
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import micros, quarter_end_micros
@@ -197,9 +198,7 @@ def fit_and_evaluate(
     """Snapshots, features, time slices, the model, and every contender on the same test rows."""
     check_minimums(tables, settings)
     deals = tables.opportunities
-    cutoff = max(
-        deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max()
-    ) + pd.Timedelta(microseconds=1)
+    cutoff = last_event(tables) + pd.Timedelta(microseconds=1)
     boundaries = settings.shares().boundaries(deals)
     rules = _icp_rules(settings, progress)
     # Learned once, from history before the training slice ends, and kept for scoring.
