@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features import build_features
-from dealscore.features.asof import tables_as_of
+from dealscore.features.asof import last_event, tables_as_of
 from dealscore.features.build import FeatureState, snapshots_at
 from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.horizon import close_by, won_slips
@@ -181,10 +181,7 @@ def run_compare(
         period = str(pd.Period(last_closed_periods(tables, 1)[0], freq="Q") + 1)
     start, end = period_bounds(period)
     as_of = start if as_of is None else as_of
-    last = max(
-        tables.opportunities[Opportunities.created_at].max(),
-        tables.opportunities[Opportunities.closed_at].max(),
-    )
+    last = last_event(tables)
     deals = period_deals(
         tables,
         loaded.bundle.estimator,
@@ -207,6 +204,7 @@ def run_compare(
 @dataclass(frozen=True)
 class BacktestResult:
     table: pd.DataFrame  # one row per period: actual, each forecast, errors
+    deals: pd.DataFrame  # every period's deals (period_deals rows) with their period
 
     def closer(self) -> dict[str, float]:
         """Share of periods where the model's error was smaller than each rep forecast's."""
@@ -219,28 +217,20 @@ class BacktestResult:
 
 def last_closed_periods(tables: CrmTables, count: int) -> list[str]:
     """The `count` latest calendar quarters that ended before the export's last event."""
-    deals = tables.opportunities
-    last = max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
+    last = last_event(tables)
     current = pd.Period(last.tz_convert("UTC").tz_localize(None), freq="Q")
     return [str(current - k) for k in range(count, 0, -1)]
 
 
-def run_backtest(
-    data: str | Path,
-    periods: int = 8,
-    settings=None,
-    mapping: str | Path | None = None,
-    progress: Progress = silent,
+def backtest(
+    tables: CrmTables, periods: int = 8, settings=None, progress: Progress = silent
 ) -> BacktestResult:
     """Each of the last `periods` closed quarters, forecast as of its start by a model trained
     only on the history before that start (no model sees the outcomes it forecasts)."""
     from dealscore.jobs.train import TrainSettings, fit_and_evaluate
 
     settings = replace(settings or TrainSettings(), track=False)
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
-    rows = []
+    rows, all_deals = [], []
     for period in last_closed_periods(tables, periods):
         start, _ = period_bounds(period)
         progress(f"{period}: training on the history before {start:%Y-%m-%d}")
@@ -255,4 +245,20 @@ def run_backtest(
         )
         summary = summarise(deals, np.full(len(deals), period, dtype=object), closed=True)
         rows.append(summary.rename(columns={"group": "period"}))
-    return BacktestResult(pd.concat(rows, ignore_index=True))
+        all_deals.append(deals.assign(period=period))
+    return BacktestResult(
+        pd.concat(rows, ignore_index=True), pd.concat(all_deals, ignore_index=True)
+    )
+
+
+def run_backtest(
+    data: str | Path,
+    periods: int = 8,
+    settings=None,
+    mapping: str | Path | None = None,
+    progress: Progress = silent,
+) -> BacktestResult:
+    """Read and validate the export, then `backtest` it."""
+    progress(f"reading {data}")
+    export = read_export(data, mapping)
+    return backtest(require_valid(export.tables, export.source), periods, settings, progress)

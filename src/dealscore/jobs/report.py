@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dealscore.features.asof import last_event
 from dealscore.io import read_export
-from dealscore.jobs.compare import BacktestResult, period_bounds, period_deals, run_backtest
+from dealscore.jobs.compare import BacktestResult, backtest, period_bounds, period_deals
 from dealscore.jobs.score import ScoreSettings, load_model, score_deals
 from dealscore.progress import Progress, silent
-from dealscore.schemas import Opportunities, require_valid
+from dealscore.schemas import require_valid
 from dealscore.tracking import plots
 
 TOP_DEALS = 10
@@ -103,12 +104,12 @@ def run_report(
     progress: Progress = silent,
 ) -> ReportResult:
     loaded = load_model(model, tracking_uri)
-    progress(f"backtesting the last {periods} closed periods")
-    backtest = run_backtest(data, periods, settings, mapping, progress)
+    progress(f"reading {data}")
     export = read_export(data, mapping)
     tables = require_valid(export.tables, export.source)
-    deals = tables.opportunities
-    now = as_of or max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
+    progress(f"backtesting the last {periods} closed periods")
+    replay = backtest(tables, periods, settings, progress)
+    now = as_of or last_event(tables)
     progress(f"scoring the open pipeline as of {now:%Y-%m-%d}")
     scores, _, _ = score_deals(tables, loaded, now, ScoreSettings(track=False))
     quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
@@ -129,22 +130,9 @@ def run_report(
     pipeline = current["amount"].sum()
     expected = (current["amount"] * current["p_win_in_period"]).sum()
     coverage = pipeline / expected if expected > 0 else float("nan")
-    history_rows = pd.concat(
-        [
-            period_deals(
-                tables,
-                loaded.bundle.estimator,
-                loaded.bundle.feature_state,
-                loaded.bundle.feature_names,
-                p,
-                in_quarter=loaded.bundle.in_quarter,
-            )
-            for p in backtest.table["period"]
-        ],
-        ignore_index=True,
-    )
+    history_rows = replay.deals  # each period's deals, scored by its own backtest model
     charts = [
-        ("Forecast vs reps vs actual", forecast_chart(backtest.table)),
+        ("Forecast vs reps vs actual", forecast_chart(replay.table)),
         (
             "Reliability of the in-period probability (backtest deals)",
             reliability_chart(
@@ -153,10 +141,10 @@ def run_report(
         ),
         ("Open pipeline by band", band_chart(scores)),
     ]
-    table = backtest.table[
+    table = replay.table[
         ["period", "deals", "actual", "model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
     ]
-    closer = backtest.closer()
+    closer = replay.closer()
     figures = "".join(
         f'<figure><img alt="{html.escape(title)}" src="{src}"><figcaption>{html.escape(title)}</figcaption></figure>'
         for title, src in charts
@@ -197,4 +185,4 @@ done();
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page)
     tmp.replace(out)
-    return ReportResult(out, backtest, len(charts))
+    return ReportResult(out, replay, len(charts))
