@@ -78,6 +78,14 @@ def main(
     """Calibrated win probabilities for B2B deals, learned from your CRM history."""
 
 
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines (store migrations, "Created version") would bury the job's own
+    output. It sets its loggers up when imported, so import it first, then quiet them."""
+    import mlflow  # noqa: F401
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -312,10 +320,7 @@ def train(
     """Train on time-sliced snapshots, compare with the baselines on the same test rows, and log
     the run to MLflow: the model is registered as `dealscore`, alias `challenger`, and becomes
     `champion` if it is not worse than the current champion on the same rows."""
-    import mlflow  # noqa: F401 - configures its loggers on import; quiet them after that
-
-    # MLflow's INFO lines (store migrations, "Created version") would bury the job's own output.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _quiet_mlflow()
     try:
         settings = load_settings(
             TrainSettings,
@@ -393,9 +398,7 @@ def score(
     own rows; deals that cannot be scored are written to a rejected table with the reason, and
     above max_rejected_share (5%) nothing is written and the command exits 1.
     """
-    import mlflow  # noqa: F401 - configures its loggers on import; quiet them after that
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _quiet_mlflow()
     try:
         settings = load_settings(
             ScoreSettings,
@@ -491,7 +494,7 @@ def compare(
     with each forecast's error. Deals: open at --as-of and expected to close in the period."""
     from dealscore.jobs.compare import run_compare
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _quiet_mlflow()
     try:
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_compare(
@@ -567,7 +570,7 @@ def report(
     and with most upside (with reasons), and pipeline coverage."""
     from dealscore.jobs.report import run_report
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _quiet_mlflow()
     try:
         settings = load_settings(TrainSettings, config)
         result = run_report(
