@@ -85,13 +85,10 @@ def period_deals(
         raise ValueError(f"as_of {as_of} is not before the end of {period}")
     features = build_features(tables, as_of, state)
     expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
-    in_period = (expected >= micros(pd.Series([start]))[0]) & (
-        expected < micros(pd.Series([end]))[0]
-    )
+    start_us, end_us, as_of_us = micros(pd.Series([start, end, as_of])).tolist()
+    in_period = (expected >= start_us) & (expected < end_us)
     features, expected = features[in_period].reset_index(drop=True), expected[in_period]
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
-    end_us = int(micros(pd.Series([end]))[0])
-    as_of_us = int(micros(pd.Series([as_of]))[0])
     if in_quarter is not None and start <= as_of and len(features):
         p_in_period = in_quarter.predict_proba(features[feature_names])[:, 1]
     else:
