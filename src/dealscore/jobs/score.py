@@ -22,7 +22,7 @@ from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
 from dealscore.io import read_export
-from dealscore.io.scores import Run, open_store
+from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.model.drift import population_stability
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends
@@ -33,6 +33,9 @@ from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 if TYPE_CHECKING:  # MLflow loads only when a model does
     from dealscore.tracking.pyfunc import ModelBundle
+
+
+ENGINES = ("pandas", "spark")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,15 @@ class ScoreSettings:
     tracking_uri: str = ""
     track: bool = True  # log the scoring run (counts, drift) to MLflow
     experiment: str = "dealscore-scoring"
+    engine: str = "pandas"  # pandas (one process) or spark (docs/spark.md)
+    spark_master: str = ""  # empty: the active session, else local[*]
+    spark_groups: int = 0  # deal groups scored in parallel; 0: 4 per core Spark offers
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.spark_groups < 0:
+            raise ValueError(f"spark_groups must be 0 (automatic) or more, got {self.spark_groups}")
         if not self.band_a > self.band_b > self.band_c:
             raise ValueError(f"bands must decrease: band_a > band_b > band_c, got {self}")
         if not 0 <= self.max_rejected_share <= 1:
@@ -172,11 +182,13 @@ def score_deals(
     as_of: pd.Timestamp,
     settings: ScoreSettings,
     progress: Progress = silent,
+    scored_at: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(scores, rejected, features) for every deal open at as_of; previous scores not yet set."""
     bundle = loaded.bundle
     features = build_features(tables, as_of, bundle.feature_state)
-    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    if scored_at is None:
+        scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     missing = [name for name in bundle.feature_names if name not in features.columns]
     if missing:
         raise ModelMismatchError(
@@ -269,6 +281,60 @@ def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFr
         )
 
 
+def utc_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp:
+    """The scoring time in UTC; now (to the second) when none is given."""
+    as_of = pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else pd.Timestamp(as_of)
+    return as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
+
+
+def drift_inputs(features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """What drift is measured on: the features (calendar ones excluded) and the probability."""
+    probability = scores.set_index("opportunity_id")["win_probability"]
+    return features.drop(columns=list(CALENDAR_FEATURES)).assign(
+        win_probability=features["opportunity_id"].map(probability)
+    )
+
+
+def settle(
+    scores: pd.DataFrame,
+    rejected: pd.DataFrame,
+    open_deals: int,
+    store: ScoreStore,
+    run: Run,
+    settings: ScoreSettings,
+    progress: Progress = silent,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Previous scores and trends, the schema quarantine, reconciliation and the reject limit,
+    then one write: the same for every engine. Returns what was written."""
+    previous = store.previous(run)
+    scores = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
+        previous, on="opportunity_id", how="left"
+    )
+    scores["trend"] = trends(
+        scores["win_probability"].to_numpy(),
+        scores["previous_probability"].to_numpy(dtype=float),
+        settings.steady,
+    )
+    scores = scores[list(Scores.to_schema().columns)]
+    scores, rejected = _quarantine(scores, rejected)
+    rejected = Rejected.validate(rejected)
+    if open_deals != len(scores) + len(rejected):  # a bug, never bad data: refuse to write
+        raise RuntimeError(
+            f"reconciliation failed: {open_deals:,} open deals, {len(scores):,} scored, "
+            f"{len(rejected):,} rejected"
+        )
+    share = len(rejected) / max(open_deals, 1)
+    if share > settings.max_rejected_share:
+        raise TooManyRejectedError(
+            f"{len(rejected):,} of {open_deals:,} open deals ({share:.1%}) could not be scored, "
+            f"above max_rejected_share {settings.max_rejected_share:.0%}; nothing was written. "
+            f"Reasons: {rejected['rule'].value_counts().to_dict()}"
+        )
+    progress(f"writing {len(scores):,} scores and {len(rejected):,} rejects to {store.describe()}")
+    store.write(run, scores, rejected)
+    return scores, rejected
+
+
 def run_score(
     data: str | Path,
     settings: ScoreSettings,
@@ -277,6 +343,15 @@ def run_score(
     progress: Progress = silent,
 ) -> ScoreResult:
     """Load the model, read the export, score, check, write; returns what was written."""
+    if settings.engine == "spark":
+        from dealscore.jobs.spark import run_score_spark  # pyspark is an optional extra
+
+        if mapping:
+            raise ValueError(
+                "the Spark engine reads tables already in the data contract's shape; map the "
+                "export first with `dealscore ingest --mapping ...`, then score that folder"
+            )
+        return run_score_spark(str(data), settings, as_of, progress)
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -295,59 +370,25 @@ def run_score(
     tables = require_valid(export.tables, export.source)
     del export  # the validated copy is all that is needed; the raw one would double the memory
     lap("read")
-    as_of = pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else pd.Timestamp(as_of)
-    as_of = as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
+    as_of = utc_as_of(as_of)
     progress(
         f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version}"
     )
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
     lap("features + score + reasons")
     run = Run(as_of, loaded.name, loaded.version)
-    previous = store.previous(run)
-    scores = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
-        previous, on="opportunity_id", how="left"
-    )
-    scores["trend"] = trends(
-        scores["win_probability"].to_numpy(),
-        scores["previous_probability"].to_numpy(dtype=float),
-        settings.steady,
-    )
-    scores = scores[list(Scores.to_schema().columns)]
-    scores, rejected = _quarantine(scores, rejected)
-    rejected = Rejected.validate(rejected)
-    open_deals = len(features)
-    if open_deals != len(scores) + len(rejected):  # a bug, never bad data: refuse to write
-        raise RuntimeError(
-            f"reconciliation failed: {open_deals:,} open deals, {len(scores):,} scored, "
-            f"{len(rejected):,} rejected"
-        )
-    share = len(rejected) / max(open_deals, 1)
-    if share > settings.max_rejected_share:
-        raise TooManyRejectedError(
-            f"{len(rejected):,} of {open_deals:,} open deals ({share:.1%}) could not be scored, "
-            f"above max_rejected_share {settings.max_rejected_share:.0%}; nothing was written. "
-            f"Reasons: {rejected['rule'].value_counts().to_dict()}"
-        )
-    lap("validate")
-    progress(f"writing {len(scores):,} scores and {len(rejected):,} rejects to {store.describe()}")
-    store.write(run, scores, rejected)
-    lap("write")
-    probability = scores.set_index("opportunity_id")["win_probability"]
-    drift = population_stability(
-        loaded.bundle.reference,
-        features.drop(columns=list(CALENDAR_FEATURES)).assign(
-            win_probability=features["opportunity_id"].map(probability)
-        ),
-    )
+    scores, rejected = settle(scores, rejected, len(features), store, run, settings, progress)
+    lap("validate + write")
+    drift = population_stability(loaded.bundle.reference, drift_inputs(features, scores))
     result = ScoreResult(
-        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds
+        scores, rejected, len(features), store.describe(), loaded, as_of, drift, seconds
     )
     if settings.track:
-        _log_scoring(result, settings)
+        log_scoring(result, settings)
     return result
 
 
-def _log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
+def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
     """An MLflow run per scoring: where, with what, how many, and the drift."""
     import mlflow
 

@@ -19,13 +19,16 @@ class Reference:
     shares: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     missing = np.isnan(values)
     counts = np.bincount(
         np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1
     )
-    counts = np.append(counts, missing.sum()).astype(float)
-    return counts / max(len(values), 1)
+    return np.append(counts, missing.sum()).astype(float)
+
+
+def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return _counts(values, edges) / max(len(values), 1)
 
 
 def reference(frame: pd.DataFrame, columns: list[str], bins: int = 10) -> Reference:
@@ -44,13 +47,25 @@ def reference(frame: pd.DataFrame, columns: list[str], bins: int = 10) -> Refere
     return Reference(edges, shares)
 
 
-def population_stability(ref: Reference, frame: pd.DataFrame) -> pd.Series:
-    """PSI per column: sum over bins of (now - then) * ln(now / then). Above 0.2: a real shift."""
+def bin_counts(ref: Reference, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Rows per reference bin of each column the frame has; counts of parts add up."""
+    return {
+        column: _counts(frame[column].to_numpy(dtype=float), cuts)
+        for column, cuts in ref.edges.items()
+        if column in frame
+    }
+
+
+def stability_from_counts(ref: Reference, counts: dict[str, np.ndarray]) -> pd.Series:
+    """PSI per column from bin counts (summed over partitions, for a distributed scorer)."""
     out = {}
-    for column, cuts in ref.edges.items():
-        if column not in frame:
-            continue
-        now = np.maximum(_shares(frame[column].to_numpy(dtype=float), cuts), EPSILON)
+    for column, counted in counts.items():
+        now = np.maximum(counted / max(counted.sum(), 1.0), EPSILON)
         then = np.maximum(ref.shares[column], EPSILON)
         out[column] = float(np.sum((now - then) * np.log(now / then)))
     return pd.Series(out, name="psi", dtype=float)
+
+
+def population_stability(ref: Reference, frame: pd.DataFrame) -> pd.Series:
+    """PSI per column: sum over bins of (now - then) * ln(now / then). Above 0.2: a real shift."""
+    return stability_from_counts(ref, bin_counts(ref, frame))
