@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # Reinstall when the dependencies change; the stamp records which extras are in.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,spark]"
 	touch $@
 
 install: $(VENV)/.installed

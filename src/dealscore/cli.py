@@ -27,6 +27,7 @@ from dealscore.jobs.score import (
     run_score,
 )
 from dealscore.jobs.settings import SettingsError, load_settings
+from dealscore.jobs.spark import SparkUnavailableError
 from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.schemas import ContractError
 from dealscore.synthetic import GeneratorSettings
@@ -390,6 +391,26 @@ def score(
         str | None,
         typer.Option(help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else ./mlflow.db."),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="pandas (default: one process) or spark (needs dealscore\\[spark] and Java 17+; "
+            "--data is then a Parquet folder or spark:DATABASE; see docs/spark.md)."
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine spark: the master URL (local[4], spark://host:7077, yarn). "
+            "Default: the active session (spark-submit, Databricks), else local[*]."
+        ),
+    ] = None,
+    spark_groups: Annotated[
+        int | None,
+        typer.Option(
+            help="With --engine spark: groups of deals scored in parallel. Default: 4 per core."
+        ),
+    ] = None,
 ) -> None:
     """Score every deal open at --as-of with the champion model and write the scores back.
 
@@ -397,6 +418,8 @@ def score(
     and lowering it in plain words, and the previous score with a trend. A rerun replaces its
     own rows; deals that cannot be scored are written to a rejected table with the reason, and
     above max_rejected_share (5%) nothing is written and the command exits 1.
+
+    --engine spark does the same on a Spark cluster, with the same results.
     """
     _quiet_mlflow()
     try:
@@ -407,6 +430,9 @@ def score(
             model=model,
             format=fmt,
             tracking_uri=tracking_uri,
+            engine=engine,
+            spark_master=spark_master,
+            spark_groups=spark_groups,
         )
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_score(data, settings, stamp, mapping, progress=_Progress())
@@ -414,9 +440,9 @@ def score(
         _contract_failure(exc, f"{data}: not scored")
     except TooManyRejectedError as exc:
         _fail(str(exc), code=1)
-    except (ModelNotFoundError, StoreError, TrackingError) as exc:
+    except (ModelNotFoundError, StoreError, TrackingError, SparkUnavailableError) as exc:
         _fail(str(exc))
-    except (SettingsError, SourceError, MappingError, ValueError) as exc:
+    except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(
         f"open deals {result.open_deals:,} = scored {len(result.scores):,} "

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features import build_features
-from dealscore.io import read_export, write_tables
+from dealscore.io import read_export
 from dealscore.jobs.score import (
     ModelMismatchError,
     ModelNotFoundError,
@@ -24,25 +24,10 @@ from dealscore.jobs.score import (
     run_score,
     score_deals,
 )
-from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.schemas.scores import FACTOR_COLUMNS
 from dealscore.tracking.pyfunc import PROBABILITY
 
 AS_OF = pd.Timestamp("2026-05-01", tz="UTC")  # before the generated export's date (2026-06-01)
-
-
-@pytest.fixture(scope="module")
-def model_store(crm, tmp_path_factory) -> str:
-    """A tracking store holding a trained champion."""
-    folder = tmp_path_factory.mktemp("models")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        run_train(
-            crm,
-            TrainSettings(n_estimators=80, learning_rate=0.1, icp="", tracking_uri=uri),
-        )
-    return uri
 
 
 @pytest.fixture
@@ -97,27 +82,9 @@ def test_a_rerun_replaces_its_rows_and_a_later_run_carries_the_trend(crm, settin
     assert len(read_scores(settings)) == len(first.scores) + len(later.scores)
 
 
-def _with_unknown_stages(crm: Path, folder: Path, share: float) -> Path:
-    """A copy of the export where `share` of the deals open at AS_OF moved to a new stage."""
-    export = read_export(crm)
-    tables = export.tables
-    open_ids = build_features(tables, AS_OF)["opportunity_id"]
-    chosen = open_ids.sample(frac=share, random_state=1)
-    rows = pd.DataFrame(
-        {
-            "opportunity_id": chosen.to_numpy(),
-            "changed_at": AS_OF - pd.Timedelta(hours=1),
-            "stage": "legal_review",
-        }
-    )
-    history = pd.concat([tables.stage_history, rows], ignore_index=True)
-    write_tables(tables.with_tables(stage_history=history), folder)
-    return folder
-
-
-def test_rejects_are_recorded_and_too_many_write_nothing(crm, settings, tmp_path):
+def test_rejects_are_recorded_and_too_many_write_nothing(crm, settings, tmp_path, unknown_stages):
     # given 2% of open deals in a stage the model never saw
-    few = _with_unknown_stages(crm, tmp_path / "few", 0.02)
+    few = unknown_stages(tmp_path / "few", 0.02)
     result = run_score(few, settings, as_of=AS_OF)
     # then they are rejected with the reason, and the rest is written; the counts reconcile
     assert len(result.rejected) > 0 and set(result.rejected["rule"]) == {"unknown_stage"}
@@ -126,7 +93,7 @@ def test_rejects_are_recorded_and_too_many_write_nothing(crm, settings, tmp_path
     rejected = pd.read_sql_table("scores_rejected", settings.out)
     assert len(rejected) == len(result.rejected)
     # given 10%: above the 5% limit
-    many = _with_unknown_stages(crm, tmp_path / "many", 0.10)
+    many = unknown_stages(tmp_path / "many", 0.10)
     before = read_scores(settings)
     with pytest.raises(TooManyRejectedError, match="nothing was written"):
         run_score(many, settings, as_of=AS_OF + pd.Timedelta(days=1))
