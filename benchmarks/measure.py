@@ -38,18 +38,30 @@ class Recorder:
 
     steps: list[Step] = field(default_factory=list)
     interval: float = 0.02
+    children: bool = False  # add the child processes (Spark's JVM and its Python workers)
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
         gc.collect()
         process = psutil.Process()
-        record = Step(name, rss_before=process.memory_info().rss)
+
+        def rss() -> int:
+            total = process.memory_info().rss
+            if self.children:
+                for child in process.children(recursive=True):
+                    try:
+                        total += child.memory_info().rss
+                    except psutil.Error:  # it ended between the listing and the reading
+                        pass
+            return total
+
+        record = Step(name, rss_before=rss())
         record.rss_peak = record.rss_before
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(self.interval):
-                record.rss_peak = max(record.rss_peak, process.memory_info().rss)
+                record.rss_peak = max(record.rss_peak, rss())
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -60,6 +72,6 @@ class Recorder:
             record.seconds = time.perf_counter() - started
             done.set()
             sampler.join()
-            record.rss_peak = max(record.rss_peak, process.memory_info().rss)
+            record.rss_peak = max(record.rss_peak, rss())
             self.steps.append(record)
             print(record.line(), flush=True)

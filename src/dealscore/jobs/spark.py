@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +55,6 @@ from dealscore.schemas.contract import (
     coerce_table,
     schema_issues,
     to_utc_timestamps,
-    validate_tables,
 )
 from dealscore.schemas.scores import FACTOR_COLUMNS
 from dealscore.schemas.tables import (
@@ -265,20 +264,22 @@ def _examples(frame: DataFrame, column: str) -> tuple[str, ...]:
     return tuple(str(r[0]) for r in rows)
 
 
-def _relation_issues(frames: dict[str, DataFrame]) -> list[Issue]:
-    """Keys unique, foreign keys resolved, deal events inside the deal's life: as Spark joins."""
+def _relation_checks(frames: dict[str, DataFrame]) -> list[tuple[Issue, DataFrame, str]]:
+    """Each cross-table rule as (the issue it would raise, count 0, its offending rows, the
+    column their examples come from): keys unique, foreign keys resolved, deal events inside
+    the deal's life."""
     from pyspark.sql import functions as F
 
-    issues: list[Issue] = []
+    checks: list[tuple[Issue, DataFrame, str]] = []
     for name, frame in frames.items():
         for column, spec in TABLE_MODELS[name].to_schema().columns.items():
-            if not spec.unique or column not in frame.columns:
-                continue
-            counts = frame.where(F.col(column).isNotNull()).groupBy(column).count()
-            dupes = counts.where(F.col("count") > 1)
-            total = dupes.agg(F.sum("count")).first()[0]
-            if total:
-                issues.append(Issue(name, column, "unique", int(total), _examples(dupes, column)))
+            if spec.unique and column in frame.columns:
+                keys = frame.where(F.col(column).isNotNull()).groupBy(column).count()
+                # One row per duplicated key, repeated as often as it occurs: no join back.
+                dupes = keys.where(F.col("count") > 1).select(
+                    column, F.explode(F.array_repeat(F.lit(1), F.col("count").cast("int")))
+                )
+                checks.append((Issue(name, column, "unique", 0), dupes, column))
     for fk in FOREIGN_KEYS:
         child, parent = frames.get(fk.child), frames.get(fk.parent)
         if child is None or parent is None or fk.column not in child.columns:
@@ -291,10 +292,8 @@ def _relation_issues(frames: dict[str, DataFrame]) -> list[Issue]:
             .where(F.col(fk.column).isNotNull())
             .join(keys, F.col(fk.column) == keys["_key"], "left_anti")
         )
-        count = orphans.count()
-        if count:
-            rule = f"foreign key: exists in {fk.parent}.{fk.parent_column}"
-            issues.append(Issue(fk.child, fk.column, rule, count, _examples(orphans, fk.column)))
+        rule = f"foreign key: exists in {fk.parent}.{fk.parent_column}"
+        checks.append((Issue(fk.child, fk.column, rule, 0), orphans, fk.column))
     deals = frames["opportunities"].select(
         F.col(Opportunities.opportunity_id).cast("string").alias("_deal"),
         F.col(Opportunities.created_at).cast("timestamp").alias("_created"),
@@ -307,15 +306,31 @@ def _relation_issues(frames: dict[str, DataFrame]) -> list[Issue]:
         joined = events.select(
             F.col(Opportunities.opportunity_id).cast("string").alias("_deal"),
             F.col(time_column).cast("timestamp").alias(time_column),
-        ).join(deals, "_deal")
+        ).join(deals.dropDuplicates(["_deal"]), "_deal")
         for condition, rule, severity in (
             (F.col(time_column) > F.col("_closed"), AFTER_CLOSE, Severity.ERROR),
             (F.col(time_column) < F.col("_created"), BEFORE_CREATE, Severity.WARNING),
         ):
-            bad = joined.where(condition)
-            count = bad.count()
-            if count:
-                issues.append(Issue(name, time_column, rule, count, _examples(bad, "_deal"), severity))
+            checks.append((Issue(name, time_column, rule, 0, (), severity), joined.where(condition), "_deal"))
+    return checks
+
+
+def _relation_issues(frames: dict[str, DataFrame]) -> list[Issue]:
+    """Every cross-table rule counted in one Spark job; examples fetched for the broken ones."""
+    from pyspark.sql import functions as F
+
+    checks = _relation_checks(frames)
+    if not checks:
+        return []
+    counted = [
+        rows.agg(F.count(F.lit(1)).alias("n")).select(F.lit(i).alias("check"), "n")
+        for i, (_, rows, _) in enumerate(checks)
+    ]
+    counts = dict(reduce(lambda a, b: a.unionByName(b), counted).collect())
+    issues = []
+    for i, (issue, rows, column) in enumerate(checks):
+        if counts.get(i):
+            issues.append(replace(issue, count=int(counts[i]), examples=_examples(rows, column)))
     return issues
 
 
@@ -467,8 +482,7 @@ def reference(spark: SparkSession, frames: dict[str, DataFrame], as_of: pd.Times
             .drop("_deal", "_closed", "_last")
         )
     with _utc(spark):
-        local = {name: _collect(frame) for name, frame in tables.items()}
-    checked = {name: _validated(name, frame) for name, frame in local.items()}
+        checked = {name: _coerced(name, _collect(frame)) for name, frame in tables.items()}
     return Reference(
         checked["opportunities"],
         checked.get("accounts"),
@@ -488,46 +502,25 @@ def _collect(frame: DataFrame) -> pd.DataFrame:
     return out
 
 
-def _validated(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """One table coerced to the contract (its rules were checked in Spark), `_row` kept."""
-    rows = frame[ROW].to_numpy()
-    tables, report = validate_tables(
-        CrmTables.from_dict({"opportunities": frame.drop(columns=[ROW])})
-        if name == "opportunities"
-        else CrmTables(opportunities=_EMPTY_DEALS, **{name: frame.drop(columns=[ROW])}),
-        relations=False,
-    )
-    if not report.ok:  # checked in Spark already: reaching here is a bug
-        raise RuntimeError(f"{name}: rows passed the Spark checks but not pandas': {report}")
-    return tables.get(name).assign(**{ROW: rows})
-
-
-_EMPTY_DEALS = pd.DataFrame(
-    {
-        Opportunities.opportunity_id: pd.Series([], dtype="str"),
-        Opportunities.created_at: pd.Series([], dtype=TIMESTAMP_DTYPE),
-        Opportunities.status: pd.Series([], dtype="str"),
-        Opportunities.closed_at: pd.Series([], dtype=TIMESTAMP_DTYPE),
-    }
-)
+def _coerced(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A table's columns in the contract's types, as the pandas engine holds them after
+    validation; its rules were checked in Spark, so a value that fails to parse is a bug."""
+    coerced, issues, _ = coerce_table(name, frame, TABLE_MODELS[name])
+    if issues:
+        raise RuntimeError(f"{name}: rows passed the Spark checks but not pandas': {issues[0]}")
+    return coerced
 
 
 # --- scoring a group ------------------------------------------------------------------------
 
 
 def group_tables(packed: pd.DataFrame, ref: Reference) -> CrmTables:
-    """A group's own rows, validated, plus the broadcast closed deals, in read order."""
+    """A group's own rows in contract types plus the broadcast closed deals, in read order."""
     own = {
         name: _unpack(part[BLOB]).sort_values(ROW, kind="stable")
         for name, part in packed.groupby(TABLE, sort=False)
     }
-    rows = {name: frame[ROW].to_numpy() for name, frame in own.items()}
-    checked, report = validate_tables(
-        CrmTables.from_dict({n: f.drop(columns=[ROW]) for n, f in own.items()}), relations=False
-    )
-    if not report.ok:
-        raise RuntimeError(f"a group's rows passed the Spark checks but not pandas': {report}")
-    frames = {name: checked.get(name).assign(**{ROW: rows[name]}) for name in own}
+    frames = {name: _coerced(name, frame) for name, frame in own.items()}
     for name, extra in (
         ("opportunities", ref.opportunities),
         ("accounts", ref.accounts),

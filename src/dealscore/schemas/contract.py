@@ -339,14 +339,8 @@ def completeness_warnings(tables: dict[str, pd.DataFrame]) -> list[Issue]:
     return issues
 
 
-def validate_tables(
-    tables: CrmTables, relations: bool = True
-) -> tuple[CrmTables, ValidationReport]:
-    """Coerce every present table to the contract and check all rules; never raises on bad data.
-
-    `relations=False` checks each table's own rows only (no foreign keys, timing or
-    completeness): for a slice of an export whose relations were checked as a whole.
-    """
+def validate_tables(tables: CrmTables) -> tuple[CrmTables, ValidationReport]:
+    """Coerce every present table to the contract and check all rules; never raises on bad data."""
     issues: list[Issue] = []
     checked: dict[str, pd.DataFrame] = {}
     complete = True
@@ -363,7 +357,7 @@ def validate_tables(
         validated, rule_issues = schema_issues(name, coerced, model, unparsed)
         issues.extend(parse_issues + rule_issues)
         checked[name] = validated
-    if complete and relations:
+    if complete:
         issues.extend(foreign_key_issues(checked))
         issues.extend(timing_issues(checked))
         issues.extend(completeness_warnings(checked))
