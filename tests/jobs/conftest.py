@@ -14,7 +14,6 @@ from dealscore.jobs.generate import run_generate
 from dealscore.jobs.train import TrainSettings, run_train
 from dealscore.synthetic import GeneratorSettings
 
-
 SCORING_AS_OF = pd.Timestamp("2026-05-01", tz="UTC")  # before the export's date (2026-06-01)
 
 

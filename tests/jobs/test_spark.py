@@ -88,7 +88,8 @@ def test_both_engines_write_the_same_scores_reasons_and_rejects(
     key = ["opportunity_id", "rule", "reason"]
     assert len(pandas_run.rejected) > 0
     assert (
-        spark_run.rejected[key].sort_values(key, ignore_index=True)
+        spark_run.rejected[key]
+        .sort_values(key, ignore_index=True)
         .equals(pandas_run.rejected[key].sort_values(key, ignore_index=True))
     )
     assert spark_run.open_deals == pandas_run.open_deals
@@ -135,9 +136,7 @@ def _broken(crm: Path, folder: Path) -> Path:
     return folder
 
 
-def test_both_engines_refuse_a_broken_export_with_the_same_report(
-    crm, spark, settings, tmp_path
-):
+def test_both_engines_refuse_a_broken_export_with_the_same_report(crm, spark, settings, tmp_path):
     # given an export breaking a value rule, a key, a foreign key and the event timing
     broken = _broken(crm, tmp_path / "broken")
     # when Spark scores it, then nothing is written and every broken rule is reported

@@ -8,9 +8,10 @@ Same features, model and write-back as the pandas engine; only where the work ru
 2. The rows of each deal open at as_of (the deal, its account, stage history, activities and
    their contacts, forecasts) go to one of N groups by a hash of the opportunity id, packed as
    Arrow IPC blobs so one `applyInPandas` group receives every table it needs.
-3. What a feature needs from *other* deals (the deals closed before as_of, their accounts and
-   the last forecast before each close: win rates, cycle lengths, forecast bias) is collected
-   once and broadcast; the model, with its fitted feature state, travels with the function.
+3. What a feature needs from *other* deals (the deals closed before as_of, their accounts, the
+   won ones' stage history and the last forecast before each close: win rates, cycle lengths,
+   time per stage, forecast bias) is collected once and broadcast; the model, with its fitted
+   feature state, travels with the function.
 4. Each group runs `score_deals`, the pandas engine's own function, on its rows plus the
    broadcast: features, calibrated probabilities, reasons, rejects and drift counts.
 5. The driver reconciles the open deals counted in Spark with the groups' output, then `settle`
@@ -79,7 +80,14 @@ if TYPE_CHECKING:
 GROUP, ROW, TABLE, BLOB, KIND = "_group", "_row", "_table", "_blob", "_kind"
 SPARK_TABLE_PREFIX = "spark:"
 # Tables the features read for an open deal; owners only serve the forecast comparison.
-SCORING_TABLES = ("opportunities", "accounts", "stage_history", "activities", "contacts", "forecasts")
+SCORING_TABLES = (
+    "opportunities",
+    "accounts",
+    "stage_history",
+    "activities",
+    "contacts",
+    "forecasts",
+)
 # What each group returns: score rows, reject rows, and one row of drift counts.
 SCORED, REJECTED, DRIFT = "score", "reject", "drift"
 OUTPUT_COLUMNS: dict[str, str] = {
@@ -98,7 +106,15 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "reason": "string",
     "payload": "string",
 }
-REJECT_COLUMNS = ["opportunity_id", "as_of", "model_name", "model_version", "scored_at", "rule", "reason"]
+REJECT_COLUMNS = [
+    "opportunity_id",
+    "as_of",
+    "model_name",
+    "model_version",
+    "scored_at",
+    "rule",
+    "reason",
+]
 
 
 class SparkUnavailableError(RuntimeError):
@@ -152,7 +168,7 @@ def default_groups(spark: SparkSession) -> int:
     """Four groups per core Spark offers: small enough to balance, big enough to amortise."""
     try:
         cores = spark.sparkContext.defaultParallelism
-    except Exception:  # Spark Connect has no SparkContext
+    except (AttributeError, NotImplementedError):  # Spark Connect has no SparkContext
         cores = int(spark.conf.get("spark.default.parallelism", "50"))
     return max(4 * cores, 1)
 
@@ -193,7 +209,10 @@ def read_spark_tables(spark: SparkSession, data: str) -> dict[str, DataFrame]:
         where = str(folder)
     if "opportunities" not in frames:
         raise FileNotFoundError(f"{where} has no 'opportunities' table, the one mandatory table")
-    return {name: frame.withColumn(ROW, F.monotonically_increasing_id()) for name, frame in frames.items()}
+    return {
+        name: frame.withColumn(ROW, F.monotonically_increasing_id())
+        for name, frame in frames.items()
+    }
 
 
 # --- the contract, checked where the rows are -----------------------------------------------
@@ -311,7 +330,9 @@ def _relation_checks(frames: dict[str, DataFrame]) -> list[tuple[Issue, DataFram
             (F.col(time_column) > F.col("_closed"), AFTER_CLOSE, Severity.ERROR),
             (F.col(time_column) < F.col("_created"), BEFORE_CREATE, Severity.WARNING),
         ):
-            checks.append((Issue(name, time_column, rule, 0, (), severity), joined.where(condition), "_deal"))
+            checks.append(
+                (Issue(name, time_column, rule, 0, (), severity), joined.where(condition), "_deal")
+            )
     return checks
 
 
@@ -345,7 +366,10 @@ def check_contract(frames: dict[str, DataFrame], source: str) -> dict[str, int]:
         complete &= not missing
         issues.extend(Issue(name, c, "required column present", counts[name]) for c in missing)
     if complete:
-        checked = [frame.mapInArrow(_row_checks(name), _ddl(ISSUE_SCHEMA)) for name, frame in frames.items()]
+        checked = [
+            frame.mapInArrow(_row_checks(name), _ddl(ISSUE_SCHEMA))
+            for name, frame in frames.items()
+        ]
         rows = reduce(lambda a, b: a.unionByName(b), checked).collect()
         issues.extend(_merge_issues([row.asDict() for row in rows]))
         issues.extend(_relation_issues(frames))
@@ -399,12 +423,16 @@ def route(frames: dict[str, DataFrame], as_of: pd.Timestamp, groups: int) -> Dat
 
     deals = frames["opportunities"]
     opened = (
-        deals.where(F.col(Opportunities.created_at).cast("timestamp") < F.lit(as_of.to_pydatetime()))
+        deals.where(
+            F.col(Opportunities.created_at).cast("timestamp") < F.lit(as_of.to_pydatetime())
+        )
         .where(
             F.col(Opportunities.closed_at).isNull()
             | (F.col(Opportunities.closed_at).cast("timestamp") >= F.lit(as_of.to_pydatetime()))
         )
-        .withColumn(GROUP, F.pmod(F.xxhash64(Opportunities.opportunity_id), F.lit(groups)).cast("int"))
+        .withColumn(
+            GROUP, F.pmod(F.xxhash64(Opportunities.opportunity_id), F.lit(groups)).cast("int")
+        )
     )
     by_deal = opened.select(F.col(Opportunities.opportunity_id).alias("_deal"), GROUP)
     routed = {"opportunities": opened}
@@ -417,16 +445,24 @@ def route(frames: dict[str, DataFrame], as_of: pd.Timestamp, groups: int) -> Dat
     accounts = frames.get("accounts")
     if accounts is not None and Opportunities.account_id in deals.columns:
         wanted = opened.select(F.col(Opportunities.account_id).alias("_key"), GROUP).distinct()
-        routed["accounts"] = accounts.join(wanted, accounts[Accounts.account_id] == wanted["_key"]).drop("_key")
+        routed["accounts"] = accounts.join(
+            wanted, accounts[Accounts.account_id] == wanted["_key"]
+        ).drop("_key")
     contacts = frames.get("contacts")
-    if contacts is not None and "activities" in routed and Activities.contact_id in routed["activities"].columns:
+    if (
+        contacts is not None
+        and "activities" in routed
+        and Activities.contact_id in routed["activities"].columns
+    ):
         wanted = (
             routed["activities"]
             .select(F.col(Activities.contact_id).alias("_key"), GROUP)
             .where(F.col("_key").isNotNull())
             .distinct()
         )
-        routed["contacts"] = contacts.join(wanted, contacts[Contacts.contact_id] == wanted["_key"]).drop("_key")
+        routed["contacts"] = contacts.join(
+            wanted, contacts[Contacts.contact_id] == wanted["_key"]
+        ).drop("_key")
     packed = [
         frame.mapInArrow(_pack(name), f"{GROUP} int, {TABLE} string, {BLOB} binary")
         for name, frame in routed.items()
@@ -458,7 +494,9 @@ def reference(spark: SparkSession, frames: dict[str, DataFrame], as_of: pd.Times
     accounts = frames.get("accounts")
     if accounts is not None and Opportunities.account_id in closed.columns:
         ids = closed.select(F.col(Opportunities.account_id).alias("_key")).distinct()
-        tables["accounts"] = accounts.join(ids, accounts[Accounts.account_id] == ids["_key"], "left_semi")
+        tables["accounts"] = accounts.join(
+            ids, accounts[Accounts.account_id] == ids["_key"], "left_semi"
+        )
     history = frames.get("stage_history")
     if history is not None:
         won = closed.where(F.col(Opportunities.status) == Status.WON.value)
@@ -561,7 +599,9 @@ def score_group(
         {
             KIND: [DRIFT],
             "payload": [
-                json.dumps({"open": len(features), "counts": {k: v.tolist() for k, v in counts.items()}})
+                json.dumps(
+                    {"open": len(features), "counts": {k: v.tolist() for k, v in counts.items()}}
+                )
             ],
         }
     )
@@ -641,7 +681,9 @@ def run_score_spark(
         p = np.r_[scores["win_probability"].to_numpy(dtype=float), np.full(len(rejected), np.nan)]
         counts |= bin_counts(ref_bins, pd.DataFrame({"win_probability": p}))
     drift = stability_from_counts(ref_bins, counts)
-    result = ScoreResult(scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds)
+    result = ScoreResult(
+        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds
+    )
     if settings.track:
         log_scoring(result, settings)
     return result
@@ -652,9 +694,11 @@ def _open_deals(deals: DataFrame, as_of: pd.Timestamp) -> int:
 
     at = F.lit(as_of.to_pydatetime())
     closed = F.col(Opportunities.closed_at).cast("timestamp")
-    return deals.where(F.col(Opportunities.created_at).cast("timestamp") < at).where(
-        closed.isNull() | (closed >= at)
-    ).count()
+    return (
+        deals.where(F.col(Opportunities.created_at).cast("timestamp") < at)
+        .where(closed.isNull() | (closed >= at))
+        .count()
+    )
 
 
 def _split(collected: pd.DataFrame, loaded: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
