@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/features.py --deals 1000000
 	$(BIN)/python benchmarks/train.py --deals 560000
 	$(BIN)/python benchmarks/score.py --deals 1000000
+	$(BIN)/python benchmarks/spark_score.py --deals 1000000
 
 clean:
 	rm -rf $(VENV) data .pytest_cache mlflow.db mlruns scores.db

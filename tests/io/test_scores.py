@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dealscore.io.scores import Run, SqlStore, StoreError, open_store
+from dealscore.io.scores import Run, SqlStore, StoreError, from_jdbc, open_store
 from dealscore.schemas.scores import FACTOR_COLUMNS, Rejected, Scores
 
 AS_OF = pd.Timestamp("2026-11-20", tz="UTC")
@@ -270,3 +270,37 @@ def test_concurrent_runs_do_not_interleave_on_postgresql(postgres):
     assert all(w.exitcode == 0 for w in workers)
     rows = read_all(open_store(postgres))
     assert len(rows) == 3000 and rows["scored_at"].nunique() == 1
+
+
+@pytest.mark.parametrize(
+    ("jdbc", "expected"),
+    [
+        (
+            "jdbc:postgresql://db.example:5432/sales?user=scorer&password=s3cret&sslmode=require",
+            "postgresql+psycopg://scorer:s3cret@db.example:5432/sales?sslmode=require",
+        ),
+        ("jdbc:postgresql://db.example/sales", "postgresql+psycopg://db.example/sales"),
+        ("jdbc:sqlite:/var/lib/scores.db", "sqlite:////var/lib/scores.db"),
+    ],
+)
+def test_jdbc_urls_as_spark_users_write_them_are_understood(jdbc, expected):
+    assert from_jdbc(jdbc) == expected
+
+
+def test_a_jdbc_url_of_another_database_is_a_clear_error():
+    with pytest.raises(StoreError, match="SQLAlchemy URL"):
+        open_store("jdbc:mysql://db.example/sales")
+
+
+def test_postgresql_through_a_jdbc_url(postgres):
+    # given the server's address as a JDBC URL, user in the query string as JDBC puts it
+    url = sa.engine.make_url(postgres)
+    jdbc = f"jdbc:postgresql://{url.host}:{url.port}/{url.database}?user={url.username}"
+    # when a run is written there, then it lands in the same tables
+    open_store(jdbc).write(
+        Run(AS_OF, "dealscore", "jdbc"), scores(7, 0.2, version="jdbc"), rejected(0)
+    )
+    written = pd.read_sql_query(
+        "select count(*) as n from scores where model_version = 'jdbc'", SqlStore(postgres).engine
+    )
+    assert written["n"].iloc[0] == 7

@@ -192,3 +192,21 @@ def test_cli_scores_spark_tables_and_explains_the_engine(crm, spark, model_store
 def test_spark_engine_with_a_mapping_says_to_ingest_first(crm, settings):
     with pytest.raises(ValueError, match="dealscore ingest"):
         run_score(crm, replace(settings, engine="spark"), AS_OF, mapping="salesforce")
+
+
+def test_a_long_spark_job_reports_its_tasks_as_it_goes(spark):
+    from dealscore.jobs.spark import _reporting
+
+    def slow(batches):
+        import time
+
+        for batch in batches:
+            time.sleep(0.5)
+            yield batch
+
+    # given a job of a few half-second tasks, watched every 0.1 s
+    lines: list[str] = []
+    with _reporting(spark, lines.append, every=0.1):
+        spark.range(0, 4, numPartitions=4).mapInPandas(slow, "id long").collect()
+    # then lines said how many tasks were done
+    assert any("tasks done" in line and "of 4" in line for line in lines), lines

@@ -226,8 +226,35 @@ class FolderStore:
             write_frame(scores, self.folder / "scores" / name)
 
 
+JDBC_DRIVERS = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}
+
+
+def from_jdbc(url: str) -> str:
+    """The SQLAlchemy URL of a JDBC one, as Spark users write them:
+    jdbc:postgresql://host:5432/db?user=u&password=p -> postgresql+psycopg://u:p@host:5432/db,
+    jdbc:sqlite:/path/scores.db -> sqlite:////path/scores.db."""
+    kind, _, rest = url.removeprefix("jdbc:").partition(":")
+    if kind not in JDBC_DRIVERS:
+        raise StoreError(
+            f"{url}: JDBC URLs for {sorted(JDBC_DRIVERS)} are understood; "
+            "for other databases give a SQLAlchemy URL"
+        )
+    if kind == "sqlite":
+        return f"sqlite:///{rest.removeprefix('//')}"
+    parsed = sa.engine.make_url(f"{JDBC_DRIVERS[kind]}:{rest}")
+    query = dict(parsed.query)
+    return parsed.set(
+        username=query.pop("user", parsed.username),
+        password=query.pop("password", parsed.password),
+        query=query,
+    ).render_as_string(hide_password=False)
+
+
 def open_store(out: str, fmt: str = "parquet") -> ScoreStore:
-    """A SQLAlchemy URL ("sqlite:///scores.db", "postgresql+psycopg://...") or a folder."""
+    """A SQLAlchemy URL ("sqlite:///scores.db", "postgresql+psycopg://..."), a JDBC URL of
+    PostgreSQL or SQLite, or a folder."""
+    if out.startswith("jdbc:"):
+        return SqlStore(from_jdbc(out))
     if "://" in out:
         return SqlStore(out)
     return FolderStore(Path(out), fmt)

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -162,6 +163,35 @@ def _utc(spark: SparkSession) -> Iterator[None]:
         yield
     finally:
         spark.conf.set("spark.sql.session.timeZone", before)
+
+
+@contextmanager
+def _reporting(spark: SparkSession, progress: Progress, every: float = 15.0) -> Iterator[None]:
+    """While a long Spark job runs, a line every `every` seconds: tasks done of the running
+    stages (Spark's own console bar is off: it garbles logs)."""
+    try:
+        tracker = spark.sparkContext.statusTracker()
+    except (AttributeError, NotImplementedError):  # Spark Connect: no tracker, no lines
+        yield
+        return
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(every):
+            stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+            stages = [s for s in stages if s is not None]
+            if stages:
+                finished = sum(s.numCompletedTasks for s in stages)
+                total = sum(s.numTasks for s in stages)
+                progress(f"  spark: {finished:,} of {total:,} tasks done in {len(stages)} stage(s)")
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def default_groups(spark: SparkSession) -> int:
@@ -647,7 +677,8 @@ def run_score_spark(
     as_of = utc_as_of(as_of)
     frames = read_spark_tables(spark, data)
     progress(f"checking the data contract on {', '.join(frames)} in Spark")
-    check_contract(frames, data)
+    with _reporting(spark, progress):
+        check_contract(frames, data)
     lap("read + validate")
     groups = settings.spark_groups or default_groups(spark)
     ref = reference(spark, frames, as_of)
@@ -661,7 +692,7 @@ def run_score_spark(
     def score(packed):  # pd.DataFrame -> pd.DataFrame; unannotated for pyspark
         return score_group(packed, ref, loaded, as_of, scored_at, settings)
 
-    with _utc(spark):
+    with _utc(spark), _reporting(spark, progress):
         out = routed.groupBy(GROUP).applyInPandas(score, _output_schema())
         collected = _collect(out)
         open_deals = _open_deals(frames["opportunities"], as_of)
