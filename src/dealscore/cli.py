@@ -364,7 +364,8 @@ def score(
         str | None,
         typer.Option(
             help="Where scores go: a SQLAlchemy URL (default sqlite:///scores.db; "
-            "postgresql+psycopg://user@host/db) or a folder for Parquet/CSV files."
+            "postgresql+psycopg://user@host/db), a JDBC URL "
+            "(jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files."
         ),
     ] = None,
     model: Annotated[

@@ -151,7 +151,10 @@ def spark_session(master: str = "") -> SparkSession:
     try:
         return builder.getOrCreate()
     except Exception as exc:  # py4j raises plain exceptions when Java is missing or broken
-        raise SparkUnavailableError(f"cannot start Spark on {master or 'local[*]'}: {exc}") from exc
+        raise SparkUnavailableError(
+            f"cannot start Spark on {master or 'local[*]'}: {str(exc).splitlines()[0]} "
+            "(Spark 4 needs Java 17 or 21: JAVA_HOME, or java on the PATH)"
+        ) from exc
 
 
 @contextmanager
