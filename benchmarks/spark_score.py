@@ -91,7 +91,9 @@ def main() -> None:
         step.rows = results["pandas"].open_deals
     spark = spark_for_benchmark(args.master, args.driver_memory)
     print(f"Spark {spark.version} on {args.master}, driver memory {args.driver_memory}", flush=True)
-    spark_settings = replace(base, out=str(work / "spark"), engine="spark", spark_groups=args.groups)
+    spark_settings = replace(
+        base, out=str(work / "spark"), engine="spark", spark_groups=args.groups
+    )
     with recorder.step("spark engine") as step:
         results["spark"] = run_score(work / "crm", spark_settings, EXPORT)
         step.rows = results["spark"].open_deals
@@ -104,7 +106,9 @@ def main() -> None:
     ours = results["pandas"].scores.set_index("opportunity_id").sort_index()
     theirs = results["spark"].scores.set_index("opportunity_id").sort_index()
     same_deals = ours.index.equals(theirs.index)
-    gap = np.abs(ours["win_probability"] - theirs["win_probability"]).max() if same_deals else np.nan
+    gap = (
+        np.abs(ours["win_probability"] - theirs["win_probability"]).max() if same_deals else np.nan
+    )
     reasons = [c for c in ours if c.endswith("_reason")]
     same_reasons = same_deals and ours[reasons].fillna("").equals(theirs[reasons].fillna(""))
     pandas_step, spark_step = recorder.steps
