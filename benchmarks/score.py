@@ -33,29 +33,21 @@ from dealscore.synthetic import GeneratorSettings, generate_crm
 from features import EXPORT, all_open_at
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--deals", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dealscore-bench-"))
+def prepare(work: Path, deals: int, seed: int) -> str:
+    """Not measured: a champion trained on 20k generated deals (its MLflow store is returned),
+    and `work/crm`, `deals` generated deals re-timed to be open at EXPORT, as Parquet."""
     store = f"sqlite:///{work / 'mlflow.db'}"
-
     print("training a model on 20,000 generated deals (not measured)", flush=True)
     history = generate_crm(GeneratorSettings(deals=20_000, seed=1, export_date=EXPORT))
     write_tables(history.tables, work / "history")
     (work / "history" / "truth.parquet").unlink(missing_ok=True)
     run_train(work / "history", TrainSettings(tracking_uri=store, icp=""))
 
-    print(f"generating {args.deals:,} open deals (not measured)", flush=True)
+    print(f"generating {deals:,} open deals (not measured)", flush=True)
     crm = generate_crm(
-        GeneratorSettings(
-            deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=25
-        )
+        GeneratorSettings(deals=deals, seed=seed, export_date=EXPORT, activities_per_deal=25)
     )
-    open_tables = all_open_at(crm.tables, EXPORT, args.seed, forecasts=True)
+    open_tables = all_open_at(crm.tables, EXPORT, seed, forecasts=True)
     del crm
     write_tables(open_tables, work / "crm")
     print(
@@ -65,6 +57,19 @@ def main() -> None:
     )
     del open_tables
     gc.collect()
+    return store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deals", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dealscore-bench-"))
+
+    store = prepare(work, args.deals, args.seed)
 
     recorder = Recorder(interval=0.05)
     settings = ScoreSettings(out=f"sqlite:///{work / 'scores.db'}", tracking_uri=store, track=False)

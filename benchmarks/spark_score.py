@@ -14,7 +14,6 @@ the overhead to expect per core before a cluster's cores pay it back.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -26,12 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from measure import GIB, Recorder
+from score import prepare
 
-from dealscore.io import write_tables
 from dealscore.jobs.score import ScoreSettings, run_score
-from dealscore.jobs.train import TrainSettings, run_train
-from dealscore.synthetic import GeneratorSettings, generate_crm
-from features import EXPORT, all_open_at
+from features import EXPORT
 
 
 def spark_for_benchmark(master: str, memory: str):
@@ -61,27 +58,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=0, help="0: 4 per core")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dealscore-spark-bench-"))
-    store = f"sqlite:///{work / 'mlflow.db'}"
-
-    print("training a model on 20,000 generated deals (not measured)", flush=True)
-    history = generate_crm(GeneratorSettings(deals=20_000, seed=1, export_date=EXPORT))
-    write_tables(history.tables, work / "history")
-    (work / "history" / "truth.parquet").unlink(missing_ok=True)
-    run_train(work / "history", TrainSettings(tracking_uri=store, icp=""))
-
-    print(f"generating {args.deals:,} open deals (not measured)", flush=True)
-    crm = generate_crm(
-        GeneratorSettings(
-            deals=args.deals, seed=args.seed, export_date=EXPORT, activities_per_deal=25
-        )
-    )
-    open_tables = all_open_at(crm.tables, EXPORT, args.seed, forecasts=True)
-    del crm
-    write_tables(open_tables, work / "crm")
-    rows = sum(len(frame) for _, frame in open_tables.present())
-    print(f"{len(open_tables.opportunities):,} open deals, {rows:,} rows in all", flush=True)
-    del open_tables
-    gc.collect()
+    store = prepare(work, args.deals, args.seed)
 
     recorder = Recorder(interval=0.1, children=True)
     base = ScoreSettings(tracking_uri=store, track=False)

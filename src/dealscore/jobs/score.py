@@ -8,7 +8,6 @@ when more than `max_rejected_share` of the open deals cannot be scored.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.model.drift import population_stability
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends
-from dealscore.progress import Progress, silent
+from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas import Opportunities, require_valid
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
@@ -352,15 +351,7 @@ def run_score(
                 "export first with `dealscore ingest --mapping ...`, then score that folder"
             )
         return run_score_spark(str(data), settings, as_of, progress)
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = now - clock
-        clock = now
-
+    lap = Laps()
     progress(f"loading {settings.model}")
     loaded = load_model(settings.model, settings.tracking_uri)
     store = open_store(settings.out, settings.format)  # an unreachable database fails here
@@ -381,7 +372,7 @@ def run_score(
     lap("validate + write")
     drift = population_stability(loaded.bundle.reference, drift_inputs(features, scores))
     result = ScoreResult(
-        scores, rejected, len(features), store.describe(), loaded, as_of, drift, seconds
+        scores, rejected, len(features), store.describe(), loaded, as_of, drift, lap.seconds
     )
     if settings.track:
         log_scoring(result, settings)

@@ -29,7 +29,6 @@ import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -43,7 +42,7 @@ import pyarrow as pa
 
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import bin_counts, stability_from_counts
-from dealscore.progress import Progress, silent
+from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import (
     AFTER_CLOSE,
     BEFORE_CREATE,
@@ -662,15 +661,7 @@ def run_score_spark(
     """`run_score` on Spark: read, check, score in groups, reconcile, write, log."""
     from dealscore.jobs.score import ScoreResult, load_model, log_scoring, settle, utc_as_of
 
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = now - clock
-        clock = now
-
+    lap = Laps()
     progress(f"loading {settings.model}")
     loaded = load_model(settings.model, settings.tracking_uri)
     store = open_store(settings.out, settings.format)  # an unreachable database fails here
@@ -716,7 +707,7 @@ def run_score_spark(
         counts |= bin_counts(ref_bins, pd.DataFrame({"win_probability": p}))
     drift = stability_from_counts(ref_bins, counts)
     result = ScoreResult(
-        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, seconds
+        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, lap.seconds
     )
     if settings.track:
         log_scoring(result, settings)
