@@ -691,7 +691,7 @@ def run_score_spark(
         collected = _collect(out)
         open_deals = _open_deals(frames["opportunities"], as_of)
     lap("features + score + reasons")
-    scores, rejected, drift_counts = _split(collected, loaded)
+    scores, rejected, drift_counts = _split(collected)
     if drift_counts["open"] != open_deals:  # a routing bug: some deal lost or doubled
         raise RuntimeError(
             f"reconciliation failed: {open_deals:,} deals open at as_of in Spark, "
@@ -726,7 +726,7 @@ def _open_deals(deals: DataFrame, as_of: pd.Timestamp) -> int:
     )
 
 
-def _split(collected: pd.DataFrame, loaded: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _split(collected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The groups' output as the pandas engine's (scores, rejected) and summed drift counts."""
     from dealscore.schemas.scores import Scores
 
