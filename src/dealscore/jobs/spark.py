@@ -79,15 +79,6 @@ if TYPE_CHECKING:
 
 GROUP, ROW, TABLE, BLOB, KIND = "_group", "_row", "_table", "_blob", "_kind"
 SPARK_TABLE_PREFIX = "spark:"
-# Tables the features read for an open deal; owners only serve the forecast comparison.
-SCORING_TABLES = (
-    "opportunities",
-    "accounts",
-    "stage_history",
-    "activities",
-    "contacts",
-    "forecasts",
-)
 # What each group returns: score rows, reject rows, and one row of drift counts.
 SCORED, REJECTED, DRIFT = "score", "reject", "drift"
 OUTPUT_COLUMNS: dict[str, str] = {
@@ -450,21 +441,13 @@ def _unpack(blobs: pd.Series) -> pd.DataFrame:
 
 
 def route(frames: dict[str, DataFrame], as_of: pd.Timestamp, groups: int) -> DataFrame:
-    """(group, table, blob) rows carrying every row of each open deal, grouped by deal."""
+    """(group, table, blob) rows carrying every row of each open deal, grouped by deal (owners
+    are not routed: no feature reads them)."""
     from pyspark.sql import functions as F
 
     deals = frames["opportunities"]
-    opened = (
-        deals.where(
-            F.col(Opportunities.created_at).cast("timestamp") < F.lit(as_of.to_pydatetime())
-        )
-        .where(
-            F.col(Opportunities.closed_at).isNull()
-            | (F.col(Opportunities.closed_at).cast("timestamp") >= F.lit(as_of.to_pydatetime()))
-        )
-        .withColumn(
-            GROUP, F.pmod(F.xxhash64(Opportunities.opportunity_id), F.lit(groups)).cast("int")
-        )
+    opened = _open_at(deals, as_of).withColumn(
+        GROUP, F.pmod(F.xxhash64(Opportunities.opportunity_id), F.lit(groups)).cast("int")
     )
     by_deal = opened.select(F.col(Opportunities.opportunity_id).alias("_deal"), GROUP)
     routed = {"opportunities": opened}
@@ -563,13 +546,7 @@ def reference(spark: SparkSession, frames: dict[str, DataFrame], as_of: pd.Times
 
 def _collect(frame: DataFrame) -> pd.DataFrame:
     """A Spark frame as pandas, timestamps UTC-aware like the pandas engine reads them."""
-    if hasattr(frame, "toArrow"):
-        return frame.toArrow().to_pandas()
-    out = frame.toPandas()
-    for column in out:
-        if pd.api.types.is_datetime64_dtype(out[column].dtype):
-            out[column] = to_utc_timestamps(out[column])
-    return out
+    return frame.toArrow().to_pandas()
 
 
 def _coerced(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -681,7 +658,7 @@ def run_score_spark(
         f"in {groups} groups ({len(ref.opportunities):,} closed deals broadcast)"
     )
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
-    routed = route({n: f for n, f in frames.items() if n in SCORING_TABLES}, as_of, groups)
+    routed = route(frames, as_of, groups)
 
     def score(packed):  # pd.DataFrame -> pd.DataFrame; unannotated for pyspark
         return score_group(packed, ref, loaded, as_of, scored_at, settings)
@@ -689,7 +666,7 @@ def run_score_spark(
     with _utc(spark), _reporting(spark, progress):
         out = routed.groupBy(GROUP).applyInPandas(score, _output_schema())
         collected = _collect(out)
-        open_deals = _open_deals(frames["opportunities"], as_of)
+        open_deals = _open_at(frames["opportunities"], as_of).count()
     lap("features + score + reasons")
     scores, rejected, drift_counts = _split(collected)
     if drift_counts["open"] != open_deals:  # a routing bug: some deal lost or doubled
@@ -714,15 +691,14 @@ def run_score_spark(
     return result
 
 
-def _open_deals(deals: DataFrame, as_of: pd.Timestamp) -> int:
+def _open_at(deals: DataFrame, as_of: pd.Timestamp) -> DataFrame:
+    """Deals open at as_of, as `snapshots_at` defines it: created before, not closed before."""
     from pyspark.sql import functions as F
 
     at = F.lit(as_of.to_pydatetime())
     closed = F.col(Opportunities.closed_at).cast("timestamp")
-    return (
-        deals.where(F.col(Opportunities.created_at).cast("timestamp") < at)
-        .where(closed.isNull() | (closed >= at))
-        .count()
+    return deals.where(F.col(Opportunities.created_at).cast("timestamp") < at).where(
+        closed.isNull() | (closed >= at)
     )
 
 
