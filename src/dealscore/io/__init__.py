@@ -1,7 +1,7 @@
 """Read exports (files, SQL) through column mappings; write contract tables."""
 
 from dealscore.io.mapping import Mapping, MappingError, load_mapping
-from dealscore.io.read import Export, SourceError, open_source, read_export
+from dealscore.io.read import Export, SourceError, open_source, read_export, read_valid
 from dealscore.io.write import write_frame, write_tables
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "load_mapping",
     "open_source",
     "read_export",
+    "read_valid",
     "write_frame",
     "write_tables",
 ]

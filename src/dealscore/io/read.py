@@ -9,6 +9,8 @@ from typing import Protocol
 import pandas as pd
 
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
+from dealscore.progress import Progress, silent
+from dealscore.schemas.contract import require_valid
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 
 FILE_SUFFIXES: dict[str, str] = {
@@ -146,3 +148,13 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
             f"{source.description}: no opportunities table found{hint}; found: {found}"
         )
     return Export(CrmTables.from_dict(frames), source.description, notes)
+
+
+def read_valid(
+    src: str | Path, mapping: Mapping | str | Path | None = None, progress: Progress = silent
+) -> CrmTables:
+    """An export read (through the mapping) and validated, or a ContractError listing every
+    error. Only the validated copy is kept: the raw one would double the memory."""
+    progress(f"reading {src}")
+    export = read_export(src, mapping)
+    return require_valid(export.tables, export.source)

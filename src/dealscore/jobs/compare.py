@@ -22,10 +22,10 @@ from dealscore.features.build import FeatureState, snapshots_at
 from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.horizon import close_by, won_slips
 from dealscore.features.pit import DAY, micros
-from dealscore.io import read_export
+from dealscore.io import read_valid
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.progress import Progress, silent
-from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status, require_valid
+from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
 
 FORECASTS = ["model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
 GROUPINGS = ("team", "owner", "segment")
@@ -171,9 +171,7 @@ def run_compare(
     from dealscore.jobs.score import load_model
 
     loaded = load_model(model, tracking_uri)
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
+    tables = read_valid(data, mapping, progress)
     if period is None:  # the quarter the export is in: today's forecast
         period = str(pd.Period(last_closed_periods(tables, 1)[0], freq="Q") + 1)
     start, end = period_bounds(period)
@@ -256,6 +254,4 @@ def run_backtest(
     progress: Progress = silent,
 ) -> BacktestResult:
     """Read and validate the export, then `backtest` it."""
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    return backtest(require_valid(export.tables, export.source), periods, settings, progress)
+    return backtest(read_valid(data, mapping, progress), periods, settings, progress)

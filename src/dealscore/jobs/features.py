@@ -9,9 +9,8 @@ import pandas as pd
 import yaml
 
 from dealscore.features import FeatureState, IcpRule, build_features, fit_feature_state, parse_icp
-from dealscore.io import read_export, write_frame
+from dealscore.io import read_valid, write_frame
 from dealscore.progress import Progress, silent
-from dealscore.schemas import require_valid
 
 DEFAULT_ICP = Path("features/icp.yaml")
 
@@ -44,9 +43,7 @@ def run_build_features(
     progress: Progress = silent,
 ) -> FeaturesResult:
     """Read and validate the export, fit the feature state before as_of, build, write."""
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
+    tables = read_valid(data, mapping, progress)
     state = fit_feature_state(tables, as_of, load_icp(icp))
     progress(f"building features as of {as_of:%Y-%m-%d %H:%M} UTC")
     frame = build_features(tables, as_of, state)

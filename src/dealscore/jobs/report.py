@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.asof import last_event
-from dealscore.io import read_export
+from dealscore.io import read_valid
 from dealscore.jobs.compare import BacktestResult, backtest, period_bounds, period_deals
 from dealscore.jobs.score import ScoreSettings, load_model, score_deals
 from dealscore.progress import Progress, silent
-from dealscore.schemas import require_valid
 from dealscore.tracking import plots
 
 TOP_DEALS = 10
@@ -104,9 +103,7 @@ def run_report(
     progress: Progress = silent,
 ) -> ReportResult:
     loaded = load_model(model, tracking_uri)
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
+    tables = read_valid(data, mapping, progress)
     progress(f"backtesting the last {periods} closed periods")
     replay = backtest(tables, periods, settings, progress)
     now = as_of or last_event(tables)

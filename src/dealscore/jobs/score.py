@@ -20,13 +20,13 @@ from dealscore.features import build_features
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
-from dealscore.io import read_export
+from dealscore.io import read_valid
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.model.drift import population_stability
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends
 from dealscore.progress import Laps, Progress, silent
-from dealscore.schemas import Opportunities, require_valid
+from dealscore.schemas import Opportunities
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
@@ -356,10 +356,7 @@ def run_score(
     loaded = load_model(settings.model, settings.tracking_uri)
     store = open_store(settings.out, settings.format)  # an unreachable database fails here
     lap("load model")
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
-    del export  # the validated copy is all that is needed; the raw one would double the memory
+    tables = read_valid(data, mapping, progress)
     lap("read")
     as_of = utc_as_of(as_of)
     progress(

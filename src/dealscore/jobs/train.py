@@ -22,7 +22,7 @@ from dealscore.features.asof import last_event
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import micros, quarter_end_micros
-from dealscore.io import read_export
+from dealscore.io import read_valid
 from dealscore.jobs.features import load_icp
 from dealscore.model.baselines import logistic_baseline
 from dealscore.model.drift import Reference, reference
@@ -31,7 +31,7 @@ from dealscore.model.evaluation import by_outcome, compare
 from dealscore.model.metrics import evaluate
 from dealscore.model.split import SLICES, SliceShares, assign_slices
 from dealscore.progress import Progress, silent
-from dealscore.schemas import CrmTables, Opportunities, Status, require_valid
+from dealscore.schemas import CrmTables, Opportunities, Status
 
 TRUTH_FILE = "truth.parquet"  # written by `dealscore generate`; read only to report the oracle
 PROMOTION_METRICS = ("log_loss", "brier")  # lower is better for both
@@ -333,9 +333,7 @@ def run_train(
         from dealscore.jobs.tracking import check_store, track_training  # MLflow only if used
 
         check_store(settings)  # before hours of training, not after
-    progress(f"reading {data}")
-    export = read_export(data, mapping)
-    tables = require_valid(export.tables, export.source)
+    tables = read_valid(data, mapping, progress)
     result = fit_and_evaluate(tables, settings, _truth(data), progress)
     if not settings.track:
         return result
