@@ -144,18 +144,25 @@ def _write_concurrently(url_or_folder: str, marker: int) -> None:
     store.write(Run(AS_OF, "dealscore", "3"), scores(3000, 0.1 * marker, marker=marker), rejected())
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
-def test_concurrent_runs_do_not_interleave(kind, tmp_path):
-    target = f"sqlite:///{tmp_path / 'scores.db'}" if kind == "sqlite" else str(tmp_path / "out")
+def _race(target: str, writers: int) -> pd.DataFrame:
+    """Writers in their own processes write the same run at once; what the store holds after."""
     open_store(target)  # create the tables before the race
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_write_concurrently, args=(target, m)) for m in (1, 2, 3)]
+    workers = [
+        context.Process(target=_write_concurrently, args=(target, m)) for m in range(1, writers + 1)
+    ]
     for w in workers:
         w.start()
     for w in workers:
         w.join(120)
     assert all(w.exitcode == 0 for w in workers)
-    rows = read_all(open_store(target))
+    return read_all(open_store(target))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
+def test_concurrent_runs_do_not_interleave(kind, tmp_path):
+    target = f"sqlite:///{tmp_path / 'scores.db'}" if kind == "sqlite" else str(tmp_path / "out")
+    rows = _race(target, writers=3)
     # one writer's rows, whole: never a mix, never duplicates
     assert len(rows) == 3000 and rows["scored_at"].nunique() == 1
 
@@ -260,15 +267,7 @@ def test_postgresql_round_trip(postgres):
 
 
 def test_concurrent_runs_do_not_interleave_on_postgresql(postgres):
-    open_store(postgres)
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_write_concurrently, args=(postgres, m)) for m in (1, 2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(120)
-    assert all(w.exitcode == 0 for w in workers)
-    rows = read_all(open_store(postgres))
+    rows = _race(postgres, writers=2)
     assert len(rows) == 3000 and rows["scored_at"].nunique() == 1
 
 
