@@ -14,7 +14,7 @@ import typer
 
 from dealscore import __version__
 from dealscore.features import CATALOGUE
-from dealscore.io import MappingError, SourceError
+from dealscore.io import MappingError, SourceError, read_valid
 from dealscore.io.scores import StoreError
 from dealscore.io.write import TableFormat
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
@@ -28,7 +28,8 @@ from dealscore.jobs.score import (
 )
 from dealscore.jobs.settings import SettingsError, load_settings
 from dealscore.jobs.spark import SparkUnavailableError
-from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.jobs.forward import ForwardTest
+from dealscore.jobs.train import TrainSettings, run_forward, run_train
 from dealscore.schemas import ContractError
 from dealscore.synthetic import GeneratorSettings
 from dealscore.tracking.store import TrackingError
@@ -317,10 +318,26 @@ def train(
         bool | None,
         typer.Option("--track/--no-track", help="Log the run and register the model in MLflow."),
     ] = None,
+    horizon_days: Annotated[
+        float | None,
+        typer.Option(
+            help="The label: won within this many days of the snapshot; 0 = auto (the 90th "
+            "percentile of won deals' cycles). win_probability means exactly this."
+        ),
+    ] = None,
+    forward_dates: Annotated[
+        int | None,
+        typer.Option(
+            help="Forward test at this many past dates (train on the export as it stood, score "
+            "the deals open then, read their outcomes); 0 skips it."
+        ),
+    ] = None,
 ) -> None:
-    """Train on time-sliced snapshots, compare with the baselines on the same test rows, and log
-    the run to MLflow: the model is registered as `dealscore`, alias `challenger`, and becomes
-    `champion` if it is not worse than the current champion on the same rows."""
+    """Train on snapshots of every deal open on a calendar grid (labelled won within the
+    horizon), compare with the baselines on the same test rows, replay the recipe at past dates
+    (the forward test), and log the run to MLflow: the model is registered as `dealscore`, alias
+    `challenger`, and becomes `champion` if it is not worse than the current champion on the
+    same rows and its forward test is calibrated."""
     _quiet_mlflow()
     try:
         settings = load_settings(
@@ -331,6 +348,8 @@ def train(
             heroic_weight=heroic_weight,
             tracking_uri=tracking_uri,
             track=track,
+            horizon_days=horizon_days,
+            forward_dates=forward_dates,
         )
         result = run_train(data, settings, mapping, progress=_Progress())
     except ContractError as exc:
@@ -346,6 +365,10 @@ def train(
     typer.echo(
         f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
     )
+    if result.horizon_days is not None:
+        typer.echo(f"win_probability = P(won within {result.horizon_days:g} days of the as-of date)")
+    if result.forward is not None:
+        _echo_forward(result.forward)
     if result.tracking is not None:
         t = result.tracking
         typer.echo(f"MLflow run {t.run_id} ({t.tracking_uri}); model {t.model_uri}")
@@ -355,6 +378,58 @@ def train(
                 f"registered {TrainSettings.registered_model} v{t.version} as {role}: {t.reason}"
             )
         typer.echo(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}")
+
+
+def _echo_forward(forward: ForwardTest) -> None:
+    columns = ["roc_auc", "brier", "log_loss", "ece", "mean_predicted", "actual", "rows"]
+    typer.echo("forward test: deals open at each date, model trained only on the export then")
+    typer.echo(forward.table.set_index(["date", "contender"])[columns].round(4).to_string())
+    typer.echo(forward.summary())
+
+
+@app.command()
+def evaluate(
+    data: DataOption,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A past date to replay (repeat for several). Default: the latest "
+            "forward_dates dates, forward_every_days apart, whose outcomes the export holds."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Training settings (TOML): the recipe under test."),
+    ] = None,
+    mapping: MappingOption = None,
+    horizon_days: Annotated[
+        float | None,
+        typer.Option(help="Label horizon in days; 0 = auto, as in training."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write every scored deal (CSV): date, deal, label, probabilities."),
+    ] = None,
+) -> None:
+    """The forward test on its own: at each past date, train on the export as it stood, score
+    every deal open then, and read from the later export whether it was won within the horizon.
+    Prints ROC AUC, Brier, log loss, ECE and mean predicted vs actual per date and pooled, for
+    the model, the reps' forecast and the CRM stage probability on the same deals."""
+    try:
+        settings = load_settings(TrainSettings, config, horizon_days=horizon_days, track=False)
+        dates = [_timestamp(d, "--as-of") for d in as_of] if as_of else None
+        tables = read_valid(data, mapping, _Progress())
+        forward = run_forward(tables, settings, dates, progress=_Progress())
+    except ContractError as exc:
+        _contract_failure(exc, f"{data}: not evaluated")
+    except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _echo_forward(forward)
+    typer.echo("reliability (model, pooled):")
+    typer.echo(forward.reliability().round(4).to_string(index=False))
+    if out is not None:
+        forward.rows.to_csv(out, index=False)
+        typer.echo(f"wrote {len(forward.rows):,} scored deals to {out}")
 
 
 @app.command()

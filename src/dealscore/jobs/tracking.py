@@ -34,7 +34,7 @@ from dealscore.tracking.pyfunc import (
     save_bundle,
     signature,
 )
-from dealscore.tracking.registry import Decision, current_champion, decide, set_aliases
+from dealscore.tracking.registry import Decision, current_champion, decide, refuse, set_aliases
 from dealscore.tracking.store import tracking_uri, use_store
 
 if TYPE_CHECKING:
@@ -148,6 +148,9 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
     tables = folder / "tables"
     tables.mkdir()
     result.comparison.to_csv(tables / "comparison.csv", index=False)
+    if result.forward is not None:
+        result.forward.table.to_csv(tables / "forward_test.csv", index=False)
+        result.forward.reliability().to_csv(tables / "forward_reliability.csv", index=False)
     result.outcomes.to_csv(tables / "by_outcome.csv", index=False)
     reliability_table(y, predictions["model"]).to_csv(tables / "reliability.csv", index=False)
     lift_by_decile(y, predictions["model"]).to_csv(tables / "lift.csv", index=False)
@@ -164,6 +167,8 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
             comparison=result.comparison,
             calibration=result.model.calibration_,
             best_iteration=result.model.best_iteration_,
+            horizon_days=result.horizon_days,
+            forward=result.forward.table if result.forward is not None else None,
             heroics=_heroics_text(result),
             limits=_limits(result),
         )
@@ -240,10 +245,20 @@ def track_training(
                 "best_iteration": result.model.best_iteration_,
                 **{f"rows_{name}": rows for name, rows in result.slice_rows.items()},
                 **{name: str(value) for name, value in result.window.items()},
+                "label_horizon_days": result.horizon_days or "",
             }
         )
         mlflow.log_metrics(_metrics(result.comparison))
         mlflow.log_metrics({f"in_quarter.{k}": v for k, v in result.in_quarter_metrics.items()})
+        if result.forward is not None:
+            mlflow.log_metrics(
+                {
+                    f"forward.{row.contender}.{metric}": float(getattr(row, metric))
+                    for row in result.forward.table[result.forward.table["date"] == "pooled"]
+                    .itertuples()
+                    for metric in ("roc_auc", "brier", "log_loss", "ece", "mean_predicted", "actual")
+                }
+            )
         mlflow.log_metrics(
             {"heroic_flagged": result.heroics.flagged}
             | {f"heroics.weighted.{k}": v for k, v in (result.heroics.weighted or {}).items()}
@@ -300,6 +315,9 @@ def track_training(
         )
         if problem:
             decision = Decision(False, f"not promoted: {problem}")
+        forward_ece = result.forward.pooled().get("ece") if result.forward is not None else None
+        if refusal := refuse(model_score, forward_ece, settings.max_forward_ece):
+            decision = Decision(False, f"not promoted: {refusal}")
         set_aliases(client, settings.registered_model, version, decision)
         mlflow.set_tags(
             {

@@ -16,20 +16,21 @@ from dealscore.features import (
     SnapshotSettings,
     build_features,
     fit_feature_state,
-    sample_snapshots,
 )
+from dealscore.features.snapshots import label_horizon, snapshots
 from dealscore.features.asof import last_event
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.heroics import HeroicsRule, heroic_wins
-from dealscore.features.pit import micros, quarter_end_micros
+from dealscore.features.pit import DAY, micros, quarter_end_micros
 from dealscore.io import read_valid
 from dealscore.jobs.features import load_icp
+from dealscore.jobs.forward import ForwardTest, default_dates, forward_test
 from dealscore.model.baselines import logistic_baseline
 from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
 from dealscore.model.metrics import evaluate
-from dealscore.model.split import SLICES, SliceShares, assign_slices
+from dealscore.model.split import PURGED, SLICES, SliceShares, assign_slices, date_slices
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
 
@@ -39,15 +40,18 @@ PROMOTION_METRICS = ("log_loss", "brier")  # lower is better for both
 
 @dataclass(frozen=True)
 class TrainSettings:
-    snapshot_scheme: str = "per_deal"
+    snapshot_scheme: str = "grid"
     snapshots_per_deal: int = 4
-    every_days: float = 14.0
+    every_days: float = 7.0
+    horizon_days: float = 0.0
+    age_weight_days: float = 90.0
     train_share: float = 0.6
     validation_share: float = 0.1
     calibration_share: float = 0.15
     test_share: float = 0.15
     min_won: int = 50
     min_not_won: int = 50
+    cohort_warning_ratio: float = 1.5
     n_estimators: int = 2000
     learning_rate: float = 0.03
     num_leaves: int = 31
@@ -57,6 +61,9 @@ class TrainSettings:
     seed: int = 0
     icp: str = "features/icp.yaml"
     in_quarter_model: bool = True
+    forward_dates: int = 3
+    forward_every_days: float = 56.0
+    max_forward_ece: float = 0.05
     heroic_weight: float = 1.0
     heroic_max_icp_score: float = 0.5
     heroic_min_discount: float = 0.2
@@ -80,8 +87,13 @@ class TrainSettings:
 
     def snapshots(self) -> SnapshotSettings:
         return SnapshotSettings(
-            self.snapshot_scheme, self.snapshots_per_deal, self.every_days, self.seed
-        )  # type: ignore[arg-type]
+            self.snapshot_scheme,  # type: ignore[arg-type]
+            self.snapshots_per_deal,
+            self.every_days,
+            self.horizon_days,
+            self.age_weight_days,
+            self.seed,
+        )
 
     def shares(self) -> SliceShares:
         return SliceShares(
@@ -149,6 +161,9 @@ class TrainResult:
     reference: Reference = field(default_factory=Reference)  # for drift checks when scoring
     in_quarter: WinProbabilityModel | None = None  # P(won before the snapshot's quarter ends)
     in_quarter_metrics: dict[str, float] = field(default_factory=dict)
+    horizon_days: float | None = None  # grid: win_probability = P(won within this many days)
+    scheme: str = "grid"
+    forward: ForwardTest | None = None  # the recipe replayed at past dates (run_forward)
     tracking: Tracking | None = None
 
 
@@ -161,6 +176,23 @@ def check_minimums(tables: CrmTables, settings: TrainSettings) -> None:
             f"too little history to train: {won:,} won and {not_won:,} lost or no-decision resolved deals; "
             f"need at least {settings.min_won:,} and {settings.min_not_won:,} (min_won / min_not_won)"
         )
+
+
+def cohort_warning(rows: pd.DataFrame, ratio: float) -> str:
+    """A warning when the label rate of the latest fifth of snapshot dates differs from the
+    earlier rows' by more than `ratio` either way: censoring (recent slow outcomes missing) or a
+    real shift, worth a look before trusting the model."""
+    recent = rows["as_of"] >= rows["as_of"].quantile(0.8)
+    if recent.all() or not recent.any():
+        return ""
+    new, old = rows.loc[recent, "label"].mean(), rows.loc[~recent, "label"].mean()
+    if min(new, old) > 0 and max(new / old, old / new) <= ratio:
+        return ""
+    return (
+        f"the label rate of the latest snapshots ({new:.1%}) differs from the earlier ones' "
+        f"({old:.1%}): recent outcomes may be censored (slow losses not closed yet) or the "
+        f"business changed; the forward test shows what it costs"
+    )
 
 
 def _truth(data: str | Path) -> pd.DataFrame | None:
@@ -199,24 +231,52 @@ def fit_and_evaluate(
     check_minimums(tables, settings)
     deals = tables.opportunities
     cutoff = last_event(tables) + pd.Timedelta(microseconds=1)
-    boundaries = settings.shares().boundaries(deals)
     rules = _icp_rules(settings, progress)
-    # Learned once, from history before the training slice ends, and kept for scoring.
-    state = fit_feature_state(tables, boundaries["validation"], rules)
+    snap_settings = settings.snapshots()
+    grid = snap_settings.scheme == "grid"
+    horizon = settings.horizon_days or label_horizon(deals, cutoff)
 
     progress("sampling snapshots and building features")
-    snaps = sample_snapshots(deals, cutoff, settings.snapshots())
+    snaps = snapshots(deals, cutoff, snap_settings, horizon)
+    if grid:
+        if snaps.empty:
+            raise DataMinimumError(
+                f"no snapshot has a complete label window: the export spans less than the label "
+                f"horizon of {horizon:g} days (horizon_days)"
+            )
+        try:
+            slices, boundaries = date_slices(
+                snaps["as_of"], snaps["opportunity_id"], horizon, settings.shares(), settings.seed
+            )
+        except ValueError as exc:
+            raise DataMinimumError(str(exc)) from exc
+        snaps = snaps.assign(slice=slices)
+        snaps = snaps[snaps["slice"] != PURGED]
+        state_before = boundaries["calibration"]
+    else:
+        boundaries = settings.shares().boundaries(deals)
+        snaps = snaps.assign(slice=assign_slices(snaps, deals, boundaries))
+        state_before = boundaries["validation"]
+    # Learned once, from history before the calibration (grid) or validation slice, kept for scoring.
+    state = fit_feature_state(tables, state_before, rules)
     features = build_features(tables, snaps[["opportunity_id", "as_of"]], state)
     rows = snaps.merge(features, on=["opportunity_id", "as_of"], validate="one_to_one")
-    rows["slice"] = assign_slices(rows, deals, boundaries)
     closed_us = micros(
         rows["opportunity_id"].map(
             deals.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
         )
     )
+    as_of_us = micros(rows["as_of"])
+    # Won before the snapshot's quarter ends (and, on the grid, within the label window).
+    in_quarter_end = quarter_end_micros(as_of_us)
+    if grid:
+        in_quarter_end = np.minimum(in_quarter_end, as_of_us + int(horizon * DAY))
     rows["label_in_quarter"] = (
-        (rows["label"] == 1) & (closed_us < quarter_end_micros(micros(rows["as_of"])))
+        (rows["outcome"] == Status.WON.value) & (closed_us < in_quarter_end)
     ).astype(np.int64)
+    warning = cohort_warning(rows, settings.cohort_warning_ratio)
+    if warning:
+        progress(f"WARNING: {warning}")
     parts = {name: rows[rows["slice"] == name] for name in SLICES}
     progress("slices: " + ", ".join(f"{name} {len(part):,}" for name, part in parts.items()))
     train, val, cal, test = (parts[name] for name in SLICES)
@@ -316,10 +376,41 @@ def fit_and_evaluate(
         window={
             "first_created": deals[Opportunities.created_at].min(),
             "cutoff": cutoff,
-            "state_fitted_before": boundaries["validation"],
+            "state_fitted_before": state_before,
             **{f"{name}_from": boundaries[name] for name in boundaries.index},
         },
+        horizon_days=horizon if grid else None,
+        scheme=snap_settings.scheme,
     )
+
+
+def run_forward(
+    tables: CrmTables,
+    settings: TrainSettings,
+    dates: list[pd.Timestamp] | None = None,
+    progress: Progress = silent,
+) -> ForwardTest:
+    """The forward test of this recipe at `dates` (default: the latest `forward_dates` dates,
+    `forward_every_days` apart, whose outcomes the export holds); warns when it is off."""
+    recipe = replace(settings, track=False, in_quarter_model=False, forward_dates=0)
+
+    def fit(past: CrmTables) -> tuple[WinProbabilityModel, FeatureState]:
+        trained = fit_and_evaluate(past, recipe)
+        return trained.model, trained.feature_state
+
+    if dates is None:
+        dates = default_dates(
+            tables, settings.forward_dates, settings.forward_every_days, settings.horizon_days
+        )
+    result = forward_test(tables, dates, fit, settings.horizon_days, progress)
+    progress(result.summary())
+    pooled = result.pooled()
+    if pooled and abs(pooled["mean_predicted"] - pooled["actual"]) > 0.1 * pooled["actual"]:
+        progress(
+            f"WARNING: on the deals really open at past dates the model predicted "
+            f"{pooled['mean_predicted']:.3f} on average; {pooled['actual']:.3f} were won"
+        )
+    return result
 
 
 def run_train(
@@ -335,6 +426,8 @@ def run_train(
         check_store(settings)  # before hours of training, not after
     tables = read_valid(data, mapping, progress)
     result = fit_and_evaluate(tables, settings, _truth(data), progress)
+    if settings.forward_dates > 0:
+        result = replace(result, forward=run_forward(tables, settings, progress=progress))
     if not settings.track:
         return result
     return replace(

@@ -7,24 +7,25 @@ import pandas as pd
 
 from dealscore.model.metrics import evaluate
 
+# The deal's age at the snapshot (the age_days feature): known then; its share of its own life
+# is not.
 AGE_BANDS = {
-    "early": (0.0, 1 / 3),
-    "mid": (1 / 3, 2 / 3),
-    "late": (2 / 3, 1.0001),
-    "second_half": (0.5, 1.0001),  # overlaps mid and late: the acceptance segment of issue 4
+    "early": (0.0, 30.0),
+    "mid": (30.0, 90.0),
+    "late": (90.0, np.inf),
 }
 
 
 def compare(rows: pd.DataFrame, contenders: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Metrics per contender and segment (all, early/mid/late life); rows where every contender
-    has a probability, so each is scored on the same rows."""
+    """Metrics per contender and segment (all, and by the deal's age: under 30 days, 30 to 90,
+    older); rows where every contender has a probability, so each is scored on the same rows."""
     have_all = np.all([~np.isnan(p) for p in contenders.values()], axis=0)
     frame = rows[have_all]
     records = []
     segments = {"all": np.ones(len(frame), dtype=bool)}
     for band, (low, high) in AGE_BANDS.items():
         segments[band] = (
-            (frame["life_fraction"] >= low) & (frame["life_fraction"] < high)
+            (frame["age_days"] >= low) & (frame["age_days"] < high)
         ).to_numpy()
     for name, p in contenders.items():
         p = p[have_all]

@@ -27,11 +27,11 @@ class FeatureFrame(pa.DataFrameModel):
 
 
 class SnapshotFrame(pa.DataFrameModel):
-    """Training snapshots: a deal, a time it was open, and its final outcome."""
+    """Training snapshots: a deal, a time it was open, its label and outcome, its weight."""
 
     opportunity_id: Series[str]
     as_of: Series[UtcTimestamp]
     label: Series[int] = pa.Field(isin=[0, 1])
     outcome: Series[str]
-    life_fraction: Series[float] = pa.Field(ge=0, le=1)
+    life_fraction: Series[float] | None = pa.Field(ge=0, le=1)  # legacy schemes only
     weight: Series[float] = pa.Field(gt=0, le=1)

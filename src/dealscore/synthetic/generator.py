@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ class GeneratorSettings:
     heroic_share: float = 0.03
     path_fidelity: float = 0.75  # chance a deal's visible path is the one its outcome would give
     yearly_growth: float = 0.3
+    # Days a lost or no-decision deal stays open in the CRM after its last touch (0.5x to 1.5x
+    # this, uniformly) before someone closes it: fast wins, slow losses, as in many lead funnels.
+    loss_close_lag_days: float = 0.0
 
     def __post_init__(self) -> None:
         if self.deals < 10:
@@ -61,6 +64,8 @@ class GeneratorSettings:
             raise ValueError(f"years must be positive, got {self.years}")
         if not 0 <= self.heroic_share < 0.5:
             raise ValueError(f"heroic_share must be in [0, 0.5), got {self.heroic_share}")
+        if self.loss_close_lag_days < 0:
+            raise ValueError(f"loss_close_lag_days must be >= 0, got {self.loss_close_lag_days}")
         if not 0 <= self.path_fidelity <= 1:
             raise ValueError(f"path_fidelity must be in [0, 1], got {self.path_fidelity}")
         if self.export_date is not None:
@@ -132,7 +137,15 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
 
     progress("stage history: stages, regressions, slips, discounts")
     events = stage_events(rng, deals, start, calendar)
-    opportunities, stage_history = _deal_tables(deals, events, world, opp_ids, start, horizon)
+    # Losses closed late: engagement and stage history end at the real end (silence after it);
+    # only the closing row and the deal's closed_at move. No draw at lag 0 (same CRM as before).
+    recorded = deals
+    if settings.loss_close_lag_days > 0:
+        lag = settings.loss_close_lag_days * rng.uniform(0.5, 1.5, n) * (deals.outcome != WON)
+        recorded = replace(deals, closed=deals.closed + lag)
+        closing = events["stage"].to_numpy() >= len(STAGES)
+        events.loc[closing, "t"] = recorded.closed[events.loc[closing, "deal"].to_numpy()]
+    opportunities, stage_history = _deal_tables(recorded, events, world, opp_ids, start, horizon)
 
     progress("activities")
     acts = activities(rng, deals, world, horizon, settings.activities_per_deal)
@@ -166,7 +179,7 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
             "path": STATUS_NAMES[deals.path],
             "p_ceiling": ceiling_probability(deals, settings.path_fidelity),
             "eventual_status": STATUS_NAMES[deals.outcome],
-            "eventual_closed_at": _timestamps(start, deals.closed),
+            "eventual_closed_at": _timestamps(start, recorded.closed),
         }
     )
     tables = CrmTables(

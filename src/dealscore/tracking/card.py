@@ -18,6 +18,9 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+FORWARD_METRICS = ["roc_auc", "brier", "log_loss", "ece", "mean_predicted", "actual", "rows"]
+
+
 def model_card(
     *,
     source: str,
@@ -28,6 +31,8 @@ def model_card(
     best_iteration: int,
     heroics: str,
     limits: list[str],
+    horizon_days: float | None = None,
+    forward: pd.DataFrame | None = None,
 ) -> str:
     """Markdown for a run's `model_card.md`."""
     overall = comparison[comparison["segment"] == "all"][["contender", *METRICS]]
@@ -37,8 +42,10 @@ def model_card(
         "# dealscore win-probability model",
         "",
         (
-            "Calibrated probability that an open B2B deal is won (lost and no-decision count as "
-            "not won), from point-in-time features of the CRM history (docs/features.md)."
+            "Calibrated probability that an open B2B deal is won"
+            + (f" within {horizon_days:g} days of the as-of date" if horizon_days else "")
+            + " (lost, no-decision and still open count as not won), from point-in-time "
+            "features of the CRM history (docs/features.md)."
         ),
         "",
         "## Data",
@@ -60,10 +67,23 @@ def model_card(
         "",
         _table(overall),
         "",
-        "ROC AUC by snapshot age (early, mid, late third of a deal's life):",
+        "ROC AUC by the deal's age at the snapshot (early < 30 days, mid 30-90, late > 90):",
         "",
         _table(by_age),
         "",
+        *(
+            [
+                "## Forward test: what the nightly scores were worth",
+                "",
+                "At each past date: the export as it stood then, a model trained only on it with "
+                "this recipe, every deal open then scored, outcomes read from the later export.",
+                "",
+                _table(forward[["date", "contender", *FORWARD_METRICS]]),
+                "",
+            ]
+            if forward is not None
+            else []
+        ),
         "## Known limits",
         "",
         *[f"- {limit}" for limit in limits],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mlflow
+import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
@@ -40,6 +41,18 @@ def decide(
     if challenger <= champion + tolerance:
         return Decision(True, f"not worse: {verdict}")
     return Decision(False, f"worse: {verdict}")
+
+
+def refuse(challenger: float, forward_ece: float | None, max_forward_ece: float) -> str:
+    """Why a challenger may not be champion whatever the champion scores; "" when it may."""
+    if not np.isfinite(challenger):
+        return "its test metric cannot be measured (one class in the test slice?)"
+    if forward_ece is not None and not forward_ece <= max_forward_ece:
+        return (
+            f"its forward test is not calibrated: ECE {forward_ece:.4f} above the limit "
+            f"{max_forward_ece} (max_forward_ece) on deals really open at past dates"
+        )
+    return ""
 
 
 def set_aliases(client: mlflow.MlflowClient, name: str, version: str, decision: Decision) -> None:

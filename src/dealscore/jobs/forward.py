@@ -1,0 +1,140 @@
+"""The forward test: the nightly situation replayed at past dates.
+
+At each date T: the export as it stood then (`tables_as_of`), a model trained only on that with
+the run's own recipe, every deal open at T scored, and the outcome read from the later export
+(won within the model's horizon of T). Its calibration is what users of the nightly scores get;
+a test slice, however carefully cut, is not the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features import build_features
+from dealscore.features.asof import last_event, tables_as_of
+from dealscore.features.baselines import crm_baselines
+from dealscore.features.snapshots import label_horizon
+from dealscore.features.build import FeatureState
+from dealscore.model.estimator import WinProbabilityModel
+from dealscore.model.metrics import evaluate, reliability_table
+from dealscore.progress import Progress, silent
+from dealscore.schemas import CrmTables, Opportunities, Status
+
+POOLED = "pooled"
+CONTENDERS = ("model", "rep_forecast", "stage_probability")
+
+
+@dataclass(frozen=True)
+class ForwardTest:
+    rows: pd.DataFrame  # every deal scored: as_of, opportunity_id, horizon_days, label, contenders
+    table: pd.DataFrame  # per date and pooled, per contender: metrics, mean predicted, actual
+
+    def pooled(self, contender: str = "model") -> dict[str, float]:
+        """The pooled metrics of one contender (empty when it was not measured)."""
+        row = self.table[(self.table["date"] == POOLED) & (self.table["contender"] == contender)]
+        return {} if row.empty else row.iloc[0].drop(["date", "contender"]).to_dict()
+
+    def reliability(self, contender: str = "model") -> pd.DataFrame:
+        """Pooled reliability table: rows, mean predicted and observed win rate per bin."""
+        return reliability_table(self.rows["label"].to_numpy(), self.rows[contender].to_numpy())
+
+    def summary(self) -> str:
+        """One line: pooled mean predicted vs actual, ECE and AUC of the model."""
+        m = self.pooled()
+        if not m:
+            return "forward test: nothing scored"
+        return (
+            f"forward test ({int(m['rows']):,} open deals at {self.table['date'].nunique() - 1} "
+            f"past dates): mean predicted {m['mean_predicted']:.3f} vs actual {m['actual']:.3f}, "
+            f"ECE {m['ece']:.3f}, ROC AUC {m['roc_auc']:.3f}, Brier {m['brier']:.3f}"
+        )
+
+
+def default_dates(
+    tables: CrmTables, count: int, every_days: float = 56.0, horizon_days: float = 0.0
+) -> list[pd.Timestamp]:
+    """The latest `count` dates, `every_days` apart, whose label window (the horizon: the
+    setting, else the auto horizon of the whole export) ended by the export's last event; at
+    midnight UTC, oldest first. Set by the export's dates alone, never by its outcomes."""
+    last = last_event(tables)
+    horizon = horizon_days or label_horizon(tables.opportunities, last)
+    latest = (last - pd.Timedelta(days=horizon)).floor("D")
+    first = tables.opportunities[Opportunities.created_at].min()
+    dates = [latest - pd.Timedelta(days=k * every_days) for k in range(count)]
+    return sorted(d for d in dates if d > first)
+
+
+Fit = Callable[[CrmTables], tuple[WinProbabilityModel, FeatureState]]
+
+
+def forward_test(
+    tables: CrmTables,
+    dates: list[pd.Timestamp],
+    fit: Fit,
+    horizon_days: float = 0.0,
+    progress: Progress = silent,
+) -> ForwardTest:
+    """At each date, `fit` the export as it stood (the training recipe under test), score the
+    deals open then, and read whether each was won within the horizon (0 = auto, as training
+    computes it on that export) from the full export."""
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    last = last_event(tables)
+    parts = []
+    for as_of in dates:
+        past = tables_as_of(tables, as_of)
+        # The horizon training at as_of uses (the legacy schemes have none: read with the auto one).
+        cutoff = last_event(past) + pd.Timedelta(microseconds=1)
+        horizon = horizon_days or label_horizon(past.opportunities, cutoff)
+        if as_of + pd.Timedelta(days=horizon) > last:
+            raise ValueError(
+                f"forward test at {as_of:%Y-%m-%d}: its outcomes ({horizon:g} days on) are not "
+                f"in the export yet (last event {last:%Y-%m-%d}); pick an earlier date"
+            )
+        progress(f"forward test at {as_of:%Y-%m-%d}: training on the export as it stood then")
+        model, state = fit(past)
+        features = build_features(past, as_of, state)
+        if features.empty:
+            continue
+        keys = features[["opportunity_id", "as_of"]]
+        crm = keys.merge(crm_baselines(past, keys), on=["opportunity_id", "as_of"], how="left")
+        closed = keys["opportunity_id"].map(deals[Opportunities.closed_at])
+        won = keys["opportunity_id"].map(deals[Opportunities.status]) == Status.WON.value
+        parts.append(
+            keys.assign(
+                horizon_days=horizon,
+                label=(won & (closed < as_of + pd.Timedelta(days=horizon))).astype(np.int64),
+                model=model.predict_proba(features[model.feature_names_in_])[:, 1],
+                rep_forecast=crm["rep_probability"].to_numpy(dtype=float),
+                stage_probability=crm["stage_probability"].to_numpy(dtype=float),
+            )
+        )
+    if not parts:
+        raise ValueError("forward test: no deal was open at any of the dates")
+    rows = pd.concat(parts, ignore_index=True)
+    return ForwardTest(rows, forward_table(rows))
+
+
+def forward_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per date and pooled, every contender measured on the rows all of them could score."""
+    present = [c for c in CONTENDERS if c in rows and rows[c].notna().mean() > 0.5]
+    rows = rows.dropna(subset=present)
+    groups = [(f"{d:%Y-%m-%d}", part) for d, part in rows.groupby("as_of")] + [(POOLED, rows)]
+    records = []
+    for date, part in groups:
+        y = part["label"].to_numpy()
+        for contender in present:
+            p = part[contender].to_numpy(dtype=float)
+            records.append(
+                {
+                    "date": date,
+                    "contender": contender,
+                    **evaluate(y, p),
+                    "mean_predicted": float(p.mean()),
+                    "actual": float(y.mean()),
+                }
+            )
+    return pd.DataFrame(records)
