@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dealscore.features import FEATURE_NAMES, build_features, fit_feature_state, parse_icp
 from dealscore.features.baselines import crm_baselines
+from dealscore.features.snapshots import SnapshotSettings, grid_snapshots, label_horizon
 from dealscore.schemas import CrmTables, validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -166,3 +167,33 @@ def test_training_snapshots_match_scoring_calls(full):
     # then each row equals the scoring call at its date
     for t, single in zip(dates, scored, strict=True):
         assert_same_features(batch[batch["as_of"] == t], single)
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fraction=st.floats(0.5, 0.98), seed=st.integers(0, 10_000))
+def test_training_rows_are_chosen_and_labelled_by_nothing_after_the_cutoff(full, fraction, seed):
+    # given a training cut-off t inside the history
+    first, last = full.opportunities["created_at"].min(), EXPORT
+    t = (first + fraction * (last - first)).floor("s") + pd.Timedelta(microseconds=seed)
+    views = [valid(before(full, t)), full, valid(with_future_noise(full, t, seed))]
+    # when the grid snapshots at t (window: the auto horizon) are drawn from each view
+    horizons = [label_horizon(v.opportunities, t) for v in views]
+    snaps = [
+        grid_snapshots(v.opportunities, t, SnapshotSettings(), horizons[0]).sort_values(
+            ["as_of", "opportunity_id"], ignore_index=True
+        )
+        for v in views
+    ]
+    # then the horizon, the rows, their labels and weights are the same
+    assert horizons[0] == horizons[1] == horizons[2]
+    assert len(snaps[0]) > 0
+    for other in snaps[1:]:
+        pd.testing.assert_frame_equal(snaps[0], other)
+    # and so are their features
+    state = fit_feature_state(full, t, ICP)
+    keys = snaps[0][["opportunity_id", "as_of"]]
+    built = [build_features(v, keys, state) for v in views]
+    for other in built[1:]:
+        assert_same_features(built[0], other)

@@ -37,7 +37,9 @@ def model_store(crm, tmp_path_factory) -> str:
         patch.chdir(folder)
         run_train(
             crm,
-            TrainSettings(n_estimators=80, learning_rate=0.1, icp="", tracking_uri=uri),
+            TrainSettings(
+                n_estimators=80, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=0
+            ),
         )
     return uri
 

@@ -21,7 +21,7 @@ from dealscore.model.metrics import evaluate
 from dealscore.tracking.pyfunc import PROBABILITY, load_bundle
 
 PROJECT = Path(__file__).resolve().parents[2]
-FAST = TrainSettings(n_estimators=150, learning_rate=0.1, snapshots_per_deal=3, icp="")
+FAST = TrainSettings(n_estimators=150, learning_rate=0.1, icp="", forward_dates=0)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -239,3 +241,31 @@ def test_the_longest_deals_stay_within_the_calendar():
     )
     life = crm.truth["eventual_closed_at"] - crm.tables.opportunities["created_at"]
     assert life.max() <= pd.Timedelta(days=900 + 100)  # heroic wins may close a quarter later
+
+
+def test_slow_losses_are_closed_months_after_their_last_touch():
+    # given the same world with and without a late-closing habit for losses
+    export = pd.Timestamp("2026-06-01", tz="UTC")
+    base = GeneratorSettings(deals=1500, seed=4, export_date=export)
+    prompt = generate_crm(base).tables
+    slow = generate_crm(replace(base, loss_close_lag_days=120.0)).tables
+
+    def silence(tables) -> pd.Series:
+        deals = tables.opportunities.set_index("opportunity_id")
+        last_touch = tables.activities.groupby("opportunity_id")["occurred_at"].max()
+        closed = deals[deals["status"].isin(["lost", "no_decision", "won"])]
+        gap = (closed["closed_at"] - last_touch.reindex(closed.index)).dt.days
+        return gap.groupby(closed["status"]).median()
+
+    # then losses sit silent for months before they are closed, and wins do not change
+    assert silence(slow)["lost"] > silence(prompt)["lost"] + 50
+    assert silence(slow)["won"] == pytest.approx(silence(prompt)["won"], abs=2)
+    wins = prompt.opportunities["status"] == "won"
+    pd.testing.assert_series_equal(
+        prompt.opportunities.loc[wins, "closed_at"], slow.opportunities.loc[wins, "closed_at"]
+    )
+    # and the closing stage row moves with the close
+    history = slow.stage_history[slow.stage_history["stage"] == "closed_lost"]
+    closes = history.set_index("opportunity_id")["changed_at"]
+    deals = slow.opportunities.set_index("opportunity_id")
+    assert (closes == deals.loc[closes.index, "closed_at"]).all()

@@ -61,11 +61,22 @@ def default_dates(
     setting, else the auto horizon of the whole export) ended by the export's last event; at
     midnight UTC, oldest first. Set by the export's dates alone, never by its outcomes."""
     last = last_event(tables)
-    horizon = horizon_days or label_horizon(tables.opportunities, last)
-    latest = (last - pd.Timedelta(days=horizon)).floor("D")
-    first = tables.opportunities[Opportunities.created_at].min()
-    dates = [latest - pd.Timedelta(days=k * every_days) for k in range(count)]
-    return sorted(d for d in dates if d > first)
+    deals = tables.opportunities
+    first = deals[Opportunities.created_at].min()
+
+    def window_ends(date: pd.Timestamp) -> pd.Timestamp:
+        # The horizon training at `date` computes (deals won before it are all it can see).
+        return date + pd.Timedelta(days=horizon_days or label_horizon(deals, date))
+
+    dates: list[pd.Timestamp] = []
+    date = (last - pd.Timedelta(days=horizon_days or label_horizon(deals, last))).floor("D")
+    while len(dates) < count and date > first:
+        if window_ends(date) <= last:
+            dates.append(date)
+            date -= pd.Timedelta(days=every_days)
+        else:
+            date -= pd.Timedelta(days=1)
+    return sorted(dates)
 
 
 Fit = Callable[[CrmTables], tuple[WinProbabilityModel, FeatureState]]
