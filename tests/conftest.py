@@ -37,10 +37,11 @@ def _mlflow_store(_session_store, monkeypatch) -> None:
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
 
 
-# The sample sits in shared/ beside the repository; DEALSCORE_MAVEN_DIR points elsewhere.
+# The public-domain sample ships with the repository; DEALSCORE_MAVEN_DIR points elsewhere.
 MAVEN_DIR = Path(
     os.environ.get(
-        "DEALSCORE_MAVEN_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm"
+        "DEALSCORE_MAVEN_DIR",
+        Path(__file__).resolve().parents[1] / "examples" / "maven-crm" / "data",
     )
 )
 
@@ -111,6 +112,6 @@ def tables() -> CrmTables:
 
 @pytest.fixture
 def maven_dir() -> Path:
-    if not MAVEN_DIR.is_dir():
-        pytest.skip(f"the Maven CRM sample is not at {MAVEN_DIR}")
+    """The real sample: part of the repository, so its absence is a failure, not a skip."""
+    assert MAVEN_DIR.is_dir(), f"the Maven CRM sample is not at {MAVEN_DIR}"
     return MAVEN_DIR

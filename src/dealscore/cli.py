@@ -366,7 +366,9 @@ def train(
         f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
     )
     if result.horizon_days is not None:
-        typer.echo(f"win_probability = P(won within {result.horizon_days:g} days of the as-of date)")
+        typer.echo(
+            f"win_probability = P(won within {result.horizon_days:g} days of the as-of date)"
+        )
     if result.forward is not None:
         _echo_forward(result.forward)
     if result.tracking is not None:

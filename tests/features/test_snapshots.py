@@ -47,12 +47,16 @@ def test_snapshots_fall_inside_resolved_lives_and_carry_the_outcome(tables, sett
 
 
 def test_per_deal_scheme_gives_every_deal_the_same_rows_spread_over_its_life(tables):
-    snaps = sample_snapshots(tables.opportunities, CUTOFF, SnapshotSettings(scheme="per_deal", per_deal=4, seed=1))
+    snaps = sample_snapshots(
+        tables.opportunities, CUTOFF, SnapshotSettings(scheme="per_deal", per_deal=4, seed=1)
+    )
     assert snaps.groupby("opportunity_id").size().eq(4).all()
     # stratified: the k-th snapshot lies in the k-th quarter of the deal's life
     rank = snaps.groupby("opportunity_id").cumcount()
     assert ((snaps["life_fraction"] > rank / 4) & (snaps["life_fraction"] <= (rank + 1) / 4)).all()
-    again = sample_snapshots(tables.opportunities, CUTOFF, SnapshotSettings(scheme="per_deal", per_deal=4, seed=1))
+    again = sample_snapshots(
+        tables.opportunities, CUTOFF, SnapshotSettings(scheme="per_deal", per_deal=4, seed=1)
+    )
     pd.testing.assert_frame_equal(snaps, again)
 
 
@@ -96,5 +100,7 @@ def test_auto_horizon_is_the_90th_percentile_of_won_cycles_within_bounds(tables)
     deals = tables.opportunities
     won = deals[(deals["status"] == "won") & (deals["closed_at"] < CUTOFF)]
     cycles = (won["closed_at"] - won["created_at"]).dt.total_seconds() / 86_400
-    assert label_horizon(deals, CUTOFF) == max(30.0, min(365.0, float(np.ceil(cycles.quantile(0.9)))))
+    assert label_horizon(deals, CUTOFF) == max(
+        30.0, min(365.0, float(np.ceil(cycles.quantile(0.9))))
+    )
     assert label_horizon(deals.iloc[:0], CUTOFF) == 365.0

@@ -17,7 +17,12 @@ from dealscore.jobs.train import TrainSettings, cohort_warning, fit_and_evaluate
 from dealscore.synthetic import GeneratorSettings
 
 RECIPE = TrainSettings(
-    n_estimators=300, learning_rate=0.08, icp="", track=False, forward_dates=2, in_quarter_model=False
+    n_estimators=300,
+    learning_rate=0.08,
+    icp="",
+    track=False,
+    forward_dates=2,
+    in_quarter_model=False,
 )
 
 
@@ -53,7 +58,9 @@ def test_resolved_only_snapshots_overstate_wins_and_grid_snapshots_do_not(slow_l
     assert grid_p["ece"] < old_p["ece"] / 2
     # and every forward label is read within the model's window, after the date
     rows = forward["grid"].rows
-    assert (rows["as_of"] + pd.to_timedelta(rows["horizon_days"], unit="D") <= last_event(tables)).all()
+    assert (
+        rows["as_of"] + pd.to_timedelta(rows["horizon_days"], unit="D") <= last_event(tables)
+    ).all()
 
 
 def test_evaluate_cli_prints_the_forward_test_and_writes_the_deals(slow_losses, tmp_path):

@@ -33,9 +33,12 @@ def report(crm, tmp_path_factory) -> Path:
     config.write_text('n_estimators = 60\nlearning_rate = 0.1\nicp = ""\ntrack = false\n')
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
-        run_train(crm, TrainSettings(
-            n_estimators=60, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=0
-        ))
+        run_train(
+            crm,
+            TrainSettings(
+                n_estimators=60, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=0
+            ),
+        )
         result = CliRunner().invoke(
             app,
             [

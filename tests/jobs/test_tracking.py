@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -130,6 +131,35 @@ def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store):
     again = run_train(crm, FAST)
     assert again.tracking.promoted and "not worse" in again.tracking.reason
     assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "3"
+
+
+def test_an_uncalibrated_challenger_is_never_champion_and_says_why(crm, store):
+    # given a calibration limit no model can meet, and no forward test to measure it on
+    strict = replace(FAST, max_forward_ece=0.0)
+    # when the first model is trained
+    result = run_train(crm, strict)
+    # then even without a champion it stays the challenger, with the measured reason
+    assert not result.tracking.promoted
+    assert "not calibrated" in result.tracking.reason
+    assert "test slice (no forward test ran)" in result.tracking.reason
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        mlflow.MlflowClient().get_model_version_by_alias("dealscore", "champion")
+
+
+def test_the_forward_test_is_logged_in_metrics_tables_and_card(crm, store):
+    # when a run replays its recipe at one past date
+    result = run_train(crm, replace(FAST, forward_dates=1))
+    # then the pooled figures, the table and the card carry it
+    run = mlflow.MlflowClient().get_run(result.tracking.run_id)
+    pooled = result.forward.pooled()
+    assert run.data.metrics["forward.model.ece"] == pytest.approx(pooled["ece"])
+    assert run.data.metrics["forward.model.actual"] == pytest.approx(pooled["actual"])
+    assert float(run.data.params["label_horizon_days"]) == result.horizon_days
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
+    table = pd.read_csv(folder / "tables" / "forward_test.csv")
+    assert set(table["date"]) == {*result.forward.rows["as_of"].dt.strftime("%Y-%m-%d"), "pooled"}
+    card = (folder / "model_card.md").read_text()
+    assert "## Forward test" in card and f"within {result.horizon_days:g} days" in card
 
 
 def test_champion_is_compared_on_the_same_rows_with_its_own_features(crm, store):

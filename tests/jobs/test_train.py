@@ -13,9 +13,7 @@ from dealscore.features import FEATURE_NAMES
 from dealscore.jobs.train import DataMinimumError, TrainSettings, run_train
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
-FAST = TrainSettings(
-    n_estimators=200, learning_rate=0.08, icp="", track=False, forward_dates=0
-)
+FAST = TrainSettings(n_estimators=200, learning_rate=0.08, icp="", track=False, forward_dates=0)
 
 
 def test_model_beats_every_baseline_on_the_same_test_rows(crm):

@@ -28,3 +28,13 @@ def test_not_worse_within_the_tolerance_is_promoted():
     worse = decide("log_loss", 0.31, 0.30, 0.002, "4")
     assert not worse.promote
     assert "v4" in worse.reason and "0.3100" in worse.reason
+
+
+def test_refuse_names_what_cannot_be_measured_or_is_not_calibrated():
+    from dealscore.tracking.registry import refuse
+
+    assert refuse(0.4, 0.02, 0.05, "the forward test") == ""
+    assert "cannot be measured" in refuse(float("nan"), 0.02, 0.05, "the forward test")
+    why = refuse(0.4, 0.08, 0.05, "the forward test")
+    assert "ECE 0.0800 on the forward test" in why and "max_forward_ece" in why
+    assert refuse(0.4, float("nan"), 0.05, "the test slice")  # an unmeasurable ECE is no pass

@@ -10,6 +10,7 @@ import pandas as pd
 from dealscore.features import deal, engagement, forecast, history, icp, prospect
 from dealscore.features.catalogue import Feature
 from dealscore.features.pit import Snapshots, micros
+from dealscore.features.snapshots import HORIZON_BOUNDS, label_horizon
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
 from dealscore.schemas.tables import CrmTables, Opportunities
 
@@ -31,16 +32,24 @@ class FeatureState:
     stage_order: dict[str, int] = field(default_factory=dict)
     icp_rules: tuple[icp.IcpRule, ...] = ()
     fitted_before: pd.Timestamp | None = None
+    # History rates count a deal once its first maturity_days are over (features/icp.py);
+    # training sets it to the label horizon. 0: a state saved before it existed (auto).
+    maturity_days: float = 0.0
 
 
 def fit_feature_state(
-    tables: CrmTables, before: pd.Timestamp, icp_rules: tuple[icp.IcpRule, ...] = ()
+    tables: CrmTables,
+    before: pd.Timestamp,
+    icp_rules: tuple[icp.IcpRule, ...] = (),
+    maturity_days: float = 0.0,
 ) -> FeatureState:
-    """Learn the stage order from stage history strictly before `before` (the training cut-off)."""
+    """Learn the stage order from stage history strictly before `before` (the training cut-off);
+    maturity_days 0 = the auto label horizon of the deals won before it."""
     order = {}
     if tables.stage_history is not None:
         order = deal.stage_order(tables.stage_history, tables.opportunities, before)
-    return FeatureState(order, tuple(icp_rules), before)
+    maturity = maturity_days or label_horizon(tables.opportunities, before)
+    return FeatureState(order, tuple(icp_rules), before, maturity)
 
 
 def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) -> Snapshots:
@@ -87,6 +96,7 @@ def build_features(
     if state is None:
         latest = pd.Timestamp(snaps.as_of.max() if len(snaps) else 0, unit="us", tz="UTC")
         state = fit_feature_state(tables, latest)
+    maturity = state.maturity_days or HORIZON_BOUNDS[1]
     keys = pd.DataFrame(
         {
             OPPORTUNITY_ID: snaps.ids[snaps.deal].astype("str"),
@@ -96,8 +106,8 @@ def build_features(
     parts = [
         deal.deal_features(tables, snaps, state.stage_order),
         engagement.engagement_features(tables, snaps),
-        icp.icp_features(tables, snaps, state.icp_rules),
-        history.history_features(tables, snaps),
+        icp.icp_features(tables, snaps, state.icp_rules, maturity),
+        history.history_features(tables, snaps, maturity),
         forecast.forecast_features(tables, snaps),
     ]
     frame = pd.concat([keys, *[p.reset_index(drop=True).astype(float) for p in parts]], axis=1)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.catalogue import Feature, family
-from dealscore.features.pit import Snapshots, asof_by_key, asof_global, micros, smoothed_rate
+from dealscore.features.pit import DAY, Snapshots, asof_by_key, asof_global, micros, smoothed_rate
 from dealscore.schemas.tables import Accounts, CrmTables, Opportunities, Status
 
 SIZE_BINS = [0, 50, 200, 1000, 5000, np.inf]
@@ -78,13 +78,13 @@ FEATURES: list[Feature] = family(
     "icp",
     ("accounts", "opportunities"),
     icp_rule_score="weighted share of the documented ICP rules the account matches (features/icp.yaml)",
-    lookalike_win_rate="win rate of deals whose account matches on industry, size band and region, shrunk to the industry rate",
+    lookalike_win_rate="win rate of past deals whose account matches on industry, size band and region, shrunk to the industry rate",
     **{
-        f"win_rate_{name}": f"win rate of deals in the same {name}, closed before as_of, shrunk to the global rate"
+        f"win_rate_{name}": f"share of past deals in the same {name} won within the horizon of their creation (deals created at least a horizon before as_of), shrunk to the global rate"
         for name, _, _ in SEGMENTS
     },
     **{
-        f"won_value_{name}": f"log10 mean amount of deals won in the same {name} before as_of"
+        f"won_value_{name}": f"log10 mean amount of past deals in the same {name} won within the horizon"
         for name, _, _ in SEGMENTS
     },
 )
@@ -123,11 +123,36 @@ def closed_deals(tables: CrmTables) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return closed, times, won, amount
 
 
+def matured_outcomes(
+    tables: CrmTables, maturity_days: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, time known, won flag, amount) over all deals: whether each was won within
+    `maturity_days` of its creation, known from creation + maturity_days on.
+
+    Why not "deals closed before as_of": early in a history where losses are closed months after
+    wins, the closed deals are mostly wins, so such a rate is censored like a label would be.
+    Every deal created at least maturity_days before as_of counts, won or not, closed or open.
+    """
+    deals = tables.opportunities
+    created = micros(deals[Opportunities.created_at])
+    known = created + int(maturity_days * DAY)
+    closed_at = deals[Opportunities.closed_at]
+    closed = np.where(closed_at.notna(), micros(closed_at), np.iinfo(np.int64).max)
+    won = (deals[Opportunities.status] == Status.WON).to_numpy() & (closed < known)
+    _, _, _, amount = closed_deals(tables)
+    return np.ones(len(deals), dtype=bool), known, won.astype(float), amount
+
+
 def segment_rates(
-    tables: CrmTables, snaps: Snapshots, values: pd.Series, prior: np.ndarray
+    tables: CrmTables,
+    snaps: Snapshots,
+    values: pd.Series,
+    prior: np.ndarray,
+    maturity_days: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(smoothed win rate, log10 mean won amount) of each snapshot's segment, from deals closed before as_of."""
-    closed, times, won, amount = closed_deals(tables)
+    """(smoothed win rate, log10 mean won amount) of each snapshot's segment, over the deals
+    whose first maturity_days ended before as_of (`matured_outcomes`)."""
+    closed, times, won, amount = matured_outcomes(tables, maturity_days)
     codes, _ = pd.factorize(values)  # missing -> -1: no segment, the prior stands
     won_amount = np.where(won > 0, np.nan_to_num(amount), 0.0)
     cum = asof_by_key(
@@ -144,22 +169,24 @@ def segment_rates(
     return rate, value
 
 
-def global_win_rate(tables: CrmTables, snaps: Snapshots) -> np.ndarray:
-    """Win rate of all deals closed before each as_of (0.5 before any closed)."""
-    closed, times, won, _ = closed_deals(tables)
+def global_win_rate(tables: CrmTables, snaps: Snapshots, maturity_days: float) -> np.ndarray:
+    """Win rate (within maturity_days) of all deals matured before each as_of (0.5 before any)."""
+    closed, times, won, _ = matured_outcomes(tables, maturity_days)
     cum = asof_global(snaps.as_of, times[closed], {"won": won[closed], "n": np.ones(closed.sum())})
     return smoothed_rate(cum["won"].to_numpy(), cum["n"].to_numpy(), np.full(len(snaps), 0.5), 2.0)
 
 
-def icp_features(tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...]) -> pd.DataFrame:
+def icp_features(
+    tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...], maturity_days: float
+) -> pd.DataFrame:
     """Documented ICP match and the learned segment profile."""
     out = pd.DataFrame(index=range(len(snaps)), columns=NAMES, dtype=float)
-    prior = global_win_rate(tables, snaps)
+    prior = global_win_rate(tables, snaps, maturity_days)
     for name, table, column in SEGMENTS:
         values = _deal_attribute(tables, table, column)
         if values is None:
             continue
-        rate, value = segment_rates(tables, snaps, values, prior)
+        rate, value = segment_rates(tables, snaps, values, prior, maturity_days)
         out[f"win_rate_{name}"] = rate
         out[f"won_value_{name}"] = value
     lookalike = [_deal_attribute(tables, table, column) for name, table, column in SEGMENTS[:3]]
@@ -170,7 +197,7 @@ def icp_features(tables: CrmTables, snaps: Snapshots, rules: tuple[IcpRule, ...]
             .where(pd.concat(lookalike, axis=1).notna().all(axis=1))
         )
         out["lookalike_win_rate"], _ = segment_rates(
-            tables, snaps, joint, out["win_rate_industry"].to_numpy()
+            tables, snaps, joint, out["win_rate_industry"].to_numpy(), maturity_days
         )
     out["icp_rule_score"] = rule_scores(tables, rules)[snaps.deal]
     return out

@@ -44,7 +44,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "icp_rule_score": ("matches {} of the documented ICP", "percent"),
     "lookalike_win_rate": ("look-alike accounts win {} of deals", "percent"),
     "owner_win_rate": ("owner wins {} of deals", "percent"),
-    "owner_closed_deals": ("owner has closed {} deals", "count"),
+    "owner_past_deals": ("owner has {} past deals", "count"),
     "rep_probability": ("rep's call: {}", "percent"),
     "rep_category_rank": ("rep's category level {} of 3 (3 = commit)", "count"),
     "rep_category_change_28d": ("rep's category moved {} levels in 4 weeks", "number"),

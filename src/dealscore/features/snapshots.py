@@ -63,15 +63,23 @@ def label_horizon(opportunities: pd.DataFrame, cutoff: pd.Timestamp) -> float:
     return float(np.clip(np.ceil(cycle.quantile(HORIZON_QUANTILE)), *HORIZON_BOUNDS))
 
 
-def grid_dates(first: pd.Timestamp, last: pd.Timestamp, every_days: float) -> pd.DatetimeIndex:
-    """Grid dates in (first, last], every `every_days`, anchored on `last` (so the newest
-    labelled date is as recent as it can be); ascending."""
+def grid_dates(
+    first: pd.Timestamp, last: pd.Timestamp, every_days: float, seed: int = 0
+) -> pd.DatetimeIndex:
+    """One date in each `every_days` interval counted back from `last`, at a seeded uniform
+    point inside it; ascending, in (first, last].
+
+    Why not exact steps: weekly reps' calls, weekly grid dates and a fixed time of day would
+    give "days since the last call" one phase in training, and the nightly run meets every
+    phase. Spread over the week and the day, the rows cover what scoring will see.
+    """
     if last <= first:
         return pd.DatetimeIndex([], tz="UTC")
     step = pd.Timedelta(days=every_days)
-    count = int((last - first) / step)
-    dates = pd.DatetimeIndex([last - k * step for k in range(count, -1, -1)])
-    return dates[dates > first]
+    count = int((last - first) / step) + 1
+    offset = np.arange(count)[::-1] + np.random.default_rng(seed).random(count)[::-1]
+    dates = last - pd.to_timedelta(offset * every_days, unit="D").round("us")
+    return pd.DatetimeIndex(dates)[dates > first]
 
 
 def grid_snapshots(
@@ -89,7 +97,9 @@ def grid_snapshots(
     """
     deals = opportunities
     horizon = pd.Timedelta(days=horizon_days)
-    dates = grid_dates(deals[Opportunities.created_at].min(), cutoff - horizon, settings.every_days)
+    dates = grid_dates(
+        deals[Opportunities.created_at].min(), cutoff - horizon, settings.every_days, settings.seed
+    )
     columns = [OPPORTUNITY_ID, AS_OF, "label", "outcome", "weight"]
     if len(dates) == 0:
         return SnapshotFrame.validate(_empty(columns))

@@ -9,7 +9,7 @@ a test slice, however carefully cut, is not the same thing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,8 +17,8 @@ import pandas as pd
 from dealscore.features import build_features
 from dealscore.features.asof import last_event, tables_as_of
 from dealscore.features.baselines import crm_baselines
-from dealscore.features.snapshots import label_horizon
 from dealscore.features.build import FeatureState
+from dealscore.features.snapshots import label_horizon
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.metrics import evaluate, reliability_table
 from dealscore.progress import Progress, silent
@@ -32,6 +32,7 @@ CONTENDERS = ("model", "rep_forecast", "stage_probability")
 class ForwardTest:
     rows: pd.DataFrame  # every deal scored: as_of, opportunity_id, horizon_days, label, contenders
     table: pd.DataFrame  # per date and pooled, per contender: metrics, mean predicted, actual
+    skipped: dict[str, str] = field(default_factory=dict)  # date -> why it could not be replayed
 
     def pooled(self, contender: str = "model") -> dict[str, float]:
         """The pooled metrics of one contender (empty when it was not measured)."""
@@ -47,10 +48,11 @@ class ForwardTest:
         m = self.pooled()
         if not m:
             return "forward test: nothing scored"
+        skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
         return (
             f"forward test ({int(m['rows']):,} open deals at {self.table['date'].nunique() - 1} "
             f"past dates): mean predicted {m['mean_predicted']:.3f} vs actual {m['actual']:.3f}, "
-            f"ECE {m['ece']:.3f}, ROC AUC {m['roc_auc']:.3f}, Brier {m['brier']:.3f}"
+            f"ECE {m['ece']:.3f}, ROC AUC {m['roc_auc']:.3f}, Brier {m['brier']:.3f}{skipped}"
         )
 
 
@@ -94,7 +96,7 @@ def forward_test(
     computes it on that export) from the full export."""
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     last = last_event(tables)
-    parts = []
+    parts, skipped = [], {}
     for as_of in dates:
         past = tables_as_of(tables, as_of)
         # The horizon training at as_of uses (the legacy schemes have none: read with the auto one).
@@ -106,7 +108,12 @@ def forward_test(
                 f"in the export yet (last event {last:%Y-%m-%d}); pick an earlier date"
             )
         progress(f"forward test at {as_of:%Y-%m-%d}: training on the export as it stood then")
-        model, state = fit(past)
+        try:
+            model, state = fit(past)
+        except ValueError as exc:  # too little history then: say so, replay the other dates
+            skipped[f"{as_of:%Y-%m-%d}"] = str(exc)
+            progress(f"forward test at {as_of:%Y-%m-%d}: skipped: {exc}")
+            continue
         features = build_features(past, as_of, state)
         if features.empty:
             continue
@@ -124,9 +131,10 @@ def forward_test(
             )
         )
     if not parts:
-        raise ValueError("forward test: no deal was open at any of the dates")
+        reasons = "; ".join(f"{date}: {why}" for date, why in skipped.items())
+        raise ValueError(f"forward test: nothing could be replayed ({reasons or 'no open deals'})")
     rows = pd.concat(parts, ignore_index=True)
-    return ForwardTest(rows, forward_table(rows))
+    return ForwardTest(rows, forward_table(rows), skipped)
 
 
 def forward_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dealscore.features.snapshots import HORIZON_BOUNDS
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import bin_counts, stability_from_counts
 from dealscore.progress import Laps, Progress, silent
@@ -498,17 +499,41 @@ class Reference:
     forecasts: pd.DataFrame | None
 
 
-def reference(spark: SparkSession, frames: dict[str, DataFrame], as_of: pd.Timestamp) -> Reference:
+def reference(
+    spark: SparkSession,
+    frames: dict[str, DataFrame],
+    as_of: pd.Timestamp,
+    maturity_days: float,
+) -> Reference:
     """Collected once on the driver, validated, and shipped to every group."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     at = F.lit(as_of.to_pydatetime())
-    closed = frames["opportunities"].where(F.col(Opportunities.closed_at).cast("timestamp") < at)
-    tables: dict[str, DataFrame] = {"opportunities": closed}
+    deals = frames["opportunities"]
+    closed_at = F.col(Opportunities.closed_at).cast("timestamp")
+    closed = deals.where(closed_at < at)
+    # History rates also count deals still open at as_of whose first maturity_days are over
+    # (features/icp.py matured_outcomes): not won within them. They travel as lost deals closed
+    # just before as_of, which every feature reads the same way and no group scores; a group
+    # keeps its own open copy (group_tables).
+    matured = F.lit((as_of - pd.Timedelta(days=maturity_days)).to_pydatetime())
+    still_open = deals.where(
+        (closed_at.isNull() | (closed_at >= at))
+        & (F.col(Opportunities.created_at).cast("timestamp") < matured)
+    ).withColumns(
+        {
+            Opportunities.status: F.lit(Status.LOST.value),
+            Opportunities.closed_at: F.lit(
+                (as_of - pd.Timedelta(microseconds=1)).to_pydatetime()
+            ).cast(deals.schema[Opportunities.closed_at].dataType),
+        }
+    )
+    past = closed.unionByName(still_open)
+    tables: dict[str, DataFrame] = {"opportunities": past}
     accounts = frames.get("accounts")
-    if accounts is not None and Opportunities.account_id in closed.columns:
-        ids = closed.select(F.col(Opportunities.account_id).alias("_key")).distinct()
+    if accounts is not None and Opportunities.account_id in past.columns:
+        ids = past.select(F.col(Opportunities.account_id).alias("_key")).distinct()
         tables["accounts"] = accounts.join(
             ids, accounts[Accounts.account_id] == ids["_key"], "left_semi"
         )
@@ -568,6 +593,14 @@ def group_tables(packed: pd.DataFrame, ref: Reference) -> CrmTables:
         for name, part in packed.groupby(TABLE, sort=False)
     }
     frames = {name: _coerced(name, frame) for name, frame in own.items()}
+    if "opportunities" in frames:  # a matured open deal is broadcast too: keep the group's own
+        mine = set(frames["opportunities"][Opportunities.opportunity_id])
+        ref = replace(
+            ref,
+            opportunities=ref.opportunities[
+                ~ref.opportunities[Opportunities.opportunity_id].isin(mine)
+            ],
+        )
     for name, extra in (
         ("opportunities", ref.opportunities),
         ("accounts", ref.accounts),
@@ -652,7 +685,8 @@ def run_score_spark(
         check_contract(frames, data)
     lap("read + validate")
     groups = settings.spark_groups or default_groups(spark)
-    ref = reference(spark, frames, as_of)
+    maturity = loaded.bundle.feature_state.maturity_days or HORIZON_BOUNDS[1]
+    ref = reference(spark, frames, as_of, maturity)
     progress(
         f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version} "
         f"in {groups} groups ({len(ref.opportunities):,} closed deals broadcast)"

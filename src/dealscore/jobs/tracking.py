@@ -254,9 +254,17 @@ def track_training(
             mlflow.log_metrics(
                 {
                     f"forward.{row.contender}.{metric}": float(getattr(row, metric))
-                    for row in result.forward.table[result.forward.table["date"] == "pooled"]
-                    .itertuples()
-                    for metric in ("roc_auc", "brier", "log_loss", "ece", "mean_predicted", "actual")
+                    for row in result.forward.table[
+                        result.forward.table["date"] == "pooled"
+                    ].itertuples()
+                    for metric in (
+                        "roc_auc",
+                        "brier",
+                        "log_loss",
+                        "ece",
+                        "mean_predicted",
+                        "actual",
+                    )
                 }
             )
         mlflow.log_metrics(
@@ -315,8 +323,12 @@ def track_training(
         )
         if problem:
             decision = Decision(False, f"not promoted: {problem}")
-        forward_ece = result.forward.pooled().get("ece") if result.forward is not None else None
-        if refusal := refuse(model_score, forward_ece, settings.max_forward_ece):
+        if result.forward is not None:
+            ece, where = result.forward.pooled()["ece"], "the forward test"
+        else:
+            ece = evaluate(result.test["label"].to_numpy(), result.predictions["model"])["ece"]
+            where = "the test slice (no forward test ran)"
+        if refusal := refuse(model_score, ece, settings.max_forward_ece, where):
             decision = Decision(False, f"not promoted: {refusal}")
         set_aliases(client, settings.registered_model, version, decision)
         mlflow.set_tags(

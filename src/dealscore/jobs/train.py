@@ -17,11 +17,11 @@ from dealscore.features import (
     build_features,
     fit_feature_state,
 )
-from dealscore.features.snapshots import label_horizon, snapshots
 from dealscore.features.asof import last_event
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import DAY, micros, quarter_end_micros
+from dealscore.features.snapshots import label_horizon, snapshots
 from dealscore.io import read_valid
 from dealscore.jobs.features import load_icp
 from dealscore.jobs.forward import ForwardTest, default_dates, forward_test
@@ -258,7 +258,7 @@ def fit_and_evaluate(
         snaps = snaps.assign(slice=assign_slices(snaps, deals, boundaries))
         state_before = boundaries["validation"]
     # Learned once, from history before the calibration (grid) or validation slice, kept for scoring.
-    state = fit_feature_state(tables, state_before, rules)
+    state = fit_feature_state(tables, state_before, rules, maturity_days=horizon)
     features = build_features(tables, snaps[["opportunity_id", "as_of"]], state)
     rows = snaps.merge(features, on=["opportunity_id", "as_of"], validate="one_to_one")
     closed_us = micros(
@@ -427,7 +427,10 @@ def run_train(
     tables = read_valid(data, mapping, progress)
     result = fit_and_evaluate(tables, settings, _truth(data), progress)
     if settings.forward_dates > 0:
-        result = replace(result, forward=run_forward(tables, settings, progress=progress))
+        try:
+            result = replace(result, forward=run_forward(tables, settings, progress=progress))
+        except ValueError as exc:  # the history is too short to replay: train all the same
+            progress(f"WARNING: no forward test: {exc}")
     if not settings.track:
         return result
     return replace(

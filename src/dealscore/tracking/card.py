@@ -75,8 +75,10 @@ def model_card(
             [
                 "## Forward test: what the nightly scores were worth",
                 "",
-                "At each past date: the export as it stood then, a model trained only on it with "
-                "this recipe, every deal open then scored, outcomes read from the later export.",
+                (
+                    "At each past date: the export as it stood then, a model trained only on it with "
+                    "this recipe, every deal open then scored, outcomes read from the later export."
+                ),
                 "",
                 _table(forward[["date", "contender", *FORWARD_METRICS]]),
                 "",

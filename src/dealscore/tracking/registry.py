@@ -43,14 +43,17 @@ def decide(
     return Decision(False, f"worse: {verdict}")
 
 
-def refuse(challenger: float, forward_ece: float | None, max_forward_ece: float) -> str:
-    """Why a challenger may not be champion whatever the champion scores; "" when it may."""
+def refuse(challenger: float, ece: float, max_ece: float, where: str) -> str:
+    """Why a challenger may not be champion whatever the champion scores; "" when it may.
+
+    `ece` is the forward test's pooled ECE, or the test slice's when no forward test could run
+    (`where` says which)."""
     if not np.isfinite(challenger):
         return "its test metric cannot be measured (one class in the test slice?)"
-    if forward_ece is not None and not forward_ece <= max_forward_ece:
+    if not ece <= max_ece:
         return (
-            f"its forward test is not calibrated: ECE {forward_ece:.4f} above the limit "
-            f"{max_forward_ece} (max_forward_ece) on deals really open at past dates"
+            f"not calibrated: ECE {ece:.4f} on {where}, above the limit {max_ece} "
+            f"(max_forward_ece)"
         )
     return ""
 
