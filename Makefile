@@ -40,7 +40,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/generate_validate.py --deals 1000000
 	$(BIN)/python benchmarks/features.py --deals 1000000
-	$(BIN)/python benchmarks/train.py --deals 560000
+	$(BIN)/python benchmarks/train.py --deals 330000
 	$(BIN)/python benchmarks/score.py --deals 1000000
 	$(BIN)/python benchmarks/spark_score.py --deals 1000000
 

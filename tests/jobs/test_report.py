@@ -36,7 +36,7 @@ def report(crm, tmp_path_factory) -> Path:
         run_train(
             crm,
             TrainSettings(
-                n_estimators=60, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=0
+                n_estimators=60, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=1
             ),
         )
         result = CliRunner().invoke(
@@ -63,6 +63,10 @@ def test_the_page_is_self_contained(report):
     page = report.read_text()
     assert "Forecast vs reps vs actual" in page and "Most at risk" in page
     assert "Pipeline coverage" in page
+    # the champion's forward test, and what its probability means
+    assert "How honest the probabilities are (forward test)" in page
+    assert re.search(r"P\(won within \d+ days of the as-of date\)", page)
+    assert 'class="dataframe forward"' in page and "pooled" in page
     # nothing fetched from anywhere: every image is inline, no external script or style
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert page.count('src="data:image/png;base64,') == 3

@@ -91,6 +91,35 @@ class ReportResult:
     charts: int
 
 
+FORWARD_COLUMNS = [
+    "date",
+    "contender",
+    "rows",
+    "mean_predicted",
+    "actual",
+    "ece",
+    "roc_auc",
+    "brier",
+]
+
+
+def _forward_section(forward: pd.DataFrame | None, horizon_days: float | None) -> str:
+    """The champion's forward test: what its probabilities were worth on deals really open."""
+    title = "<h2>How honest the probabilities are (forward test)</h2>"
+    if forward is None or forward.empty:
+        return f"{title}<p>This model was trained without a forward test.</p>"
+    meaning = f"P(won within {horizon_days:g} days of the as-of date)" if horizon_days else "P(won)"
+    table = forward[[c for c in FORWARD_COLUMNS if c in forward]]
+    return (
+        f"{title}<p>Each probability is {html.escape(meaning)}. At each past date a model "
+        "trained only on the export as it stood then scored every deal open then; the outcomes "
+        "came later. Mean predicted against actual and the calibration error (ECE) are what "
+        "these scores are worth, beside the reps' forecast and the CRM stage probability on "
+        "the same deals.</p>"
+        + table.to_html(index=False, float_format=lambda v: f"{v:,.3f}", classes="forward")
+    )
+
+
 def run_report(
     data: str | Path,
     out: Path,
@@ -146,6 +175,9 @@ def run_report(
         f'<figure><img alt="{html.escape(title)}" src="{src}"><figcaption>{html.escape(title)}</figcaption></figure>'
         for title, src in charts
     )
+    honesty = _forward_section(
+        getattr(loaded.bundle, "forward", None), getattr(loaded.bundle, "horizon_days", None)
+    )
     reasons_down = [f"down_{k}_reason" for k in (1, 2, 3)]
     reasons_up = [f"up_{k}_reason" for k in (1, 2, 3)]
     page = f"""<!doctype html>
@@ -162,6 +194,7 @@ figure{{display:inline-block;margin:1em}}img{{max-width:100%}}</style></head>
 than commit plus best case in {closer["rep_commit_best_case"]:.0%}, than the rep-weighted sum in {closer["rep_weighted"]:.0%}.
 Each period is forecast at its start by a model trained only on the history before it.</p>
 {figures}
+{honesty}
 <h2>Pipeline coverage, {quarter}</h2>
 <p>{len(current):,} open deals due this quarter, {pipeline:,.0f} of pipeline; the model expects
 {expected:,.0f} to close won by {end:%Y-%m-%d}: coverage {coverage:.1f}x.</p>

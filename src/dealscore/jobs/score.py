@@ -359,8 +359,11 @@ def run_score(
     tables = read_valid(data, mapping, progress)
     lap("read")
     as_of = utc_as_of(as_of)
+    horizon = getattr(loaded.bundle, "horizon_days", None)
+    meaning = f": P(won within {horizon:g} days)" if horizon else ""
     progress(
         f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version}"
+        + meaning
     )
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
     lap("features + score + reasons")

@@ -295,6 +295,8 @@ def track_training(
                 reference=result.reference,
                 trees=tree_arrays(result.model.booster_.booster_, result.model.best_iteration_),
                 in_quarter=result.in_quarter,
+                horizon_days=result.horizon_days,
+                forward=result.forward.table if result.forward is not None else None,
             )
             info = mlflow.pyfunc.log_model(
                 name="model",

@@ -221,13 +221,28 @@ def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, flo
     return calls.dropna(subset=["rep_category"]).groupby("rep_category")["label"].mean().to_dict()
 
 
-def fit_and_evaluate(
-    tables: CrmTables,
-    settings: TrainSettings,
-    truth: pd.DataFrame | None = None,
-    progress: Progress = silent,
-) -> TrainResult:
-    """Snapshots, features, time slices, the model, and every contender on the same test rows."""
+@dataclass(frozen=True)
+class TrainingRows:
+    """Snapshots with features and labels, cut into slices, and what was learned to build them."""
+
+    parts: dict[str, pd.DataFrame]  # slice name -> rows (features, label, label_in_quarter, ...)
+    boundaries: pd.Series
+    state: FeatureState
+    state_before: pd.Timestamp
+    cutoff: pd.Timestamp
+    horizon: float
+    rules: tuple
+    scheme: str
+
+    @property
+    def grid(self) -> bool:
+        return self.scheme == "grid"
+
+
+def training_rows(
+    tables: CrmTables, settings: TrainSettings, progress: Progress = silent
+) -> TrainingRows:
+    """Snapshots (docs/features.md), their features and labels, in time slices."""
     check_minimums(tables, settings)
     deals = tables.opportunities
     cutoff = last_event(tables) + pd.Timedelta(microseconds=1)
@@ -279,23 +294,69 @@ def fit_and_evaluate(
         progress(f"WARNING: {warning}")
     parts = {name: rows[rows["slice"] == name] for name in SLICES}
     progress("slices: " + ", ".join(f"{name} {len(part):,}" for name, part in parts.items()))
-    train, val, cal, test = (parts[name] for name in SLICES)
+    return TrainingRows(
+        parts, boundaries, state, state_before, cutoff, horizon, rules, snap_settings.scheme
+    )
 
-    heroic = pd.Series(heroic_wins(tables, rules, settings.heroics()), index=deals.index)
-    heroic_ids = set(deals.loc[heroic.to_numpy(), Opportunities.opportunity_id])
+
+def _heroic_ids(tables: CrmTables, prepared: TrainingRows, settings: TrainSettings) -> set[str]:
+    deals = tables.opportunities
+    flagged = heroic_wins(tables, prepared.rules, settings.heroics())
+    return set(deals.loc[flagged, Opportunities.opportunity_id])
+
+
+def _fit(
+    prepared: TrainingRows,
+    settings: TrainSettings,
+    sample_weight: np.ndarray,
+    label: str = "label",
+) -> WinProbabilityModel:
+    """Boost on the train slice, stop early on validation, calibrate on the calibration slice."""
+    train, val, cal = (prepared.parts[name] for name in SLICES[:3])
+    return settings.model().fit(
+        train[FEATURE_NAMES],
+        train[label],
+        X_val=val[FEATURE_NAMES],
+        y_val=val[label],
+        X_cal=cal[FEATURE_NAMES],
+        y_cal=cal[label],
+        sample_weight=sample_weight,
+    )
+
+
+def _weights(prepared: TrainingRows, heroic_ids: set[str], settings: TrainSettings) -> np.ndarray:
+    train = prepared.parts["train"]
     is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
-    weight = train["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
+    return train["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
+
+
+def fit_recipe(
+    tables: CrmTables, settings: TrainSettings
+) -> tuple[WinProbabilityModel, FeatureState]:
+    """The win model and its feature state, nothing else: what the forward test replays."""
+    prepared = training_rows(tables, settings)
+    weight = _weights(prepared, _heroic_ids(tables, prepared, settings), settings)
+    return _fit(prepared, settings, weight), prepared.state
+
+
+def fit_and_evaluate(
+    tables: CrmTables,
+    settings: TrainSettings,
+    truth: pd.DataFrame | None = None,
+    progress: Progress = silent,
+) -> TrainResult:
+    """Snapshots, features, time slices, the model, and every contender on the same test rows."""
+    prepared = training_rows(tables, settings, progress)
+    deals = tables.opportunities
+    parts, boundaries, state = prepared.parts, prepared.boundaries, prepared.state
+    cutoff, horizon, grid = prepared.cutoff, prepared.horizon, prepared.grid
+    train, test = parts["train"], parts["test"]
+    heroic_ids = _heroic_ids(tables, prepared, settings)
+    is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
+    weight = _weights(prepared, heroic_ids, settings)
 
     def fit(sample_weight: np.ndarray, label: str = "label") -> WinProbabilityModel:
-        return settings.model().fit(
-            train[FEATURE_NAMES],
-            train[label],
-            X_val=val[FEATURE_NAMES],
-            y_val=val[label],
-            X_cal=cal[FEATURE_NAMES],
-            y_cal=cal[label],
-            sample_weight=sample_weight,
-        )
+        return _fit(prepared, settings, sample_weight, label)
 
     progress("training LightGBM (early stopping on the validation slice), calibrating")
     model = fit(weight)
@@ -338,7 +399,9 @@ def fit_and_evaluate(
             predictions[name] = ids.map(truth[column]).to_numpy(dtype=float)
     # A contender the export cannot provide (no forecasts, say) is left out, not scored on nothing.
     predictions = {name: p for name, p in predictions.items() if np.isfinite(p).mean() > 0.5}
-    flagged = deals[Opportunities.opportunity_id][heroic.to_numpy()]
+    flagged = deals[Opportunities.opportunity_id][
+        deals[Opportunities.opportunity_id].isin(heroic_ids)
+    ]
     won = int((deals[Opportunities.status] == Status.WON).sum())
     heroics = Heroics(flagged=len(flagged), won=won, weight=settings.heroic_weight)
     if truth is not None and "heroic" in truth:
@@ -376,11 +439,11 @@ def fit_and_evaluate(
         window={
             "first_created": deals[Opportunities.created_at].min(),
             "cutoff": cutoff,
-            "state_fitted_before": state_before,
+            "state_fitted_before": prepared.state_before,
             **{f"{name}_from": boundaries[name] for name in boundaries.index},
         },
         horizon_days=horizon if grid else None,
-        scheme=snap_settings.scheme,
+        scheme=prepared.scheme,
     )
 
 
@@ -392,11 +455,9 @@ def run_forward(
 ) -> ForwardTest:
     """The forward test of this recipe at `dates` (default: the latest `forward_dates` dates,
     `forward_every_days` apart, whose outcomes the export holds); warns when it is off."""
-    recipe = replace(settings, track=False, in_quarter_model=False, forward_dates=0)
 
     def fit(past: CrmTables) -> tuple[WinProbabilityModel, FeatureState]:
-        trained = fit_and_evaluate(past, recipe)
-        return trained.model, trained.feature_state
+        return fit_recipe(past, settings)
 
     if dates is None:
         dates = default_dates(

@@ -56,6 +56,8 @@ class ModelBundle:
     reference: Reference = field(default_factory=Reference)  # training distributions, for drift
     trees: TreeArrays | None = None  # the trees flattened for reasons (model/reasons.py)
     in_quarter: WinProbabilityModel | None = None  # P(won before the quarter ends), for compare
+    horizon_days: float | None = None  # win_probability = P(won within this many days)
+    forward: pd.DataFrame | None = None  # the recipe's forward test (jobs/forward.py), per date
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""

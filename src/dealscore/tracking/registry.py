@@ -52,8 +52,7 @@ def refuse(challenger: float, ece: float, max_ece: float, where: str) -> str:
         return "its test metric cannot be measured (one class in the test slice?)"
     if not ece <= max_ece:
         return (
-            f"not calibrated: ECE {ece:.4f} on {where}, above the limit {max_ece} "
-            f"(max_forward_ece)"
+            f"not calibrated: ECE {ece:.4f} on {where}, above the limit {max_ece} (max_forward_ece)"
         )
     return ""
 
