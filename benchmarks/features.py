@@ -76,7 +76,7 @@ def main() -> None:
     state = fit_feature_state(tables, as_of)
     resolved = tables.opportunities["closed_at"].notna().sum()
     per_deal = max(1, int(np.ceil(args.snapshots / resolved)))
-    settings = SnapshotSettings(per_deal=per_deal, seed=args.seed)
+    settings = SnapshotSettings(scheme="per_deal", per_deal=per_deal, seed=args.seed)
     snaps = sample_snapshots(tables.opportunities, EXPORT, settings).head(args.snapshots)
     print(
         f"(b) {len(snaps):,} training snapshots ({per_deal} per resolved deal), {len(tables.activities):,} activities"

@@ -16,8 +16,9 @@ from dealscore import __version__
 from dealscore.features import CATALOGUE
 from dealscore.io import MappingError, SourceError, read_valid
 from dealscore.io.scores import StoreError
-from dealscore.io.write import TableFormat
+from dealscore.io.write import TableFormat, write_frame
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
+from dealscore.jobs.forward import ForwardTest
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.score import (
@@ -28,7 +29,6 @@ from dealscore.jobs.score import (
 )
 from dealscore.jobs.settings import SettingsError, load_settings
 from dealscore.jobs.spark import SparkUnavailableError
-from dealscore.jobs.forward import ForwardTest
 from dealscore.jobs.train import TrainSettings, run_forward, run_train
 from dealscore.schemas import ContractError
 from dealscore.synthetic import GeneratorSettings
@@ -410,7 +410,10 @@ def evaluate(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Also write every scored deal (CSV): date, deal, label, probabilities."),
+        typer.Option(
+            help="Also write every scored deal (.csv, or .parquet): date, deal, horizon, label, "
+            "each contender's probability."
+        ),
     ] = None,
 ) -> None:
     """The forward test on its own: at each past date, train on the export as it stood, score
@@ -430,7 +433,7 @@ def evaluate(
     typer.echo("reliability (model, pooled):")
     typer.echo(forward.reliability().round(4).to_string(index=False))
     if out is not None:
-        forward.rows.to_csv(out, index=False)
+        write_frame(forward.rows, out)
         typer.echo(f"wrote {len(forward.rows):,} scored deals to {out}")
 
 

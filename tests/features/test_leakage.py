@@ -120,6 +120,17 @@ def valid(tables: CrmTables) -> CrmTables:
     return validated
 
 
+def time_inside(full: CrmTables, fraction: float, seed: int) -> pd.Timestamp:
+    """A time at `fraction` of the history, off whole seconds by `seed` microseconds."""
+    first = full.opportunities["created_at"].min()
+    return (first + fraction * (EXPORT - first)).floor("s") + pd.Timedelta(microseconds=seed)
+
+
+def three_views(full: CrmTables, t: pd.Timestamp, seed: int) -> list[CrmTables]:
+    """The export as it stood at t, as it is now, and with junk dated at or after t."""
+    return [valid(before(full, t)), full, valid(with_future_noise(full, t, seed))]
+
+
 def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a = a.sort_values("opportunity_id", ignore_index=True)
     b = b.sort_values("opportunity_id", ignore_index=True)
@@ -135,24 +146,21 @@ def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
 @given(fraction=st.floats(0.3, 0.98), seed=st.integers(0, 10_000))
 def test_rows_at_or_after_as_of_change_no_feature(full, fraction, seed):
     # given an as_of inside the history and one fitted state for every call
-    first, last = full.opportunities["created_at"].min(), EXPORT
-    t = (first + fraction * (last - first)).floor("s") + pd.Timedelta(microseconds=seed)
+    t = time_inside(full, fraction, seed)
     state = fit_feature_state(full, t, ICP)
     # when the export is seen as it stood at t, as it is now, and with junk from the future
-    past = build_features(valid(before(full, t)), t, state)
-    now = build_features(full, t, state)
-    noisy = build_features(valid(with_future_noise(full, t, seed)), t, state)
+    views = three_views(full, t, seed)
+    past, now, noisy = (build_features(view, t, state) for view in views)
     # then every feature of every deal open at t is the same
     assert len(past) > 10
     assert_same_features(past, now)
     assert_same_features(past, noisy)
     # and so is what the CRM itself said (the baselines the model is compared with)
-    views = [
-        crm_baselines(frame, t).sort_values("opportunity_id", ignore_index=True)
-        for frame in (valid(before(full, t)), full, valid(with_future_noise(full, t, seed)))
+    calls = [
+        crm_baselines(view, t).sort_values("opportunity_id", ignore_index=True) for view in views
     ]
-    for other in views[1:]:
-        pd.testing.assert_frame_equal(views[0], other)
+    for other in calls[1:]:
+        pd.testing.assert_frame_equal(calls[0], other)
 
 
 def test_training_snapshots_match_scoring_calls(full):
@@ -175,9 +183,8 @@ def test_training_snapshots_match_scoring_calls(full):
 @given(fraction=st.floats(0.5, 0.98), seed=st.integers(0, 10_000))
 def test_training_rows_are_chosen_and_labelled_by_nothing_after_the_cutoff(full, fraction, seed):
     # given a training cut-off t inside the history
-    first, last = full.opportunities["created_at"].min(), EXPORT
-    t = (first + fraction * (last - first)).floor("s") + pd.Timedelta(microseconds=seed)
-    views = [valid(before(full, t)), full, valid(with_future_noise(full, t, seed))]
+    t = time_inside(full, fraction, seed)
+    views = three_views(full, t, seed)
     # when the grid snapshots at t (window: the auto horizon) are drawn from each view
     horizons = [label_horizon(v.opportunities, t) for v in views]
     snaps = [

@@ -34,7 +34,9 @@ def slices():
     tables, _ = validate_tables(
         generate_crm(GeneratorSettings(deals=4000, seed=2, export_date=EXPORT)).tables
     )
-    snaps = sample_snapshots(tables.opportunities, EXPORT, SnapshotSettings(per_deal=3))
+    snaps = sample_snapshots(
+        tables.opportunities, EXPORT, SnapshotSettings(scheme="per_deal", per_deal=3)
+    )
     features = build_features(
         tables, snaps[["opportunity_id", "as_of"]], fit_feature_state(tables, EXPORT)
     )

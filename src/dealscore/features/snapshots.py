@@ -149,6 +149,8 @@ def sample_snapshots(
     Each row: opportunity_id, as_of (created_at < as_of <= closed_at), label (1 = won),
     outcome, life_fraction, and weight (rows of one deal sum to 1).
     """
+    if settings.scheme == "grid":
+        raise ValueError("grid snapshots come from grid_snapshots (or snapshots), not here")
     closed_at = opportunities[Opportunities.closed_at]
     created_at = opportunities[Opportunities.created_at]
     resolved = closed_at.notna() & (closed_at < cutoff) & (closed_at > created_at)
