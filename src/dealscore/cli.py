@@ -643,6 +643,8 @@ def backtest(
         _contract_failure(exc, f"{data}: not backtested")
     except (SettingsError, SourceError, MappingError, ValueError) as exc:
         _fail(str(exc))
+    for period, why in result.skipped.items():
+        typer.echo(f"{period}: skipped (too little history to train then): {why}")
     typer.echo(_forecast_table(result.table))
     accuracy = result.table.filter(regex="_abs_pct_error$").mean()
     bias = result.table[[c.replace("_abs_pct", "_pct") for c in accuracy.index]].mean()

@@ -10,7 +10,7 @@ at each period's start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +200,7 @@ def run_compare(
 class BacktestResult:
     table: pd.DataFrame  # one row per period: actual, each forecast, errors
     deals: pd.DataFrame  # every period's deals (period_deals rows) with their period
+    skipped: dict[str, str] = field(default_factory=dict)  # period -> why no model then
 
     def closer(self) -> dict[str, float]:
         """Share of periods where the model's error was smaller than each rep forecast's."""
@@ -222,14 +223,19 @@ def backtest(
 ) -> BacktestResult:
     """Each of the last `periods` closed quarters, forecast as of its start by a model trained
     only on the history before that start (no model sees the outcomes it forecasts)."""
-    from dealscore.jobs.train import TrainSettings, fit_and_evaluate
+    from dealscore.jobs.train import DataMinimumError, TrainSettings, fit_and_evaluate
 
-    settings = replace(settings or TrainSettings(), track=False)
-    rows, all_deals = [], []
+    settings = replace(settings or TrainSettings(), track=False, forward_dates=0)
+    rows, all_deals, skipped = [], [], {}
     for period in last_closed_periods(tables, periods):
         start, _ = period_bounds(period)
         progress(f"{period}: training on the history before {start:%Y-%m-%d}")
-        trained = fit_and_evaluate(tables_as_of(tables, start), settings)
+        try:
+            trained = fit_and_evaluate(tables_as_of(tables, start), settings)
+        except DataMinimumError as exc:  # too little history then: the later periods still count
+            skipped[period] = str(exc)
+            progress(f"{period}: skipped: {exc}")
+            continue
         deals = period_deals(
             tables,
             trained.model,
@@ -241,8 +247,13 @@ def backtest(
         summary = summarise(deals, np.full(len(deals), period, dtype=object), closed=True)
         rows.append(summary.rename(columns={"group": "period"}))
         all_deals.append(deals.assign(period=period))
+    if not rows:
+        raise ValueError(
+            "backtest: no period had enough history to train on; "
+            + "; ".join(f"{p}: {why}" for p, why in skipped.items())
+        )
     return BacktestResult(
-        pd.concat(rows, ignore_index=True), pd.concat(all_deals, ignore_index=True)
+        pd.concat(rows, ignore_index=True), pd.concat(all_deals, ignore_index=True), skipped
     )
 
 
