@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from dealscore.jobs.tracking import redacted
 from dealscore.tracking.registry import decide
 from dealscore.tracking.store import tracking_uri
@@ -31,10 +33,14 @@ def test_not_worse_within_the_tolerance_is_promoted():
 
 
 def test_refuse_names_what_cannot_be_measured_or_is_not_calibrated():
+    from dealscore.model.metrics import evaluate
     from dealscore.tracking.registry import refuse
 
-    assert refuse(0.4, 0.02, 0.05, "the forward test") == ""
-    assert "cannot be measured" in refuse(float("nan"), 0.02, 0.05, "the forward test")
-    why = refuse(0.4, 0.08, 0.05, "the forward test")
+    both = evaluate(np.array([0, 1, 0, 1]), np.array([0.2, 0.7, 0.4, 0.6]))
+    one_class = evaluate(np.zeros(4), np.array([0.2, 0.7, 0.4, 0.6]))
+    assert refuse(both, 0.02, 0.05, "the forward test") == ""
+    why = refuse(one_class, 0.02, 0.05, "the forward test")
+    assert "cannot be measured" in why and "one class (win rate 0%)" in why
+    why = refuse(both, 0.08, 0.05, "the forward test")
     assert "ECE 0.0800 on the forward test" in why and "max_forward_ece" in why
-    assert refuse(0.4, float("nan"), 0.05, "the test slice")  # an unmeasurable ECE is no pass
+    assert refuse(both, float("nan"), 0.05, "the test slice")  # an unmeasurable ECE is no pass

@@ -60,8 +60,8 @@ def default_dates(
     tables: CrmTables, count: int, every_days: float = 56.0, horizon_days: float = 0.0
 ) -> list[pd.Timestamp]:
     """The latest `count` dates, `every_days` apart, whose label window (the horizon: the
-    setting, else the auto horizon of the whole export) ended by the export's last event; at
-    midnight UTC, oldest first. Set by the export's dates alone, never by its outcomes."""
+    setting, else the auto horizon training at that date computes) ended by the export's last
+    event; at midnight UTC, oldest first. Set by the export's dates, never by its outcomes."""
     last = last_event(tables)
     deals = tables.opportunities
     first = deals[Opportunities.created_at].min()

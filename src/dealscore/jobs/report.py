@@ -116,7 +116,12 @@ def _forward_section(forward: pd.DataFrame | None, horizon_days: float | None) -
         "came later. Mean predicted against actual and the calibration error (ECE) are what "
         "these scores are worth, beside the reps' forecast and the CRM stage probability on "
         "the same deals.</p>"
-        + table.to_html(index=False, float_format=lambda v: f"{v:,.3f}", classes="forward")
+        + table.to_html(
+            index=False,
+            float_format=lambda v: f"{v:,.3f}",
+            formatters={"rows": "{:,.0f}".format},
+            classes="forward",
+        )
     )
 
 

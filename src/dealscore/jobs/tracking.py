@@ -310,9 +310,8 @@ def track_training(
         if not settings.registered_model:
             return Tracking(run.info.run_id, run.info.experiment_id, uri, info.model_uri)
         version = str(mlflow.register_model(info.model_uri, settings.registered_model).version)
-        model_score = evaluate(result.test["label"].to_numpy(), result.predictions["model"])[
-            settings.promotion_metric
-        ]
+        measured = evaluate(result.test["label"].to_numpy(), result.predictions["model"])
+        model_score = measured[settings.promotion_metric]
         champion_version, champion_score, problem = _champion_score(
             client, settings, tables, result
         )
@@ -328,9 +327,8 @@ def track_training(
         if result.forward is not None:
             ece, where = result.forward.pooled()["ece"], "the forward test"
         else:
-            ece = evaluate(result.test["label"].to_numpy(), result.predictions["model"])["ece"]
-            where = "the test slice (no forward test ran)"
-        if refusal := refuse(model_score, ece, settings.max_forward_ece, where):
+            ece, where = measured["ece"], "the test slice (no forward test ran)"
+        if refusal := refuse(measured, ece, settings.max_forward_ece, where):
             decision = Decision(False, f"not promoted: {refusal}")
         set_aliases(client, settings.registered_model, version, decision)
         mlflow.set_tags(

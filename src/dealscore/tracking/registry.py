@@ -43,13 +43,17 @@ def decide(
     return Decision(False, f"worse: {verdict}")
 
 
-def refuse(challenger: float, ece: float, max_ece: float, where: str) -> str:
+def refuse(test: dict[str, float], ece: float, max_ece: float, where: str) -> str:
     """Why a challenger may not be champion whatever the champion scores; "" when it may.
 
-    `ece` is the forward test's pooled ECE, or the test slice's when no forward test could run
-    (`where` says which)."""
-    if not np.isfinite(challenger):
-        return "its test metric cannot be measured (one class in the test slice?)"
+    `test` holds its test-slice metrics; `ece` is the forward test's pooled ECE, or the test
+    slice's when no forward test could run (`where` says which)."""
+    if test.get("positive_rate") in (0.0, 1.0) or not all(np.isfinite(list(test.values()))):
+        rate = test.get("positive_rate", float("nan"))
+        return (
+            f"it cannot be measured: its test slice ({int(test.get('rows', 0)):,} rows) holds one "
+            f"class (win rate {rate:.0%}), so ROC AUC is undefined"
+        )
     if not ece <= max_ece:
         return (
             f"not calibrated: ECE {ece:.4f} on {where}, above the limit {max_ece} (max_forward_ece)"
