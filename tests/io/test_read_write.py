@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from dealscore.cli import app
 from dealscore.io import SourceError, read_export, write_tables
 from dealscore.schemas import validate_tables
 
@@ -79,6 +81,35 @@ def test_unreachable_or_wrong_sources_are_clear_errors(tmp_path):
         read_export(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
     with pytest.raises(SourceError, match="not a database URL"):
         read_export("not a url://")
+
+
+def test_a_table_that_is_there_but_unreadable_is_an_error_not_a_missing_table(tables, tmp_path):
+    # given an export whose activities "file" is a folder, as a botched copy leaves it
+    write_tables(tables.with_tables(activities=None), tmp_path, "csv")
+    (tmp_path / "activities.csv").mkdir()
+    # then reading it fails and names the file, instead of scoring without activities
+    with pytest.raises(
+        SourceError, match=r"activities\.csv: table 'activities' is there but is not a file"
+    ):
+        read_export(tmp_path)
+    result = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code != 0 and "is not a file" in result.output
+
+
+def test_a_parquet_dataset_folder_reads_as_its_table(tables, tmp_path):
+    # given activities written as a folder of Parquet parts, as Spark writes a table
+    valid, _ = validate_tables(tables)
+    write_tables(valid.with_tables(activities=None), tmp_path, "parquet")
+    folder = tmp_path / "activities.parquet"
+    folder.mkdir()
+    half = len(valid.activities) // 2
+    valid.activities.iloc[:half].to_parquet(folder / "part-0.parquet", index=False)
+    valid.activities.iloc[half:].to_parquet(folder / "part-1.parquet", index=False)
+    # when
+    again, report = validate_tables(read_export(tmp_path).tables)
+    # then
+    assert report.ok, report.to_text()
+    assert len(again.activities) == len(valid.activities)
 
 
 def test_salesforce_preset_on_a_standard_export(tmp_path):

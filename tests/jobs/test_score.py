@@ -147,3 +147,30 @@ def test_cli_score_prints_the_reconciliation_and_bands(crm, model_store, tmp_pat
     (run,) = client.search_runs([client.get_experiment_by_name("dealscore-scoring").experiment_id])
     assert "psi.win_probability" in run.data.metrics and run.data.metrics["open_deals"] > 0
     assert run.data.params["score.out"] == str(out)
+
+
+@pytest.mark.parametrize("table", ["activities", "stage_history", "accounts", "forecasts"])
+def test_a_header_only_table_scores_like_a_missing_one(crm, settings, tmp_path, table):
+    # given the export with one optional table reduced to its header line (a CSV of no rows)
+    export = tmp_path / "export"
+    export.mkdir()
+    for file in crm.glob("*.parquet"):
+        if file.stem != table:
+            (export / file.name).write_bytes(file.read_bytes())
+    header = pd.read_parquet(crm / f"{table}.parquet").columns
+    (export / f"{table}.csv").write_text(",".join(header) + "\n")
+    without = tmp_path / "without"
+    without.mkdir()
+    for file in export.glob("*.parquet"):
+        (without / file.name).write_bytes(file.read_bytes())
+    # when both are validated and scored
+    check = CliRunner().invoke(app, ["validate", str(export)])
+    empty = run_score(export, settings, as_of=AS_OF)
+    missing = run_score(without, replace(settings, out=settings.out + "2"), as_of=AS_OF)
+    # then validation passes and the scores are those of the export without the table
+    assert check.exit_code == 0, check.output
+    assert empty.open_deals == missing.open_deals > 0
+    pd.testing.assert_series_equal(
+        empty.scores.sort_values("opportunity_id")["win_probability"].reset_index(drop=True),
+        missing.scores.sort_values("opportunity_id")["win_probability"].reset_index(drop=True),
+    )

@@ -48,7 +48,10 @@ class FolderSource:
         self._files: dict[str, Path] = {}
         for file in sorted(path.iterdir()):
             suffix = table_suffix(file)
-            if suffix and file.is_file():
+            # Everything named like a table is kept: a file, a Parquet dataset folder as Spark
+            # writes it, or something unreadable (a folder called activities.csv, a broken
+            # link), which fails when read rather than being skipped in silence.
+            if suffix:
                 stem = file.name[: -len(suffix)].lower()
                 if stem in self._files:
                     raise SourceError(
@@ -63,6 +66,12 @@ class FolderSource:
         file = self._files.get(name.lower())
         if file is None:
             return None
+        if not file.is_file() and not (
+            file.is_dir() and FILE_SUFFIXES[table_suffix(file)] == "parquet"
+        ):
+            raise SourceError(
+                f"cannot read {file}: table {name!r} is there but is not a file; fix or remove it"
+            )
         try:
             if FILE_SUFFIXES[table_suffix(file)] == "parquet":
                 return pd.read_parquet(file)

@@ -193,6 +193,14 @@ class CrmTables:
     forecasts: pd.DataFrame | None = None
     owners: pd.DataFrame | None = None
 
+    def __post_init__(self) -> None:
+        # An optional table without rows (a header-only CSV, an export cut at an early date) is
+        # a missing one: features and baselines then say "unknown", as for an absent file.
+        for field in fields(self)[1:]:
+            frame = getattr(self, field.name)
+            if frame is not None and len(frame) == 0:
+                object.__setattr__(self, field.name, None)
+
     def present(self) -> Iterator[tuple[str, pd.DataFrame]]:
         """(name, frame) for each table the export has, in contract order."""
         for field in fields(self):
