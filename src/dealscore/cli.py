@@ -456,8 +456,10 @@ def score(
         str | None,
         typer.Option(
             "--as-of",
-            help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). Default: now. "
-            "A past date rebuilds features as the data stood then.",
+            help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). Default: the "
+            "export's own time (the second after its latest created or closed date), so a rerun "
+            "on the same export replaces its own rows. A past date rebuilds features as the data "
+            "stood then.",
         ),
     ] = None,
     config: Annotated[

@@ -174,3 +174,23 @@ def test_a_header_only_table_scores_like_a_missing_one(crm, settings, tmp_path, 
         empty.scores.sort_values("opportunity_id")["win_probability"].reset_index(drop=True),
         missing.scores.sort_values("opportunity_id")["win_probability"].reset_index(drop=True),
     )
+
+
+def test_the_nightly_default_is_the_exports_own_time_so_a_rerun_replaces_itself(
+    crm, model_store, tmp_path
+):
+    # given the same export scored twice in one night without --as-of
+    out = f"sqlite:///{tmp_path / 'nightly.db'}"
+    command = ["score", "--data", str(crm), "--out", out, "--tracking-uri", model_store]
+    first = CliRunner().invoke(app, command)
+    second = CliRunner().invoke(app, command)
+    # then both scored as of the second after the export's latest dated fact
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    deals = read_export(crm).tables.opportunities
+    latest = max(deals["created_at"].max(), deals["closed_at"].max())
+    expected = (latest + pd.Timedelta(seconds=1)).floor("s")
+    assert f"as of {expected:%Y-%m-%d %H:%M} UTC" in second.output
+    # and each open deal has one row, not two: the rerun replaced the first run's rows
+    scores = pd.read_sql_table("scores", out)
+    assert scores["opportunity_id"].is_unique and len(scores) > 0
+    assert (pd.to_datetime(scores["as_of"], utc=True) == expected).all()

@@ -97,6 +97,16 @@ def test_both_engines_write_the_same_scores_reasons_and_rejects(
     pd.testing.assert_series_equal(spark_run.drift.sort_index(), pandas_run.drift.sort_index())
 
 
+def test_both_engines_default_to_the_exports_own_time(spark, settings, crm, tmp_path):
+    # when each engine scores the export without a time
+    pandas_run = run_score(crm, replace(settings, out=str(tmp_path / "pandas")))
+    spark_run = run_score(crm, on_spark(settings, tmp_path / "spark"))
+    # then both scored as of the second after its latest dated fact, the same deals
+    assert spark_run.as_of == pandas_run.as_of
+    assert pandas_run.as_of.microsecond == 0
+    assert spark_run.open_deals == pandas_run.open_deals > 0
+
+
 def test_a_spark_rerun_replaces_its_rows_and_the_next_day_carries_the_trend(
     crm, spark, settings, tmp_path
 ):

@@ -20,6 +20,13 @@ def last_event(tables: CrmTables) -> pd.Timestamp:
     return max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
 
 
+def export_time(last: pd.Timestamp) -> pd.Timestamp:
+    """The export's own "now": the whole second just after its latest dated fact (`last_event`).
+    Every deal in the export is open or closed by then, and the same export always gives the
+    same time, so a nightly rerun on it scores the same run."""
+    return (last + pd.Timedelta(seconds=1)).floor("s")
+
+
 def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
     """Deals created before as_of, those not yet closed then shown open, and only history,
     activity and forecast rows dated strictly before as_of."""

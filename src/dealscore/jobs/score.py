@@ -17,6 +17,7 @@ import pandas as pd
 import pandera.errors
 
 from dealscore.features import build_features
+from dealscore.features.asof import export_time, last_event
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
@@ -280,9 +281,9 @@ def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFr
         )
 
 
-def utc_as_of(as_of: pd.Timestamp | None) -> pd.Timestamp:
-    """The scoring time in UTC; now (to the second) when none is given."""
-    as_of = pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else pd.Timestamp(as_of)
+def utc_as_of(as_of: pd.Timestamp | str) -> pd.Timestamp:
+    """The scoring time in UTC (a naive time is taken as UTC)."""
+    as_of = pd.Timestamp(as_of)
     return as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
 
 
@@ -358,7 +359,8 @@ def run_score(
     lap("load model")
     tables = read_valid(data, mapping, progress)
     lap("read")
-    as_of = utc_as_of(as_of)
+    # No time given: the export's own, so a rerun on the same export is the same run.
+    as_of = utc_as_of(as_of if as_of is not None else export_time(last_event(tables)))
     horizon = getattr(loaded.bundle, "horizon_days", None)
     meaning = f": P(won within {horizon:g} days)" if horizon else ""
     progress(

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dealscore.features.asof import export_time
 from dealscore.features.snapshots import HORIZON_BOUNDS
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import bin_counts, stability_from_counts
@@ -662,6 +663,20 @@ def _output_schema() -> str:
 # --- the job --------------------------------------------------------------------------------
 
 
+def _export_time(spark: SparkSession, frames: dict[str, DataFrame]) -> pd.Timestamp:
+    """`features.asof.export_time` of the export, from one aggregate in Spark."""
+    from pyspark.sql import functions as F
+
+    deals = frames["opportunities"]
+    latest = deals.agg(
+        F.max(F.col(Opportunities.created_at).cast("timestamp")).alias("created"),
+        F.max(F.col(Opportunities.closed_at).cast("timestamp")).alias("closed"),
+    )
+    with _utc(spark):
+        row = _collect(latest).iloc[0]
+    return export_time(max(t for t in (row["created"], row["closed"]) if pd.notna(t)))
+
+
 def run_score_spark(
     data: str,
     settings: ScoreSettings,
@@ -678,8 +693,8 @@ def run_score_spark(
     progress(f"starting Spark ({settings.spark_master or 'the active session, else local[*]'})")
     spark = spark_session(settings.spark_master)
     lap("load model + start Spark")
-    as_of = utc_as_of(as_of)
     frames = read_spark_tables(spark, data)
+    as_of = utc_as_of(as_of if as_of is not None else _export_time(spark, frames))
     progress(f"checking the data contract on {', '.join(frames)} in Spark")
     with _reporting(spark, progress):
         check_contract(frames, data)
