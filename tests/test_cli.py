@@ -97,6 +97,7 @@ def test_ingest_maven_with_its_mapping(maven_dir, tmp_path):
     again = runner.invoke(app, ["validate", str(tmp_path)])
     assert again.exit_code == 0, again.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".dealscore-tables.json",  # what this ingest wrote: a rerun may replace only these
         "accounts.parquet",
         "opportunities.parquet",
         "owners.parquet",

@@ -16,7 +16,7 @@ from dealscore import __version__
 from dealscore.features import CATALOGUE
 from dealscore.io import MappingError, SourceError, read_valid
 from dealscore.io.scores import StoreError
-from dealscore.io.write import TableFormat, write_frame
+from dealscore.io.write import FolderNotOursError, TableFormat, write_frame
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.forward import ForwardTest
 from dealscore.jobs.generate import run_generate
@@ -157,7 +157,10 @@ def generate(
         _fail(str(exc))
     if settings.export_date is None:  # neither the option nor the file set it: today
         settings = replace(settings, export_date=pd.Timestamp.now(tz="UTC").floor("D"))
-    result = run_generate(settings, out, table_format, progress=_Progress())
+    try:
+        result = run_generate(settings, out, table_format, progress=_Progress())
+    except FolderNotOursError as exc:
+        _fail(str(exc))
     typer.echo(result.summary.to_text())
     typer.echo(
         f"wrote {len(result.files)} tables to {result.out} and the truth file {result.truth.name} in {result.seconds:.1f}s"
@@ -214,7 +217,7 @@ def ingest(
     table_format = _table_format(fmt)
     try:
         result = run_ingest(src, out, mapping, table_format, progress=_Progress())
-    except (SourceError, MappingError) as exc:
+    except (SourceError, MappingError, FolderNotOursError) as exc:
         _fail(str(exc))
     except ContractError as exc:
         _contract_failure(exc, f"{src}: not written")

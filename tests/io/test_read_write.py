@@ -26,18 +26,33 @@ def test_written_tables_read_back_identically(tables, tmp_path, fmt):
         assert again.get(name).dtypes.astype(str).tolist() == frame.dtypes.astype(str).tolist()
 
 
-def test_rewrite_removes_stale_tables_and_leaves_no_temp_files(tables, tmp_path):
+def test_rewrite_removes_its_own_stale_tables_and_leaves_no_temp_files(tables, tmp_path):
+    # given a folder an earlier run wrote as CSV
     write_tables(tables, tmp_path, "csv")
-    (tmp_path / "forecasts.csv").rename(
-        tmp_path / "Forecasts.CSV"
-    )  # the reader would still find it
+    # when it is rewritten as Parquet without forecasts and owners
     write_tables(tables.with_tables(forecasts=None, owners=None), tmp_path, "parquet")
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert "Forecasts.CSV" not in files and "owners.parquet" not in files
+    # then only this run's tables are left, no stale CSV that a reader would take for a table
+    files = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     assert files == sorted(
         f"{n}.parquet"
         for n in ["opportunities", "accounts", "stage_history", "activities", "contacts"]
     )
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_folder_holding_table_files_it_did_not_write_is_refused_untouched(tables, tmp_path):
+    # given a raw export in contract form (CSV), ingested into its own folder as Parquet
+    raw = tmp_path / "crm"
+    raw.mkdir()
+    for name, frame in tables.present():
+        frame.to_csv(raw / f"{name}.csv", index=False)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    # when
+    result = CliRunner().invoke(app, ["ingest", str(raw), "--out", str(raw)])
+    # then it refuses, names the files, and nothing was deleted, replaced or added
+    assert result.exit_code == 2
+    assert "did not write there" in result.output and "activities.csv" in result.output
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
 
 
 def test_csv_keeps_text_as_text(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -31,12 +32,50 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+MANIFEST = ".dealscore-tables.json"  # the table files the last write_tables put in a folder
+
+
+class FolderNotOursError(RuntimeError):
+    """The destination holds table files dealscore did not write: refusing to touch them."""
+
+
+def _ours(out: Path) -> set[str]:
+    """The files an earlier write_tables wrote here, by its manifest."""
+    try:
+        return set(json.loads((out / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def write_tables(tables: CrmTables, out: Path, fmt: TableFormat = "parquet") -> list[Path]:
-    """Write each present table; remove contract-table files a previous run left for absent ones."""
+    """Write each present table, then remove the table files an earlier write here left for
+    tables now absent (a stale one would be read as part of this export).
+
+    Only files this function wrote (its manifest) are ever replaced or removed: a folder holding
+    other files named like contract tables (the raw export itself, say) is refused before
+    anything is written, with the files named.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    ours = _ours(out)
+    targets = {f"{name}.{fmt}" for name, _ in tables.present()}
+    foreign = sorted(
+        file.name
+        for file in out.iterdir()
+        if (suffix := table_suffix(file))
+        and file.name[: -len(suffix)].lower() in TABLE_NAMES
+        and file.name not in ours
+    )
+    if foreign:
+        raise FolderNotOursError(
+            f"{out} already holds table files dealscore did not write there: "
+            f"{', '.join(foreign)}; write to an empty folder, or move them away (nothing was "
+            f"written)"
+        )
     written = [write_frame(frame, out / f"{name}.{fmt}") for name, frame in tables.present()]
-    keep = {p.name for p in written}
-    for file in out.iterdir():
-        suffix = table_suffix(file)
-        if suffix and file.name[: -len(suffix)].lower() in TABLE_NAMES and file.name not in keep:
-            file.unlink()  # a stale table would otherwise be read as part of this export
+    manifest = out / MANIFEST
+    tmp = manifest.with_name(f"{MANIFEST}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps({"files": sorted(targets)}, indent=1))
+    os.replace(tmp, manifest)
+    for name in sorted(ours - targets):
+        (out / name).unlink(missing_ok=True)
     return written
