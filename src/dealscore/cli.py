@@ -16,6 +16,7 @@ from dealscore import __version__
 from dealscore.features import CATALOGUE
 from dealscore.io import MappingError, SourceError, read_valid
 from dealscore.io.scores import StoreError
+from dealscore.io.secrets import redact
 from dealscore.io.write import FolderNotOursError, TableFormat, write_frame
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.forward import ForwardTest
@@ -89,13 +90,13 @@ def _quiet_mlflow() -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.secho(message, fg=typer.colors.RED, err=True)
+    typer.secho(redact(message), fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
 def _contract_failure(exc: ContractError, what: str) -> None:
     """Print every broken rule, then exit 1: the export, not the command, is at fault."""
-    typer.echo(exc.report.to_text())
+    typer.echo(redact(exc.report.to_text()))
     _fail(f"{what}: the export breaks the data contract", code=1)
 
 
@@ -112,7 +113,7 @@ class _Progress:
         self.started = time.perf_counter()
 
     def __call__(self, message: str) -> None:
-        typer.echo(f"[{time.perf_counter() - self.started:7.1f}s] {message}", err=True)
+        typer.echo(f"[{time.perf_counter() - self.started:7.1f}s] {redact(message)}", err=True)
 
 
 @app.command()
@@ -376,13 +377,13 @@ def train(
         _echo_forward(result.forward)
     if result.tracking is not None:
         t = result.tracking
-        typer.echo(f"MLflow run {t.run_id} ({t.tracking_uri}); model {t.model_uri}")
+        typer.echo(redact(f"MLflow run {t.run_id} ({t.tracking_uri}); model {t.model_uri}"))
         if t.version:
             role = "champion" if t.promoted else "challenger"
             typer.echo(
                 f"registered {TrainSettings.registered_model} v{t.version} as {role}: {t.reason}"
             )
-        typer.echo(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}")
+        typer.echo(redact(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}"))
 
 
 def _echo_forward(forward: ForwardTest) -> None:
@@ -557,7 +558,7 @@ def score(
         )
     typer.echo(
         f"model {result.model.name} v{result.model.version}; as of {result.as_of:%Y-%m-%d %H:%M} UTC; "
-        f"written to {result.destination}"
+        f"written to {redact(result.destination)}"
     )
 
 

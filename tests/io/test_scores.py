@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -170,88 +164,6 @@ def test_concurrent_runs_do_not_interleave(kind, tmp_path):
 def test_an_unreachable_database_is_a_clear_error():
     with pytest.raises(StoreError, match="score destination"):
         open_store("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
-
-
-# PostgreSQL: a real server, started on loopback in a temporary folder.
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (base / name).exists():
-            return str(base / name)
-    return None
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        message = (
-            "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    pytest.importorskip("psycopg")
-    # Directly under the temp root: pytest's own folders are private to the user running it.
-    folder = Path(tempfile.mkdtemp(prefix="dealscore-pg-"))
-    data, sock = folder / "data", folder / "sock"
-    sock.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        # PostgreSQL refuses to run as root: run it as the `postgres` user the Debian package adds.
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            message = "running as root and no 'postgres' user to run the server as"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-        for path in (folder, sock):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    env = {**os.environ, "LC_ALL": "C"}
-    made = subprocess.run(
-        [
-            *prefix,
-            initdb,
-            "-D",
-            str(data),
-            "-U",
-            "dealscore",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert made.returncode == 0, made.stderr
-    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "start", "-l", str(folder / "log")],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    try:
-        yield f"postgresql+psycopg://dealscore@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
-            check=False,  # the server may already be gone; nothing to do about it then
-            capture_output=True,
-            env=env,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_postgresql_round_trip(postgres):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dealscore.jobs.tracking import redacted
+from dealscore.io.secrets import redact
 from dealscore.tracking.registry import decide
 from dealscore.tracking.store import tracking_uri
 
@@ -20,8 +20,12 @@ def test_an_explicit_uri_wins_then_the_environment_then_a_local_sqlite(monkeypat
 
 
 def test_a_database_password_is_never_logged():
-    assert redacted("postgresql://crm:s3cret@db:5432/crm") == "postgresql://crm:***@db:5432/crm"
-    assert redacted("data/exports/2026-11") == "data/exports/2026-11"
+    assert redact("postgresql://crm:s3cret@db:5432/crm") == "postgresql://crm:***@db:5432/crm"
+    assert redact("data/exports/2026-11") == "data/exports/2026-11"
+    jdbc = "jdbc:postgresql://db:5432/crm?user=crm&password=s3cret&ssl=true"
+    assert redact(jdbc) == "jdbc:postgresql://db:5432/crm?user=crm&password=***&ssl=true"
+    message = "cannot reach mysql+pymysql://root:s3cret@db/crm nor http://u:s3cret@mlflow:5000"
+    assert "s3cret" not in redact(message) and redact(message).count("***") == 2
 
 
 def test_not_worse_within_the_tolerance_is_promoted():

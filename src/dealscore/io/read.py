@@ -9,6 +9,7 @@ from typing import Protocol
 import pandas as pd
 
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
+from dealscore.io.secrets import redact
 from dealscore.progress import Progress, silent
 from dealscore.schemas.contract import require_valid
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
@@ -90,14 +91,20 @@ class SqlSource:
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:
-            raise SourceError(f"not a database URL: {url!r} ({exc})") from exc
+            raise SourceError(redact(f"not a database URL: {url!r} ({exc})")) from exc
         self.description = parsed.render_as_string(hide_password=True)
-        self.engine = sa.create_engine(parsed)
+        try:
+            self.engine = sa.create_engine(parsed)
+        except (sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise SourceError(
+                redact(f"cannot open {self.description}: {exc.__class__.__name__}: {exc}")
+                + " (is the database driver installed? e.g. pip install 'psycopg[binary]')"
+            ) from exc
         try:
             self._tables = {t.lower(): t for t in sa.inspect(self.engine).get_table_names()}
         except sa.exc.SQLAlchemyError as exc:
             raise SourceError(
-                f"cannot connect to {self.description}: {exc.__class__.__name__}: {exc}"
+                redact(f"cannot connect to {self.description}: {exc.__class__.__name__}: {exc}")
             ) from exc
 
     def names(self) -> list[str]:
@@ -164,6 +171,6 @@ def read_valid(
 ) -> CrmTables:
     """An export read (through the mapping) and validated, or a ContractError listing every
     error. Only the validated copy is kept: the raw one would double the memory."""
-    progress(f"reading {src}")
+    progress(f"reading {redact(str(src))}")
     export = read_export(src, mapping)
     return require_valid(export.tables, export.source)

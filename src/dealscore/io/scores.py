@@ -18,6 +18,7 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
+from dealscore.io.secrets import redact
 from dealscore.io.write import write_frame
 from dealscore.schemas.scores import KEY, Rejected, Scores
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
@@ -84,14 +85,24 @@ def _rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
     return list(zip(*columns, strict=True))
 
 
+def _driver_hint(exc: Exception) -> str:
+    """What to install when SQLAlchemy lacks the URL's database driver."""
+    if isinstance(exc, (ImportError, sa.exc.NoSuchModuleError)):
+        return " (is the database driver installed? e.g. pip install 'psycopg[binary]')"
+    return ""
+
+
 class SqlStore:
     def __init__(self, url: str, chunk: int = 20_000):
         self.url = url
         self.chunk = chunk
         try:
             self.engine = sa.create_engine(url, **self._options(url))
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise StoreError(f"cannot use score destination {url}: {exc}") from exc
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise StoreError(
+                redact(f"cannot use score destination {url}: {exc.__class__.__name__}: {exc}")
+                + _driver_hint(exc)
+            ) from exc
         self.sqlite = self.engine.dialect.name == "sqlite"
         if self.sqlite:
             # pysqlite starts transactions lazily; take the write lock at BEGIN instead, so two

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dealscore.io import read_export, write_tables
+from dealscore.io.secrets import redact
 from dealscore.io.write import TableFormat
 from dealscore.progress import Progress, silent
 from dealscore.schemas import ContractError, CrmTables, ValidationReport, validate_tables
@@ -25,7 +26,7 @@ def run_validate(
     src: str | Path, mapping: str | Path | None = None, progress: Progress = silent
 ) -> ValidateResult:
     """Read (through a mapping, if given) and validate; never raises on bad data."""
-    progress(f"reading {src}" + (f" through mapping {mapping}" if mapping else ""))
+    progress(f"reading {redact(str(src))}" + (f" through mapping {mapping}" if mapping else ""))
     export = read_export(src, mapping)
     rows = sum(len(frame) for _, frame in export.tables.present())
     progress(f"validating {len(list(export.tables.present()))} tables, {rows:,} rows")

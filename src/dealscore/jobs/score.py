@@ -18,6 +18,7 @@ import pandera.errors
 
 from dealscore.features import build_features
 from dealscore.features.asof import export_time, last_event
+from dealscore.io.secrets import redact
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
@@ -385,7 +386,6 @@ def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
     """An MLflow run per scoring: where, with what, how many, and the drift."""
     import mlflow
 
-    from dealscore.jobs.tracking import redacted
     from dealscore.tracking.store import tracking_uri
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -397,7 +397,7 @@ def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
         mlflow.log_params(
             {
                 **{f"score.{k}": v for k, v in asdict(settings).items() if k != "tracking_uri"},
-                "score.out": redacted(settings.out),  # never a database password
+                "score.out": redact(settings.out),  # never a database password
                 "score.model_version": result.model.version,
                 "score.model_run_id": result.model.run_id,
                 "score.as_of": str(result.as_of),

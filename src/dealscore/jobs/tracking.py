@@ -18,6 +18,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 
 from dealscore import __version__
 from dealscore.features import CATALOGUE, FEATURE_NAMES, build_features
+from dealscore.io.secrets import redact
 from dealscore.model.metrics import evaluate, lift_by_decile, reliability_table
 from dealscore.model.reasons import tree_arrays
 from dealscore.progress import Progress, silent
@@ -39,19 +40,6 @@ from dealscore.tracking.store import tracking_uri, use_store
 
 if TYPE_CHECKING:
     from dealscore.jobs.train import Tracking, TrainResult, TrainSettings
-
-
-def redacted(source: str) -> str:
-    """A data source fit to log: a database URL loses its password."""
-    if "://" not in source:
-        return source
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(source).render_as_string(hide_password=True)
-    except ArgumentError:  # not a SQLAlchemy URL: drop anything before an "@"
-        return source.split("@")[-1]
 
 
 def fingerprint(tables: CrmTables) -> str:
@@ -225,7 +213,7 @@ def track_training(
 
     uri, experiment_id = _experiment(settings)
     client = mlflow.MlflowClient()
-    source = redacted(source)
+    source = redact(source)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         progress(f"MLflow run {run.info.run_id} in {uri}")
         mlflow.set_tags(

@@ -1,0 +1,66 @@
+"""No password passed in any URL form the CLI accepts reaches an output, a log or MLflow."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from dealscore.cli import app
+
+SECRET = "s3cr3tPW"  # the test server trusts loopback, so any password connects
+
+
+def _urls(postgres: str) -> dict[str, str]:
+    """The same server as a SQLAlchemy URL with a password and as a JDBC URL with one."""
+    host = postgres.split("@", 1)[1]  # 127.0.0.1:PORT/postgres
+    return {
+        "sqlalchemy": f"postgresql+psycopg://dealscore:{SECRET}@{host}",
+        "jdbc": f"jdbc:postgresql://{host}?user=dealscore&password={SECRET}",
+    }
+
+
+def _mlflow_text(store: str) -> str:
+    """Every parameter, tag and metric key of every run in a store, as one text."""
+    client = mlflow.MlflowClient(store)
+    texts = []
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id]):
+            texts += [str(run.data.params), str(run.data.tags), str(run.data.metrics)]
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("form", ["sqlalchemy", "jdbc"])
+def test_a_destination_password_is_in_no_output_and_no_mlflow_run(postgres, crm, model_store, form):
+    # when the nightly job scores into the database, tracked in MLflow
+    out = _urls(postgres)[form]
+    result = CliRunner().invoke(
+        app,
+        ["score", "--data", str(crm), "--out", out, "--tracking-uri", model_store],
+    )
+    # then it worked, and the password is nowhere: output, errors, run parameters and tags
+    assert result.exit_code == 0, result.output
+    assert "written to postgresql" in result.output
+    assert SECRET not in result.output
+    assert SECRET not in _mlflow_text(model_store)
+
+
+def test_a_source_password_is_in_no_error_or_progress_line(postgres, crm, model_store, tmp_path):
+    url = _urls(postgres)["sqlalchemy"]
+    unreachable = url.replace(url.split("@", 1)[1].split("/")[0], "127.0.0.1:9")
+    cases = [
+        ["validate", url],  # reachable, but holds no CRM tables
+        ["validate", unreachable],  # cannot connect
+        ["validate", f"nosuchdb+driver://u:{SECRET}@db/crm"],  # no such driver
+        ["ingest", url, "--out", str(tmp_path / "out")],
+        ["train", "--data", unreachable, "--no-track"],
+        ["score", "--data", str(crm), "--out", f"nosuchdb://u:{SECRET}@db/x"]
+        + ["--tracking-uri", model_store],
+    ]
+    for args in cases:
+        result = CliRunner().invoke(app, args)
+        # then each fails with one clear line, and no password
+        assert result.exit_code != 0, args
+        assert "Traceback" not in result.output, result.output
+        assert SECRET not in result.output, (args, result.output)
+        assert "***" in result.output or "no opportunities table" in result.output, result.output
