@@ -7,6 +7,7 @@ read through a `Source` (files or SQL), so the mapping itself knows nothing abou
 
 from __future__ import annotations
 
+import codecs
 import re
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,7 @@ _COLUMN_KEYS = {
     "only_if",
     "when",
     "else",
+    "divide_by",
 }
 _PART_KEYS = {"source", "clean", "join", "columns", "where"}
 
@@ -44,17 +46,20 @@ class MappingError(ValueError):
     """A mapping file that cannot be applied, with the place it went wrong."""
 
 
+_SEPARATORS = re.compile(r"[\s_\-]+")
+_FLAGS = {"1": "true", "yes": "true", "0": "false", "no": "false", "1.0": "true", "0.0": "false"}
+
+
 def _norm(value: Any) -> str:
-    """Compare flags and labels loosely: True, 'true', 'TRUE', '1' are one value."""
-    text = str(value).strip().lower()
-    return {"1": "true", "yes": "true", "0": "false", "no": "false"}.get(text, text)
+    """Compare flags and labels loosely: True, 'true', 'TRUE', '1' are one value, and so are a
+    label and its API name ('Best Case', 'BestCase', 'best_case')."""
+    text = _SEPARATORS.sub("", str(value).strip().lower())
+    return _FLAGS.get(text, text)
 
 
 def _normalised(values: pd.Series) -> pd.Series:
-    text = values.astype("str").str.strip().str.lower()
-    return text.replace(
-        {"1": "true", "yes": "true", "0": "false", "no": "false", "1.0": "true", "0.0": "false"}
-    )
+    text = values.astype("str").str.strip().str.lower().str.replace(_SEPARATORS, "", regex=True)
+    return text.replace(_FLAGS)
 
 
 def _contains(text: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
@@ -112,6 +117,7 @@ class ColumnSpec:
     only_if: Condition | None = None
     when: tuple[tuple[Condition, Any], ...] = ()
     otherwise: Any = None
+    divide_by: str | None = None  # a source column (an exchange rate); used when present
 
     @classmethod
     def parse(cls, target: str, spec: Any, where: str) -> ColumnSpec:
@@ -156,6 +162,7 @@ class ColumnSpec:
             else None,
             when=when,
             otherwise=spec.get("else"),
+            divide_by=str(spec["divide_by"]) if "divide_by" in spec else None,
         )
 
     def for_columns(self, columns: set[str]) -> ColumnSpec:
@@ -194,6 +201,9 @@ class ColumnSpec:
             out = mapped.where(mapped.notna() | out.isna(), fallback.where(out.notna()))
         if self.scale is not None:
             out = pd.to_numeric(out, errors="coerce") * self.scale
+        if self.divide_by is not None and self.divide_by in frame:
+            rate = pd.to_numeric(frame[self.divide_by], errors="coerce")
+            out = pd.to_numeric(out, errors="coerce") / rate.where(rate > 0).fillna(1.0)
         if self.format or self.timezone:
             out = _parse_times(out, self.format, self.timezone)
         if self.only_if is not None:
@@ -231,16 +241,31 @@ class Join:
     left_on: str
     right_on: str
     columns: tuple[str, ...]
+    optional: bool = False  # skipped with a note when the lookup or its key is not there
 
     @classmethod
     def parse(cls, spec: Any, where: str) -> Join:
         # Not "on": YAML 1.1 reads a bare `on` key as the boolean True.
         if not isinstance(spec, dict) or "source" not in spec or "key" not in spec:
             raise MappingError(f"{where}: a join needs 'source' and 'key'")
+        unknown = set(spec) - {"source", "key", "columns", "optional"}
+        if unknown:
+            raise MappingError(f"{where}: unknown key(s) {sorted(unknown)} in a join")
         key = spec["key"]
+        if isinstance(key, dict) and (
+            len(key) != 1 or not all(isinstance(v, str | int) for v in (*key, *key.values()))
+        ):
+            raise MappingError(
+                f"{where}: a join key is a column name or one {{left column: lookup column}}, "
+                f"got {key!r}"
+            )
         left, right = next(iter(key.items())) if isinstance(key, dict) else (key, key)
         return cls(
-            str(spec["source"]), str(left), str(right), tuple(_as_list(spec.get("columns", [])))
+            str(spec["source"]),
+            str(left),
+            str(right),
+            tuple(_as_list(spec.get("columns", []))),
+            bool(spec.get("optional", False)),
         )
 
 
@@ -277,15 +302,25 @@ class TablePart:
         )
 
 
+_TOP_KEYS = {"name", "tables", "encoding", "null_values"}
+
+
 @dataclass(frozen=True)
 class Mapping:
     name: str
     tables: dict[str, tuple[TablePart, ...]]
+    encoding: str | None = None  # of the export's text files; None: UTF-8, else ISO-8859-1
+    null_values: tuple[str, ...] = ()  # values that mean "empty" in every source column
 
     @classmethod
     def parse(cls, spec: Any, name: str = "mapping") -> Mapping:
         if not isinstance(spec, dict) or not isinstance(spec.get("tables"), dict):
             raise MappingError(f"{name}: a mapping has a top-level 'tables:' section")
+        unknown = set(spec) - _TOP_KEYS
+        if unknown:
+            raise MappingError(
+                f"{name}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}"
+            )
         unknown = set(spec["tables"]) - set(TABLE_NAMES)
         if unknown:
             raise MappingError(
@@ -295,7 +330,18 @@ class Mapping:
             table: tuple(TablePart.parse(table, part) for part in _as_list(parts))
             for table, parts in spec["tables"].items()
         }
-        return cls(str(spec.get("name", name)), tables)
+        encoding = spec.get("encoding")
+        if encoding is not None:
+            try:
+                codecs.lookup(str(encoding))
+            except LookupError as exc:
+                raise MappingError(f"{name}: unknown encoding {encoding!r}") from exc
+        return cls(
+            str(spec.get("name", name)),
+            tables,
+            None if encoding is None else str(encoding),
+            tuple(str(v) for v in _as_list(spec.get("null_values", []))),
+        )
 
 
 def load_mapping(name_or_path: str | Path) -> Mapping:
@@ -362,6 +408,11 @@ def _apply_part(
             notes.append(note + "; left out")
             continue
         out[spec.target] = spec.apply(frame)
+        if spec.divide_by is not None and spec.divide_by in frame:
+            notes.append(
+                f"{table}.{spec.target}: divided by {part.source}.{spec.divide_by} "
+                "(converted to the corporate currency)"
+            )
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
 
 
@@ -369,6 +420,8 @@ def _join(
     table: str, source: str, frame: pd.DataFrame, join: Join, read: ReadSource
 ) -> pd.DataFrame:
     lookup = read(join.source)
+    if join.optional and (lookup is None or join.left_on not in frame):
+        return frame
     if lookup is None:
         raise MappingError(f"{table}: lookup table {join.source!r} is not in the export")
     wanted = [join.right_on, *join.columns]
@@ -394,14 +447,35 @@ def _join(
     )
 
 
+def _orphans_dropped(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Activities tied to neither a deal nor an account (list emails) cannot be used: dropped."""
+    links = [c for c in ("opportunity_id", "account_id") if c in frame]
+    orphan = frame[links].isna().all(axis=1) if links else pd.Series(False, index=frame.index)
+    if orphan.any():
+        notes.append(
+            f"activities: {int(orphan.sum()):,} rows linked to neither a deal nor an account "
+            "(list emails, say) dropped"
+        )
+    return frame[~orphan].reset_index(drop=True)
+
+
 def apply_mapping(mapping: Mapping, read: ReadSource) -> MappingResult:
     """Contract-named frames (not yet validated) from an export read through `read`."""
     notes: list[str] = []
     frames: dict[str, pd.DataFrame] = {}
+    if mapping.null_values:
+        plain = read
+
+        def read(name: str) -> pd.DataFrame | None:
+            frame = plain(name)
+            return None if frame is None else frame.replace(list(mapping.null_values), None)
+
     for table, parts in mapping.tables.items():
         pieces = [
             p for p in (_apply_part(table, part, read, notes) for part in parts) if p is not None
         ]
         if pieces:
             frames[table] = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+    if "activities" in frames:
+        frames["activities"] = _orphans_dropped(frames["activities"], notes)
     return MappingResult(frames, notes)

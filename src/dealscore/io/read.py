@@ -28,6 +28,7 @@ class SourceError(RuntimeError):
 
 class Source(Protocol):
     description: str
+    notes: list[str]  # what reading had to decide (an encoding fallback, say)
 
     def names(self) -> list[str]: ...
 
@@ -41,11 +42,17 @@ def table_suffix(path: Path) -> str:
 
 
 class FolderSource:
-    """Files named after their tables; names match case-insensitively (Opportunity.csv)."""
+    """Files named after their tables; names match case-insensitively (Opportunity.csv).
 
-    def __init__(self, path: Path):
+    Text files are read as `encoding`; without one as UTF-8 (a byte-order mark is fine), and a
+    file that is not valid UTF-8 as ISO-8859-1 (Salesforce's Data Export default), with a note.
+    """
+
+    def __init__(self, path: Path, encoding: str | None = None):
         self.path = path
         self.description = str(path)
+        self.encoding = encoding
+        self.notes: list[str] = []
         self._files: dict[str, Path] = {}
         for file in sorted(path.iterdir()):
             suffix = table_suffix(file)
@@ -76,10 +83,31 @@ class FolderSource:
         try:
             if FILE_SUFFIXES[table_suffix(file)] == "parquet":
                 return pd.read_parquet(file)
-            # Text as text: "NA" is a region, "0012" an id; only empty fields are missing.
-            return pd.read_csv(file, dtype="str", keep_default_na=False, na_values=[""])
+            return self._read_csv(file)
+        except SourceError:
+            raise
         except Exception as exc:
             raise SourceError(f"cannot read {file}: {exc}") from exc
+
+    def _read_csv(self, file: Path) -> pd.DataFrame:
+        # Text as text: "NA" is a region, "0012" an id; only empty fields are missing.
+        def read(encoding: str) -> pd.DataFrame:
+            return pd.read_csv(
+                file, dtype="str", keep_default_na=False, na_values=[""], encoding=encoding
+            )
+
+        if self.encoding is not None:
+            try:
+                return read(self.encoding)
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"cannot read {file} as {self.encoding}: {exc}") from exc
+        try:
+            return read("utf-8-sig")
+        except UnicodeDecodeError:
+            self.notes.append(
+                f"{file.name}: not UTF-8; read as ISO-8859-1 (set encoding to choose)"
+            )
+            return read("iso-8859-1")
 
 
 class SqlSource:
@@ -93,6 +121,7 @@ class SqlSource:
         except sa.exc.ArgumentError as exc:
             raise SourceError(redact(f"not a database URL: {url!r} ({exc})")) from exc
         self.description = parsed.render_as_string(hide_password=True)
+        self.notes: list[str] = []
         try:
             self.engine = sa.create_engine(parsed)
         except (sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -115,8 +144,8 @@ class SqlSource:
         return None if table is None else pd.read_sql_table(table, self.engine)
 
 
-def open_source(src: str | Path) -> Source:
-    """A database URL (contains '://') or a folder of files."""
+def open_source(src: str | Path, encoding: str | None = None) -> Source:
+    """A database URL (contains '://') or a folder of files (text in `encoding`)."""
     text = str(src)
     if "://" in text:
         return SqlSource(text)
@@ -125,7 +154,7 @@ def open_source(src: str | Path) -> Source:
         raise SourceError(f"{path}: no such folder")
     if not path.is_dir():
         raise SourceError(f"{path}: expected a folder of table files or a database URL")
-    return FolderSource(path)
+    return FolderSource(path, encoding)
 
 
 @dataclass
@@ -141,7 +170,10 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
     """Read an export; with a mapping, translate it into the contract tables first.
 
     An empty mapping ("") means none, as MLproject parameters cannot be left out."""
-    source = open_source(src)
+    if mapping is not None and mapping != "" and not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
+    encoding = mapping.encoding if isinstance(mapping, Mapping) else None
+    source = open_source(src, encoding)
     cache: dict[str, pd.DataFrame | None] = {}
 
     def read(name: str) -> pd.DataFrame | None:
@@ -153,10 +185,9 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
         frames = {name: frame for name in TABLE_NAMES if (frame := read(name)) is not None}
         notes = []
     else:
-        if not isinstance(mapping, Mapping):
-            mapping = load_mapping(mapping)
         result = apply_mapping(mapping, read)
         frames, notes = result.frames, result.notes
+    notes = [*source.notes, *notes]
     if "opportunities" not in frames:
         found = ", ".join(source.names()) or "nothing"
         hint = "" if mapping is not None else " (for a raw CRM export, pass --mapping)"

@@ -18,12 +18,12 @@ import pandera.errors
 
 from dealscore.features import build_features
 from dealscore.features.asof import export_time, last_event
-from dealscore.io.secrets import redact
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
 from dealscore.io import read_valid
 from dealscore.io.scores import Run, ScoreStore, open_store
+from dealscore.io.secrets import redact
 from dealscore.model.drift import population_stability
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends

@@ -48,6 +48,7 @@ from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import (
     AFTER_CLOSE,
     BEFORE_CREATE,
+    CLOSE_SKEW,
     DEAL_EVENT_TIMES,
     FOREIGN_KEYS,
     MAX_EXAMPLES,
@@ -352,7 +353,12 @@ def _relation_checks(frames: dict[str, DataFrame]) -> list[tuple[Issue, DataFram
             F.col(time_column).cast("timestamp").alias(time_column),
         ).join(deals.dropDuplicates(["_deal"]), "_deal")
         for condition, rule, severity in (
-            (F.col(time_column) > F.col("_closed"), AFTER_CLOSE, Severity.ERROR),
+            (
+                F.col(time_column)
+                > F.col("_closed") + F.expr(f"INTERVAL {int(CLOSE_SKEW.total_seconds())} SECONDS"),
+                AFTER_CLOSE,
+                Severity.ERROR,
+            ),
             (F.col(time_column) < F.col("_created"), BEFORE_CREATE, Severity.WARNING),
         ):
             checks.append(

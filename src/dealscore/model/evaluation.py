@@ -24,9 +24,7 @@ def compare(rows: pd.DataFrame, contenders: dict[str, np.ndarray]) -> pd.DataFra
     records = []
     segments = {"all": np.ones(len(frame), dtype=bool)}
     for band, (low, high) in AGE_BANDS.items():
-        segments[band] = (
-            (frame["age_days"] >= low) & (frame["age_days"] < high)
-        ).to_numpy()
+        segments[band] = ((frame["age_days"] >= low) & (frame["age_days"] < high)).to_numpy()
     for name, p in contenders.items():
         p = p[have_all]
         for segment, mask in segments.items():

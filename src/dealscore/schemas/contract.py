@@ -278,6 +278,9 @@ DEAL_EVENT_TIMES: dict[str, str] = {
     "forecasts": Forecasts.submitted_at,
 }
 AFTER_CLOSE = "not after the deal closed"  # an error: the row would leak the outcome
+# Two fields of one CRM save can differ by a second or so (Salesforce's LastStageChangeDate and
+# the closing OpportunityHistory row): a row this close after the close is the close itself.
+CLOSE_SKEW = pd.Timedelta(seconds=60)
 BEFORE_CREATE = "not before the deal was created"  # a warning: CRMs backfill
 
 
@@ -295,7 +298,7 @@ def timing_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
         joined = events[[StageHistory.opportunity_id, time_column]].join(
             deals, on=StageHistory.opportunity_id, how="inner"
         )
-        after_close = joined[time_column] > joined[Opportunities.closed_at]
+        after_close = joined[time_column] > joined[Opportunities.closed_at] + CLOSE_SKEW
         before_create = joined[time_column] < joined[Opportunities.created_at]
         for mask, rule, severity in (
             (after_close, AFTER_CLOSE, Severity.ERROR),
