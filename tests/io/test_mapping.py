@@ -196,6 +196,36 @@ def test_missing_optional_source_column_is_noted_required_one_fails():
             "tables: {opportunities: {source: x, columns: {status: {from: a, match: '('}}}}",
             "regular expression",
         ),
+        # values of the wrong shape (issue 14): each is one clear line, not a traceback
+        (
+            "tables: {opportunities: {source: x, columns: {status: {from: a, values: [a, b]}}}}",
+            r"status\.values: expected a mapping of from: to",
+        ),
+        (
+            "tables: {opportunities: {source: x, clean: {a: b}, columns: {}}}",
+            r"clean: each column maps values to fixes",
+        ),
+        (
+            "tables: {opportunities: {source: x, columns: {status: {when: [x, y]}}}}",
+            r"status\.when: expected a list of \{if:",
+        ),
+        (
+            "tables: {opportunities: {source: x, join: {source: y, key: {}}, columns: {}}}",
+            "a join key is a column name",
+        ),
+        (
+            "tables: {opportunities: {source: x, columns: {created_at: {from: a, timezone: Mars/Base}}}}",
+            "unknown time zone 'Mars/Base'",
+        ),
+        (
+            "tables: {opportunities: {source: x, columns: {created_at: {from: a, format: '%Q'}}}}",
+            "bad date format",
+        ),
+        ("tables: {opportunities: {source: x, columns: {}}}\ntabels: {}", "unknown top-level key"),
+        (
+            "tables: {opportunities: {source: x, columns: {}}}\nencoding: klingon",
+            "unknown encoding",
+        ),
     ],
 )
 def test_bad_mappings_are_explained(spec, message):
@@ -219,3 +249,9 @@ def test_presets_and_files_load(tmp_path):
     bad.write_text("tables: [")
     with pytest.raises(MappingError, match="not valid YAML"):
         load_mapping(bad)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(
+        "tables:\n  opportunities: {source: a, columns: {}}\n  opportunities: {source: b}\n"
+    )
+    with pytest.raises(MappingError, match="duplicate key 'opportunities'"):
+        load_mapping(twice)

@@ -140,6 +140,36 @@ def test_stage_history_after_close(tables):
     )
 
 
+def test_a_closing_row_a_second_after_the_close_is_the_close(tables):
+    # given the closing history row saved a second after closed_at (Salesforce does this)
+    closed_at = tables.opportunities["closed_at"].dropna().iloc[0]
+    deal = tables.opportunities.loc[
+        tables.opportunities["closed_at"] == closed_at, "opportunity_id"
+    ]
+    history = tables.stage_history.copy()
+    row = history.index[history["opportunity_id"] == deal.iloc[0]][-1]
+    history.loc[row, "changed_at"] = pd.Timestamp(closed_at) + pd.Timedelta(seconds=1)
+    # then it is valid; a minute and more later it is not
+    _, report = validate_tables(tables.with_tables(stage_history=history))
+    assert report.ok, report.to_text()
+    history.loc[row, "changed_at"] = pd.Timestamp(closed_at) + pd.Timedelta(seconds=61)
+    assert only_error(tables.with_tables(stage_history=history)).rule == "not after the deal closed"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("amount", float("inf")), ("amount", 1e308), ("close_date", "9999-12-31")],
+)
+def test_placeholders_and_absurd_values_are_errors(tables, column, value):
+    values = pd.Series([None] * len(tables.opportunities), dtype=object)
+    if column in tables.opportunities:
+        values = tables.opportunities[column].astype(object).copy()
+    values.iloc[-1] = value
+    issue = only_error(with_opportunities(tables, **{column: values.to_numpy()}))
+    assert (issue.table, issue.column, issue.count) == ("opportunities", column, 1)
+    assert "less_than_or_equal_to" in issue.rule
+
+
 def test_activity_linked_to_nothing(tables):
     activities = tables.activities.assign(opportunity_id=[None, None], account_id=[None, "A2"])
     issue = only_error(tables.with_tables(activities=activities))

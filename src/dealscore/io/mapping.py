@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 import warnings
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -99,6 +100,39 @@ class Condition:
         return result
 
 
+def _check_shapes(spec: dict[str, Any], where: str) -> None:
+    """Each key's value has the shape it must have, said with the place and an example."""
+    for key in ("values", "patterns"):
+        if key in spec and not isinstance(spec[key], dict):
+            raise MappingError(
+                f"{where}.{key}: expected a mapping of from: to (e.g. {{Closed Won: won}}), "
+                f"got {spec[key]!r}"
+            )
+    rules = spec.get("when", [])
+    if not all(
+        isinstance(r, dict) and set(r) <= {"if", "then"} and "if" in r for r in _as_list(rules)
+    ):
+        raise MappingError(
+            f"{where}.when: expected a list of {{if: {{column: value}}, then: x}}, got {rules!r}"
+        )
+    if "timezone" in spec:
+        try:
+            zoneinfo.ZoneInfo(str(spec["timezone"]))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise MappingError(
+                f"{where}.timezone: unknown time zone {spec['timezone']!r} (e.g. Europe/Paris)"
+            ) from exc
+    if "format" in spec:
+        try:
+            pd.to_datetime(pd.Series(["2000-01-01"]), format=str(spec["format"]), errors="coerce")
+        except ValueError as exc:
+            raise MappingError(
+                f"{where}.format: bad date format {spec['format']!r}: {exc}"
+            ) from exc
+    if "scale" in spec and not isinstance(spec["scale"], int | float):
+        raise MappingError(f"{where}.scale: expected a number, got {spec['scale']!r}")
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """How one contract column is made from source columns."""
@@ -134,6 +168,7 @@ class ColumnSpec:
             )
         if sum(k in spec for k in ("from", "value", "when")) != 1:
             raise MappingError(f"{where}.{target}: give exactly one of 'from', 'value' or 'when'")
+        _check_shapes(spec, f"{where}.{target}")
         try:
             patterns = tuple(
                 (label, re.compile(rx)) for label, rx in (spec.get("patterns") or {}).items()
@@ -289,6 +324,15 @@ class TablePart:
             raise MappingError(
                 f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_PART_KEYS)}"
             )
+        for key in ("columns", "clean"):
+            if not isinstance(spec.get(key) or {}, dict):
+                raise MappingError(f"{where}.{key}: expected a mapping, got {spec[key]!r}")
+        bad_clean = {c: v for c, v in (spec.get("clean") or {}).items() if not isinstance(v, dict)}
+        if bad_clean:
+            raise MappingError(
+                f"{where}.clean: each column maps values to fixes ({{column: {{from: to}}}}), "
+                f"got {bad_clean!r}"
+            )
         columns = [
             ColumnSpec.parse(str(target), column_spec, f"{where}.columns")
             for target, column_spec in (spec.get("columns") or {}).items()
@@ -357,10 +401,25 @@ def load_mapping(name_or_path: str | Path) -> Mapping:
             )
         text, label = path.read_text(), str(path)
     try:
-        spec = yaml.safe_load(text)
+        spec = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         raise MappingError(f"{label}: not valid YAML: {exc}") from exc
     return Mapping.parse(spec, label)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML where a key given twice in one mapping is an error, not the last one winning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 ReadSource = Callable[[str], "pd.DataFrame | None"]

@@ -14,6 +14,9 @@ from pandera.typing import Series
 # All times are UTC; microseconds are pandas 3's native resolution for parsed timestamps.
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "us", "UTC"]
 TIMESTAMP_DTYPE = pd.DatetimeTZDtype("us", "UTC")
+# Beyond these a value is a placeholder or a unit slip (9999-12-31, 1e308), not a fact.
+LATEST = pd.Timestamp("2100-01-01", tz="UTC")
+MAX_AMOUNT = 1e13
 
 
 class Status(StrEnum):
@@ -78,13 +81,13 @@ class Opportunities(_Contract):
     """One row per deal, its current state as of the export."""
 
     opportunity_id: Series[str] = pa.Field(unique=True)
-    created_at: Series[UtcTimestamp]
+    created_at: Series[UtcTimestamp] = pa.Field(le=LATEST)
     status: Series[str] = pa.Field(isin=values(Status))
-    closed_at: Series[UtcTimestamp] = pa.Field(nullable=True)
+    closed_at: Series[UtcTimestamp] = pa.Field(le=LATEST, nullable=True)
     account_id: Series[str] | None = pa.Field(nullable=True)
     owner_id: Series[str] | None = pa.Field(nullable=True)
-    amount: Series[float] | None = pa.Field(ge=0, nullable=True)
-    close_date: Series[UtcTimestamp] | None = pa.Field(nullable=True)
+    amount: Series[float] | None = pa.Field(ge=0, le=MAX_AMOUNT, nullable=True)
+    close_date: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
     stage: Series[str] | None = pa.Field(nullable=True)
     product: Series[str] | None = pa.Field(nullable=True)
     lead_source: Series[str] | None = pa.Field(nullable=True)
@@ -105,21 +108,21 @@ class Opportunities(_Contract):
 class Accounts(_Contract):
     account_id: Series[str] = pa.Field(unique=True)
     industry: Series[str] | None = pa.Field(nullable=True)
-    employees: Series[float] | None = pa.Field(ge=0, nullable=True)
-    annual_revenue: Series[float] | None = pa.Field(ge=0, nullable=True)
+    employees: Series[float] | None = pa.Field(ge=0, le=1e8, nullable=True)
+    annual_revenue: Series[float] | None = pa.Field(ge=0, le=MAX_AMOUNT * 100, nullable=True)
     country: Series[str] | None = pa.Field(nullable=True)
     region: Series[str] | None = pa.Field(nullable=True)
-    created_at: Series[UtcTimestamp] | None = pa.Field(nullable=True)
+    created_at: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
 
 
 class StageHistory(_Contract):
     """Each row is the deal's state from changed_at on."""
 
     opportunity_id: Series[str]
-    changed_at: Series[UtcTimestamp]
+    changed_at: Series[UtcTimestamp] = pa.Field(le=LATEST)
     stage: Series[str]
-    amount: Series[float] | None = pa.Field(ge=0, nullable=True)
-    close_date: Series[UtcTimestamp] | None = pa.Field(nullable=True)
+    amount: Series[float] | None = pa.Field(ge=0, le=MAX_AMOUNT, nullable=True)
+    close_date: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
     forecast_category: Series[str] | None = pa.Field(
         isin=HISTORY_FORECAST_CATEGORIES, nullable=True
     )
@@ -127,7 +130,7 @@ class StageHistory(_Contract):
 
 
 class Activities(_Contract):
-    occurred_at: Series[UtcTimestamp]
+    occurred_at: Series[UtcTimestamp] = pa.Field(le=LATEST)
     type: Series[str] = pa.Field(isin=values(ActivityType))
     opportunity_id: Series[str] | None = pa.Field(nullable=True)
     account_id: Series[str] | None = pa.Field(nullable=True)
@@ -154,10 +157,10 @@ class Contacts(_Contract):
 
 class Forecasts(_Contract):
     opportunity_id: Series[str]
-    submitted_at: Series[UtcTimestamp]
+    submitted_at: Series[UtcTimestamp] = pa.Field(le=LATEST)
     forecast_category: Series[str] = pa.Field(isin=values(ForecastCategory))
     probability: Series[float] | None = pa.Field(ge=0, le=1, nullable=True)
-    amount: Series[float] | None = pa.Field(ge=0, nullable=True)
+    amount: Series[float] | None = pa.Field(ge=0, le=MAX_AMOUNT, nullable=True)
     period: Series[str] | None = pa.Field(nullable=True)
 
 
@@ -166,7 +169,7 @@ class Owners(_Contract):
     team: Series[str] | None = pa.Field(nullable=True)
     manager_id: Series[str] | None = pa.Field(nullable=True)
     region: Series[str] | None = pa.Field(nullable=True)
-    hired_at: Series[UtcTimestamp] | None = pa.Field(nullable=True)
+    hired_at: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
 
 
 TABLE_MODELS: dict[str, type[_Contract]] = {
