@@ -215,3 +215,32 @@ def test_postgresql_through_a_jdbc_url(postgres):
         "select count(*) as n from scores where model_version = 'jdbc'", SqlStore(postgres).engine
     )
     assert written["n"].iloc[0] == 7
+
+
+def test_a_folder_destination_that_cannot_take_scores_fails_before_any_work(tmp_path):
+    # given a destination that is a file, one under a file, and one whose scores/ is a file
+    a_file = tmp_path / "scores.txt"
+    a_file.write_text("not a folder")
+    blocked = tmp_path / "out"
+    blocked.mkdir()
+    (blocked / "scores").write_text("a file where the scores folder goes")
+    # then opening the store says what is wrong, with the path
+    with pytest.raises(StoreError, match="is a file, not a folder"):
+        open_store(str(a_file))
+    with pytest.raises(StoreError, match=r"is under .*scores\.txt, which is a file"):
+        open_store(str(a_file / "nightly"))
+    with pytest.raises(StoreError, match=r"out/scores is a file"):
+        open_store(str(blocked))
+
+
+def test_an_existing_scores_table_of_another_shape_is_refused_untouched(tmp_path):
+    # given a database that already has a "scores" table of its own
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE scores (deal TEXT, score REAL)")
+        connection.exec_driver_sql("INSERT INTO scores VALUES ('D1', 0.4)")
+    # then the store says so before anything is scored, and the table is as it was
+    with pytest.raises(StoreError, match="table scores in .* is not dealscore's"):
+        open_store(url)
+    assert pd.read_sql_table("scores", url).to_dict("list") == {"deal": ["D1"], "score": [0.4]}

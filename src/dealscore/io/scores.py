@@ -9,6 +9,7 @@ lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock f
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,8 +123,23 @@ class SqlStore:
         self.rejected = sa.Table(REJECTED_TABLE, metadata, *_columns(Rejected))
         try:
             metadata.create_all(self.engine)
+            inspector = sa.inspect(self.engine)
+            existing = {
+                table.name: {c["name"] for c in inspector.get_columns(table.name)}
+                for table in (self.scores, self.rejected)
+            }
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot reach score destination {self.describe()}: {exc}") from exc
+            raise StoreError(
+                redact(f"cannot reach score destination {self.describe()}: {exc}")
+            ) from exc
+        for table in (self.scores, self.rejected):
+            missing = sorted({c.name for c in table.columns} - existing[table.name])
+            if missing:
+                raise StoreError(
+                    f"table {table.name} in {self.describe()} is not dealscore's: it lacks "
+                    f"{len(missing)} column(s), e.g. {missing[:5]}; write elsewhere (--out) or "
+                    "rename that table"
+                )
 
     @staticmethod
     def _options(url: str) -> dict:
@@ -188,6 +204,21 @@ class FolderStore:
         if fmt not in ("parquet", "csv"):
             raise StoreError(f"score files must be parquet or csv, got {fmt!r}")
         self.folder, self.fmt = Path(folder), fmt
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        """Fail now, before any scoring, if the folder cannot take the scores."""
+        folder = self.folder
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"score destination {folder} is a file, not a folder")
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise StoreError(f"score destination {folder} is under {existing}, which is a file")
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise StoreError(f"score destination {folder}: {existing} is not writable")
+        for sub in ("scores", "rejected"):
+            if (folder / sub).exists() and not (folder / sub).is_dir():
+                raise StoreError(f"score destination {folder / sub} is a file, not a folder")
 
     def describe(self) -> str:
         return f"{self.folder}/scores/*.{self.fmt}"
