@@ -194,3 +194,33 @@ def test_the_nightly_default_is_the_exports_own_time_so_a_rerun_replaces_itself(
     scores = pd.read_sql_table("scores", out)
     assert scores["opportunity_id"].is_unique and len(scores) > 0
     assert (pd.to_datetime(scores["as_of"], utc=True) == expected).all()
+
+
+def _not_ours(model_input: pd.DataFrame) -> pd.DataFrame:
+    """A pyfunc model of somebody else's: no dealscore bundle inside."""
+    return model_input
+
+
+def test_models_that_cannot_be_used_are_one_clear_line(model_store, crm, tmp_path):
+    import mlflow.pyfunc
+
+    # given a registered pyfunc that is not dealscore's
+    mlflow.set_tracking_uri(model_store)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="other", python_model=_not_ours, pip_requirements=["pandas"]
+        )
+    cases = {
+        info.model_uri: "is not a dealscore model",
+        "s3://no-such-bucket/model": "cannot load model s3://",
+    }
+    for uri, message in cases.items():
+        # when it is used to score, then the job stops with the reason, before any work
+        result = CliRunner().invoke(
+            app,
+            ["score", "--data", str(crm), "--model", uri, "--tracking-uri", model_store]
+            + ["--out", str(tmp_path / "scores")],
+        )
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "scores" / "scores").exists()

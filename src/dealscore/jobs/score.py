@@ -115,22 +115,42 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     try:
         if uri.startswith("models:/"):
             ref = uri.removeprefix("models:/")
+            found = None
             if "@" in ref:
                 name, alias = ref.split("@", 1)
                 found = client.get_model_version_by_alias(name, alias)
-            else:
+            elif "/" in ref:
                 name, _, number = ref.partition("/")
                 found = client.get_model_version(name, number)
-            version, run_id = str(found.version), found.run_id or ""
+            # else an MLflow 3 logged model (models:/m-...), loaded as it is, outside the registry
+            if found is not None:
+                version, run_id = str(found.version), found.run_id or ""
         model = mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
+        first = exc.message.splitlines()[0]
+        if "Max retries exceeded" in first or "Connection" in first:
+            raise ModelNotFoundError(f"cannot reach the tracking store {store}: {first}") from exc
         raise ModelNotFoundError(
-            f"no model {uri} in {store}: {exc.message.splitlines()[0]} "
+            f"no model {uri} in {store}: {first} "
             "(train one with `dealscore train`, or pass --model)"
+        ) from exc
+    except ImportError as exc:  # an artifact store whose client is not installed (s3://: boto3)
+        raise ModelNotFoundError(
+            f"cannot load model {uri}: {exc} (install the client of that artifact store, e.g. "
+            "pip install boto3 for s3://)"
         ) from exc
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load model {uri}: {exc}") from exc
-    bundle = load_bundle(model)
+    except Exception as exc:  # a model MLflow cannot load at all: say which and why
+        raise ModelNotFoundError(
+            f"cannot load model {uri}: {exc.__class__.__name__}: {exc}"
+        ) from exc
+    try:
+        bundle = load_bundle(model)
+    except (TypeError, AttributeError) as exc:
+        raise ModelNotFoundError(
+            f"{uri} is not a dealscore model (a pyfunc without dealscore's bundle): {exc}"
+        ) from exc
     run_id = run_id or bundle.metadata.get("run_id", "")
     return LoadedModel(bundle, name, version or f"run-{run_id[:8]}", run_id)
 
