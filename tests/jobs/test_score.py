@@ -224,3 +224,20 @@ def test_models_that_cannot_be_used_are_one_clear_line(model_store, crm, tmp_pat
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
         assert not (tmp_path / "scores" / "scores").exists()
+
+
+def test_an_unusable_tracking_store_stops_scoring_before_any_work(crm, tmp_path, monkeypatch):
+    # given a tracking store that is a file where a folder must be (nothing to connect to)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    store = f"sqlite:///{blocker / 'mlflow.db'}"
+    # when scoring would log its run there
+    result = CliRunner().invoke(
+        app,
+        ["score", "--data", str(crm), "--tracking-uri", store, "--out", str(tmp_path / "out")],
+    )
+    # then it stops at once with one line, before reading or writing anything
+    assert result.exit_code == 2, result.output
+    assert "is not usable" in result.output and "Traceback" not in result.output
+    assert "reading" not in result.output
+    assert not (tmp_path / "out").exists()

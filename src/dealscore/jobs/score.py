@@ -364,6 +364,11 @@ def run_score(
     progress: Progress = silent,
 ) -> ScoreResult:
     """Load the model, read the export, score, check, write; returns what was written."""
+    if settings.track and not os.environ.get("MLFLOW_RUN_ID"):
+        from dealscore.tracking.store import tracking_uri, use_store
+
+        # The scoring run is logged last: an unusable store must fail now, not after the write.
+        use_store(tracking_uri(settings.tracking_uri), settings.experiment)
     if settings.engine == "spark":
         from dealscore.jobs.spark import run_score_spark  # pyspark is an optional extra
 

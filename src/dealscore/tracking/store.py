@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 LOCAL_DB = "mlflow.db"
 
@@ -33,3 +34,7 @@ def use_store(uri: str, experiment: str) -> str:
         return mlflow.set_experiment(experiment).experiment_id
     except MlflowException as exc:
         raise TrackingError(f"MLflow tracking store {uri} is not usable: {exc.message}") from exc
+    except (OSError, SQLAlchemyError) as exc:  # a local store's folder or database file
+        raise TrackingError(
+            f"MLflow tracking store {uri} is not usable: {exc.__class__.__name__}: {exc}"
+        ) from exc
