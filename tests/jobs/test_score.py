@@ -241,3 +241,33 @@ def test_an_unusable_tracking_store_stops_scoring_before_any_work(crm, tmp_path,
     assert "is not usable" in result.output and "Traceback" not in result.output
     assert "reading" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_rows_breaking_the_contract_are_quarantined_not_fatal(crm, settings, tmp_path):
+    # given the export with one activity of a deal open at AS_OF typed "fax" (not in the contract)
+    export = tmp_path / "export"
+    export.mkdir()
+    for file in crm.glob("*.parquet"):
+        (export / file.name).write_bytes(file.read_bytes())
+    tables = read_export(crm).tables
+    open_ids = set(build_features(tables, AS_OF)["opportunity_id"])
+    acts = pd.read_parquet(crm / "activities.parquet")
+    row = acts.index[acts["opportunity_id"].isin(open_ids)][0]
+    victim = acts.loc[row, "opportunity_id"]
+    acts.loc[row, "type"] = "fax"
+    acts.to_parquet(export / "activities.parquet", index=False)
+    # when it is scored
+    result = run_score(export, settings, as_of=AS_OF)
+    # then that deal is rejected with the table, column and rule, the rest scored, reconciled
+    rejected = result.rejected.set_index("opportunity_id")
+    assert rejected.loc[victim, "rule"] == "contract"
+    assert rejected.loc[victim, "reason"].startswith("activities.type: isin")
+    assert victim not in set(result.scores["opportunity_id"])
+    assert result.open_deals == len(open_ids) == len(result.scores) + len(result.rejected)
+    # and validate still reports the broken row, failing
+    check = CliRunner().invoke(app, ["validate", str(export)])
+    assert check.exit_code == 1 and "activities.type" in check.output
+    # and above the allowed share of rejects nothing is written
+    strict = replace(settings, out=f"sqlite:///{tmp_path / 'strict.db'}", max_rejected_share=0.0)
+    with pytest.raises(TooManyRejectedError, match="nothing was written"):
+        run_score(export, strict, as_of=AS_OF)

@@ -13,6 +13,7 @@ from dealscore.schemas import (
     require_valid,
     validate_tables,
 )
+from dealscore.schemas.contract import quarantine
 
 
 def only_error(tables: CrmTables):
@@ -218,3 +219,41 @@ def test_input_frames_are_not_mutated(tables):
         with_opportunities(tables, created_at=["2025-01-01", "2025-02-01", "2025-03-01"])
     )
     pd.testing.assert_frame_equal(tables.opportunities, before)
+
+
+def test_quarantine_takes_out_broken_rows_and_the_deals_they_touch(tables):
+    # given an activity on account A2 (deal O2's) with a date that cannot be parsed, and a
+    # forecast of O1 dated long after its close
+    activities = tables.activities.astype({"occurred_at": object}).copy()
+    activities.loc[activities["account_id"] == "A2", "occurred_at"] = "yesterday-ish"
+    forecasts = tables.forecasts.copy()
+    forecasts.loc[forecasts["opportunity_id"] == "O1", "submitted_at"] = pd.Timestamp(
+        "2026-01-01", tz="UTC"
+    )
+    broken = tables.with_tables(activities=activities, forecasts=forecasts)
+    # when
+    result = quarantine(broken)
+    # then validate's report still lists every problem
+    assert {(i.table, i.rule) for i in result.report.errors} >= {
+        ("activities", "parseable as timestamp"),
+        ("forecasts", "not after the deal closed"),
+    }
+    # and what is left is valid, without the touched deals anywhere
+    _, report = validate_tables(result.tables)
+    assert report.ok, report.to_text()
+    reasons = result.deals.set_index("opportunity_id")["reason"].to_dict()
+    assert reasons == {
+        "O2": "activities.occurred_at: parseable as timestamp",
+        "O1": "forecasts.submitted_at: not after the deal closed",
+    }
+    for name, frame in result.tables.present():
+        if "opportunity_id" in frame and name != "contacts":
+            assert not frame["opportunity_id"].isin(["O1", "O2"]).any(), name
+    assert result.tables.opportunities["opportunity_id"].tolist() == ["O3"]
+    assert result.dropped["opportunities"] == 2
+
+
+def test_quarantine_cannot_mend_a_missing_required_column(tables):
+    broken = tables.with_tables(activities=tables.activities.drop(columns=["occurred_at"]))
+    with pytest.raises(ContractError, match="required column"):
+        quarantine(broken)

@@ -21,7 +21,7 @@ from dealscore.features.asof import export_time, last_event
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import sentences
-from dealscore.io import read_valid
+from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
 from dealscore.model.drift import population_stability
@@ -29,6 +29,7 @@ from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas import Opportunities
+from dealscore.schemas.contract import quarantine
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
@@ -273,6 +274,28 @@ def score_deals(
     return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
 
 
+def contract_rejects(
+    held: pd.DataFrame, as_of: pd.Timestamp, loaded: LoadedModel, scored_at: pd.Series
+) -> pd.DataFrame:
+    """Reject rows for the quarantined deals that were open at as_of (created before it, not
+    closed before it; a date that could not be read counts as open): rule `contract`."""
+    created_ok = held["created_at"].isna() | (held["created_at"] < as_of)
+    open_then = held["closed_at"].isna() | (held["closed_at"] >= as_of)
+    deals = held[created_ok & open_then]
+    when = scored_at.iloc[0] if len(scored_at) else pd.Timestamp.now(tz="UTC").floor("s")
+    return pd.DataFrame(
+        {
+            "opportunity_id": deals["opportunity_id"].astype(str).to_numpy(),
+            "as_of": pd.Series(as_of, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "scored_at": pd.Series(when, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
+            "rule": "contract",
+            "reason": deals["reason"].to_numpy(),
+        }
+    )
+
+
 def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows the Scores schema refuses move to the rejected rows, with the failed check."""
     try:
@@ -383,7 +406,17 @@ def run_score(
     loaded = load_model(settings.model, settings.tracking_uri)
     store = open_store(settings.out, settings.format)  # an unreachable database fails here
     lap("load model")
-    tables = read_valid(data, mapping, progress)
+    progress(f"reading {redact(str(data))}")
+    export = read_export(data, mapping)
+    held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
+    del export
+    tables = held.tables
+    if not held.deals.empty:
+        progress(
+            "quarantined "
+            + ", ".join(f"{n:,} {name} rows" for name, n in held.dropped.items() if n)
+            + f" ({len(held.deals):,} deals) that break the data contract; `validate` lists them"
+        )
     lap("read")
     # No time given: the export's own, so a rerun on the same export is the same run.
     as_of = utc_as_of(as_of if as_of is not None else export_time(last_event(tables)))
@@ -394,13 +427,16 @@ def run_score(
         + meaning
     )
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
+    held_open = contract_rejects(held.deals, as_of, loaded, scores["scored_at"])
+    rejected = pd.concat([rejected, held_open], ignore_index=True)
     lap("features + score + reasons")
     run = Run(as_of, loaded.name, loaded.version)
-    scores, rejected = settle(scores, rejected, len(features), store, run, settings, progress)
+    open_deals = len(features) + len(held_open)
+    scores, rejected = settle(scores, rejected, open_deals, store, run, settings, progress)
     lap("validate + write")
     drift = population_stability(loaded.bundle.reference, drift_inputs(features, scores))
     result = ScoreResult(
-        scores, rejected, len(features), store.describe(), loaded, as_of, drift, lap.seconds
+        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, lap.seconds
     )
     if settings.track:
         log_scoring(result, settings)

@@ -78,6 +78,19 @@ class ValidationReport:
         return "\n".join(lines) if lines else "no problems found"
 
 
+@dataclass(frozen=True)
+class RowFailure:
+    """The rows (index labels) of one table that break one rule: what quarantine drops."""
+
+    table: str
+    column: str
+    rule: str
+    rows: pd.Index
+
+
+Rows = list[RowFailure] | None  # where the checks record failing rows, when asked to
+
+
 class ContractError(ValueError):
     """Raised by callers that need valid data and got an export with errors."""
 
@@ -186,9 +199,14 @@ def _key_column(model: type[pa.DataFrameModel]) -> str:
 
 
 def schema_issues(
-    name: str, frame: pd.DataFrame, model: type[pa.DataFrameModel], unparsed: dict[str, pd.Index]
+    name: str,
+    frame: pd.DataFrame,
+    model: type[pa.DataFrameModel],
+    unparsed: dict[str, pd.Index],
+    rows: Rows = None,
 ) -> tuple[pd.DataFrame, list[Issue]]:
-    """Run the table's Pandera model lazily and fold its failure cases into issues."""
+    """Run the table's Pandera model lazily and fold its failure cases into issues (and, with
+    `rows`, record the failing rows)."""
     try:
         return model.validate(frame, lazy=True), []
     except pa.errors.SchemaErrors as exc:
@@ -199,6 +217,8 @@ def schema_issues(
         index = pd.Index(group["index"].dropna().unique())
         columns = FRAME_RULE_COLUMNS.get(str(rule), [])
         shown = [_key_column(model), *columns]
+        if rows is not None:
+            rows.append(RowFailure(name, "/".join(columns) or "*", str(rule), index))
         issues.append(
             Issue(
                 name,
@@ -216,6 +236,8 @@ def schema_issues(
                 continue
         rule = "unique" if check == "field_uniqueness" else str(check)
         issues.append(Issue(name, str(column), rule, len(group), _examples(group["failure_case"])))
+        if rows is not None:
+            rows.append(RowFailure(name, str(column), rule, pd.Index(group["index"].dropna())))
     return frame, issues
 
 
@@ -246,7 +268,7 @@ FOREIGN_KEYS: tuple[ForeignKey, ...] = (
 )
 
 
-def foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
+def foreign_key_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Issue]:
     issues = []
     for fk in FOREIGN_KEYS:
         child, parent = tables.get(fk.child), tables.get(fk.parent)
@@ -260,6 +282,9 @@ def foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
         keys = child[fk.column]
         orphan = keys.notna() & ~keys.isin(parent[fk.parent_column])
         if orphan.any():
+            rule = f"foreign key: exists in {fk.parent}.{fk.parent_column}"
+            if rows is not None:
+                rows.append(RowFailure(fk.child, fk.column, rule, child.index[orphan.to_numpy()]))
             issues.append(
                 Issue(
                     fk.child,
@@ -284,7 +309,7 @@ CLOSE_SKEW = pd.Timedelta(seconds=60)
 BEFORE_CREATE = "not before the deal was created"  # a warning: CRMs backfill
 
 
-def timing_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
+def timing_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Issue]:
     opportunities = tables["opportunities"]
     deals = opportunities.set_index(Opportunities.opportunity_id)[
         [Opportunities.created_at, Opportunities.closed_at]
@@ -300,6 +325,10 @@ def timing_issues(tables: dict[str, pd.DataFrame]) -> list[Issue]:
         )
         after_close = joined[time_column] > joined[Opportunities.closed_at] + CLOSE_SKEW
         before_create = joined[time_column] < joined[Opportunities.created_at]
+        if rows is not None and after_close.any():
+            rows.append(
+                RowFailure(name, time_column, AFTER_CLOSE, joined.index[after_close.to_numpy()])
+            )
         for mask, rule, severity in (
             (after_close, AFTER_CLOSE, Severity.ERROR),
             (before_create, BEFORE_CREATE, Severity.WARNING),
@@ -342,8 +371,10 @@ def completeness_warnings(tables: dict[str, pd.DataFrame]) -> list[Issue]:
     return issues
 
 
-def validate_tables(tables: CrmTables) -> tuple[CrmTables, ValidationReport]:
-    """Coerce every present table to the contract and check all rules; never raises on bad data."""
+def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, ValidationReport]:
+    """Coerce every present table to the contract and check all rules; never raises on bad data.
+
+    With `rows`, the failing rows of every row-level error are recorded there too."""
     issues: list[Issue] = []
     checked: dict[str, pd.DataFrame] = {}
     complete = True
@@ -357,12 +388,19 @@ def validate_tables(tables: CrmTables) -> tuple[CrmTables, ValidationReport]:
             checked[name] = frame
             continue
         coerced, parse_issues, unparsed = coerce_table(name, frame, model)
-        validated, rule_issues = schema_issues(name, coerced, model, unparsed)
+        if rows is not None:
+            rows.extend(
+                RowFailure(
+                    name, column, f"parseable as {_kind(schema.columns[column].dtype)}", index
+                )
+                for column, index in unparsed.items()
+            )
+        validated, rule_issues = schema_issues(name, coerced, model, unparsed, rows)
         issues.extend(parse_issues + rule_issues)
         checked[name] = validated
     if complete:
-        issues.extend(foreign_key_issues(checked))
-        issues.extend(timing_issues(checked))
+        issues.extend(foreign_key_issues(checked, rows))
+        issues.extend(timing_issues(checked, rows))
         issues.extend(completeness_warnings(checked))
     report = ValidationReport(tuple(issues), {name: len(frame) for name, frame in checked.items()})
     return CrmTables.from_dict(checked), report
@@ -374,3 +412,76 @@ def require_valid(tables: CrmTables, source: str = "the export") -> CrmTables:
     if not report.ok:
         raise ContractError(report, source)
     return validated
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An export with every row that breaks a row rule taken out, and the deals it touched."""
+
+    tables: CrmTables  # valid: what is left
+    deals: pd.DataFrame  # opportunity_id, created_at, closed_at, reason: each deal taken out
+    dropped: dict[str, int]  # rows taken out per table
+    report: ValidationReport  # the export as it came: every problem, as `validate` says
+
+
+def _touched_deals(tables: CrmTables, table: str, bad: pd.DataFrame) -> pd.Series:
+    """The deals whose features a broken row would make wrong."""
+    deals = tables.opportunities
+    if Opportunities.opportunity_id in bad and table != "contacts":
+        ids = bad[Opportunities.opportunity_id].dropna()
+    else:
+        ids = pd.Series(dtype=object)
+    if table in ("accounts", "activities") and Accounts.account_id in bad:
+        no_deal = bad[Activities.opportunity_id].isna() if table == "activities" else True
+        accounts = bad.loc[no_deal, Accounts.account_id].dropna()
+        if Opportunities.account_id in deals:
+            mask = deals[Opportunities.account_id].isin(accounts)
+            ids = pd.concat([ids, deals.loc[mask, Opportunities.opportunity_id]])
+    if table == "owners" and Opportunities.owner_id in deals:
+        mask = deals[Opportunities.owner_id].isin(bad[Owners.owner_id].dropna())
+        ids = pd.concat([ids, deals.loc[mask, Opportunities.opportunity_id]])
+    if table == "contacts" and tables.activities is not None:
+        acts = tables.activities
+        touched = acts[acts[Activities.contact_id].isin(bad[Contacts.contact_id].dropna())]
+        ids = pd.concat([ids, touched[Activities.opportunity_id].dropna()])
+    return ids.astype(str).drop_duplicates()
+
+
+def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
+    """Take out every row that breaks a row rule (a value, a key, a link, a date after the
+    close) and every row of each deal it touches, until the rest is valid.
+
+    Table-level errors (a required column missing) cannot be quarantined: ContractError."""
+    first, report = validate_tables(tables)
+    current, reasons, dropped = tables, {}, {name: 0 for name, _ in tables.present()}
+    for _ in range(rounds):
+        rows: list[RowFailure] = []
+        checked, now = validate_tables(current, rows)
+        if now.ok:
+            opportunities = first.opportunities.drop_duplicates(Opportunities.opportunity_id)
+            out = opportunities[opportunities[Opportunities.opportunity_id].isin(reasons)]
+            deals = out[[Opportunities.opportunity_id, Opportunities.created_at]].assign(
+                closed_at=out[Opportunities.closed_at],
+                reason=out[Opportunities.opportunity_id].map(reasons),
+            )
+            return Quarantined(checked, deals.reset_index(drop=True), dropped, report)
+        if not rows:
+            raise ContractError(now)
+        bad_rows: dict[str, pd.Index] = {}
+        for failure in rows:
+            frame = checked.get(failure.table)
+            bad = frame.loc[frame.index.intersection(failure.rows)]
+            reason = f"{failure.table}.{failure.column}: {failure.rule}"
+            for deal in _touched_deals(checked, failure.table, bad):
+                reasons.setdefault(deal, reason)
+            bad_rows[failure.table] = bad_rows.get(failure.table, pd.Index([])).union(bad.index)
+        kept = {}
+        for name, frame in checked.present():
+            keep = ~frame.index.isin(bad_rows.get(name, pd.Index([])))
+            if Opportunities.opportunity_id in frame and name != "contacts":
+                keep &= ~frame[Opportunities.opportunity_id].isin(reasons)
+            dropped[name] += int((~keep).sum())
+            kept[name] = frame[keep]
+        # Back to the raw rows' shape: the next round re-checks them from scratch.
+        current = CrmTables.from_dict(kept)
+    raise ContractError(validate_tables(current)[1])
