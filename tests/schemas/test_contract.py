@@ -253,6 +253,22 @@ def test_quarantine_takes_out_broken_rows_and_the_deals_they_touch(tables):
     assert result.dropped["opportunities"] == 2
 
 
+def test_a_broken_account_or_owner_takes_out_the_deals_it_describes(tables):
+    # given account A1 (deals O1, O3) with a negative head count, and owner U2 (deal O2)
+    # managed by somebody the export does not know
+    accounts = tables.accounts.assign(employees=[-5, 40])
+    owners = tables.owners.assign(manager_id=["M1", "GHOST", None])
+    # when
+    result = quarantine(tables.with_tables(accounts=accounts, owners=owners))
+    # then every deal is out, each for the row that describes it, and what is left is valid
+    reasons = result.deals.set_index("opportunity_id")["reason"].to_dict()
+    assert reasons["O1"].startswith("accounts.employees") and reasons["O3"] == reasons["O1"]
+    assert reasons["O2"].startswith("owners.manager_id: foreign key")
+    _, report = validate_tables(result.tables)
+    assert report.ok, report.to_text()
+    assert result.tables.opportunities is not None and result.tables.opportunities.empty
+
+
 def test_quarantine_cannot_mend_a_missing_required_column(tables):
     broken = tables.with_tables(activities=tables.activities.drop(columns=["occurred_at"]))
     with pytest.raises(ContractError, match="required column"):

@@ -432,7 +432,11 @@ def _touched_deals(tables: CrmTables, table: str, bad: pd.DataFrame) -> pd.Serie
     else:
         ids = pd.Series(dtype=object)
     if table in ("accounts", "activities") and Accounts.account_id in bad:
-        no_deal = bad[Activities.opportunity_id].isna() if table == "activities" else True
+        no_deal = (
+            bad[Activities.opportunity_id].isna()
+            if table == "activities"
+            else pd.Series(True, index=bad.index)
+        )
         accounts = bad.loc[no_deal, Accounts.account_id].dropna()
         if Opportunities.account_id in deals:
             mask = deals[Opportunities.account_id].isin(accounts)
