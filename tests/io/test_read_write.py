@@ -53,6 +53,9 @@ def test_a_folder_holding_table_files_it_did_not_write_is_refused_untouched(tabl
     assert result.exit_code == 2
     assert "did not write there" in result.output and "activities.csv" in result.output
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+    # and a destination that is a file is one clear line too
+    result = CliRunner().invoke(app, ["ingest", str(raw), "--out", str(raw / "accounts.csv")])
+    assert result.exit_code == 2 and "is a file" in result.output
 
 
 def test_csv_keeps_text_as_text(tmp_path):

@@ -55,6 +55,8 @@ def write_tables(tables: CrmTables, out: Path, fmt: TableFormat = "parquet") -> 
     other files named like contract tables (the raw export itself, say) is refused before
     anything is written, with the files named.
     """
+    if out.exists() and not out.is_dir():
+        raise FolderNotOursError(f"{out} is a file; tables go to a folder (nothing was written)")
     out.mkdir(parents=True, exist_ok=True)
     ours = _ours(out)
     targets = {f"{name}.{fmt}" for name, _ in tables.present()}
