@@ -271,3 +271,26 @@ def test_rows_breaking_the_contract_are_quarantined_not_fatal(crm, settings, tmp
     strict = replace(settings, out=f"sqlite:///{tmp_path / 'strict.db'}", max_rejected_share=0.0)
     with pytest.raises(TooManyRejectedError, match="nothing was written"):
         run_score(export, strict, as_of=AS_OF)
+
+
+def test_drift_is_quiet_on_the_training_export_and_loud_on_a_shifted_one(crm, settings, tmp_path):
+    # when the export the model was trained on is scored at its own time (a fresh demo)
+    fresh = run_score(crm, settings)
+    # then nothing moved: the reference is the open pipeline at training time
+    assert fresh.drift.max() < 0.2, fresh.drift.sort_values().tail()
+    # given the same export where 40% of the open deals come from a lead source never seen
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    for file in crm.glob("*.parquet"):
+        (shifted / file.name).write_bytes(file.read_bytes())
+    deals = pd.read_parquet(crm / "opportunities.parquet")
+    open_rows = deals.index[deals["status"] == "open"]
+    chosen = open_rows[: int(0.4 * len(open_rows))]
+    deals.loc[chosen, "lead_source"] = "webinar"
+    deals.to_parquet(shifted / "opportunities.parquet", index=False)
+    # when it is scored, then the lead source's learned profile is flagged (no won value known
+    # for the new source), and only inputs that depend on the lead source are
+    moved = run_score(shifted, replace(settings, out=settings.out + "2")).drift
+    flagged = set(moved[moved > 0.2].index)
+    assert "won_value_lead_source" in flagged
+    assert all("lead_source" in name for name in flagged), flagged

@@ -416,13 +416,7 @@ def fit_and_evaluate(
             weighted=evaluate(test["label"], predictions["model"]),
             unweighted=unweighted,
         )
-    # What scoring compares today's population with: training features, calibrated scores.
-    drift_reference = reference(
-        train[FEATURE_NAMES].assign(
-            win_probability=model.predict_proba(train[FEATURE_NAMES])[:, 1]
-        ),
-        [*FEATURE_NAMES, "win_probability"],
-    )
+    drift_reference = latest_pipeline_reference(tables, cutoff, state, model)
     return TrainResult(
         model=model,
         feature_state=state,
@@ -445,6 +439,22 @@ def fit_and_evaluate(
         horizon_days=horizon if grid else None,
         scheme=prepared.scheme,
     )
+
+
+def latest_pipeline_reference(
+    tables: CrmTables, cutoff: pd.Timestamp, state: FeatureState, model: WinProbabilityModel
+) -> Reference:
+    """What scoring compares its open deals with: the deals open at the training cut-off, with
+    their calibrated scores; the population of a nightly run on the training export. (Years of
+    training snapshots are another population: history that accumulates would "drift" by
+    construction, and one segment's rate at many dates would fill bins of its own.)"""
+    pipeline = build_features(tables, cutoff, state)
+    if pipeline.empty:
+        return Reference()
+    scored = pipeline[FEATURE_NAMES].assign(
+        win_probability=model.predict_proba(pipeline[FEATURE_NAMES])[:, 1]
+    )
+    return reference(scored, [*FEATURE_NAMES, "win_probability"])
 
 
 def run_forward(

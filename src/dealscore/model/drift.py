@@ -31,14 +31,26 @@ def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return _counts(values, edges) / max(len(values), 1)
 
 
+def _between(cuts: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each cut moved to the middle of the gap between the values around it: a feature with a
+    few values (a segment's win rate) that moves a hair must not jump a whole bin."""
+    values = np.unique(present)
+    above = np.searchsorted(values, cuts, side="right")
+    # A cut at the lowest or highest value has no gap on one side: it would only make an empty
+    # bin that the next day's slightly lower (or higher) value lands in. Dropped.
+    inside = (above > 0) & (above < len(values)) & (cuts > values[0])
+    return np.unique((values[above[inside] - 1] + values[above[inside]]) / 2)
+
+
 def reference(frame: pd.DataFrame, columns: list[str], bins: int = 10) -> Reference:
-    """Quantile bins of each column (fewer where values repeat) and their training shares."""
+    """Quantile bins of each column (fewer where values repeat, cuts between values) and their
+    shares in the reference population."""
     edges, shares = {}, {}
     for column in columns:
         values = frame[column].to_numpy(dtype=float)
         present = values[~np.isnan(values)]
         cuts = (
-            np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+            _between(np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])), present)
             if len(present)
             else np.empty(0)
         )
