@@ -294,3 +294,19 @@ def test_drift_is_quiet_on_the_training_export_and_loud_on_a_shifted_one(crm, se
     flagged = set(moved[moved > 0.2].index)
     assert "won_value_lead_source" in flagged
     assert all("lead_source" in name for name in flagged), flagged
+
+
+@pytest.mark.parametrize("command", ["train", "score"])
+def test_an_unreachable_tracking_server_is_one_line(crm, tmp_path, monkeypatch, command):
+    # given a tracking server URL nothing listens on (loopback, a closed port), no retries
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.chdir(tmp_path)
+    # when a job that logs there starts
+    result = CliRunner().invoke(
+        app, [command, "--data", str(crm), "--tracking-uri", "http://127.0.0.1:9"]
+    )
+    # then it stops before any work with one line naming the store
+    assert result.exit_code == 2, result.output
+    assert "http://127.0.0.1:9 is not usable" in result.output
+    assert "Traceback" not in result.output and "reading" not in result.output
