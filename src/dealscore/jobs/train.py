@@ -179,17 +179,18 @@ def check_minimums(tables: CrmTables, settings: TrainSettings) -> None:
 
 
 def cohort_warning(rows: pd.DataFrame, ratio: float) -> str:
-    """A warning when the label rate of the latest fifth of snapshot dates differs from the
-    earlier rows' by more than `ratio` either way: censoring (recent slow outcomes missing) or a
-    real shift, worth a look before trusting the model."""
-    recent = rows["as_of"] >= rows["as_of"].quantile(0.8)
+    """A warning when the label rate of the newest fifth of deals (by creation: a cohort)
+    differs from the older deals' by more than `ratio` either way: censoring (recent slow
+    outcomes missing) or a real shift, worth a look before trusting the model."""
+    created = rows["as_of"] - pd.to_timedelta(rows["age_days"], unit="D")
+    recent = created >= created.quantile(0.8)
     if recent.all() or not recent.any():
         return ""
     new, old = rows.loc[recent, "label"].mean(), rows.loc[~recent, "label"].mean()
     if min(new, old) > 0 and max(new / old, old / new) <= ratio:
         return ""
     return (
-        f"the label rate of the latest snapshots ({new:.1%}) differs from the earlier ones' "
+        f"the label rate of the newest fifth of deals ({new:.1%}) differs from the older ones' "
         f"({old:.1%}): recent outcomes may be censored (slow losses not closed yet) or the "
         f"business changed; the forward test shows what it costs"
     )
