@@ -427,8 +427,9 @@ def evaluate(
     try:
         settings = load_settings(TrainSettings, config, horizon_days=horizon_days, track=False)
         dates = [_timestamp(d, "--as-of") for d in as_of] if as_of else None
-        tables = read_valid(data, mapping, _Progress())
-        forward = run_forward(tables, settings, dates, progress=_Progress())
+        progress = _Progress()
+        tables = read_valid(data, mapping, progress)
+        forward = run_forward(tables, settings, dates, progress=progress)
     except ContractError as exc:
         _contract_failure(exc, f"{data}: not evaluated")
     except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:

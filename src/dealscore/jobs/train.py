@@ -5,6 +5,7 @@ on the same test rows, and (unless tracking is off) log the run and register the
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -300,10 +301,11 @@ def training_rows(
     )
 
 
-def _heroic_ids(tables: CrmTables, prepared: TrainingRows, settings: TrainSettings) -> set[str]:
+def _heroic_ids(tables: CrmTables, prepared: TrainingRows, settings: TrainSettings) -> pd.Series:
+    """The ids of the deals the heroic-win rule flags."""
     deals = tables.opportunities
     flagged = heroic_wins(tables, prepared.rules, settings.heroics())
-    return set(deals.loc[flagged, Opportunities.opportunity_id])
+    return deals.loc[flagged, Opportunities.opportunity_id]
 
 
 def _fit(
@@ -325,7 +327,7 @@ def _fit(
     )
 
 
-def _weights(prepared: TrainingRows, heroic_ids: set[str], settings: TrainSettings) -> np.ndarray:
+def _weights(prepared: TrainingRows, heroic_ids: pd.Series, settings: TrainSettings) -> np.ndarray:
     train = prepared.parts["train"]
     is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
     return train["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
@@ -400,16 +402,13 @@ def fit_and_evaluate(
             predictions[name] = ids.map(truth[column]).to_numpy(dtype=float)
     # A contender the export cannot provide (no forecasts, say) is left out, not scored on nothing.
     predictions = {name: p for name, p in predictions.items() if np.isfinite(p).mean() > 0.5}
-    flagged = deals[Opportunities.opportunity_id][
-        deals[Opportunities.opportunity_id].isin(heroic_ids)
-    ]
     won = int((deals[Opportunities.status] == Status.WON).sum())
-    heroics = Heroics(flagged=len(flagged), won=won, weight=settings.heroic_weight)
+    heroics = Heroics(flagged=len(heroic_ids), won=won, weight=settings.heroic_weight)
     if truth is not None and "heroic" in truth:
         heroics = replace(
             heroics,
             true_heroic=int(truth["heroic"].sum()),
-            true_flagged=int(flagged.map(truth["heroic"]).fillna(False).astype(bool).sum()),
+            true_flagged=int(heroic_ids.map(truth["heroic"]).fillna(False).astype(bool).sum()),
         )
     if unweighted is not None:
         heroics = replace(
@@ -467,14 +466,13 @@ def run_forward(
     """The forward test of this recipe at `dates` (default: the latest `forward_dates` dates,
     `forward_every_days` apart, whose outcomes the export holds); warns when it is off."""
 
-    def fit(past: CrmTables) -> tuple[WinProbabilityModel, FeatureState]:
-        return fit_recipe(past, settings)
-
     if dates is None:
         dates = default_dates(
             tables, settings.forward_dates, settings.forward_every_days, settings.horizon_days
         )
-    result = forward_test(tables, dates, fit, settings.horizon_days, progress)
+    result = forward_test(
+        tables, dates, partial(fit_recipe, settings=settings), settings.horizon_days, progress
+    )
     progress(result.summary())
     pooled = result.pooled()
     if pooled and abs(pooled["mean_predicted"] - pooled["actual"]) > 0.1 * pooled["actual"]:

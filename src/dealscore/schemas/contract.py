@@ -388,12 +388,9 @@ def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, Va
             checked[name] = frame
             continue
         coerced, parse_issues, unparsed = coerce_table(name, frame, model)
-        if rows is not None:
+        if rows is not None:  # the parse issues name the rule; `unparsed` holds their rows
             rows.extend(
-                RowFailure(
-                    name, column, f"parseable as {_kind(schema.columns[column].dtype)}", index
-                )
-                for column, index in unparsed.items()
+                RowFailure(name, i.column, i.rule, unparsed[i.column]) for i in parse_issues
             )
         validated, rule_issues = schema_issues(name, coerced, model, unparsed, rows)
         issues.extend(parse_issues + rule_issues)
@@ -456,11 +453,12 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
     close) and every row of each deal it touches, until the rest is valid.
 
     Table-level errors (a required column missing) cannot be quarantined: ContractError."""
-    first, report = validate_tables(tables)
-    current, reasons, dropped = tables, {}, {name: 0 for name, _ in tables.present()}
+    rows: list[RowFailure] = []
+    checked, now = validate_tables(tables, rows)
+    first, report = checked, now  # the export as it came; a valid one is checked once only
+    reasons: dict[str, str] = {}
+    dropped = {name: 0 for name, _ in tables.present()}
     for _ in range(rounds):
-        rows: list[RowFailure] = []
-        checked, now = validate_tables(current, rows)
         if now.ok:
             opportunities = first.opportunities.drop_duplicates(Opportunities.opportunity_id)
             out = opportunities[opportunities[Opportunities.opportunity_id].isin(reasons)]
@@ -486,6 +484,7 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
                 keep &= ~frame[Opportunities.opportunity_id].isin(reasons)
             dropped[name] += int((~keep).sum())
             kept[name] = frame[keep]
-        # Back to the raw rows' shape: the next round re-checks them from scratch.
-        current = CrmTables.from_dict(kept)
-    raise ContractError(validate_tables(current)[1])
+        # What is left is checked again from scratch: dropping rows can orphan others.
+        rows = []
+        checked, now = validate_tables(CrmTables.from_dict(kept), rows)
+    raise ContractError(now)

@@ -48,7 +48,7 @@ def refuse(test: dict[str, float], ece: float, max_ece: float, where: str) -> st
 
     `test` holds its test-slice metrics; `ece` is the forward test's pooled ECE, or the test
     slice's when no forward test could run (`where` says which)."""
-    if test.get("positive_rate") in (0.0, 1.0) or not all(np.isfinite(list(test.values()))):
+    if not all(np.isfinite(list(test.values()))):  # one class: ROC and PR AUC are NaN
         rate = test.get("positive_rate", float("nan"))
         return (
             f"it cannot be measured: its test slice ({int(test.get('rows', 0)):,} rows) holds one "
