@@ -144,7 +144,11 @@ def test_cli_score_prints_the_reconciliation_and_bands(crm, model_store, tmp_pat
     assert len(pd.read_csv(written)) > 0
     # and drift was logged with the scoring run
     client = mlflow.MlflowClient(model_store)
-    (run,) = client.search_runs([client.get_experiment_by_name("dealscore-scoring").experiment_id])
+    # (other tests log scoring runs into the same store: this one is found by its destination)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("dealscore-scoring").experiment_id],
+        filter_string=f"params.`score.out` = '{out}'",
+    )
     assert "psi.win_probability" in run.data.metrics and run.data.metrics["open_deals"] > 0
     assert run.data.params["score.out"] == str(out)
 

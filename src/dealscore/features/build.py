@@ -36,6 +36,11 @@ class FeatureState:
     # training sets it to the label horizon. 0: a state saved before it existed (auto).
     maturity_days: float = 0.0
 
+    @property
+    def maturity(self) -> float:
+        """The maturity the history rates use; a state saved before it existed: the longest."""
+        return self.maturity_days or HORIZON_BOUNDS[1]
+
 
 def fit_feature_state(
     tables: CrmTables,
@@ -96,7 +101,7 @@ def build_features(
     if state is None:
         latest = pd.Timestamp(snaps.as_of.max() if len(snaps) else 0, unit="us", tz="UTC")
         state = fit_feature_state(tables, latest)
-    maturity = state.maturity_days or HORIZON_BOUNDS[1]
+    maturity = state.maturity
     keys = pd.DataFrame(
         {
             OPPORTUNITY_ID: snaps.ids[snaps.deal].astype("str"),

@@ -41,7 +41,6 @@ import pandas as pd
 import pyarrow as pa
 
 from dealscore.features.asof import export_time
-from dealscore.features.snapshots import HORIZON_BOUNDS
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import bin_counts, stability_from_counts
 from dealscore.progress import Laps, Progress, silent
@@ -706,8 +705,7 @@ def run_score_spark(
         check_contract(frames, data)
     lap("read + validate")
     groups = settings.spark_groups or default_groups(spark)
-    maturity = loaded.bundle.feature_state.maturity_days or HORIZON_BOUNDS[1]
-    ref = reference(spark, frames, as_of, maturity)
+    ref = reference(spark, frames, as_of, loaded.bundle.feature_state.maturity)
     progress(
         f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version} "
         f"in {groups} groups ({len(ref.opportunities):,} closed deals broadcast)"
