@@ -120,7 +120,7 @@ class _Progress:
 def generate(
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", help="Folder to write the tables (and truth.parquet) into."),
+        typer.Option("--out", "-o", help="Folder to write the tables (and the truth files) into."),
     ],
     deals: Annotated[
         int | None, typer.Option(help="Number of deals to generate. (default: 20000)")
@@ -143,10 +143,11 @@ def generate(
     ] = None,
     fmt: FormatOption = "parquet",
 ) -> None:
-    """Generate a realistic synthetic CRM export: all seven tables plus a truth file.
+    """Generate a realistic synthetic CRM export: all seven tables plus the truth files.
 
-    The truth file (truth.parquet) holds each deal's latent win probability (what its outcome
-    was drawn from) and how open deals will end; the pipeline never reads it.
+    Every deal runs forward in time from a hidden health; the truth files hold its path, its win
+    probability at creation and how open deals end. Training reads them only to report the
+    ceiling no model can beat; scoring never does.
     """
     table_format = _table_format(fmt)
     stamp = _timestamp(export_date, "--export-date") if export_date else None
@@ -164,7 +165,8 @@ def generate(
         _fail(str(exc))
     typer.echo(result.summary.to_text())
     typer.echo(
-        f"wrote {len(result.files)} tables to {result.out} and the truth file {result.truth.name} in {result.seconds:.1f}s"
+        f"wrote {len(result.files)} tables to {result.out} and the truth files "
+        f"({', '.join(p.name for p in result.truth)}) in {result.seconds:.1f}s"
     )
 
 

@@ -111,7 +111,7 @@ def test_cli_backtest_prints_errors_and_how_often_the_model_was_closer(crm, tmp_
 def test_a_period_without_enough_history_is_skipped_with_the_reason(crm, tmp_path):
     # given a label horizon so long that the history before 2025Q4 cannot hold the purged slices
     config = tmp_path / "long.toml"
-    config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nhorizon_days = 250.0\n')
+    config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nhorizon_days = 220.0\n')
     # when
     result = CliRunner().invoke(
         app, ["backtest", "--data", str(crm), "--periods", "2", "--config", str(config)]
@@ -119,7 +119,7 @@ def test_a_period_without_enough_history_is_skipped_with_the_reason(crm, tmp_pat
     # then that period is skipped and said so, and the next one is still forecast
     assert result.exit_code == 0, result.output
     assert "2025Q4: skipped (too little history to train then)" in result.output
-    assert "label horizon of 250 days" in result.output
+    assert "horizon_days" in result.output  # the reason names the setting to change
     assert "2026Q1" in result.output and "mean absolute error: model" in result.output
     # and with no period to train on, the command fails with every reason
     config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nhorizon_days = 280.0\n')

@@ -27,7 +27,7 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
         "rep_forecast",
         "rep_category_learned",
         "stage_probability",
-        "oracle_latent_p_win",
+        "oracle_creation",
         "oracle_ceiling",
     }
     assert overall["rows"].nunique() == 1
@@ -38,6 +38,12 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
     assert overall.loc["model", "ece"] < 0.08
     assert overall.loc["model", "ece"] < overall.loc["rep_forecast", "ece"]
     assert set(result.comparison["segment"]) == {"all", "early", "mid", "late"}
+    # and on generated data no model beats the ceiling in any age band, which rises with age
+    bands = result.comparison.set_index(["segment", "contender"])
+    for segment in ("early", "mid", "late"):
+        assert bands.loc[(segment, "model"), "brier"] > bands.loc[(segment, "oracle_ceiling"), "brier"]
+    ceiling_auc = [bands.loc[(s, "oracle_ceiling"), "roc_auc"] for s in ("early", "late")]
+    assert ceiling_auc[0] < ceiling_auc[1]
     assert set(result.outcomes["outcome"]) == {"won", "lost", "no_decision", "open"}
     won = result.outcomes.set_index("outcome")["mean_probability"]
     assert won["won"] > won["lost"]

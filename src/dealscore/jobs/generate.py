@@ -6,19 +6,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dealscore.io.write import TableFormat, write_frame, write_tables
+from dealscore.io.truth import write_truth
+from dealscore.io.write import TableFormat, write_tables
 from dealscore.progress import Progress
 from dealscore.summary import CrmSummary, summarise
 from dealscore.synthetic import GeneratorSettings, generate_crm
-
-TRUTH_FILE = "truth.parquet"
-
 
 @dataclass(frozen=True)
 class GenerateResult:
     out: Path
     files: list[Path]
-    truth: Path
+    truth: list[Path]
     summary: CrmSummary
     seconds: float
 
@@ -29,10 +27,10 @@ def run_generate(
     fmt: TableFormat = "parquet",
     progress: Progress = print,
 ) -> GenerateResult:
-    """Generate, then write each table atomically; the truth file sits beside them, unread by the pipeline."""
+    """Generate, then write each table atomically; the truth files sit beside them, unread by the pipeline."""
     started = time.perf_counter()
     crm = generate_crm(settings, progress)
     progress(f"writing {fmt} tables to {out}")
     files = write_tables(crm.tables, out, fmt)
-    truth = write_frame(crm.truth, out / TRUTH_FILE)
+    truth = write_truth(crm, settings, out)
     return GenerateResult(out, files, truth, summarise(crm.tables), time.perf_counter() - started)

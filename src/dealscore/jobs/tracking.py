@@ -109,10 +109,11 @@ def _limits(result: TrainResult) -> list[str]:
     ]
     if "rep_forecast" not in result.predictions:
         limits.append("No rep forecasts in this export: the model was not compared with the reps.")
-    if "oracle_latent_p_win" in result.predictions:
+    if "oracle_ceiling" in result.predictions:
         limits.append(
-            "Generated data: the oracle (latent p_win) is not a ceiling, because the generator "
-            "draws each deal's observable path from its realised outcome (docs/synthetic.md)."
+            "Generated data: oracle_ceiling is P(won within H | the deal's hidden state at as_of), "
+            "which no model can beat on average; oracle_creation reads the state on the deal's "
+            "first day (docs/synthetic.md)."
         )
     return limits
 

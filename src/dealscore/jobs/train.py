@@ -24,6 +24,7 @@ from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import DAY, micros, quarter_end_micros
 from dealscore.features.snapshots import label_horizon, snapshots
 from dealscore.io import read_valid
+from dealscore.io.truth import read_truth
 from dealscore.jobs.features import load_icp
 from dealscore.jobs.forward import ForwardTest, default_dates, forward_test
 from dealscore.model.baselines import logistic_baseline
@@ -34,8 +35,8 @@ from dealscore.model.metrics import evaluate
 from dealscore.model.split import PURGED, SLICES, SliceShares, assign_slices, date_slices
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.synthetic.truth import Truth, ceiling
 
-TRUTH_FILE = "truth.parquet"  # written by `dealscore generate`; read only to report the oracle
 PROMOTION_METRICS = ("log_loss", "brier")  # lower is better for both
 
 
@@ -197,13 +198,6 @@ def cohort_warning(rows: pd.DataFrame, ratio: float) -> str:
     )
 
 
-def _truth(data: str | Path) -> pd.DataFrame | None:
-    truth_path = Path(str(data)) / TRUTH_FILE
-    if "://" in str(data) or not truth_path.is_file():
-        return None
-    return pd.read_parquet(truth_path).set_index("opportunity_id")
-
-
 def _icp_rules(settings: TrainSettings, progress: Progress):
     if not settings.icp:
         return ()
@@ -316,6 +310,12 @@ def _fit(
 ) -> WinProbabilityModel:
     """Boost on the train slice, stop early on validation, calibrate on the calibration slice."""
     train, val, cal = (prepared.parts[name] for name in SLICES[:3])
+    for name, part in zip(SLICES[:3], (train, val, cal), strict=True):
+        if part[label].nunique() < 2:  # too little history: a backtest skips the period
+            raise DataMinimumError(
+                f"the {name} slice needs both won and not-won rows ({label}); it has "
+                f"{len(part):,} rows: more history, or a shorter horizon_days"
+            )
     return settings.model().fit(
         train[FEATURE_NAMES],
         train[label],
@@ -345,7 +345,7 @@ def fit_recipe(
 def fit_and_evaluate(
     tables: CrmTables,
     settings: TrainSettings,
-    truth: pd.DataFrame | None = None,
+    truth: Truth | None = None,
     progress: Progress = silent,
 ) -> TrainResult:
     """Snapshots, features, time slices, the model, and every contender on the same test rows."""
@@ -394,21 +394,22 @@ def fit_and_evaluate(
         "rep_category_learned": learned.to_numpy(dtype=float),
         "stage_probability": crm["stage_probability"].to_numpy(dtype=float),
     }
-    # Generated data: the latent probability (knowable at creation) and the ceiling (all the
-    # visible history can tell, docs/synthetic.md).
-    for column, name in (("p_win", "oracle_latent_p_win"), ("p_ceiling", "oracle_ceiling")):
-        if truth is not None and column in truth:
-            ids = test["opportunity_id"]
-            predictions[name] = ids.map(truth[column]).to_numpy(dtype=float)
+    # Generated data: the ceiling, P(won within H | the deal's hidden state at as_of), and what
+    # its state on its first day said (docs/synthetic.md).
+    if truth is not None:
+        oracle = ceiling(truth, keys, horizon)
+        predictions["oracle_ceiling"] = oracle["p_star"].to_numpy()
+        predictions["oracle_creation"] = oracle["p_creation"].to_numpy()
     # A contender the export cannot provide (no forecasts, say) is left out, not scored on nothing.
     predictions = {name: p for name, p in predictions.items() if np.isfinite(p).mean() > 0.5}
     won = int((deals[Opportunities.status] == Status.WON).sum())
     heroics = Heroics(flagged=len(heroic_ids), won=won, weight=settings.heroic_weight)
-    if truth is not None and "heroic" in truth:
+    if truth is not None:
+        heroic = truth.deals.set_index("opportunity_id")["heroic"]
         heroics = replace(
             heroics,
-            true_heroic=int(truth["heroic"].sum()),
-            true_flagged=int(heroic_ids.map(truth["heroic"]).fillna(False).astype(bool).sum()),
+            true_heroic=int(heroic.sum()),
+            true_flagged=int(heroic_ids.map(heroic).fillna(False).astype(bool).sum()),
         )
     if unweighted is not None:
         heroics = replace(
@@ -495,7 +496,7 @@ def run_train(
 
         check_store(settings)  # before hours of training, not after
     tables = read_valid(data, mapping, progress)
-    result = fit_and_evaluate(tables, settings, _truth(data), progress)
+    result = fit_and_evaluate(tables, settings, read_truth(data), progress)
     if settings.forward_dates > 0:
         try:
             result = replace(result, forward=run_forward(tables, settings, progress=progress))

@@ -1,49 +1,100 @@
-"""Synthetic engagement (activities) and the reps' weekly forecasts, both driven by deal quality."""
+"""Synthetic engagement (activities) and the reps' weekly forecasts, drawn from each deal's state.
+
+Both read the hidden path the forward process left (process.Run.path): what the buyer does and
+what the rep says at a moment depend on the deal's health and stage then, plus noise that has
+nothing to do with how the deal ends.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from dealscore.synthetic.deals import LOST, STAGE_PROBABILITY, WON, Calendar, Deals, sigmoid
+from dealscore.synthetic.deals import Deals
+from dealscore.synthetic.process import (
+    CLOSED_WON,
+    EVENT_NAMES,
+    GRID,
+    N_STAGES,
+    STEP,
+    Calendar,
+    sigmoid,
+)
 from dealscore.synthetic.world import World
 
 ACTIVITY_TYPES = np.array(["email", "call", "meeting", "demo", "other"])
 DIRECTIONS = np.array(["outbound", "inbound", "unknown"])
 FRIDAY = 4
+SPONSOR = int(np.flatnonzero(EVENT_NAMES == "sponsor_joined")[0])
+
+
+@dataclass(frozen=True)
+class RepKnobs:
+    """How the reps read their deals (docs/synthetic.md): each knob is explicit, none is tuned."""
+
+    optimism: float = 0.9  # log-odds every rep adds
+    noise: float = 0.6  # log-odds: half a standing misread of the deal, half week to week
+    icp_blindness: float = 1.0  # 1: reps assume every segment and every rep fares the same
+
+
+def segments(path: pd.DataFrame) -> pd.DataFrame:
+    """Spans of constant state: (deal, start, end, health, stage) for every open stretch."""
+    deal = path["deal"].to_numpy()
+    t = path["t"].to_numpy()
+    stage = path["stage"].to_numpy()
+    last = np.r_[deal[1:] != deal[:-1], True]
+    keep = (stage < CLOSED_WON) & ~last
+    end = np.r_[t[1:], np.nan]
+    return pd.DataFrame(
+        {
+            "deal": deal[keep],
+            "start": t[keep],
+            "end": end[keep],
+            "health": GRID[path["health"].to_numpy()[keep]],
+            "stage": np.minimum(stage[keep], N_STAGES - 1),
+        }
+    )
 
 
 def activities(
     rng: np.random.Generator,
     deals: Deals,
     world: World,
+    path: pd.DataFrame,
     horizon: float,
     per_deal: float,
 ) -> pd.DataFrame:
-    """Activity rows (deal or -1, t, type, direction, contact position) before the export."""
-    n = deals.n
-    outcome = deals.path  # activity follows the visible path (deals.py), not the outcome
-    weeks = deals.duration / 7.0
-    intensity = (
-        weeks
-        * np.exp(0.5 * deals.engagement)
-        * np.select([outcome == WON, outcome == LOST], [1.15, 0.9], 0.75)
-    )
-    expected = intensity * (per_deal * n / intensity.sum())
-    count = rng.poisson(expected)
-    deal = np.repeat(np.arange(n), count)
+    """Activity rows (deal or -1, account, t, type, direction, contact position) before the export."""
+    spans = segments(path)
+    length = (spans["end"] - spans["start"]).to_numpy()
+    health = spans["health"].to_numpy()
+    stage = spans["stage"].to_numpy()
+    # Engaged buyers touch more often, and more in the later stages.
+    intensity = length * np.exp(0.8 * health) * (0.5 + 0.25 * stage)
+    count = rng.poisson(intensity * (per_deal * deals.n / intensity.sum()))
+    row = np.repeat(np.arange(len(spans)), count)
+    deal = spans["deal"].to_numpy()[row]
+    t = spans["start"].to_numpy()[row] + rng.random(len(row)) * length[row]
+    h = health[row]
+    s = stage[row]
+    del row, length, health, stage, intensity, count
 
-    # When: won deals ramp up toward the close; lost deals go quiet; no-decisions fizzle out.
-    a = np.select([outcome == WON, outcome == LOST], [1.4, 1.0], 1.0)[deal]
-    b = np.select([outcome == WON, outcome == LOST], [1.0, 1.7], 2.3)[deal]
-    u = rng.beta(a, b)
-    del a, b
-    t = deals.created[deal] + u * deals.duration[deal]
+    # A sponsor joining shows: a meeting with a senior stakeholder within a few days.
+    joined = path[path["event"].to_numpy() == SPONSOR]
+    sponsor_deal = joined["deal"].to_numpy()
+    sponsor_t = joined["t"].to_numpy() + rng.uniform(0.3, 3.0, len(joined))
+    sponsor_h = GRID[joined["health"].to_numpy()]
+    deal = np.concatenate([deal, sponsor_deal])
+    t = np.concatenate([t, sponsor_t])
+    h = np.concatenate([h, sponsor_h])
+    s = np.concatenate([s, np.minimum(joined["stage"].to_numpy(), N_STAGES - 1)])
+    is_sponsor = np.r_[np.zeros(len(deal) - len(joined), bool), np.ones(len(joined), bool)]
 
-    e = deals.engagement[deal]
-    # Type shares: email, call, meeting (more in engaged deals), demo, other. Cumulative
+    # Type shares: email, call, meeting (more in healthy deals), demo, other. Cumulative
     # thresholds row by row, without an (activities x types) matrix.
-    meeting = 0.07 + 0.14 * sigmoid(e)
+    meeting = 0.07 + 0.14 * sigmoid(h)
     draw = rng.random(len(deal))
     email_end = 0.55 - meeting
     kind = (
@@ -52,34 +103,26 @@ def activities(
         + (draw > 0.77)
         + (draw > 0.83)
     ).astype(np.int8)
+    kind[is_sponsor] = 2
     del meeting, draw, email_end
 
-    # Prospect-initiated touches mark good deals; in losing deals they dry up over time.
-    p_inbound = sigmoid(-0.9 + 0.8 * e + 0.4 * deals.champion[deal])
-    p_inbound = np.where(outcome[deal] == WON, p_inbound, p_inbound * (1.0 - 0.6 * u))
-    direction = (rng.random(len(deal)) < p_inbound).astype(np.int8)
+    # Prospect-initiated touches come from buyers who care.
+    direction = (rng.random(len(deal)) < sigmoid(-0.9 + 0.8 * h)).astype(np.int8)
     direction[rng.random(len(deal)) < 0.04] = 2
-    del p_inbound, e
 
-    # Who: good deals are multi-threaded; in wins, a senior stakeholder tends to appear late.
+    # Who: healthy deals are multi-threaded, and a senior stakeholder joins late in good ones.
     account = deals.account[deal]
     available = world.contact_count[account]
-    pool = (
-        1
-        + rng.binomial(
-            world.contact_count[deals.account] - 1, sigmoid(-0.6 + 0.8 * deals.engagement)
-        )[deal]
-    )
+    pool = 1 + rng.binomial(available - 1, sigmoid(-0.6 + 0.6 * h))
     position = np.floor(rng.random(len(deal)) * pool).astype(np.int64)
-    p_senior = np.where(outcome[deal] == WON, 0.3, 0.06)
-    senior = (u > 0.55) & (rng.random(len(deal)) < p_senior)
+    senior = ((s >= 3) & (rng.random(len(deal)) < 0.4 * sigmoid(1.5 * h - 1.0))) | is_sponsor
     top = (
         available - 1 - np.floor(rng.random(len(deal)) * np.minimum(2, available)).astype(np.int64)
     )
     position = np.where(senior, top, position)
     contact = (world.contact_offset[account] + position).astype(np.int32)
-    contact[rng.random(len(deal)) < 0.08] = -1
-    del available, pool, position, p_senior, senior, top
+    contact[(rng.random(len(deal)) < 0.08) & ~is_sponsor] = -1
+    del available, pool, position, senior, top, h, s
 
     on_deal = pd.DataFrame(
         {
@@ -93,7 +136,7 @@ def activities(
     )
     # Account-level touches (newsletters, events) not tied to any deal.
     m = int(0.04 * len(deal))
-    del deal, account, t, kind, direction, contact, u
+    del deal, account, t, kind, direction, contact
     n_accounts = len(world.contact_count)
     on_account = pd.DataFrame(
         {
@@ -115,69 +158,76 @@ def forecasts(
     rng: np.random.Generator,
     deals: Deals,
     world: World,
+    path: pd.DataFrame,
     events: pd.DataFrame,
-    start: pd.Timestamp,
+    end: np.ndarray,
     horizon: float,
     calendar: Calendar,
+    eventual: np.ndarray,
+    knobs: RepKnobs,
 ) -> pd.DataFrame:
     """Weekly (Friday 17:00 UTC) rep forecasts for every deal open at the time.
 
-    A noisy, optimistic read of the truth: reps see more of the deal than the CRM does, but
-    round up, and near a quarter end they push weak deals due this quarter into commit.
-    Some reps sandbag (a negative bias in the world).
+    The rep reads the deal's current health and stage (`eventual`: what they are worth), with a
+    standing and a weekly misread, the knobs' optimism and blindness to segments and skill, and
+    their own bias (sandbaggers read low). Near a quarter end, deals due this quarter get
+    pushed into commit.
     """
-    first_friday = (FRIDAY - start.day_of_week) % 7 + 17 / 24
-    end = np.minimum(deals.closed, horizon)
+    first_friday = (FRIDAY - calendar.start.day_of_week) % 7 + 17 / 24
+    stop = np.minimum(end, horizon)
     k_first = np.ceil((deals.created - first_friday) / 7.0).astype(np.int64)
-    k_last = np.ceil((end - first_friday) / 7.0).astype(np.int64) - 1
+    k_last = np.ceil((stop - first_friday) / 7.0).astype(np.int64) - 1
     count = np.maximum(k_last - k_first + 1, 0)
     deal = np.repeat(np.arange(deals.n), count)
     k = np.arange(len(deal)) - np.repeat(np.cumsum(count) - count, count) + k_first[deal]
     t = first_friday + 7.0 * k
 
-    # The deal's state when the rep submits (stage, amount, expected close).
-    subs = pd.DataFrame({"deal": deal, "t": t}).sort_values("t", kind="stable")
+    # merge_asof renumbers its rows: `row` puts them back in submission order.
+    subs = pd.DataFrame({"deal": deal.astype(np.int32), "t": t, "row": np.arange(len(deal))})
+    subs = subs.sort_values("t", kind="stable")
     state = pd.merge_asof(
-        subs, events.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
+        subs, path.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
     )
-    state = state.sort_index()
-    stage = state["stage"].to_numpy()
-    close_day = state["close_day"].to_numpy()
+    shown = pd.merge_asof(
+        state, events.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
+    )
+    shown = shown.sort_values("row", ignore_index=True)
+    close_day = shown["close_day"].to_numpy()
+    stage = np.minimum(shown["stage_x"].to_numpy(), N_STAGES)
 
-    progress = (t - deals.created[deal]) / deals.duration[deal]
-    truth = np.where(deals.path[deal] == WON, 1.0, -1.0)  # what the rep sees: the path
-    # The rep knows the deal (champion, competition, engagement) but not how its segment fares
-    # (they assume an average ICP fit) nor how their own skill moves the odds: history reveals
-    # both to the model, not to the rep.
-    rep_view = (
-        np.log(deals.p_win / (1 - deals.p_win))
-        - (deals.icp_fit - deals.icp_fit.mean())
-        - world.owner_skill[deals.owner]
-    )
+    # What the rep cannot see: how the deal's segment and their own skill move the odds.
+    owner = deals.owner[deal]
+    unseen = (deals.icp_fit - deals.icp_fit.mean())[deal] + world.owner_skill[owner]
+    read = np.clip(
+        shown["health"].to_numpy() - np.round(knobs.icp_blindness * unseen / STEP),
+        0,
+        len(GRID) - 1,
+    ).astype(np.int64)
+    day = np.minimum(np.floor(t).astype(np.int64), len(eventual) - 1)
+    worth = eventual[day, deals.klass[deal], stage, read].astype(float)
+    worth = np.clip(worth, 1e-4, 1 - 1e-4)
+    standing = rng.normal(0.0, knobs.noise / np.sqrt(2), deals.n)[deal]
     belief = (
-        rep_view[deal]
-        + 0.9
-        + world.owner_bias[deals.owner[deal]]
-        + 2.0 * progress * truth
-        + 1.2 * (STAGE_PROBABILITY[np.minimum(stage, 4)] - 0.3)
-        + rng.normal(0.0, 0.6, len(deal))
+        np.log(worth / (1 - worth))
+        + knobs.optimism
+        + world.owner_bias[owner]
+        + standing
+        + rng.normal(0.0, knobs.noise / np.sqrt(2), len(deal))
     )
     quarter_end = calendar.next_boundary(t)
     heroics = (quarter_end - t <= 21.0) & (close_day < quarter_end)
-    belief = belief + np.where(heroics, 1.2, 0.0)
-    p = sigmoid(belief)
+    p = sigmoid(belief + np.where(heroics, 2.0, 0.0))
     category = np.select(
         [p >= 0.7, p >= 0.45, p >= 0.15], ["commit", "best_case", "pipeline"], "omitted"
     )
-    gives = world.owner_gives_probability[deals.owner[deal]]
-    probability = np.where(gives, np.round(p * 20) / 20, np.nan)
+    gives = world.owner_gives_probability[owner]
     return pd.DataFrame(
         {
             "deal": deal,
             "t": t,
             "forecast_category": category,
-            "probability": probability,
-            "amount": state["amount"].to_numpy(),
+            "probability": np.where(gives, np.round(p * 20) / 20, np.nan),
+            "amount": shown["amount"].to_numpy(),
             "period": calendar.labels[calendar.index(close_day)],
         }
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,22 +22,26 @@ from dealscore.synthetic.deals import (
     CLOSED_WON,
     DEAL_TYPE_EFFECT,
     LEAD_SOURCE_EFFECT,
+    LOSS_REASONS,
     PRODUCTS,
     STAGE_FORECAST,
     STAGE_PROBABILITY,
     STAGES,
-    WON,
-    Calendar,
     Deals,
+    StageRecorder,
     draw_deals,
-    stage_events,
 )
-from dealscore.synthetic.engagement import ACTIVITY_TYPES, DIRECTIONS, activities, forecasts
+from dealscore.synthetic.engagement import (
+    ACTIVITY_TYPES,
+    DIRECTIONS,
+    RepKnobs,
+    activities,
+    forecasts,
+)
+from dealscore.synthetic.process import CLOSE_HOURS, EVENT_NAMES, GRID, Calendar, Chain, simulate
+from dealscore.synthetic.process import CLOSED_LOST as LOST_CODE
+from dealscore.synthetic.process import CLOSED_WON as WON_CODE
 from dealscore.synthetic.world import World, build_world, ids
-
-# Status by outcome code (deals.LOST, WON, NO_DECISION = 0, 1, 2).
-STATUS_NAMES = np.array([Status.LOST.value, Status.WON.value, Status.NO_DECISION.value])
-
 
 @dataclass(frozen=True)
 class GeneratorSettings:
@@ -50,34 +54,76 @@ class GeneratorSettings:
     deals_per_account: float = 6.0
     deals_per_rep: float = 250.0
     activities_per_deal: float = 20.0
-    heroic_share: float = 0.03
-    path_fidelity: float = 0.75  # chance a deal's visible path is the one its outcome would give
+    # Chance per day, in a quarter's last days, that a failing deal in negotiation is rescued
+    # by a deep discount and signs in the next quarter's first days.
+    heroic_rescue: float = 0.045
+    quarter_end_pull: float = 2.5  # won hazard multiplier in a quarter's last week
     yearly_growth: float = 0.3
     # Days a lost or no-decision deal stays open in the CRM after its last touch (0.5x to 1.5x
     # this, uniformly) before someone closes it: fast wins, slow losses, as in many lead funnels.
     loss_close_lag_days: float = 0.0
+    # How reps read their deals (engagement.RepKnobs; docs/synthetic.md).
+    rep_optimism: float = 0.9
+    rep_noise: float = 0.6
+    rep_icp_blindness: float = 1.0
+    rep_sandbagger_share: float = 0.15
 
     def __post_init__(self) -> None:
         if self.deals < 10:
             raise ValueError(f"deals must be at least 10, got {self.deals}")
         if self.years <= 0:
             raise ValueError(f"years must be positive, got {self.years}")
-        if not 0 <= self.heroic_share < 0.5:
-            raise ValueError(f"heroic_share must be in [0, 0.5), got {self.heroic_share}")
+        if not 0 <= self.heroic_rescue < 1:
+            raise ValueError(f"heroic_rescue must be in [0, 1), got {self.heroic_rescue}")
+        if self.quarter_end_pull <= 0:
+            raise ValueError(f"quarter_end_pull must be positive, got {self.quarter_end_pull}")
         if self.loss_close_lag_days < 0:
             raise ValueError(f"loss_close_lag_days must be >= 0, got {self.loss_close_lag_days}")
-        if not 0 <= self.path_fidelity <= 1:
-            raise ValueError(f"path_fidelity must be in [0, 1], got {self.path_fidelity}")
+        if self.rep_noise < 0:
+            raise ValueError(f"rep_noise must be >= 0, got {self.rep_noise}")
+        if not 0 <= self.rep_icp_blindness <= 1:
+            raise ValueError(f"rep_icp_blindness must be in [0, 1], got {self.rep_icp_blindness}")
+        if not 0 <= self.rep_sandbagger_share <= 1:
+            raise ValueError(
+                f"rep_sandbagger_share must be in [0, 1], got {self.rep_sandbagger_share}"
+            )
         if self.export_date is not None:
             stamp = pd.Timestamp(self.export_date)
             stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
             object.__setattr__(self, "export_date", stamp)
 
+    @property
+    def start(self) -> pd.Timestamp:
+        """The history's first day (day 0 of the forward process)."""
+        if self.export_date is None:
+            raise ValueError("GeneratorSettings.export_date is required: the export's 'now'")
+        return (self.export_date - pd.Timedelta(days=self.years * 365.0)).floor("D")
+
+    @property
+    def horizon(self) -> float:
+        """Days from the history start to the export."""
+        return float((self.export_date - self.start) / pd.Timedelta(days=1))
+
+    def chain(self) -> Chain:
+        """The forward process: its calendar runs AFTER_EXPORT_DAYS past the export."""
+        days = int(np.ceil(self.horizon)) + AFTER_EXPORT_DAYS
+        return Chain(Calendar.build(self.start, days), self.heroic_rescue, self.quarter_end_pull)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = asdict(self)
+        out["export_date"] = None if self.export_date is None else self.export_date.isoformat()
+        return out
+
+
+# Deals still open this long after the export are closed as no decision (the CRM's cleanup).
+AFTER_EXPORT_DAYS = 1100
+
 
 @dataclass(frozen=True)
 class SyntheticCrm:
     tables: CrmTables
-    truth: pd.DataFrame  # per deal: latent win probability and more; never read by the pipeline
+    truth: pd.DataFrame  # per deal: its hidden drivers and how it ends; never read by the pipeline
+    path: pd.DataFrame  # per deal: every change of its hidden state (process.py)
 
 
 def _timestamps(start: pd.Timestamp, days: np.ndarray) -> pd.Series:
@@ -94,27 +140,15 @@ def _labels(categories: np.ndarray | pd.Series, codes: np.ndarray) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=categories)).astype("str")
 
 
-def ceiling_probability(deals: Deals, fidelity: float) -> np.ndarray:
-    """P(won | p_win, path): all the visible history can tell (deals.py). Heroic wins are set to 1,
-    as their late deep discount gives them away by the close."""
-    looks_won = deals.path == WON
-    p = np.where(looks_won, fidelity + (1 - fidelity) * deals.p_win, (1 - fidelity) * deals.p_win)
-    return np.where(deals.heroic, 1.0, p)
-
-
 def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> SyntheticCrm:
-    """Draw a whole CRM export as of `settings.export_date`; vectorised throughout.
+    """Draw a whole CRM export as of `settings.export_date`, running every deal forward in time.
 
     Each intermediate becomes its contract table as soon as it is drawn and is then dropped,
     which keeps 1M deals (about 20M activities) within a few GiB.
     """
-    if settings.export_date is None:
-        raise ValueError("GeneratorSettings.export_date is required: the export's 'now'")
     rng = np.random.default_rng(settings.seed)
-    horizon = settings.years * 365.0
-    start = (settings.export_date - pd.Timedelta(days=horizon)).floor("D")
-    horizon = (settings.export_date - start) / pd.Timedelta(days=1)
-    calendar = Calendar.build(start, horizon)
+    start, horizon = settings.start, settings.horizon
+    chain = settings.chain()
     n = settings.deals
     progress(f"accounts, reps and contacts for {n:,} deals")
     world = build_world(
@@ -122,38 +156,49 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
         n_accounts=max(20, int(n / settings.deals_per_account)),
         n_reps=max(8, int(n / settings.deals_per_rep)),
         start=start,
+        sandbagger_share=settings.rep_sandbagger_share,
     )
-    deals = draw_deals(
-        rng,
-        world,
-        n,
-        horizon,
-        calendar,
-        settings.heroic_share,
-        settings.yearly_growth,
-        settings.path_fidelity,
-    )
+    deals = draw_deals(rng, world, n, horizon, settings.yearly_growth)
     opp_ids = ids("OPP", n, 8)
 
-    progress("stage history: stages, regressions, slips, discounts")
-    events = stage_events(rng, deals, start, calendar)
-    # Losses closed late: engagement and stage history end at the real end (silence after it);
-    # only the closing row and the deal's closed_at move. No draw at lag 0 (same CRM as before).
-    recorded = deals
+    progress("running the deals forward in time: health, stages, closes and the stage history")
+    recorder = StageRecorder(rng, deals, chain.calendar, horizon)
+    run = simulate(rng, chain, deals.created, deals.health0, deals.stage0, deals.klass, recorder)
+    won = run.outcome == WON_CODE
+    decided = run.outcome_day.astype(float)
+    # A close is recorded later that day; losses may sit open for a while before someone
+    # closes them (activities, stage moves and calls stop at the real end).
+    lo, hi = CLOSE_HOURS
+    closed = decided + rng.uniform(lo, hi, n)
     if settings.loss_close_lag_days > 0:
-        lag = settings.loss_close_lag_days * rng.uniform(0.5, 1.5, n) * (deals.outcome != WON)
-        recorded = replace(deals, closed=deals.closed + lag)
-        closing = events["stage"].to_numpy() >= len(STAGES)
-        events.loc[closing, "t"] = recorded.closed[events.loc[closing, "deal"].to_numpy()]
-    opportunities, stage_history = _deal_tables(recorded, events, world, opp_ids, start, horizon)
+        closed = closed + settings.loss_close_lag_days * rng.uniform(0.5, 1.5, n) * ~won
+    events = recorder.events(closed, won)
+    del recorder
+    outcome = np.select(
+        [won, run.outcome == LOST_CODE], [Status.WON.value, Status.LOST.value], Status.NO_DECISION.value
+    )
+    competitor = _had_event(run.path, n, "competitor_entered") | deals.competition
+    reason = np.where(competitor & (rng.random(n) < 0.6), 0, rng.integers(1, len(LOSS_REASONS), n))
+    loss_reason = np.select(
+        [outcome == Status.LOST.value, outcome == Status.NO_DECISION.value],
+        [LOSS_REASONS[reason], "no_decision"],
+        None,
+    )
+    opportunities, stage_history = _deal_tables(
+        deals, closed, outcome, loss_reason, events, world, opp_ids, start, horizon
+    )
 
     progress("activities")
-    acts = activities(rng, deals, world, horizon, settings.activities_per_deal)
+    acts = activities(rng, deals, world, run.path, horizon, settings.activities_per_deal)
     activity_frame = _activity_table(acts, world, opp_ids, start)
     del acts
 
     progress(f"weekly rep forecasts ({len(activity_frame):,} activities)")
-    reps = forecasts(rng, deals, world, events, start, horizon, calendar)
+    eventual = chain.eventual()
+    knobs = RepKnobs(settings.rep_optimism, settings.rep_noise, settings.rep_icp_blindness)
+    reps = forecasts(
+        rng, deals, world, run.path, events, decided, horizon, chain.calendar, eventual, knobs
+    )
     del events
     forecast_frame = pd.DataFrame(
         {
@@ -167,19 +212,29 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     )
     del reps
 
+    born = np.floor(deals.created).astype(np.int64)
     truth = pd.DataFrame(
         {
             "opportunity_id": opp_ids,
-            "p_win": deals.p_win,
+            "p_win": eventual[born, deals.klass, deals.stage0, deals.health0].astype(float),
+            "health0": GRID[deals.health0],
+            "stage0": deals.stage0,
+            "speed_class": deals.klass,
             "icp_fit": deals.icp_fit,
             "champion": deals.champion,
             "competition": deals.competition,
-            "engagement": deals.engagement,
-            "heroic": deals.heroic,
-            "path": STATUS_NAMES[deals.path],
-            "p_ceiling": ceiling_probability(deals, settings.path_fidelity),
-            "eventual_status": STATUS_NAMES[deals.outcome],
-            "eventual_closed_at": _timestamps(start, recorded.closed),
+            "heroic": run.rescued & won,
+            "eventual_status": outcome,
+            "eventual_closed_at": _timestamps(start, closed),
+        }
+    )
+    path = pd.DataFrame(
+        {
+            "opportunity_id": _labels(opp_ids, run.path["deal"].to_numpy()),
+            "t": _timestamps(start, run.path["t"].to_numpy()),
+            "health": GRID[run.path["health"].to_numpy()],
+            "stage": run.path["stage"].to_numpy(),
+            "event": _labels(EVENT_NAMES, run.path["event"].to_numpy()),
         }
     )
     tables = CrmTables(
@@ -193,11 +248,21 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
         forecasts=forecast_frame,
         owners=world.owners.assign(hired_at=lambda f: f["hired_at"].astype(TIMESTAMP_DTYPE)),
     )
-    return SyntheticCrm(tables, truth)
+    return SyntheticCrm(tables, truth, path)
+
+
+def _had_event(path: pd.DataFrame, n: int, name: str) -> np.ndarray:
+    code = int(np.flatnonzero(EVENT_NAMES == name)[0])
+    hit = np.zeros(n, dtype=bool)
+    hit[path.loc[path["event"].to_numpy() == code, "deal"].to_numpy()] = True
+    return hit
 
 
 def _deal_tables(
     deals: Deals,
+    closed: np.ndarray,
+    outcome: np.ndarray,
+    loss_reason: np.ndarray,
     events: pd.DataFrame,
     world: World,
     opp_ids: pd.Series,
@@ -205,7 +270,7 @@ def _deal_tables(
     horizon: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Opportunities (current state at the export) and the stage history before the export."""
-    is_open = deals.closed >= horizon
+    is_open = closed >= horizon
     history = events[events["t"] < horizon]
     current = history.drop_duplicates("deal", keep="last").set_index("deal")
     stage_names = np.array([*STAGES, CLOSED_WON, CLOSED_LOST])
@@ -213,8 +278,8 @@ def _deal_tables(
         {
             Opportunities.opportunity_id: opp_ids,
             Opportunities.created_at: _timestamps(start, deals.created),
-            Opportunities.status: np.where(is_open, Status.OPEN.value, STATUS_NAMES[deals.outcome]),
-            Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, deals.closed)),
+            Opportunities.status: np.where(is_open, Status.OPEN.value, outcome),
+            Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, closed)),
             Opportunities.account_id: world.accounts["account_id"].to_numpy()[deals.account],
             Opportunities.owner_id: world.rep_ids.to_numpy()[deals.owner],
             Opportunities.amount: current["amount"].to_numpy(),
@@ -223,7 +288,7 @@ def _deal_tables(
             Opportunities.product: np.array(list(PRODUCTS))[deals.product],
             Opportunities.lead_source: np.array(list(LEAD_SOURCE_EFFECT))[deals.lead_source],
             Opportunities.deal_type: np.array(list(DEAL_TYPE_EFFECT))[deals.deal_type],
-            Opportunities.loss_reason: pd.Series(np.where(is_open, None, deals.loss_reason)).astype(
+            Opportunities.loss_reason: pd.Series(np.where(is_open, None, loss_reason)).astype(
                 "str"
             ),
         }

@@ -78,7 +78,11 @@ class World:
 
 
 def build_world(
-    rng: np.random.Generator, n_accounts: int, n_reps: int, start: pd.Timestamp
+    rng: np.random.Generator,
+    n_accounts: int,
+    n_reps: int,
+    start: pd.Timestamp,
+    sandbagger_share: float = 0.15,
 ) -> World:
     industries = np.array(list(INDUSTRY_EFFECT))
     regions = np.array(list(REGION_EFFECT))
@@ -135,7 +139,7 @@ def build_world(
     owners[Owners.team] = "team_" + owners[Owners.team].str.zfill(2)
     rep_region = team_region[rep_team]
     owner_bias = rng.normal(0.0, 0.35, n_reps)
-    sandbaggers = rng.random(n_reps) < 0.15
+    sandbaggers = rng.random(n_reps) < sandbagger_share
     owner_bias[sandbaggers] -= 1.0
 
     # Contacts: bigger accounts have more; stored junior to senior within each account.
