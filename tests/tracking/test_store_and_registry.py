@@ -48,3 +48,24 @@ def test_refuse_names_what_cannot_be_measured_or_is_not_calibrated():
     why = refuse(both, 0.08, 0.05, "the forward test")
     assert "ECE 0.0800 on the forward test" in why and "max_forward_ece" in why
     assert refuse(both, float("nan"), 0.05, "the test slice")  # an unmeasurable ECE is no pass
+    # an ECE chance alone often gives on these rows is no reason to refuse; one above it is
+    assert refuse(both, 0.08, 0.05, "the forward test", chance=0.09) == ""
+    why = refuse(both, 0.12, 0.05, "the forward test", chance=0.09)
+    assert "above 0.0900, what chance alone gives there 5% of the time" in why
+
+
+def test_chance_ece_shrinks_with_rows_and_calibrated_outcomes_stay_under_it():
+    from dealscore.model.metrics import chance_ece, expected_calibration_error
+
+    # given probabilities and outcomes drawn from them (a perfectly calibrated model)
+    rng = np.random.default_rng(3)
+    few, many = rng.random(200), rng.random(20_000)
+    # then the ECE chance allows falls with the number of rows
+    assert chance_ece(many) < chance_ece(few) / 5
+    # and calibrated outcomes stay under it about 95% of the time, miscalibrated ones do not
+    under = [
+        expected_calibration_error(rng.random(200) < few, few) <= chance_ece(few)
+        for _ in range(200)
+    ]
+    assert 0.9 < np.mean(under) <= 1.0
+    assert expected_calibration_error(rng.random(200) < few * 0.6, few) > chance_ece(few)

@@ -19,7 +19,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from dealscore import __version__
 from dealscore.features import CATALOGUE, FEATURE_NAMES, build_features
 from dealscore.io.secrets import redact
-from dealscore.model.metrics import evaluate, lift_by_decile, reliability_table
+from dealscore.model.metrics import chance_ece, evaluate, lift_by_decile, reliability_table
 from dealscore.model.reasons import tree_arrays
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
@@ -315,9 +315,12 @@ def track_training(
             decision = Decision(False, f"not promoted: {problem}")
         if result.forward is not None:
             ece, where = result.forward.pooled()["ece"], "the forward test"
+            chance = chance_ece(result.forward.rows["model"].to_numpy())
         else:
             ece, where = measured["ece"], "the test slice (no forward test ran)"
-        if refusal := refuse(measured, ece, settings.max_forward_ece, where):
+            chance = chance_ece(result.predictions["model"])
+        mlflow.log_metric("gate.chance_ece", chance)
+        if refusal := refuse(measured, ece, settings.max_forward_ece, where, chance):
             decision = Decision(False, f"not promoted: {refusal}")
         set_aliases(client, settings.registered_model, version, decision)
         mlflow.set_tags(

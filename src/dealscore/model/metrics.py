@@ -13,6 +13,23 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float((table["count"] * (table["observed"] - table["predicted"]).abs()).sum() / len(y))
 
 
+def chance_ece(p: np.ndarray, quantile: float = 0.95, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated predictor shows on these probabilities by chance alone:
+    the `quantile` of ECE over outcomes drawn from p itself (consistency resampling)."""
+    p = np.asarray(p, dtype=float)
+    if not len(p):
+        return float("nan")
+    bins = 10
+    which = np.clip(np.digitize(p, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
+    predicted = np.bincount(which, weights=p, minlength=bins)
+    rng = np.random.default_rng(seed)
+    eces = np.empty(draws)
+    for k in range(draws):  # one vectorised pass per draw, not per row
+        y = rng.random(len(p)) < p
+        eces[k] = np.abs(np.bincount(which, weights=y, minlength=bins) - predicted).sum() / len(p)
+    return float(np.quantile(eces, quantile))
+
+
 def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Per probability bin: rows, mean predicted probability, observed win rate."""
     edges = np.linspace(0, 1, bins + 1)

@@ -43,20 +43,27 @@ def decide(
     return Decision(False, f"worse: {verdict}")
 
 
-def refuse(test: dict[str, float], ece: float, max_ece: float, where: str) -> str:
+def refuse(
+    test: dict[str, float], ece: float, max_ece: float, where: str, chance: float = 0.0
+) -> str:
     """Why a challenger may not be champion whatever the champion scores; "" when it may.
 
     `test` holds its test-slice metrics; `ece` is the forward test's pooled ECE, or the test
-    slice's when no forward test could run (`where` says which)."""
+    slice's when no forward test could run (`where` says which); `chance` is the ECE a perfectly
+    calibrated model would exceed only 5% of the time on those rows (`metrics.chance_ece`): a
+    model is refused only when its ECE is above both, so a few hundred deals cannot fail a
+    calibrated model by luck."""
     if not all(np.isfinite(list(test.values()))):  # one class: ROC and PR AUC are NaN
         rate = test.get("positive_rate", float("nan"))
         return (
             f"it cannot be measured: its test slice ({int(test.get('rows', 0)):,} rows) holds one "
             f"class (win rate {rate:.0%}), so ROC AUC is undefined"
         )
-    if not ece <= max_ece:
+    if not ece <= max(max_ece, chance):
+        noise = f" and above {chance:.4f}, what chance alone gives there 5% of the time"
         return (
-            f"not calibrated: ECE {ece:.4f} on {where}, above the limit {max_ece} (max_forward_ece)"
+            f"not calibrated: ECE {ece:.4f} on {where}, above the limit {max_ece} "
+            f"(max_forward_ece){noise if chance > 0 else ''}"
         )
     return ""
 
