@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_DIR   ?= data/demo
 DEMO_DEALS ?= 20000
 DEMO_SEED  ?= 7
+DEMO_EXPORT ?= 2026-11-30# a fixed "now", so the documented demo figures reproduce
 
 .PHONY: demo test test-all bench install clean
 
@@ -20,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/dealscore generate --deals $(DEMO_DEALS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/crm
+	$(BIN)/dealscore generate --deals $(DEMO_DEALS) --seed $(DEMO_SEED) --export-date $(DEMO_EXPORT) --out $(DEMO_DIR)/crm
 	$(BIN)/dealscore validate $(DEMO_DIR)/crm
 	$(BIN)/dealscore train --data $(DEMO_DIR)/crm --config training/default.toml
 	$(BIN)/dealscore score --data $(DEMO_DIR)/crm --out sqlite:///scores.db

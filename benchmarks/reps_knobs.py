@@ -22,17 +22,23 @@ from dealscore.synthetic import GeneratorSettings, generate_crm
 from dealscore.synthetic.truth import Truth
 
 EXPORT = pd.Timestamp("2026-11-30", tz="UTC")
-KNOBS = {
-    "honest reps (no optimism, no sandbaggers, know the segments)": dict(
-        rep_optimism=0.0, rep_sandbagger_share=0.0, rep_icp_blindness=0.0
-    ),
+KNOBS: dict[str, dict[str, float]] = {
+    "honest reps (no optimism, no sandbaggers, know the segments)": {
+        "rep_optimism": 0.0,
+        "rep_sandbagger_share": 0.0,
+        "rep_icp_blindness": 0.0,
+    },
     "default (optimism 0.9, 15% sandbaggers, blind to segments)": {},
-    "heavy sandbagging (no optimism, 60% sandbaggers, blind)": dict(
-        rep_optimism=0.0, rep_sandbagger_share=0.6
-    ),
-    "noisy honest reps (honest, rep_noise 1.2)": dict(
-        rep_optimism=0.0, rep_sandbagger_share=0.0, rep_icp_blindness=0.0, rep_noise=1.2
-    ),
+    "heavy sandbagging (no optimism, 60% sandbaggers, blind)": {
+        "rep_optimism": 0.0,
+        "rep_sandbagger_share": 0.6,
+    },
+    "noisy honest reps (honest, rep_noise 1.2)": {
+        "rep_optimism": 0.0,
+        "rep_sandbagger_share": 0.0,
+        "rep_icp_blindness": 0.0,
+        "rep_noise": 1.2,
+    },
 }
 
 

@@ -116,7 +116,9 @@ def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store):
     first = run_train(crm, FAST)
     assert first.tracking.version == "1" and first.tracking.promoted
     # when a much worse one is trained on the same data
-    worse = run_train(crm, replace(FAST, n_estimators=2, learning_rate=0.05, calibration="isotonic"))
+    worse = run_train(
+        crm, replace(FAST, n_estimators=2, learning_rate=0.05, calibration="isotonic")
+    )
     # then it is the challenger only, with the reason on record
     client = mlflow.MlflowClient()
     assert not worse.tracking.promoted and worse.tracking.reason.startswith("worse")

@@ -41,7 +41,9 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
     # and on generated data no model beats the ceiling in any age band, which rises with age
     bands = result.comparison.set_index(["segment", "contender"])
     for segment in ("early", "mid", "late"):
-        assert bands.loc[(segment, "model"), "brier"] > bands.loc[(segment, "oracle_ceiling"), "brier"]
+        assert (
+            bands.loc[(segment, "model"), "brier"] > bands.loc[(segment, "oracle_ceiling"), "brier"]
+        )
     ceiling_auc = [bands.loc[(s, "oracle_ceiling"), "roc_auc"] for s in ("early", "late")]
     assert ceiling_auc[0] < ceiling_auc[1]
     assert set(result.outcomes["outcome"]) == {"won", "lost", "no_decision", "open"}

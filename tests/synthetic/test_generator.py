@@ -98,12 +98,13 @@ def snapshots(crm, generated):
     """Every deal open at 13 dates, labelled won within 120 days, with the ceiling beside it."""
     from dealscore.synthetic.truth import Truth, ceiling
 
-    tables, truth = crm
+    tables, _ = crm
     deals = tables.opportunities
     rows = []
     for as_of in pd.date_range("2024-06-03 13:00", "2025-03-01", freq="21D", tz="UTC"):
         open_ = deals[
-            (deals["created_at"] < as_of) & (deals["closed_at"].isna() | (deals["closed_at"] > as_of))
+            (deals["created_at"] < as_of)
+            & (deals["closed_at"].isna() | (deals["closed_at"] > as_of))
         ]
         won = (open_["status"] == "won") & (open_["closed_at"] < as_of + pd.Timedelta(days=120))
         rows.append(
@@ -159,7 +160,9 @@ def test_engagement_dies_before_a_loss_and_prospects_drive_good_deals(crm, deals
     acts = life_share(deals, tables.activities.dropna(subset=["opportunity_id"]), "occurred_at")
     late = acts.groupby("status")["share"].apply(lambda s: (s > 0.75).mean())
     assert late["won"] > 1.5 * late["lost"]
-    inbound = acts.assign(inbound=acts["direction"] == "inbound").groupby("status")["inbound"].mean()
+    inbound = (
+        acts.assign(inbound=acts["direction"] == "inbound").groupby("status")["inbound"].mean()
+    )
     assert inbound["won"] > inbound["lost"] + 0.1
 
 
@@ -205,6 +208,32 @@ def test_stage_regressions_slips_and_late_entries(crm, deals):
     first_stage = history.drop_duplicates("opportunity_id").set_index("opportunity_id")["stage"]
     late_entry = closed.index.isin(first_stage[first_stage == "proposal"].index)
     assert late_entry.sum() > 100 and not_won[late_entry].mean() > not_won[~late_entry].mean() + 0.1
+
+
+def test_no_decisions_stall_early_and_events_move_the_odds(crm, deals, generated):
+    tables, _ = crm
+    closed = deals[deals["status"] != "open"].set_index("opportunity_id")
+    # given how far each closed deal got in the funnel
+    rank = tables.stage_history["stage"].map(
+        {
+            s: i
+            for i, s in enumerate(
+                ["prospecting", "qualification", "discovery", "proposal", "negotiation"]
+            )
+        }
+    )
+    furthest = rank.groupby(tables.stage_history["opportunity_id"]).max().reindex(closed.index)
+    # then no-decisions stall in the early stages more than losses to a competitor or on price
+    early = (furthest < 3).groupby(closed["status"]).mean()
+    assert early["no_decision"] > early["lost"] + 0.1
+    # and events drawn forward in time, blind to the outcome, still shape it
+    path = generated.path
+    for event, direction in (("champion_left", -1), ("sponsor_joined", 1)):
+        hit = set(path.loc[path["event"] == event, "opportunity_id"])
+        was_hit = closed.index.isin(hit)
+        won = closed["status"] == "won"
+        assert was_hit.sum() > 100
+        assert direction * (won[was_hit].mean() - won[~was_hit].mean()) > 0.05, event
 
 
 def test_heroic_wins_are_deep_late_discounts_over_a_quarter_end(crm, deals):
@@ -284,7 +313,9 @@ def test_truth_is_a_separate_frame_never_a_column_of_the_export(crm):
         assert not {"p_win", "heroic", "champion", "eventual_status"} & set(frame.columns)
 
 
-@pytest.mark.parametrize("bad", [{"deals": 3}, {"years": 0}, {"heroic_rescue": 1.5}, {"rep_icp_blindness": 2}])
+@pytest.mark.parametrize(
+    "bad", [{"deals": 3}, {"years": 0}, {"heroic_rescue": 1.5}, {"rep_icp_blindness": 2}]
+)
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         GeneratorSettings(**bad)

@@ -12,6 +12,7 @@ from dealscore.progress import Progress
 from dealscore.summary import CrmSummary, summarise
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
+
 @dataclass(frozen=True)
 class GenerateResult:
     out: Path

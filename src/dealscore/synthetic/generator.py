@@ -43,6 +43,7 @@ from dealscore.synthetic.process import CLOSED_LOST as LOST_CODE
 from dealscore.synthetic.process import CLOSED_WON as WON_CODE
 from dealscore.synthetic.world import World, build_world, ids
 
+
 @dataclass(frozen=True)
 class GeneratorSettings:
     """The knobs of the generative story; the same settings and seed give the same CRM."""
@@ -175,7 +176,9 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     events = recorder.events(closed, won)
     del recorder
     outcome = np.select(
-        [won, run.outcome == LOST_CODE], [Status.WON.value, Status.LOST.value], Status.NO_DECISION.value
+        [won, run.outcome == LOST_CODE],
+        [Status.WON.value, Status.LOST.value],
+        Status.NO_DECISION.value,
     )
     competitor = _had_event(run.path, n, "competitor_entered") | deals.competition
     reason = np.where(competitor & (rng.random(n) < 0.6), 0, rng.integers(1, len(LOSS_REASONS), n))

@@ -343,7 +343,13 @@ def simulate(
         changed = (h != h_old) | (s != s_old) | (ends > 0)
         if changed.any():
             rows.append(
-                (live[changed], day, h[changed], np.where(ends > 0, ends, s)[changed], event[changed])
+                (
+                    live[changed],
+                    day,
+                    h[changed],
+                    np.where(ends > 0, ends, s)[changed],
+                    event[changed],
+                )
             )
         health[live], stage[live] = h, s
         if on_day is not None:
