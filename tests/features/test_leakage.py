@@ -42,15 +42,17 @@ def before(tables: CrmTables, t: pd.Timestamp) -> CrmTables:
     cut = {}
     for name, column in timed.items():
         frame = tables.get(name)
-        keep = (frame[column] < t) & (
-            frame["opportunity_id"].isin(known) | frame["opportunity_id"].isna()
-        )
+        stamp = frame[column]
+        if name == "activities":  # known from when it was logged or booked
+            stamp = frame["created_at"].fillna(stamp)
+        keep = (stamp < t) & (frame["opportunity_id"].isin(known) | frame["opportunity_id"].isna())
         cut[name] = frame[keep]
     return tables.with_tables(opportunities=deals, **cut)
 
 
 def with_future_noise(tables: CrmTables, t: pd.Timestamp, seed: int) -> CrmTables:
-    """Append or change rows dated at or after t: activities, stage moves, forecasts, outcomes."""
+    """Append or change rows dated at or after t: activities (and activities logged or booked
+    at or after t for any date), stage moves, forecasts, outcomes."""
     rng = np.random.default_rng(seed)
     deals = tables.opportunities.copy()
     open_at_t = (deals["created_at"] < t) & (deals["closed_at"].isna() | (deals["closed_at"] >= t))
@@ -72,8 +74,22 @@ def with_future_noise(tables: CrmTables, t: pd.Timestamp, seed: int) -> CrmTable
             .sample(50, random_state=seed, replace=True)
             .to_numpy(),
             "direction": rng.choice(["inbound", "outbound"], 50),
+            "created_at": when,
         }
     )
+    # Rows dated before t but logged or booked at or after it: a call logged late, a meeting
+    # booked at t for a date before or after it. None was known at t.
+    late = acts.assign(
+        activity_id=[f"LATE{i}" for i in range(50)],
+        occurred_at=when - pd.to_timedelta(rng.integers(1, 20 * 86_400, 50), unit="s"),
+        type=rng.choice(["meeting", "call", "demo"], 50),
+    )
+    ahead = acts.assign(
+        activity_id=[f"AHEAD{i}" for i in range(50)],
+        occurred_at=when + pd.to_timedelta(rng.integers(0, 20 * 86_400, 50), unit="s"),
+        type="meeting",
+    )
+    acts = pd.concat([acts, late, ahead], ignore_index=True)
     history = pd.DataFrame(
         {
             "opportunity_id": ids,
@@ -153,6 +169,8 @@ def test_rows_at_or_after_as_of_change_no_feature(full, fraction, seed):
     past, now, noisy = (build_features(view, t, state) for view in views)
     # then every feature of every deal open at t is the same
     assert len(past) > 10
+    # (and some deals have a next step booked before t for after it: those rows stay visible)
+    assert past["next_step_scheduled"].sum() > 0
     assert_same_features(past, now)
     assert_same_features(past, noisy)
     # and so is what the CRM itself said (the baselines the model is compared with)

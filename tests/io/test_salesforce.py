@@ -136,6 +136,7 @@ def salesforce_export(folder: Path, seed: int = 9) -> pd.DataFrame:
                         {"inbound": "Inbound", "outbound": "Outbound"}
                     ),
                     "Subject": "Rückruf",
+                    "CreatedDate": _stamp(tasks["created_at"]),
                 }
             ),
             list_emails,
@@ -149,6 +150,7 @@ def salesforce_export(folder: Path, seed: int = 9) -> pd.DataFrame:
             "WhatId": what[~is_task],
             "WhoId": _sf_id("003", events["contact_id"]),
             "StartDateTime": _stamp(events["occurred_at"]),
+            "CreatedDate": _stamp(events["created_at"]),  # booked ahead
             "Type": events["type"].map({"meeting": "Meeting", "demo": "Demo"}),
         }
     )
@@ -220,6 +222,11 @@ def test_it_ingests_with_the_preset_untouched(export, tmp_path):
     assert not tables.owners["manager_id"].eq(EMPTY_ID).any()
     # tasks typed from Type, as there is no TaskSubtype
     assert {"email", "call"} <= set(tables.activities["type"])
+    # and meetings known from when they were booked (CreatedDate), days before they took place
+    acts = tables.activities
+    meetings = acts[acts["type"] == "meeting"]
+    ahead = (meetings["occurred_at"] - meetings["created_at"]).dt.total_seconds() / 86_400
+    assert ahead.median() > 1
 
 
 def test_it_trains_and_scores_straight_from_the_export(export, tmp_path, monkeypatch):

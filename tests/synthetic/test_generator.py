@@ -44,12 +44,12 @@ def test_same_seed_same_crm_other_seed_other_crm():
     assert not other.tables.opportunities["amount"].equals(first.tables.opportunities["amount"])
 
 
-def test_all_seven_tables_and_nothing_dated_at_or_after_the_export(crm):
+def test_all_seven_tables_and_nothing_known_at_or_after_the_export(crm):
     tables, _ = crm
     times = {
         "opportunities": ["created_at", "closed_at"],
         "stage_history": ["changed_at"],
-        "activities": ["occurred_at"],
+        "activities": ["created_at"],  # a meeting booked for after the export is in it
         "forecasts": ["submitted_at"],
     }
     assert len(list(tables.present())) == 7
@@ -145,7 +145,7 @@ def test_the_ceiling_is_calibrated_and_rises_with_deal_age(snapshots):
 
 def life_share(deals: pd.DataFrame, times: pd.DataFrame, column: str) -> pd.Series:
     """Where in each closed deal's life (0 = created, 1 = closed) each row falls."""
-    joined = times.merge(
+    joined = times.drop(columns="created_at", errors="ignore").merge(
         deals[["opportunity_id", "created_at", "closed_at", "status"]], on="opportunity_id"
     )
     joined = joined[joined["status"] != "open"]
@@ -164,6 +164,28 @@ def test_engagement_dies_before_a_loss_and_prospects_drive_good_deals(crm, deals
         acts.assign(inbound=acts["direction"] == "inbound").groupby("status")["inbound"].mean()
     )
     assert inbound["won"] > inbound["lost"] + 0.1
+
+
+def test_meetings_are_booked_ahead_and_deals_with_a_next_step_win_more(crm, deals):
+    tables, _ = crm
+    acts = tables.activities.dropna(subset=["opportunity_id"])
+    lead = (acts["occurred_at"] - acts["created_at"]).dt.total_seconds() / 86_400
+    meetings = acts["type"] == "meeting"
+    # meetings are booked days ahead; emails are logged when sent or (a few) later
+    assert lead[meetings].between(0.25, 45).all() and 3 < lead[meetings].median() < 10
+    assert (lead[acts["type"] == "email"] <= 0).all()
+    assert (acts["occurred_at"] >= EXPORT).any()
+    # and of the deals open at a past date, those with a meeting booked then win more often
+    at = EXPORT - pd.Timedelta(days=200)
+    open_then = deals[
+        (deals["created_at"] < at) & (deals["closed_at"] >= at) & (deals["status"] != "open")
+    ]
+    steps = acts["type"].isin(["meeting", "call", "demo"])
+    booked = acts[(acts["created_at"] < at) & (acts["occurred_at"] >= at) & steps]
+    has_step = open_then["opportunity_id"].isin(booked["opportunity_id"])
+    won = open_then["status"] == "won"
+    assert 0.2 < has_step.mean() < 0.8
+    assert won[has_step].mean() > won[~has_step].mean() + 0.1
 
 
 def test_multithreading_and_late_senior_stakeholders_in_wins(crm, deals):

@@ -29,7 +29,7 @@ def export_time(last: pd.Timestamp) -> pd.Timestamp:
 
 def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
     """Deals created before as_of, those not yet closed then shown open, and only history,
-    activity and forecast rows dated strictly before as_of."""
+    activity and forecast rows known strictly before as_of (an activity from its created_at)."""
     deals = tables.opportunities
     deals = deals[deals[Opportunities.created_at] < as_of].copy()
     later = deals[Opportunities.closed_at].isna() | (deals[Opportunities.closed_at] >= as_of)
@@ -42,7 +42,11 @@ def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
     def before(frame: pd.DataFrame | None, time: str, key: str | None) -> pd.DataFrame | None:
         if frame is None:
             return None
-        keep = frame[time] < as_of
+        stamp = frame[time]
+        if time == Activities.occurred_at and Activities.created_at in frame:
+            # An activity is known from when it was logged or booked: next steps stay.
+            stamp = frame[Activities.created_at].fillna(stamp)
+        keep = stamp < as_of
         if key is not None and key in frame:
             keep &= frame[key].isin(known) | frame[key].isna()
         return frame[keep]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dealscore.features import deal, engagement, forecast, history, icp, prospect
+from dealscore.features import deal, engagement, forecast, history, icp, next_step, prospect
 from dealscore.features.catalogue import Feature
 from dealscore.features.pit import Snapshots, micros
 from dealscore.features.snapshots import HORIZON_BOUNDS, label_horizon
@@ -18,6 +18,7 @@ CATALOGUE: list[Feature] = [
     *deal.FEATURES,
     *engagement.FEATURES,
     *prospect.FEATURES,
+    *next_step.FEATURES,
     *icp.FEATURES,
     *history.FEATURES,
     *forecast.FEATURES,

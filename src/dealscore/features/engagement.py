@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dealscore.features import prospect
+from dealscore.features import next_step, prospect
 from dealscore.features.catalogue import family
 from dealscore.features.pit import DAY, Snapshots, SortedEvents, micros
 from dealscore.schemas.tables import (
@@ -14,6 +14,7 @@ from dealscore.schemas.tables import (
     Contacts,
     CrmTables,
     Direction,
+    Opportunities,
     Seniority,
 )
 
@@ -44,8 +45,9 @@ ENGAGEMENT = family(
     days_since_two_way="days since the last inbound touch or meeting",
 )
 FEATURES = ENGAGEMENT
-# Prospect behaviour shares this module's one pass over activities; its logic is in prospect.py.
-NAMES = [f.name for f in ENGAGEMENT + prospect.FEATURES]
+# Prospect behaviour and next steps share this module's one pass over activities; their logic
+# is in prospect.py and next_step.py.
+NAMES = [f.name for f in ENGAGEMENT + prospect.FEATURES + next_step.FEATURES]
 TYPE_CODE = {t: i for i, t in enumerate(ActivityType)}
 INBOUND = prospect.INBOUND
 
@@ -55,13 +57,25 @@ def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
     return np.asarray(pd.Categorical(values, categories=categories).codes)
 
 
+def activity_times(acts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(known, occurred) in microseconds: a row is known from its created_at, else occurred_at."""
+    occurred = micros(acts[Activities.occurred_at])
+    if Activities.created_at not in acts:
+        return occurred, occurred
+    created = acts[Activities.created_at]
+    return np.where(created.notna(), micros(created), occurred), occurred
+
+
 def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
-    """Engagement and prospect-behaviour features; all missing without an activities table."""
+    """Engagement, prospect-behaviour and next-step features; missing without activities."""
     acts = tables.activities
     if acts is None or Activities.opportunity_id not in acts:
         return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
     deal = snaps.codes(acts[Activities.opportunity_id])
-    events = SortedEvents(deal, micros(acts[Activities.occurred_at]), len(snaps.ids))
+    known, occurred = activity_times(acts)
+    # A touch counts from when it both happened and was known (a call logged a day late counts
+    # from the day it was logged; a meeting booked ahead from the day it took place).
+    events = SortedEvents(deal, np.maximum(known, occurred), len(snaps.ids))
     kind = _codes(acts[Activities.type], [t.value for t in ActivityType])[events.order]
     if Activities.direction in acts:
         direction = _codes(acts[Activities.direction], [x.value for x in Direction])[events.order]
@@ -85,6 +99,21 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     two_way = events.subset(inbound | (kind == TYPE_CODE[ActivityType.MEETING]))
     last, found = two_way.last_before(d, t)
     out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
+    if Activities.created_at in acts:
+        created = micros(tables.opportunities[Opportunities.created_at])[d]
+        out.update(
+            next_step.next_step_features(
+                deal,
+                known,
+                occurred,
+                np.isin(acts[Activities.type].to_numpy(), [s.value for s in next_step.STEP_TYPES]),
+                len(snaps.ids),
+                d,
+                t,
+                two_way.count(d, t - next_step.STALE_DAYS * DAY, t),
+                (t - created) / DAY,
+            )
+        )
 
     out["inbound_share_90d"] = prospect.inbound_share(events, direction, d, t)
     out["response_latency_hours"] = prospect.response_latency(events, direction, d, t)

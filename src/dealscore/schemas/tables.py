@@ -137,6 +137,9 @@ class Activities(_Contract):
     activity_id: Series[str] | None = pa.Field(unique=True, nullable=True)
     contact_id: Series[str] | None = pa.Field(nullable=True)
     direction: Series[str] | None = pa.Field(isin=values(Direction), nullable=True)
+    # When the row was logged or booked: a meeting booked on Monday for Friday is known from
+    # Monday; a call logged the day after is known from then. Missing: known at occurred_at.
+    created_at: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
 
     @pa.dataframe_check(name="linked_to_opportunity_or_account")
     def linked(cls, df: pd.DataFrame) -> Series[bool]:

@@ -28,6 +28,9 @@ ACTIVITY_TYPES = np.array(["email", "call", "meeting", "demo", "other"])
 DIRECTIONS = np.array(["outbound", "inbound", "unknown"])
 FRIDAY = 4
 SPONSOR = int(np.flatnonzero(EVENT_NAMES == "sponsor_joined")[0])
+BOOKED_CALLS = 0.3  # share of calls booked ahead (meetings and demos always are)
+BOOKING_LEAD_DAYS = 6.0  # mean days from booking to the meeting, past a half-day minimum
+LOGGED_LATE = 0.1  # share of other touches logged after they happen (mean half a day later)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def activities(
     horizon: float,
     per_deal: float,
 ) -> pd.DataFrame:
-    """Activity rows (deal or -1, account, t, type, direction, contact position) before the export."""
+    """Activity rows (deal or -1, account, t, created, type, direction, contact position) known
+    before the export: t is when the touch happens, created when it was booked or logged."""
     spans = segments(path)
     length = (spans["end"] - spans["start"]).to_numpy()
     health = spans["health"].to_numpy()
@@ -106,6 +110,21 @@ def activities(
     kind[is_sponsor] = 2
     del meeting, draw, email_end
 
+    # When each row was known: meetings, demos and some calls are booked ahead, drawn from the
+    # state on the day they are booked (a next step says what the deal was then, not later);
+    # other touches are logged when they happen, a few of them late.
+    # Its own stream (spawning leaves `rng` as it was): the draws after it are unchanged.
+    book = rng.spawn(1)[0]
+    booked = (kind == 2) | (kind == 3) | ((kind == 1) & (book.random(len(deal)) < BOOKED_CALLS))
+    booked[is_sponsor] = False  # booked on the day the sponsor joined, below
+    created = t.copy()
+    lead = np.minimum(0.5 + book.exponential(BOOKING_LEAD_DAYS, len(t)), 45.0)
+    t = np.where(booked, t + lead, t)
+    late = ~booked & ~is_sponsor & (book.random(len(deal)) < LOGGED_LATE)
+    created[late] += book.exponential(0.5, int(late.sum()))
+    created[is_sponsor] = np.asarray(joined["t"].to_numpy(), dtype=float)
+    del booked, late, lead
+
     # Prospect-initiated touches come from buyers who care.
     direction = (rng.random(len(deal)) < sigmoid(-0.9 + 0.8 * h)).astype(np.int8)
     direction[rng.random(len(deal)) < 0.04] = 2
@@ -129,6 +148,7 @@ def activities(
             "deal": deal.astype(np.int32),
             "account": account.astype(np.int32),
             "t": t,
+            "created": created,
             "type": kind,
             "direction": direction,
             "contact": contact,
@@ -136,13 +156,15 @@ def activities(
     )
     # Account-level touches (newsletters, events) not tied to any deal.
     m = int(0.04 * len(deal))
-    del deal, account, t, kind, direction, contact
+    del deal, account, t, created, kind, direction, contact
     n_accounts = len(world.contact_count)
+    account_t = rng.uniform(0.0, horizon, m)
     on_account = pd.DataFrame(
         {
             "deal": np.full(m, -1, dtype=np.int32),
             "account": rng.integers(0, n_accounts, m).astype(np.int32),
-            "t": rng.uniform(0.0, horizon, m),
+            "t": account_t,
+            "created": account_t,
             "type": np.where(rng.random(m) < 0.7, 0, 4).astype(np.int8),
             "direction": np.zeros(m, dtype=np.int8),
             "contact": np.full(m, -1, dtype=np.int32),
@@ -150,7 +172,8 @@ def activities(
     )
     rows = pd.concat([on_deal, on_account], ignore_index=True)
     del on_deal
-    rows = rows[rows["t"] < horizon]
+    # The export holds what was known by its date: next steps booked for after it included.
+    rows = rows[rows["created"] < horizon]
     return rows.sort_values("t", kind="stable", ignore_index=True)
 
 

@@ -334,6 +334,7 @@ def _activity_table(
             ),
             Activities.contact_id: _labels(world.contact_ids, acts["contact"].to_numpy()),
             Activities.direction: _labels(DIRECTIONS, acts["direction"].to_numpy()),
+            Activities.created_at: _timestamps(start, acts["created"].to_numpy()),
         }
     )
 
