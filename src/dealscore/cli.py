@@ -501,6 +501,15 @@ def score(
             help="With --engine spark: groups of deals scored in parallel. Default: 4 per core."
         ),
     ] = None,
+    rep_reasons: Annotated[
+        bool | None,
+        typer.Option(
+            "--rep-reasons/--no-rep-reasons",
+            help="Let the rep's own forecast be one of a deal's reasons (it is always a model "
+            "input). Default: left out, as it tells the rep only what they said.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score every deal open at --as-of with the champion model and write the scores back.
 
@@ -523,6 +532,7 @@ def score(
             engine=engine,
             spark_master=spark_master,
             spark_groups=spark_groups,
+            rep_reasons=rep_reasons,
         )
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_score(data, settings, stamp, mapping, progress=_Progress())
@@ -557,6 +567,13 @@ def score(
             f"drift warning: {len(drifted)} of {len(result.drift)} inputs moved (PSI > "
             f"{settings.psi_warning}): "
             + ", ".join(f"{name} {value:.2f}" for name, value in drifted.head(5).items()),
+            fg=typer.colors.YELLOW,
+        )
+    shift = result.shift_since_previous
+    if shift is not None and shift > settings.psi_warning:
+        typer.secho(
+            f"drift warning: the scores moved against the previous run (PSI {shift:.2f} over the "
+            "deals scored both times): a new model, or a change in the export",
             fg=typer.colors.YELLOW,
         )
     typer.echo(

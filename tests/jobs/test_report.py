@@ -104,3 +104,12 @@ def test_it_renders_in_a_headless_browser_without_console_errors(report):
     assert "Uncaught" not in logged.stderr and ":CONSOLE(" not in logged.stderr
     assert shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
+
+
+def test_the_page_lists_the_deals_with_no_next_step_booked(report):
+    page = report.read_text()
+    # the generated export says when meetings were booked: the view is there, with deals
+    assert "No next step booked" in page
+    section = page.split("No next step booked", 1)[1]
+    assert re.search(r"[\d,]+ of [\d,]+ open deals \(\d+% of the open amount\)", section)
+    assert section.count("<tr>") > 1 and "days ago" in section

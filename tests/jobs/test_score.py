@@ -278,10 +278,15 @@ def test_rows_breaking_the_contract_are_quarantined_not_fatal(crm, settings, tmp
 
 
 def test_drift_is_quiet_on_the_training_export_and_loud_on_a_shifted_one(crm, settings, tmp_path):
-    # when the export the model was trained on is scored at its own time (a fresh demo)
+    # when the export the model was trained on is scored a week before its end, then at its own
+    # time (a fresh demo, run nightly)
+    week_before = run_score(crm, settings, as_of=pd.Timestamp("2026-05-25", tz="UTC"))
     fresh = run_score(crm, settings)
-    # then nothing moved: the reference is the open pipeline at training time
+    # then nothing moved: the reference is the open pipeline at training time, and the scores
+    # of the deals scored both times moved as a week moves them
+    assert week_before.shift_since_previous is None
     assert fresh.drift.max() < 0.2, fresh.drift.sort_values().tail()
+    assert fresh.shift_since_previous is not None and fresh.shift_since_previous < 0.2
     # given the same export where 40% of the open deals come from a lead source never seen
     shifted = tmp_path / "shifted"
     shifted.mkdir()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES
+from dealscore.features.forecast import REP_INPUTS
 from dealscore.jobs.train import DataMinimumError, TrainSettings, run_train
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
@@ -23,6 +25,7 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
     # then every contender was scored on the same rows
     assert set(overall.index) == {
         "model",
+        "model_without_reps",
         "logistic_regression",
         "rep_forecast",
         "rep_category_learned",
@@ -49,6 +52,32 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
     assert set(result.outcomes["outcome"]) == {"won", "lost", "no_decision", "open"}
     won = result.outcomes.set_index("outcome")["mean_probability"]
     assert won["won"] > won["lost"]
+
+
+def test_an_independent_model_never_reads_the_reps_forecasts(crm):
+    # given a model trained with rep_inputs = false
+    result = run_train(crm, replace(FAST, rep_inputs=False))
+    test = result.test[FEATURE_NAMES]
+    # when the reps' inputs it is given change wildly
+    other = test.assign(
+        **{name: test[name].sample(frac=1, random_state=1).to_numpy() for name in REP_INPUTS}
+    )
+    # then its probabilities do not move, and the card says what it was trained on
+    np.testing.assert_array_equal(
+        result.model.predict_proba(test)[:, 1], result.model.predict_proba(other)[:, 1]
+    )
+    assert "model_without_reps" not in set(result.comparison["contender"])
+    # and it still learns something from the CRM alone
+    overall = result.comparison[result.comparison["segment"] == "all"].set_index("contender")
+    assert overall.loc["model", "roc_auc"] > overall.loc["stage_probability", "roc_auc"]
+
+
+def test_reasons_compare_with_what_won_deals_looked_like(crm):
+    # when a model is trained, then it keeps the won deals' typical features per stage
+    profile = run_train(crm, FAST).won_profile
+    assert profile is not None and -1 in profile.index and len(profile) > 2
+    assert 0 < profile.loc[-1, "next_step_scheduled"] < 1
+    assert profile.loc[-1, "distinct_contacts"] >= 1
 
 
 def test_too_little_history_is_refused_with_the_counts(crm):

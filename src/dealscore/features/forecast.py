@@ -41,6 +41,8 @@ FEATURES: list[Feature] = family(
 )
 BIAS_PRIOR = 10.0  # closed deals' worth of weight on "no bias"
 NAMES = [f.name for f in FEATURES]
+# The reps' own inputs: left out of reasons by default, and of an independent model.
+REP_INPUTS: frozenset[str] = frozenset(f.name for f in FEATURES)
 
 
 def latest_forecast(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame | None:

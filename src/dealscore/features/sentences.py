@@ -1,8 +1,9 @@
-"""Plain words for a feature's value, as a reason: "no two-way contact in 23 days".
+"""Reasons in a seller's words: "in Proposal for 40 days; won deals: 12".
 
-Templates are neutral (they state the fact); whether it raised or lowered the score is the
-factor's side. `{}` takes the formatted value; a feature without a template falls back to its
-catalogue description and value. Vectorised: one string operation per (feature, template).
+Each sentence names the real stage, category or value, and where it helps compares it with what
+deals that went on to win looked like at the same stage (`won_profile`, learned from the
+training rows). Templates are neutral: whether the fact raised or lowered the score is the
+factor's side. Vectorised: one string operation per (feature, template), not per deal.
 """
 
 from __future__ import annotations
@@ -11,61 +12,115 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.build import CATALOGUE
+from dealscore.features.forecast import CATEGORY_RANK, REP_INPUTS
 
 WINDOWS = {"7d": "7 days", "30d": "30 days", "90d": "90 days"}
 KINDS = ("activities", "emails", "calls", "meetings", "demos")
+SEGMENTS = ("industry", "size_band", "region", "product", "lead_source")
+SENIORITY = np.array(
+    ["an individual contributor", "a manager", "a director", "a VP", "an executive"]
+)
+CATEGORY = {rank: name.replace("_", " ") for name, rank in CATEGORY_RANK.items()}
+# The reps' own inputs: a reason a rep learns nothing from (ScoreSettings.rep_reasons).
+REP_FEATURES = REP_INPUTS
+ANY_STAGE = -1  # the won profile's row for deals whose stage is not known
 
-# name -> (template, format): days / count / percent / pct_change / log_money / number / flag
+# name -> (template, format). `{v}` is the value, `{stage}` the deal's stage, `{won}` the won
+# deals' typical value at that stage (the part from "; won" is dropped when there is none).
+# Formats: days, count, percent, ratio, pct_change, money, number, signed, seniority, category.
 TEMPLATES: dict[str, tuple[str, str]] = {
-    "age_days": ("open for {} days", "days"),
-    "age_vs_won_cycle": ("{} of a typical won deal's cycle so far", "percent"),
-    "stage_rank": ("at stage {} of the usual order", "count"),
-    "days_in_stage": ("{} days in the current stage", "days"),
-    "stage_time_vs_won": ("{} of the time won deals spent in this stage", "percent"),
-    "stage_regressions": ("moved back a stage {} times", "count"),
-    "close_date_pushes": ("close date pushed {} times", "count"),
-    "total_slip_days": ("close date slipped {} days in all", "days"),
-    "close_date_days_out": ("expected to close in {} days", "days"),
-    "amount_log": ("deal size {}", "log_money"),
-    "amount_change_pct": ("amount changed {} since first quoted", "pct_change"),
-    "late_entry": ("entered the pipeline late (proposal or later)", "flag"),
-    "days_to_quarter_end": ("{} days to quarter end", "days"),
-    "close_in_quarter_last_weeks": ("close date in the last 3 weeks of a quarter", "flag"),
-    "moved_into_quarter_end": ("close date moved into the quarter's last 3 weeks", "flag"),
-    "days_since_last_activity": ("no activity in {} days", "days"),
-    "activity_trend_14d": ("activity change over two weeks: {}", "number"),
-    "distinct_contacts": ("{} contacts engaged", "count"),
-    "max_seniority": ("most senior contact level {} of 4", "count"),
-    "meetings_per_email_90d": ("{} meetings per email (90 days)", "number"),
-    "days_since_two_way": ("no two-way contact in {} days", "days"),
-    "inbound_share_90d": ("{} of recent touches started by the prospect", "percent"),
-    "response_latency_hours": ("prospect replies after {} hours on average", "count"),
-    "new_senior_stakeholder_30d": ("a VP or executive joined in the last 30 days", "flag"),
-    "icp_rule_score": ("matches {} of the documented ICP", "percent"),
-    "lookalike_win_rate": ("look-alike accounts win {} of deals", "percent"),
-    "owner_win_rate": ("owner wins {} of deals", "percent"),
-    "owner_past_deals": ("owner has {} past deals", "count"),
-    "rep_probability": ("rep's call: {}", "percent"),
-    "rep_category_rank": ("rep's category level {} of 3 (3 = commit)", "count"),
-    "rep_category_change_28d": ("rep's category moved {} levels in 4 weeks", "number"),
-    "days_since_forecast": ("last rep forecast {} days ago", "days"),
-    "owner_forecast_bias": ("owner's calls run {} above outcomes", "percent"),
+    "age_days": ("open {v} days; won deals at this stage: {won}", "days"),
+    "age_vs_won_cycle": ("{v} of a typical won deal's whole cycle already gone", "percent"),
+    "stage_rank": ("in {stage}", "count"),
+    "days_in_stage": ("in {stage} for {v} days; won deals: {won}", "days"),
+    "stage_time_vs_won": ("in {stage} {v} as long as won deals were", "ratio"),
+    "stage_regressions": ("moved back a stage {v} times; won deals at this stage: {won}", "count"),
+    "close_date_pushes": ("close date pushed {v} times; won deals at this stage: {won}", "count"),
+    "total_slip_days": ("close date slipped {v} days in all; won deals: {won}", "days"),
+    "close_date_days_out": ("expected to close in {v} days", "days"),
+    "amount_log": ("deal size {v}; won deals at this stage: {won}", "money"),
+    "amount_change_pct": ("amount changed {v} since first quoted", "pct_change"),
+    "days_to_quarter_end": ("{v} days left in the quarter", "days"),
+    "days_since_last_activity": (
+        "last activity {v} days ago; won deals at this stage: {won}",
+        "days",
+    ),
+    "activity_trend_14d": ("{v} activities in the last 2 weeks against the 2 before", "signed"),
+    "distinct_contacts": ("{v} people engaged; won deals at this stage: {won}", "count"),
+    "max_seniority": ("most senior contact: {v}; won deals at this stage: {won}", "seniority"),
+    "meetings_per_email_90d": ("{v} meetings per email in 90 days; won deals: {won}", "number"),
+    "days_since_two_way": (
+        "last two-way contact {v} days ago; won deals at this stage: {won}",
+        "days",
+    ),
+    "inbound_share_90d": (
+        "the prospect started {v} of recent touches; won deals at this stage: {won}",
+        "percent",
+    ),
+    "response_latency_hours": (
+        "the prospect replies in {v} hours on average; won deals: {won}",
+        "count",
+    ),
+    "days_to_next_step": ("next step in {v} days", "days"),
+    "days_since_next_step_lapsed": (
+        "the last next step passed {v} days ago with nothing new booked",
+        "days",
+    ),
+    "icp_rule_score": ("matches {v} of the ideal customer profile", "percent"),
+    "lookalike_win_rate": ("similar accounts win {v} of their deals", "percent"),
+    "owner_win_rate": ("the owner wins {v} of their deals", "percent"),
+    "owner_past_deals": ("the owner has {v} past deals", "count"),
+    "rep_probability": ("rep's probability: {v}", "percent"),
+    "rep_category_rank": ("rep's call: {v}", "category"),
+    "rep_category_change_28d": ("rep's call moved {v} levels in 4 weeks", "signed"),
+    "days_since_forecast": ("rep's last forecast {v} days ago", "days"),
     **{
-        f"{kind}_{window}": (f"{{}} {kind} in the last {span}", "count")
+        f"{kind}_{window}": (f"{{v}} {kind} in the last {span}; won deals: {{won}}", "count")
         for kind in KINDS
         for window, span in WINDOWS.items()
     },
     **{
-        f"win_rate_{segment}": (f"deals in this {segment.replace('_', ' ')} win {{}}", "percent")
-        for segment in ("industry", "size_band", "region", "product", "lead_source")
+        f"win_rate_{segment}": (f"deals in this {segment.replace('_', ' ')} win {{v}}", "percent")
+        for segment in SEGMENTS
     },
     **{
         f"won_value_{segment}": (
-            f"typical won deal in this {segment.replace('_', ' ')}: {{}}",
-            "log_money",
+            f"a typical won deal in this {segment.replace('_', ' ')}: {{v}}",
+            "money",
         )
-        for segment in ("industry", "size_band", "region", "product", "lead_source")
+        for segment in SEGMENTS
     },
+}
+# Yes/no facts: (when 1, when 0); `{won}` is the share of won deals at this stage with it.
+FLAGS: dict[str, tuple[str, str]] = {
+    "late_entry": (
+        "entered the pipeline at proposal or later",
+        "entered the pipeline before proposal",
+    ),
+    "close_in_quarter_last_weeks": (
+        "close date in the quarter's last 3 weeks",
+        "close date before the quarter's last 3 weeks",
+    ),
+    "moved_into_quarter_end": (
+        "close date moved into the quarter's last 3 weeks",
+        "close date kept out of a quarter's last 3 weeks",
+    ),
+    "new_senior_stakeholder_30d": (
+        "a VP or executive joined in the last 30 days",
+        "no new VP or executive in the last 30 days",
+    ),
+    "next_step_scheduled": (
+        "next step booked; won deals at this stage with one: {won}",
+        "no meeting booked; won deals at this stage with one: {won}",
+    ),
+    "stale_no_next_step": (
+        "stale: nothing booked and no two-way contact in 30 days",
+        "booked or in two-way contact within 30 days",
+    ),
+}
+# Signed shares read as "above" or "below", never "-10% above": (before, after) the share.
+SIGNED_SHARES: dict[str, tuple[str, str]] = {
+    "owner_forecast_bias": ("the owner's calls run ", " outcomes"),
 }
 DESCRIPTIONS = {feature.name: feature.description for feature in CATALOGUE}
 # A missing value often is the fact: no two-way contact has happened yet.
@@ -77,43 +132,177 @@ MISSING: dict[str, str] = {
     "rep_category_rank": "no rep forecast yet",
     "response_latency_hours": "the prospect has not replied yet",
     "stage_rank": "stage not known to the model",
+    "days_to_next_step": "no next step booked",
+    "days_since_next_step_lapsed": "a next step is booked, or none ever was",
+    "next_step_scheduled": "bookings not in the export",
+    "stale_no_next_step": "bookings not in the export",
+    **{
+        f"won_value_{s}": f"a typical won deal in this {s.replace('_', ' ')}: not known"
+        for s in SEGMENTS
+    },
+    **{
+        name: "activities not in the export"
+        for name in (
+            *(f"{kind}_{window}" for kind in KINDS for window in WINDOWS),
+            "activity_trend_14d",
+            "distinct_contacts",
+            "meetings_per_email_90d",
+        )
+    },
+    **{f"win_rate_{s}": f"win rate in this {s.replace('_', ' ')}: not known" for s in SEGMENTS},
+    "inbound_share_90d": "no inbound or outbound touches in 90 days",
+    "age_days": "age not known",
+    "age_vs_won_cycle": "no won deals yet to compare its age with",
+    "days_in_stage": "time in stage not known",
+    "stage_time_vs_won": "no won deals yet to compare its time in stage with",
+    "stage_regressions": "stage history not in the export",
+    "close_date_pushes": "close-date history not in the export",
+    "total_slip_days": "close-date history not in the export",
+    "close_date_days_out": "no expected close date",
+    "amount_log": "no amount",
+    "amount_change_pct": "amount history not in the export",
+    "late_entry": "first stage not known",
+    "days_to_quarter_end": "quarter end not known",
+    "close_in_quarter_last_weeks": "no expected close date",
+    "moved_into_quarter_end": "close-date history not in the export",
+    "new_senior_stakeholder_30d": "contacts' seniority not in the export",
+    "icp_rule_score": "the account's profile is not in the export",
+    "lookalike_win_rate": "no similar accounts to compare with",
+    "owner_win_rate": "the owner's record not known",
+    "owner_past_deals": "the owner's record not known",
+    "owner_forecast_bias": "the owner's past calls not known",
+    "rep_category_change_28d": "no rep forecast 4 weeks ago",
+    "max_seniority": "no contact engaged yet",
 }
 
 
 def _format(values: np.ndarray, kind: str) -> pd.Series:
     v = pd.Series(values, dtype=float)
     if kind in ("days", "count"):
-        text = v.round().astype("Int64").astype("str")
-    elif kind == "percent":
-        text = (v * 100).round().astype("Int64").astype("str") + "%"
-    elif kind == "pct_change":
-        text = (v * 100).round().astype("Int64").map("{:+d}%".format, na_action="ignore")
-    elif kind == "log_money":
-        text = (10**v).round(-2).astype("Int64").map("{:,}".format, na_action="ignore")
-    else:
-        text = v.round(2).astype("str")
+        return v.round().astype("Int64").map("{:,}".format, na_action="ignore")
+    if kind == "percent":
+        return (v * 100).round().astype("Int64").astype("str") + "%"
+    if kind == "ratio":
+        return v.round(1).map("{:g}x".format, na_action="ignore")
+    if kind == "pct_change":
+        return (v * 100).round().astype("Int64").map("{:+d}%".format, na_action="ignore")
+    if kind == "money":
+        return _money(10**v - 1)  # amounts are features as log10(1 + amount)
+    if kind == "signed":
+        return v.round().astype("Int64").map("{:+d}".format, na_action="ignore")
+    if kind == "seniority":
+        return pd.Series(SENIORITY[np.clip(np.round(v.fillna(0)), 0, 4).astype(int)])
+    if kind == "category":
+        return v.round().map(CATEGORY).fillna("no call")
+    return v.round(1).map("{:g}".format, na_action="ignore")
+
+
+def _money(amounts: pd.Series) -> pd.Series:
+    """Amounts as people say them: 14,500 -> "14.5k", 1,230,000 -> "1.23M", 830 -> "830"
+    (no currency: the export's amounts are in its corporate currency, whichever that is)."""
+    out = amounts.round().astype("Int64").map("{:,}".format, na_action="ignore")
+    for floor, unit in ((1e3, "k"), (1e6, "M"), (1e9, "B")):
+        at = amounts >= floor
+        if at.any():
+            out[at] = (amounts[at] / floor).map("{:.3g}".format) + unit
+    return out
+
+
+def won_profile(features: pd.DataFrame, won: np.ndarray) -> pd.DataFrame:
+    """What deals that went on to win looked like, per stage rank: the median of each feature
+    (the share for yes/no facts) over training rows labelled won; row ANY_STAGE: all stages."""
+    rows = features.loc[np.asarray(won, dtype=bool)]
+    names = [n for n in DESCRIPTIONS if n in rows]
+    flags = [n for n in names if n in FLAGS]
+    medians = [n for n in names if n not in FLAGS]
+    stage = rows["stage_rank"].fillna(ANY_STAGE).astype(int) if "stage_rank" in rows else None
+
+    def profile(part: pd.DataFrame) -> pd.Series:
+        return pd.concat([part[medians].median(), part[flags].mean()])
+
+    table = {ANY_STAGE: profile(rows)}
+    if stage is not None:
+        for rank, part in rows.groupby(stage.to_numpy()):
+            if len(part) >= 20 and rank != ANY_STAGE:  # fewer: too few won deals to say
+                table[int(rank)] = profile(part)
+    return pd.DataFrame(table).T.sort_index()
+
+
+def _won_values(profile: pd.DataFrame | None, name: str, stage_rank: np.ndarray) -> np.ndarray:
+    if profile is None or name not in profile:
+        return np.full(len(stage_rank), np.nan)
+    column = profile[name]
+    fallback = column.get(ANY_STAGE, np.nan)
+    ranks = np.nan_to_num(stage_rank, nan=ANY_STAGE).astype(int)
+    return column.reindex(ranks).fillna(fallback).to_numpy(dtype=float)
+
+
+def _fill(template: str, value: pd.Series, stage: pd.Series, won: pd.Series) -> pd.Series:
+    """The template with {v}, {stage} and {won} filled row by row; the comparison dropped
+    where the won deals' value is unknown."""
+    head, sep, comparison = template.partition("; won")
+    text = pd.Series(head, index=value.index, dtype=object)
+    for key, column in (("{v}", value), ("{stage}", stage)):
+        if key in head:
+            left, _, right = text.str.partition(key).T.to_numpy()
+            text = pd.Series(left + column.astype(str).to_numpy() + right, index=value.index)
+    if sep:
+        has = won.notna()
+        left, _, right = (sep + comparison).partition("{won}")
+        text[has] = text[has] + left + won[has].astype(str) + right
     return text
 
 
-def sentences(features: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A reason per (feature name, value) pair; None where the feature is None."""
+def sentences(
+    features: np.ndarray,
+    values: np.ndarray,
+    stage_rank: np.ndarray | None = None,
+    stage_names: dict[int, str] | None = None,
+    profile: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """A reason per (feature name, value) pair, None where the feature is None. With each row's
+    stage rank, the stage names (rank -> CRM name) and the won profile, sentences name the stage
+    and compare with won deals there."""
     out = np.full(len(features), None, dtype=object)
+    ranks = np.full(len(features), np.nan) if stage_rank is None else np.asarray(stage_rank, float)
     names = pd.Series(features, dtype=object)
+    stage_text = _stage_text(ranks, stage_names or {})
     for name, rows in names.groupby(names, sort=False).groups.items():
         at = np.asarray(rows)
-        template, kind = TEMPLATES.get(name, (f"{DESCRIPTIONS.get(name, name)}: {{}}", "number"))
-        if kind == "flag":
-            out[at] = template if "{}" not in template else template.format("yes")
-            continue
-        head, _, tail = template.partition("{}")
         known = ~np.isnan(values[at])
-        fallback = (
-            template.replace("{}", "not known")
-            if template.endswith(": {}")
-            else f"{DESCRIPTIONS.get(name, name)}: not known"
-        )
-        out[at[~known]] = MISSING.get(name, fallback)
-        if known.any():
-            text = head + _format(values[at[known]], kind).astype(str) + tail
-            out[at[known]] = text.to_numpy(dtype=object)
+        out[at[~known]] = MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")
+        at = at[known]
+        if not len(at):
+            continue
+        won = _won_values(profile, name, ranks[at])
+        out[at] = _sentence(name, values[at], stage_text[at], won)
     return out
+
+
+def _stage_text(ranks: np.ndarray, stage_names: dict[int, str]) -> pd.Series:
+    """The CRM's name for each row's stage rank ("Proposal"), or "its current stage"."""
+    shown = {float(r): str(n).replace("_", " ").capitalize() for r, n in stage_names.items()}
+    return pd.Series(ranks).map(shown).astype(object).fillna("its current stage")
+
+
+def _sentence(name: str, value: np.ndarray, stage: pd.Series, won: np.ndarray) -> np.ndarray:
+    index = pd.RangeIndex(len(value))
+    stage = stage.reset_index(drop=True)
+    if name in FLAGS:
+        yes, no = FLAGS[name]
+        share = _format(won, "percent").where(~np.isnan(won))
+        on = value >= 0.5
+        text = pd.Series("", index=index, dtype=object)
+        for mask, template in ((on, yes), (~on, no)):
+            if mask.any():
+                part = _fill(template, pd.Series("", index=index[mask]), stage[mask], share[mask])
+                text[mask] = part
+        return text.to_numpy(dtype=object)
+    if name in SIGNED_SHARES:
+        before, after = SIGNED_SHARES[name]
+        side = np.where(value >= 0, " above", " below")
+        return (before + _format(np.abs(value), "percent") + side + after).to_numpy(dtype=object)
+    template, kind = TEMPLATES.get(name, (f"{DESCRIPTIONS.get(name, name)}: {{v}}", "number"))
+    shown = _format(value, kind)
+    compared = _format(won, kind).where(~np.isnan(won))
+    return _fill(template, shown, stage, compared).to_numpy(dtype=object)

@@ -21,6 +21,7 @@ from dealscore.features.asof import last_event
 from dealscore.io import read_valid
 from dealscore.jobs.compare import BacktestResult, backtest, period_bounds, period_deals
 from dealscore.jobs.score import ScoreSettings, load_model, score_deals
+from dealscore.schemas.tables import Opportunities
 from dealscore.progress import Progress, silent
 from dealscore.tracking import plots
 
@@ -84,6 +85,47 @@ def _deal_table(frame: pd.DataFrame, reason_columns: list[str]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _next_step_section(scores: pd.DataFrame, features: pd.DataFrame, amount: pd.Series) -> str:
+    """Open deals with nothing booked: the view a sales leader starts a pipeline review with."""
+    title = "<h2>No next step booked</h2>"
+    steps = features.set_index("opportunity_id")[
+        ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
+    ]
+    deals = scores.join(steps, on="opportunity_id").assign(
+        amount=scores["opportunity_id"].map(amount).to_numpy(dtype=float)
+    )
+    if deals["next_step_scheduled"].isna().all():
+        return (
+            f"{title}<p>The export does not say when activities were booked "
+            "(<code>activities.created_at</code>), so a meeting on the calendar cannot be told "
+            "from one that took place: no next-step view.</p>"
+        )
+    none = deals[deals["next_step_scheduled"] == 0]
+    amount = deals["amount"].fillna(0)
+    share = amount[deals["next_step_scheduled"] == 0].sum() / max(amount.sum(), 1.0)
+    top = none.assign(amount=none["amount"].fillna(0)).nlargest(TOP_DEALS, "amount")
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.opportunity_id))}</td><td>{r.amount:,.0f}</td>"
+        f"<td>{r.win_probability:.0%}</td><td>{_days(r.days_since_two_way)}</td>"
+        f"<td>{_days(r.days_since_next_step_lapsed)}</td></tr>"
+        for r in top.itertuples()
+    )
+    head = (
+        "<tr><th>deal</th><th>amount</th><th>model</th><th>last two-way contact</th>"
+        "<th>last next step passed</th></tr>"
+    )
+    return (
+        f"{title}<p>{len(none):,} of {len(deals):,} open deals ({share:.0%} of the open amount) "
+        "have no meeting, call or demo on the calendar. Experienced sales leaders treat these as "
+        "dying until someone books the next step. The largest:</p>"
+        f'<table class="next-step">{head}{rows}</table>'
+    )
+
+
+def _days(value: float) -> str:
+    return "never" if np.isnan(value) else f"{value:,.0f} days ago"
+
+
 @dataclass(frozen=True)
 class ReportResult:
     path: Path
@@ -142,7 +184,9 @@ def run_report(
     replay = backtest(tables, periods, settings, progress)
     now = as_of or last_event(tables)
     progress(f"scoring the open pipeline as of {now:%Y-%m-%d}")
-    scores, _, _ = score_deals(tables, loaded, now, ScoreSettings(track=False))
+    scores, _, features = score_deals(tables, loaded, now, ScoreSettings(track=False))
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
     quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
     current = period_deals(
         tables,
@@ -207,6 +251,7 @@ Each period is forecast at its start by a model trained only on the history befo
 {_deal_table(at_risk, reasons_down)}
 <h2>Most upside (model above rep, by amount)</h2>
 {_deal_table(upside, reasons_up)}
+{_next_step_section(scores, features, amounts)}
 <script>
 const imgs = [...document.images];
 const done = () => {{ document.body.dataset.chartsLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length; }};

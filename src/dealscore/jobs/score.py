@@ -20,11 +20,11 @@ from dealscore.features import build_features
 from dealscore.features.asof import export_time, last_event
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
-from dealscore.features.sentences import sentences
+from dealscore.features.sentences import REP_FEATURES, sentences
 from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
-from dealscore.model.drift import population_stability
+from dealscore.model.drift import population_stability, shift_since_previous
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends
 from dealscore.progress import Laps, Progress, silent
@@ -57,6 +57,9 @@ class ScoreSettings:
     engine: str = "pandas"  # pandas (one process) or spark (docs/spark.md)
     spark_master: str = ""  # empty: the active session, else local[*]
     spark_groups: int = 0  # deal groups scored in parallel; 0: 4 per core Spark offers
+    # The rep's own forecast stays a model input, but as a reason it tells the rep only what
+    # they said: left out of the reasons unless this is set.
+    rep_reasons: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -99,6 +102,14 @@ class ScoreResult:
     as_of: pd.Timestamp
     drift: pd.Series  # PSI per feature and for the score
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def shift_since_previous(self) -> float | None:
+        """PSI of the scores against the previous run's, on the deals scored both times."""
+        return shift_since_previous(
+            self.scores["win_probability"].to_numpy(dtype=float),
+            self.scores["previous_probability"].to_numpy(dtype=float),
+        )
 
 
 def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
@@ -157,9 +168,14 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
 
 
 def _factor_frame(
-    credits: np.ndarray, values: np.ndarray, names: np.ndarray
+    credits: np.ndarray, values: np.ndarray, names: np.ndarray, bundle: ModelBundle, rep: bool
 ) -> dict[str, np.ndarray]:
+    if not rep:  # the rep's inputs still count in the score, just not as its reasons
+        credits = np.where(np.isin(names, list(REP_FEATURES)), 0.0, credits)
     up, down = top_factors(credits, FACTORS)
+    stage = names.tolist().index("stage_rank") if "stage_rank" in names else None
+    stage_rank = values[:, stage] if stage is not None else None
+    stage_names = {rank: name for name, rank in bundle.feature_state.stage_order.items()}
     rows = np.arange(len(credits))
     out: dict[str, np.ndarray] = {}
     for direction, picks in (("up", up), ("down", down)):
@@ -169,17 +185,27 @@ def _factor_frame(
             safe = np.where(has, pick, 0)
             feature = np.where(has, names[safe], None).astype(object)
             contribution = np.where(has, credits[rows, safe], np.nan)
-            reason = sentences(feature, np.where(has, values[rows, safe], np.nan))
+            reason = sentences(
+                feature,
+                np.where(has, values[rows, safe], np.nan),
+                stage_rank,
+                stage_names,
+                bundle.won_profile,
+            )
             f_col, c_col, r_col = factor_columns(direction, rank + 1)
             out[f_col], out[c_col], out[r_col] = feature, contribution, reason
     return out
 
 
 def explain(
-    bundle: ModelBundle, X: pd.DataFrame, chunk: int = 100_000, progress: Progress = silent
+    bundle: ModelBundle,
+    X: pd.DataFrame,
+    chunk: int = 100_000,
+    progress: Progress = silent,
+    rep_reasons: bool = False,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
-    memory for a million deals)."""
+    memory for a million deals); the rep's own forecast is a reason only with rep_reasons."""
     estimator = bundle.estimator
     trees = bundle.trees or tree_arrays(estimator.booster_.booster_, estimator.best_iteration_)
     names = np.asarray(bundle.feature_names)
@@ -190,7 +216,7 @@ def explain(
         part = X.iloc[start : start + chunk]
         credits = path_contributions(trees, part.to_numpy(dtype=float))
         probabilities.append(estimator.calibrate(trees.base + credits.sum(axis=1)))
-        parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names))
+        parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names, bundle, rep_reasons))
         if len(X) > chunk:
             done = min(start + chunk, len(X))
             progress(f"scored and explained {done:,} of {len(X):,} deals ({done / len(X):.0%})")
@@ -219,7 +245,7 @@ def score_deals(
         )
     X = features[bundle.feature_names]
     progress(f"features built for {len(features):,} open deals; scoring and explaining")
-    p, factors = explain(bundle, X, progress=progress)
+    p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
 
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amount = (
@@ -475,5 +501,10 @@ def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
                 "psi_max": float(result.drift.max()) if len(result.drift) else 0.0,
                 **{f"band_{band}": float(bands_share.get(band, 0.0)) for band in "ABCD"},
                 **{f"psi.{name}": float(v) for name, v in result.drift.items()},
+                **(
+                    {"psi_vs_previous_run": shift}
+                    if (shift := result.shift_since_previous) is not None
+                    else {}
+                ),
             }
         )

@@ -160,6 +160,7 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
             forward=result.forward.table if result.forward is not None else None,
             heroics=_heroics_text(result),
             limits=_limits(result),
+            rep_inputs=settings.rep_inputs,
         )
     )
 
@@ -286,6 +287,7 @@ def track_training(
                 in_quarter=result.in_quarter,
                 horizon_days=result.horizon_days,
                 forward=result.forward.table if result.forward is not None else None,
+                won_profile=result.won_profile,
             )
             info = mlflow.pyfunc.log_model(
                 name="model",

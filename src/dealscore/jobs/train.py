@@ -20,8 +20,10 @@ from dealscore.features import (
 )
 from dealscore.features.asof import last_event
 from dealscore.features.baselines import crm_baselines
+from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import DAY, micros, quarter_end_micros
+from dealscore.features.sentences import won_profile
 from dealscore.features.snapshots import label_horizon, snapshots
 from dealscore.io import read_valid
 from dealscore.io.truth import read_truth
@@ -63,6 +65,10 @@ class TrainSettings:
     seed: int = 0
     icp: str = "features/icp.yaml"
     in_quarter_model: bool = True
+    # false: the model never sees the reps' forecasts (an independent second opinion); true
+    # also fits that independent model as a contender, so the card shows what the reps add.
+    rep_inputs: bool = True
+    independent_contender: bool = True
     forward_dates: int = 3
     forward_every_days: float = 56.0
     max_forward_ece: float = 0.05
@@ -166,6 +172,7 @@ class TrainResult:
     horizon_days: float | None = None  # grid: win_probability = P(won within this many days)
     scheme: str = "grid"
     forward: ForwardTest | None = None  # the recipe replayed at past dates (run_forward)
+    won_profile: pd.DataFrame | None = None  # won deals' typical features per stage, for reasons
     tracking: Tracking | None = None
 
 
@@ -288,11 +295,19 @@ def training_rows(
     warning = cohort_warning(rows, settings.cohort_warning_ratio)
     if warning:
         progress(f"WARNING: {warning}")
+    if not settings.rep_inputs:
+        rows = without_rep_inputs(rows)
     parts = {name: rows[rows["slice"] == name] for name in SLICES}
     progress("slices: " + ", ".join(f"{name} {len(part):,}" for name, part in parts.items()))
     return TrainingRows(
         parts, boundaries, state, state_before, cutoff, horizon, rules, snap_settings.scheme
     )
+
+
+def without_rep_inputs(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with the reps' inputs blanked: a feature missing on every training row never
+    makes a split, so the model cannot use it, whatever scoring later passes in."""
+    return rows.assign(**{name: np.nan for name in sorted(REP_INPUTS)})
 
 
 def _heroic_ids(tables: CrmTables, prepared: TrainingRows, settings: TrainSettings) -> pd.Series:
@@ -382,6 +397,13 @@ def fit_and_evaluate(
         except ValueError as exc:  # too few in-quarter wins in a slice: compare uses slips
             progress(f"no won-this-quarter model: {exc}")
 
+    independent = None
+    has_rep_inputs = bool(train[sorted(REP_INPUTS)].notna().to_numpy().any())
+    if settings.rep_inputs and settings.independent_contender and has_rep_inputs:
+        progress("training the independent model (without the reps' forecasts)")
+        blank = {name: without_rep_inputs(part) for name, part in parts.items()}
+        independent = _fit(replace(prepared, parts=blank), settings, weight)
+
     progress("evaluating against the baselines on the test slice")
     logistic = logistic_baseline().fit(train[FEATURE_NAMES], train["label"])
     keys = test[["opportunity_id", "as_of"]]
@@ -389,6 +411,11 @@ def fit_and_evaluate(
     learned = crm["rep_category"].map(_learned_categories(tables, train))
     predictions = {
         "model": model.predict_proba(test[FEATURE_NAMES])[:, 1],
+        **(
+            {"model_without_reps": independent.predict_proba(test[FEATURE_NAMES])[:, 1]}
+            if independent is not None
+            else {}
+        ),
         "logistic_regression": logistic.predict_proba(test[FEATURE_NAMES])[:, 1],
         "rep_forecast": crm["rep_probability"].to_numpy(dtype=float),
         "rep_category_learned": learned.to_numpy(dtype=float),
@@ -429,6 +456,7 @@ def fit_and_evaluate(
         predictions=predictions,
         heroics=heroics,
         reference=drift_reference,
+        won_profile=won_profile(train[FEATURE_NAMES], train["label"].to_numpy()),
         in_quarter=in_quarter,
         in_quarter_metrics=in_quarter_metrics,
         window={

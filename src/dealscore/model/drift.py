@@ -81,3 +81,17 @@ def stability_from_counts(ref: Reference, counts: dict[str, np.ndarray]) -> pd.S
 def population_stability(ref: Reference, frame: pd.DataFrame) -> pd.Series:
     """PSI per column: sum over bins of (now - then) * ln(now / then). Above 0.2: a real shift."""
     return stability_from_counts(ref, bin_counts(ref, frame))
+
+
+MIN_SHARED = 50  # fewer deals scored both times: too few to say the distribution moved
+
+
+def shift_since_previous(current: np.ndarray, previous: np.ndarray) -> float | None:
+    """PSI of this run's probabilities against the previous run's, over the deals scored both
+    times (NaN previous: new deals, left out); None with fewer than MIN_SHARED such deals.
+    The same deals a week on move a little; a new model or a broken feed moves them all."""
+    both = ~np.isnan(previous) & ~np.isnan(current)
+    if both.sum() < MIN_SHARED:
+        return None
+    ref = reference(pd.DataFrame({"p": previous[both]}), ["p"])
+    return float(population_stability(ref, pd.DataFrame({"p": current[both]}))["p"])

@@ -33,6 +33,7 @@ def model_card(
     limits: list[str],
     horizon_days: float | None = None,
     forward: pd.DataFrame | None = None,
+    rep_inputs: bool = True,
 ) -> str:
     """Markdown for a run's `model_card.md`."""
     overall = comparison[comparison["segment"] == "all"][["contender", *METRICS]]
@@ -62,6 +63,15 @@ def model_card(
             f"slice), {calibration} calibration fitted on the calibration slice only."
         ),
         f"- Heroic wins: {heroics}",
+        (
+            "- Inputs: the CRM history and the reps' own forecasts (the model learns how far to "
+            "trust each rep). `model_without_reps` below is the same recipe without the reps' "
+            "forecasts: an opinion independent of the reps, and the gap between the two is what "
+            "the reps' calls add."
+            if rep_inputs
+            else "- Inputs: the CRM history only (rep_inputs = false): the reps' forecasts are not "
+            "used, so the model is an opinion independent of the reps."
+        ),
         "",
         "## Test slice: every contender on the same rows",
         "",

@@ -58,6 +58,9 @@ class ModelBundle:
     in_quarter: WinProbabilityModel | None = None  # P(won before the quarter ends), for compare
     horizon_days: float | None = None  # win_probability = P(won within this many days)
     forward: pd.DataFrame | None = None  # the recipe's forward test (jobs/forward.py), per date
+    # What deals that went on to win looked like, per stage (features.sentences.won_profile):
+    # reasons compare each deal with it. None in bundles saved before it existed.
+    won_profile: pd.DataFrame | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""
