@@ -375,6 +375,15 @@ def train(
         typer.echo(
             f"win_probability = P(won within {result.horizon_days:g} days of the as-of date)"
         )
+    if result.outcome_metrics is not None:
+        typer.echo("three outcomes on the test rows (flat split: the rest split by base rate)")
+        typer.echo(
+            result.outcome_metrics.set_index(["outcome", "contender"])[
+                ["mean_predicted", "actual", "ece", "roc_auc", "brier"]
+            ]
+            .round(4)
+            .to_string(na_rep="")
+        )
     if result.forward is not None:
         _echo_forward(result.forward)
     if result.tracking is not None:

@@ -129,3 +129,8 @@ def test_the_won_profile_is_per_stage_and_overall():
     )
     # and a stage with fewer than 20 won rows has none of its own
     assert won_profile(frame.head(30), won[:30]).index.tolist() == [ANY_STAGE]
+
+
+def test_one_of_a_thing_is_singular():
+    out = reasons([("meetings_7d", 1.0), ("distinct_contacts", 1.0), ("days_in_stage", 1.2)])
+    assert out == ["1 meeting in the last 7 days", "1 person engaged", "in Proposal for 1 day"]

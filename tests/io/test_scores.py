@@ -27,6 +27,8 @@ def scores(n: int, p: float, as_of: pd.Timestamp = AS_OF, version: str = "3", ma
             "model_version": version,
             "run_id": "r1",
             "win_probability": p,
+            "lost_probability": (1 - p) * 0.6,
+            "no_decision_probability": (1 - p) * 0.4,
             "band": "B",
             "expected_amount": 1000.0 * p,
             "previous_probability": np.nan,
@@ -244,3 +246,24 @@ def test_an_existing_scores_table_of_another_shape_is_refused_untouched(tmp_path
     with pytest.raises(StoreError, match="table scores in .* is not dealscore's"):
         open_store(url)
     assert pd.read_sql_table("scores", url).to_dict("list") == {"deal": ["D1"], "score": [0.4]}
+
+
+def test_a_table_written_by_an_earlier_version_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    # given a scores table written before the three outcomes existed
+    url = f"sqlite:///{tmp_path / 'scores.db'}"
+    old = scores(3, 0.5, as_of=AS_OF - pd.Timedelta(days=1))
+    old = old.drop(columns=["lost_probability", "no_decision_probability"])
+    engine = sa.create_engine(url)
+    store = open_store(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE scores DROP COLUMN lost_probability")
+        connection.exec_driver_sql("ALTER TABLE scores DROP COLUMN no_decision_probability")
+    old.to_sql("scores", engine, if_exists="append", index=False)
+    # when this version opens it and writes a run
+    store = open_store(url)
+    store.write(Run(AS_OF, "dealscore", "3"), scores(3, 0.2), rejected(0))
+    # then the old rows are kept, with the new columns empty, beside the new rows
+    rows = read_all(store)
+    assert len(rows) == 6
+    assert rows["no_decision_probability"].isna().sum() == 3
+    assert rows["no_decision_probability"].dropna().tolist() == pytest.approx([0.32] * 3)

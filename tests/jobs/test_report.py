@@ -113,3 +113,9 @@ def test_the_page_lists_the_deals_with_no_next_step_booked(report):
     section = page.split("No next step booked", 1)[1]
     assert re.search(r"[\d,]+ of [\d,]+ open deals \(\d+% of the open amount\)", section)
     assert section.count("<tr>") > 1 and "days ago" in section
+
+
+def test_the_page_lists_the_deals_drifting_into_no_decision(report):
+    section = report.read_text().split("Drifting into no decision", 1)[1]
+    assert re.search(r"expects [\d,]+ to end in no decision", section)
+    assert 'class="no-decision"' in section and section.count("<tr>") > 1

@@ -63,6 +63,10 @@ def test_every_open_deal_is_scored_like_the_model_would(crm, settings):
     assert row["up_1_contribution"] > 0 and row["down_1_contribution"] < 0
     assert isinstance(row["up_1_reason"], str) and row["up_1_reason"]
     assert set(result.scores["band"]) <= {"A", "B", "C", "D"}
+    # and how the rest ends: won, lost and no decision sum to 1
+    three = result.scores[["win_probability", "lost_probability", "no_decision_probability"]]
+    np.testing.assert_allclose(three.sum(axis=1), 1.0)
+    assert (result.scores["no_decision_probability"] > 0).all()
     assert result.scores[FACTOR_COLUMNS].notna().any().all()
 
 

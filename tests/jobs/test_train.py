@@ -6,13 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES
 from dealscore.features.forecast import REP_INPUTS
-from dealscore.jobs.train import DataMinimumError, TrainSettings, run_train
+from dealscore.jobs.train import DataMinimumError, TrainSettings, _or_base_rate, run_train
+from dealscore.model.outcomes import BaseRate
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
 FAST = TrainSettings(n_estimators=200, learning_rate=0.08, icp="", track=False, forward_dates=0)
@@ -52,6 +54,30 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
     assert set(result.outcomes["outcome"]) == {"won", "lost", "no_decision", "open"}
     won = result.outcomes.set_index("outcome")["mean_probability"]
     assert won["won"] > won["lost"]
+
+
+def test_three_outcomes_are_calibrated_per_class_and_say_more_than_a_flat_split(crm):
+    # when a model is trained on generated data
+    result = run_train(crm, FAST)
+    table = result.outcome_metrics.set_index(["contender", "outcome"])
+    # then won, lost and no decision are each calibrated on the test rows
+    for outcome in ("won", "lost", "no_decision"):
+        assert table.loc[("model", outcome), "ece"] < 0.06, outcome
+        assert (
+            abs(
+                table.loc[("model", outcome), "mean_predicted"]
+                - table.loc[("model", outcome), "actual"]
+            )
+            < 0.05
+        )
+    # and the split is never much worse than by the base rate: on 3,000 deals the no-decision
+    # model learns too little, and the validation slice says so (it falls back to the rate)
+    multiclass = "all (multiclass Brier)"
+    assert (
+        table.loc[("model", multiclass), "brier"]
+        <= table.loc[("model_won_flat_split", multiclass), "brier"] + 0.003
+    )
+    assert result.no_decision is not None
 
 
 def test_an_independent_model_never_reads_the_reps_forecasts(crm):
@@ -116,3 +142,29 @@ def test_a_second_model_says_how_likely_a_win_is_this_quarter(crm):
     ever = result.model.predict_proba(X)[:, 1]
     assert this_quarter.mean() < ever.mean()
     assert result.in_quarter_metrics["positive_rate"] < result.test["label"].mean()
+
+
+class _Scores:
+    """A stand-in model whose probability is a given column."""
+
+    def __init__(self, column: str):
+        self.column = column
+
+    def predict_proba(self, X):
+        return np.column_stack([1 - X[self.column], X[self.column]])
+
+
+def test_a_no_decision_model_that_cannot_rank_falls_back_to_the_base_rate():
+    # given validation rows where one input tells no decisions apart and another is noise
+    rng = np.random.default_rng(0)
+    y = (rng.random(2_000) < 0.4).astype(int)
+    frame = pd.DataFrame(
+        {name: np.full(2_000, np.nan) for name in FEATURE_NAMES} | {"label_no_decision": y}
+    )
+    frame["age_days"] = np.clip(0.4 + 0.3 * (y - 0.4) + rng.normal(0, 0.2, 2_000), 0, 1)
+    frame["owner_win_rate"] = rng.random(2_000)
+    not_won = {"train": frame, "validation": frame}
+    # then the informative model is kept and the noise is replaced by the base rate
+    assert isinstance(_or_base_rate(_Scores("age_days"), not_won, 0.6, print), _Scores)
+    fallback = _or_base_rate(_Scores("owner_win_rate"), not_won, 0.6, print)
+    assert isinstance(fallback, BaseRate) and fallback.rate == pytest.approx(y.mean())

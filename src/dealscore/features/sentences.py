@@ -8,6 +8,8 @@ factor's side. Vectorised: one string operation per (feature, template), not per
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -305,4 +307,22 @@ def _sentence(name: str, value: np.ndarray, stage: pd.Series, won: np.ndarray) -
     template, kind = TEMPLATES.get(name, (f"{DESCRIPTIONS.get(name, name)}: {{v}}", "number"))
     shown = _format(value, kind)
     compared = _format(won, kind).where(~np.isnan(won))
-    return _fill(template, shown, stage, compared).to_numpy(dtype=object)
+    text = _fill(template, shown, stage, compared)
+    one = (shown == "1").to_numpy()
+    if one.any():  # "1 meeting", "1 day": the singular of the counted noun
+        text[one] = _fill(_singular(template), shown[one], stage[one], compared[one])
+    return text.to_numpy(dtype=object)
+
+
+PLURALS = {
+    "activities": "activity",
+    "people": "person",
+    "days": "day",
+    "times": "time",
+    **{f"{kind}s": kind for kind in ("email", "call", "meeting", "demo")},
+}
+
+
+def _singular(template: str) -> str:
+    """The template with the noun right after {v} in the singular ("{v} meetings" -> "{v} meeting")."""
+    return re.sub(r"\{v\} (\w+)", lambda m: "{v} " + PLURALS.get(m[1], m[1]), template, count=1)

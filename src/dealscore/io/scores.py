@@ -134,11 +134,26 @@ class SqlStore:
             ) from exc
         for table in (self.scores, self.rejected):
             missing = sorted({c.name for c in table.columns} - existing[table.name])
+            added = [table.c[name] for name in missing if table.c[name].nullable]
+            if added and set(KEY) <= existing[table.name]:
+                # A table written by an earlier dealscore: its rows stay, new columns are empty.
+                self._add_columns(table, added)
+                missing = [name for name in missing if not table.c[name].nullable]
             if missing:
                 raise StoreError(
                     f"table {table.name} in {self.describe()} is not dealscore's: it lacks "
                     f"{len(missing)} column(s), e.g. {missing[:5]}; write elsewhere (--out) or "
                     "rename that table"
+                )
+
+    def _add_columns(self, table: sa.Table, columns: list[sa.Column]) -> None:
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as connection:
+            for column in columns:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {preparer.quote(table.name)} "
+                    f"ADD COLUMN {preparer.quote(column.name)} {kind}"
                 )
 
     @staticmethod

@@ -21,8 +21,8 @@ from dealscore.features.asof import last_event
 from dealscore.io import read_valid
 from dealscore.jobs.compare import BacktestResult, backtest, period_bounds, period_deals
 from dealscore.jobs.score import ScoreSettings, load_model, score_deals
-from dealscore.schemas.tables import Opportunities
 from dealscore.progress import Progress, silent
+from dealscore.schemas.tables import Opportunities
 from dealscore.tracking import plots
 
 TOP_DEALS = 10
@@ -119,6 +119,36 @@ def _next_step_section(scores: pd.DataFrame, features: pd.DataFrame, amount: pd.
         "have no meeting, call or demo on the calendar. Experienced sales leaders treat these as "
         "dying until someone books the next step. The largest:</p>"
         f'<table class="next-step">{head}{rows}</table>'
+    )
+
+
+def _no_decision_section(scores: pd.DataFrame, amount: pd.Series) -> str:
+    """The deals drifting into "no decision": lost to the status quo, not to a competitor."""
+    title = "<h2>Drifting into no decision</h2>"
+    p = scores["no_decision_probability"]
+    if p.isna().all():
+        return f"{title}<p>This model was trained without the no-decision model.</p>"
+    deals = scores.assign(amount=scores["opportunity_id"].map(amount).to_numpy(dtype=float))
+    top = deals.assign(risk=p * deals["amount"].fillna(0)).nlargest(TOP_DEALS, "risk")
+    reasons = [f"down_{k}_reason" for k in (1, 2, 3)]
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.opportunity_id))}</td><td>{r.amount:,.0f}</td>"
+        f"<td>{r.no_decision_probability:.0%}</td><td>{r.lost_probability:.0%}</td>"
+        f"<td>{r.win_probability:.0%}</td><td>"
+        + "; ".join(html.escape(getattr(r, c)) for c in reasons if isinstance(getattr(r, c), str))
+        + "</td></tr>"
+        for r in top.itertuples()
+    )
+    head = (
+        "<tr><th>deal</th><th>amount</th><th>no decision</th><th>lost</th><th>won</th>"
+        "<th>what holds it back</th></tr>"
+    )
+    expected = (p * deals["amount"].fillna(0)).sum()
+    return (
+        f"{title}<p>Of the open amount, the model expects {expected:,.0f} to end in no decision "
+        "(closed as such, or still undecided at the model's horizon): buyers who stall need a "
+        "reason to act, not a better price. The largest at risk:</p>"
+        f'<table class="no-decision">{head}{rows}</table>'
     )
 
 
@@ -252,6 +282,7 @@ Each period is forecast at its start by a model trained only on the history befo
 <h2>Most upside (model above rep, by amount)</h2>
 {_deal_table(upside, reasons_up)}
 {_next_step_section(scores, features, amounts)}
+{_no_decision_section(scores, amounts)}
 <script>
 const imgs = [...document.images];
 const done = () => {{ document.body.dataset.chartsLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length; }};

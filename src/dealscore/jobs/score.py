@@ -25,6 +25,7 @@ from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
 from dealscore.model.drift import population_stability, shift_since_previous
+from dealscore.model.outcomes import three_outcomes
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
 from dealscore.model.scoring import bands, trends
 from dealscore.progress import Laps, Progress, silent
@@ -247,6 +248,12 @@ def score_deals(
     progress(f"features built for {len(features):,} open deals; scoring and explaining")
     p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
 
+    q = (
+        bundle.no_decision.predict_proba(X)[:, 1]
+        if getattr(bundle, "no_decision", None) is not None  # older bundles have no such field
+        else np.full(len(X), np.nan)
+    )
+    outcomes = three_outcomes(p, q)
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amount = (
         features["opportunity_id"].map(deals[Opportunities.amount]).to_numpy(dtype=float)
@@ -276,6 +283,8 @@ def score_deals(
             "model_version": loaded.version,
             "run_id": loaded.run_id,
             "win_probability": p,
+            "lost_probability": outcomes[:, 1],
+            "no_decision_probability": outcomes[:, 2],
             "band": bands(np.nan_to_num(p), (settings.band_a, settings.band_b, settings.band_c)),
             "expected_amount": amount * p,
             "previous_probability": np.nan,

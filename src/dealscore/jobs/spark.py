@@ -92,6 +92,8 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "model_version": "string",
     "run_id": "string",
     "win_probability": "double",
+    "lost_probability": "double",
+    "no_decision_probability": "double",
     "band": "string",
     "expected_amount": "double",
     **{c: "double" if c.endswith("_contribution") else "string" for c in FACTOR_COLUMNS},

@@ -104,8 +104,15 @@ def _limits(result: TrainResult) -> list[str]:
         (
             "Snapshots are sampled from resolved deals; very long open deals are rarer in "
             "training than in the open pipeline (docs/features.md, length bias)."
+            if result.scheme != "grid"
+            else "Training rows are the deals open on a weekly grid of dates whose label window "
+            "had ended by the export: the last horizon before the export is not trained on."
         ),
-        "Win within the period is not modelled here: this is the probability of ever winning.",
+        (
+            "Win within the quarter is a second model (in_quarter), used by `dealscore compare`."
+            if result.in_quarter is not None
+            else "Win within the quarter is not modelled: `dealscore compare` falls back to slips."
+        ),
     ]
     if "rep_forecast" not in result.predictions:
         limits.append("No rep forecasts in this export: the model was not compared with the reps.")
@@ -137,6 +144,8 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
     tables = folder / "tables"
     tables.mkdir()
     result.comparison.to_csv(tables / "comparison.csv", index=False)
+    if result.outcome_metrics is not None:
+        result.outcome_metrics.to_csv(tables / "outcomes.csv", index=False)
     if result.forward is not None:
         result.forward.table.to_csv(tables / "forward_test.csv", index=False)
         result.forward.reliability().to_csv(tables / "forward_reliability.csv", index=False)
@@ -161,6 +170,7 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
             heroics=_heroics_text(result),
             limits=_limits(result),
             rep_inputs=settings.rep_inputs,
+            outcomes=result.outcome_metrics,
         )
     )
 
@@ -240,6 +250,15 @@ def track_training(
         )
         mlflow.log_metrics(_metrics(result.comparison))
         mlflow.log_metrics({f"in_quarter.{k}": v for k, v in result.in_quarter_metrics.items()})
+        if result.outcome_metrics is not None:
+            mlflow.log_metrics(
+                {
+                    f"outcomes.{row.contender}.{row.outcome.split(' ')[0]}.{metric}": float(value)
+                    for row in result.outcome_metrics.itertuples()
+                    for metric in ("ece", "roc_auc", "brier")
+                    if np.isfinite(value := getattr(row, metric))
+                }
+            )
         if result.forward is not None:
             mlflow.log_metrics(
                 {
@@ -288,6 +307,7 @@ def track_training(
                 horizon_days=result.horizon_days,
                 forward=result.forward.table if result.forward is not None else None,
                 won_profile=result.won_profile,
+                no_decision=result.no_decision,
             )
             info = mlflow.pyfunc.log_model(
                 name="model",

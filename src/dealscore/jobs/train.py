@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from dealscore.features import (
     FEATURE_NAMES,
@@ -34,6 +35,7 @@ from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
 from dealscore.model.metrics import evaluate
+from dealscore.model.outcomes import BaseRate, outcome_labels, outcome_metrics, three_outcomes
 from dealscore.model.split import PURGED, SLICES, SliceShares, assign_slices, date_slices
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
@@ -69,6 +71,9 @@ class TrainSettings:
     # also fits that independent model as a contender, so the card shows what the reps add.
     rep_inputs: bool = True
     independent_contender: bool = True
+    # P(no decision | not won within H): splits the rest into lost and no decision.
+    outcome_model: bool = True
+    min_no_decision_auc: float = 0.6  # below it on validation: split by the base rate
     forward_dates: int = 3
     forward_every_days: float = 56.0
     max_forward_ece: float = 0.05
@@ -173,6 +178,8 @@ class TrainResult:
     scheme: str = "grid"
     forward: ForwardTest | None = None  # the recipe replayed at past dates (run_forward)
     won_profile: pd.DataFrame | None = None  # won deals' typical features per stage, for reasons
+    no_decision: WinProbabilityModel | BaseRate | None = None  # P(no decision | not won in H)
+    outcome_metrics: pd.DataFrame | None = None  # three outcomes against baselines, test rows
     tracking: Tracking | None = None
 
 
@@ -292,6 +299,11 @@ def training_rows(
     rows["label_in_quarter"] = (
         (rows["outcome"] == Status.WON.value) & (closed_us < in_quarter_end)
     ).astype(np.int64)
+    # Not won within the window: lost within it, or no decision (closed as such, or still
+    # undecided when the window ends). Only read for rows not won (model/outcomes.py).
+    rows["label_no_decision"] = (
+        rows["outcome"].isin([Status.NO_DECISION.value, "open"]).astype(np.int64)
+    )
     warning = cohort_warning(rows, settings.cohort_warning_ratio)
     if warning:
         progress(f"WARNING: {warning}")
@@ -404,6 +416,24 @@ def fit_and_evaluate(
         blank = {name: without_rep_inputs(part) for name, part in parts.items()}
         independent = _fit(replace(prepared, parts=blank), settings, weight)
 
+    no_decision = None
+    if settings.outcome_model:
+        progress("training the no-decision model (how the deals not won end)")
+        not_won = {name: part[part["label"] == 0] for name, part in parts.items()}
+        try:
+            no_decision = _fit(
+                replace(prepared, parts=not_won),
+                settings,
+                weight[train["label"].to_numpy() == 0],
+                "label_no_decision",
+            )
+        except DataMinimumError as exc:  # e.g. an export without no-decision deals
+            progress(f"no no-decision model: {exc}")
+        else:
+            no_decision = _or_base_rate(
+                no_decision, not_won, settings.min_no_decision_auc, progress
+            )
+
     progress("evaluating against the baselines on the test slice")
     logistic = logistic_baseline().fit(train[FEATURE_NAMES], train["label"])
     keys = test[["opportunity_id", "as_of"]]
@@ -444,6 +474,11 @@ def fit_and_evaluate(
             weighted=evaluate(test["label"], predictions["model"]),
             unweighted=unweighted,
         )
+    outcomes = None
+    if no_decision is not None:
+        outcomes = _outcome_comparison(
+            test, predictions, no_decision, parts["train"], crm["rep_probability"]
+        )
     drift_reference = latest_pipeline_reference(tables, cutoff, state, model)
     return TrainResult(
         model=model,
@@ -457,6 +492,8 @@ def fit_and_evaluate(
         heroics=heroics,
         reference=drift_reference,
         won_profile=won_profile(train[FEATURE_NAMES], train["label"].to_numpy()),
+        no_decision=no_decision,
+        outcome_metrics=outcomes,
         in_quarter=in_quarter,
         in_quarter_metrics=in_quarter_metrics,
         window={
@@ -468,6 +505,55 @@ def fit_and_evaluate(
         horizon_days=horizon if grid else None,
         scheme=prepared.scheme,
     )
+
+
+def _or_base_rate(
+    model: WinProbabilityModel,
+    not_won: dict[str, pd.DataFrame],
+    min_auc: float,
+    progress: Progress,
+) -> WinProbabilityModel | BaseRate:
+    """The no-decision model, or the base rate when it barely ranks the validation slice's
+    deals not won (too little history to learn how they end). Ranking, not log loss: the
+    share of no decisions moves between time slices, which says nothing about the model."""
+    rate = float(not_won["train"]["label_no_decision"].mean())
+    val = not_won["validation"]
+    y = val["label_no_decision"].to_numpy()
+    auc = (
+        roc_auc_score(y, model.predict_proba(val[FEATURE_NAMES])[:, 1])
+        if len(np.unique(y)) == 2
+        else float("nan")
+    )
+    if auc >= min_auc:
+        return model
+    progress(
+        f"the no-decision model ranks the validation slice at ROC AUC {auc:.3f}, below "
+        f"min_no_decision_auc {min_auc}: the rest is split by the base rate, {rate:.1%}"
+    )
+    return BaseRate(rate)
+
+
+def _outcome_comparison(
+    test: pd.DataFrame,
+    predictions: dict[str, np.ndarray],
+    no_decision: WinProbabilityModel | BaseRate,
+    train: pd.DataFrame,
+    rep_probability: pd.Series,
+) -> pd.DataFrame:
+    """The three outcomes on the test rows: the model's, and what P(won) alone gives when the
+    rest is split by the training rows' share of no decisions (the model's and the reps')."""
+    outcome = outcome_labels(test["label"], test["label_no_decision"])
+    q = no_decision.predict_proba(test[FEATURE_NAMES])[:, 1]
+    base = float(train.loc[train["label"] == 0, "label_no_decision"].mean())
+    flat = np.full(len(test), base)
+    contenders = {
+        "model": three_outcomes(predictions["model"], q),
+        "model_won_flat_split": three_outcomes(predictions["model"], flat),
+        "rep_forecast_flat_split": three_outcomes(rep_probability.to_numpy(dtype=float), flat),
+    }
+    if not np.isfinite(contenders["rep_forecast_flat_split"]).all(axis=1).mean() > 0.5:
+        del contenders["rep_forecast_flat_split"]  # an export without forecasts
+    return outcome_metrics(outcome, contenders)
 
 
 def latest_pipeline_reference(

@@ -53,6 +53,10 @@ class Scores(pa.DataFrameModel):
     model_version: Series[str]
     run_id: Series[str]
     win_probability: Series[float] = pa.Field(ge=0, le=1)
+    # How the rest ends: lost to a competitor, or no decision (model/outcomes.py). The three sum
+    # to 1; empty for a model trained without the no-decision model.
+    lost_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    no_decision_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
     band: Series[str] = pa.Field(isin=values(Band))
     expected_amount: Series[float] = pa.Field(ge=0, nullable=True)
     previous_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
@@ -80,7 +84,6 @@ class Scores(pa.DataFrameModel):
     class Config:
         strict = True
         ordered = True
-        coerce = True
         coerce = True
         unique = KEY
 

@@ -34,6 +34,7 @@ def model_card(
     horizon_days: float | None = None,
     forward: pd.DataFrame | None = None,
     rep_inputs: bool = True,
+    outcomes: pd.DataFrame | None = None,
 ) -> str:
     """Markdown for a run's `model_card.md`."""
     overall = comparison[comparison["segment"] == "all"][["contender", *METRICS]]
@@ -94,6 +95,23 @@ def model_card(
                 "",
             ]
             if forward is not None
+            else []
+        ),
+        *(
+            [
+                "## Three outcomes: won, lost, no decision",
+                "",
+                (
+                    "P(no decision) and P(lost) split 1 - P(won) by a second model of how the "
+                    "deals not won within the horizon end (no decision: closed as such, or still "
+                    "undecided at the horizon). Against P(won) with the rest split by the "
+                    "training share of no decisions (`*_flat_split`), on the test rows:"
+                ),
+                "",
+                _table(outcomes.fillna("")),
+                "",
+            ]
+            if outcomes is not None
             else []
         ),
         "## Known limits",

@@ -22,6 +22,7 @@ from mlflow.types import ColSpec, Schema
 from dealscore.features import FeatureState
 from dealscore.model.drift import Reference
 from dealscore.model.estimator import WinProbabilityModel
+from dealscore.model.outcomes import BaseRate
 from dealscore.model.reasons import TreeArrays
 
 BUNDLE_ARTIFACT = "bundle"
@@ -61,6 +62,8 @@ class ModelBundle:
     # What deals that went on to win looked like, per stage (features.sentences.won_profile):
     # reasons compare each deal with it. None in bundles saved before it existed.
     won_profile: pd.DataFrame | None = None
+    # P(no decision | not won within H), to split the rest (model/outcomes.py); None: not trained.
+    no_decision: WinProbabilityModel | BaseRate | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""
