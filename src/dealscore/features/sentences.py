@@ -47,7 +47,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "last activity {v} days ago; won deals at this stage: {won}",
         "days",
     ),
-    "activity_trend_14d": ("{v} activities in the last 2 weeks against the 2 before", "signed"),
     "distinct_contacts": ("{v} people engaged; won deals at this stage: {won}", "count"),
     "max_seniority": ("most senior contact: {v}; won deals at this stage: {won}", "seniority"),
     "meetings_per_email_90d": ("{v} meetings per email in 90 days; won deals: {won}", "number"),
@@ -74,7 +73,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "owner_past_deals": ("the owner has {v} past deals", "count"),
     "rep_probability": ("rep's probability: {v}", "percent"),
     "rep_category_rank": ("rep's call: {v}", "category"),
-    "rep_category_change_28d": ("rep's call moved {v} levels in 4 weeks", "signed"),
     "days_since_forecast": ("rep's last forecast {v} days ago", "days"),
     **{
         f"{kind}_{window}": (f"{{v}} {kind} in the last {span}; won deals: {{won}}", "count")
@@ -118,6 +116,19 @@ FLAGS: dict[str, tuple[str, str]] = {
     "stale_no_next_step": (
         "stale: nothing booked and no two-way contact in 30 days",
         "booked or in two-way contact within 30 days",
+    ),
+}
+# Changes read as up or down, never "-2": (when up, when down, when unchanged).
+CHANGES: dict[str, tuple[str, str, str]] = {
+    "activity_trend_14d": (
+        "activity up by {v} in the last 2 weeks against the 2 before",
+        "activity down by {v} in the last 2 weeks against the 2 before",
+        "as much activity in the last 2 weeks as in the 2 before",
+    ),
+    "rep_category_change_28d": (
+        "rep's call moved up {v} levels in 4 weeks",
+        "rep's call moved down {v} levels in 4 weeks",
+        "rep's call unchanged for 4 weeks",
     ),
 }
 # Signed shares read as "above" or "below", never "-10% above": (before, after) the share.
@@ -300,6 +311,17 @@ def _sentence(name: str, value: np.ndarray, stage: pd.Series, won: np.ndarray) -
                 part = _fill(template, pd.Series("", index=index[mask]), stage[mask], share[mask])
                 text[mask] = part
         return text.to_numpy(dtype=object)
+    if name in CHANGES:
+        up, down, same = CHANGES[name]
+        rounded = np.round(value)
+        shown = _format(np.abs(rounded), "count")
+        text = pd.Series(same, index=index, dtype=object)
+        for mask, template in ((rounded > 0, up), (rounded < 0, down)):
+            one = mask & (shown == "1").to_numpy()
+            for rows, words in ((mask & ~one, template), (one, _singular(template))):
+                if rows.any():
+                    text[rows] = _fill(words, shown[rows], stage[rows], shown[rows])
+        return text.to_numpy(dtype=object)
     if name in SIGNED_SHARES:
         before, after = SIGNED_SHARES[name]
         side = np.where(value >= 0, " above", " below")
@@ -319,6 +341,7 @@ PLURALS = {
     "people": "person",
     "days": "day",
     "times": "time",
+    "levels": "level",
     **{f"{kind}s": kind for kind in ("email", "call", "meeting", "demo")},
 }
 
