@@ -76,7 +76,8 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     # A touch counts from when it both happened and was known (a call logged a day late counts
     # from the day it was logged; a meeting booked ahead from the day it took place).
     events = SortedEvents(deal, np.maximum(known, occurred), len(snaps.ids))
-    kind = _codes(acts[Activities.type], [t.value for t in ActivityType])[events.order]
+    kind_of_row = _codes(acts[Activities.type], [t.value for t in ActivityType])
+    kind = kind_of_row[events.order]
     if Activities.direction in acts:
         direction = _codes(acts[Activities.direction], [x.value for x in Direction])[events.order]
     else:
@@ -101,12 +102,13 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
     if Activities.created_at in acts:
         created = micros(tables.opportunities[Opportunities.created_at])[d]
+        step_codes = [TYPE_CODE[s] for s in next_step.STEP_TYPES]
+        booked = np.flatnonzero(np.isin(kind_of_row, step_codes) & (known < occurred) & (deal >= 0))
         out.update(
             next_step.next_step_features(
-                deal,
-                known,
-                occurred,
-                np.isin(acts[Activities.type].to_numpy(), [s.value for s in next_step.STEP_TYPES]),
+                deal[booked],
+                known[booked],
+                occurred[booked],
                 len(snaps.ids),
                 d,
                 t,

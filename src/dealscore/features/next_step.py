@@ -39,18 +39,16 @@ def next_step_features(
     deal: np.ndarray,
     known: np.ndarray,
     occurred: np.ndarray,
-    is_step: np.ndarray,
     n_deals: int,
     d: np.ndarray,
     t: np.ndarray,
     two_way_30d: np.ndarray,
     age_days: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """The next-step features of snapshots (d, t), from activity rows (deal code, known and
-    occurred microseconds, whether the row is a meeting, call or demo)."""
-    booked = is_step & (known < occurred) & (deal >= 0)
-    by_date = SortedEvents(np.where(booked, deal, -1), occurred, n_deals)
-    by_booking = SortedEvents(np.where(booked, deal, -1), known, n_deals)
+    """The next-step features of snapshots (d, t), from the booked steps: meetings, calls and
+    demos logged before they take place (deal code, known and occurred microseconds)."""
+    by_date = SortedEvents(deal, occurred, n_deals)
+    by_booking = SortedEvents(deal, known, n_deals)
     # Booked before t, minus those whose date has passed (known < occurred, so those count in both).
     scheduled = by_booking.count_before(d, t) - by_date.count_before(d, t)
     known_by_date = known[by_date.order]
