@@ -192,7 +192,12 @@ MISSING: dict[str, str] = {
 def _format(values: np.ndarray, kind: str) -> pd.Series:
     v = pd.Series(values, dtype=float)
     if kind in ("days", "count"):
-        return v.round().astype("Int64").map("{:,}".format, na_action="ignore")
+        whole = v.round().astype("Int64")
+        text = whole.astype(str)
+        big = (whole.abs() >= 1000).fillna(False).to_numpy()
+        if big.any():  # thousands separators, formatted only where there are thousands
+            text[big] = whole[big].map("{:,}".format)
+        return text
     if kind == "percent":
         return (v * 100).round().astype("Int64").astype("str") + "%"
     if kind == "ratio":
@@ -213,9 +218,10 @@ def _format(values: np.ndarray, kind: str) -> pd.Series:
 def _money(amounts: pd.Series) -> pd.Series:
     """Amounts as people say them: 14,500 -> "14.5k", 1,230,000 -> "1.23M", 830 -> "830"
     (no currency: the export's amounts are in its corporate currency, whichever that is)."""
-    out = amounts.round().astype("Int64").map("{:,}".format, na_action="ignore")
+    amounts = amounts.clip(upper=1e15)  # the contract's largest amount is 1e13
+    out = amounts.round().astype("Int64").astype(str).astype(object)
     for floor, unit in ((1e3, "k"), (1e6, "M"), (1e9, "B")):
-        at = amounts >= floor
+        at = (amounts >= floor).to_numpy()
         if at.any():
             out[at] = (amounts[at] / floor).map("{:.3g}".format) + unit
     return out
@@ -251,19 +257,25 @@ def _won_values(profile: pd.DataFrame | None, name: str, stage_rank: np.ndarray)
 
 
 def _fill(template: str, value: pd.Series, stage: pd.Series, won: pd.Series) -> pd.Series:
-    """The template with {v}, {stage} and {won} filled row by row; the comparison dropped
-    where the won deals' value is unknown."""
+    """The template with {v}, {stage} and {won} filled; the comparison dropped where the won
+    deals' value is unknown. The template is split once and its pieces joined column-wise."""
     head, sep, comparison = template.partition("; won")
-    text = pd.Series(head, index=value.index, dtype=object)
-    for key, column in (("{v}", value), ("{stage}", stage)):
-        if key in head:
-            left, _, right = text.str.partition(key).T.to_numpy()
-            text = pd.Series(left + column.astype(str).to_numpy() + right, index=value.index)
+    columns = {"{v}": value, "{stage}": stage}
+    text = np.full(len(value), "", dtype=object)
+    for piece in re.split(r"(\{v\}|\{stage\})", head):
+        if piece in columns:
+            text = text + columns[piece].astype(str).to_numpy(dtype=object)
+        elif piece:
+            text = text + piece
+    out = pd.Series(text, index=value.index, dtype=object)
     if sep:
-        has = won.notna()
+        has = won.notna().to_numpy()
         left, _, right = (sep + comparison).partition("{won}")
-        text[has] = text[has] + left + won[has].astype(str) + right
-    return text
+        if has.all():
+            out = out + left + won.astype(str).astype(object) + right
+        elif has.any():
+            out[has] = out[has] + left + won[has].astype(str).astype(object) + right
+    return out
 
 
 def sentences(
@@ -287,9 +299,32 @@ def sentences(
         at = at[known]
         if not len(at):
             continue
-        won = _won_values(profile, name, ranks[at])
-        out[at] = _sentence(name, values[at], stage_text[at], won)
+        value = _shown_value(name, values[at])
+        # Many rows say the same thing ("3 people engaged" in Proposal): write each distinct
+        # (shown value, stage) once, then hand it to every row that shares it.
+        stage_key = np.nan_to_num(ranks[at], nan=-1.0)
+        codes, _ = pd.factorize(value + 1j * stage_key)  # one hashable number per pair
+        first = np.unique(codes, return_index=True)[1]
+        one = at[first]
+        text = _sentence(
+            name, value[first], stage_text[one], _won_values(profile, name, ranks[one])
+        )
+        out[at] = text[codes]
     return out
+
+
+def _shown_value(name: str, value: np.ndarray) -> np.ndarray:
+    """The value as precise as its sentence shows it: rows that round alike read alike."""
+    kind = TEMPLATES[name][1] if name in TEMPLATES else "flag" if name in FLAGS else "count"
+    if name in SIGNED_SHARES or kind in ("percent", "pct_change"):
+        return np.round(value * 100) / 100
+    if kind == "ratio":
+        return np.round(value * 10) / 10
+    if kind == "flag":
+        return (value >= 0.5).astype(float)
+    if kind in ("money", "number") and name not in CHANGES:
+        return value  # formatted to significant figures: every row on its own
+    return np.round(value)
 
 
 def _stage_text(ranks: np.ndarray, stage_names: dict[int, str]) -> pd.Series:
@@ -328,7 +363,8 @@ def _sentence(name: str, value: np.ndarray, stage: pd.Series, won: np.ndarray) -
         return (before + _format(np.abs(value), "percent") + side + after).to_numpy(dtype=object)
     template, kind = TEMPLATES.get(name, (f"{DESCRIPTIONS.get(name, name)}: {{v}}", "number"))
     shown = _format(value, kind)
-    compared = _format(won, kind).where(~np.isnan(won))
+    known = ~np.isnan(won)
+    compared = _format(won, kind).where(known) if known.any() else pd.Series(np.nan, index=index)
     text = _fill(template, shown, stage, compared)
     one = (shown == "1").to_numpy()
     if one.any():  # "1 meeting", "1 day": the singular of the counted noun

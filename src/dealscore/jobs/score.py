@@ -179,22 +179,28 @@ def _factor_frame(
     stage_names = {rank: name for name, rank in bundle.feature_state.stage_order.items()}
     rows = np.arange(len(credits))
     out: dict[str, np.ndarray] = {}
-    for direction, picks in (("up", up), ("down", down)):
-        for rank in range(FACTORS):
-            pick = picks[:, rank]
-            has = pick >= 0
-            safe = np.where(has, pick, 0)
-            feature = np.where(has, names[safe], None).astype(object)
-            contribution = np.where(has, credits[rows, safe], np.nan)
-            reason = sentences(
-                feature,
-                np.where(has, values[rows, safe], np.nan),
-                stage_rank,
-                stage_names,
-                bundle.won_profile,
-            )
-            f_col, c_col, r_col = factor_columns(direction, rank + 1)
-            out[f_col], out[c_col], out[r_col] = feature, contribution, reason
+    slots = [
+        (d, picks[:, r], r) for d, picks in (("up", up), ("down", down)) for r in range(FACTORS)
+    ]
+    for direction, pick, rank in slots:
+        has = pick >= 0
+        safe = np.where(has, pick, 0)
+        f_col, c_col, _ = factor_columns(direction, rank + 1)
+        out[f_col] = np.where(has, names[safe], None).astype(object)
+        out[c_col] = np.where(has, credits[rows, safe], np.nan)
+    # One call for all six factors: the per-template work is done once, not once per factor.
+    picked = np.concatenate(
+        [np.where(p >= 0, values[rows, np.maximum(p, 0)], np.nan) for _, p, _ in slots]
+    )
+    reasons = sentences(
+        np.concatenate([out[factor_columns(d, r + 1)[0]] for d, _, r in slots]),
+        picked,
+        None if stage_rank is None else np.tile(stage_rank, len(slots)),
+        stage_names,
+        bundle.won_profile,
+    )
+    for k, (direction, _, rank) in enumerate(slots):
+        out[factor_columns(direction, rank + 1)[2]] = reasons[k * len(rows) : (k + 1) * len(rows)]
     return out
 
 
