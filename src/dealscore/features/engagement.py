@@ -57,13 +57,13 @@ def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
     return np.asarray(pd.Categorical(values, categories=categories).codes)
 
 
-def activity_times(acts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(known, occurred) in microseconds: a row is known from its created_at, else occurred_at."""
-    occurred = micros(acts[Activities.occurred_at])
-    if Activities.created_at not in acts:
-        return occurred, occurred
+def known_times(acts: pd.DataFrame, occurred: np.ndarray) -> np.ndarray:
+    """When each row became known, in microseconds: its created_at, else its occurred_at."""
     created = acts[Activities.created_at]
-    return np.where(created.notna(), micros(created), occurred), occurred
+    known = micros(created)
+    missing = created.isna().to_numpy()
+    known[missing] = occurred[missing]
+    return known
 
 
 def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
@@ -72,11 +72,20 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     if acts is None or Activities.opportunity_id not in acts:
         return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
     deal = snaps.codes(acts[Activities.opportunity_id])
-    known, occurred = activity_times(acts)
-    # A touch counts from when it both happened and was known (a call logged a day late counts
-    # from the day it was logged; a meeting booked ahead from the day it took place).
-    events = SortedEvents(deal, np.maximum(known, occurred), len(snaps.ids))
     kind_of_row = _codes(acts[Activities.type], [t.value for t in ActivityType])
+    time = micros(acts[Activities.occurred_at])  # a fresh array: changed in place below
+    booked = None
+    if Activities.created_at in acts:
+        known = known_times(acts, time)
+        steps = np.isin(kind_of_row, [TYPE_CODE[s] for s in next_step.STEP_TYPES])
+        rows = np.flatnonzero(steps & (known < time) & (deal >= 0))
+        booked = (deal[rows], known[rows], time[rows])
+        # A touch counts from when it both happened and was known (a call logged a day late
+        # counts from the day it was logged; a meeting booked ahead from the day it took place).
+        np.maximum(known, time, out=time)
+        del known, steps, rows
+    events = SortedEvents(deal, time, len(snaps.ids))
+    del time
     kind = kind_of_row[events.order]
     if Activities.direction in acts:
         direction = _codes(acts[Activities.direction], [x.value for x in Direction])[events.order]
@@ -100,15 +109,11 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     two_way = events.subset(inbound | (kind == TYPE_CODE[ActivityType.MEETING]))
     last, found = two_way.last_before(d, t)
     out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
-    if Activities.created_at in acts:
+    if booked is not None:
         created = micros(tables.opportunities[Opportunities.created_at])[d]
-        step_codes = [TYPE_CODE[s] for s in next_step.STEP_TYPES]
-        booked = np.flatnonzero(np.isin(kind_of_row, step_codes) & (known < occurred) & (deal >= 0))
         out.update(
             next_step.next_step_features(
-                deal[booked],
-                known[booked],
-                occurred[booked],
+                *booked,
                 len(snaps.ids),
                 d,
                 t,
