@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features import build_features
+from dealscore.features.forecast import REP_INPUTS
 from dealscore.io import read_export
 from dealscore.jobs.score import (
     ModelMismatchError,
@@ -323,3 +324,38 @@ def test_an_unreachable_tracking_server_is_one_line(crm, tmp_path, monkeypatch, 
     assert result.exit_code == 2, result.output
     assert "http://127.0.0.1:9 is not usable" in result.output
     assert "Traceback" not in result.output and "reading" not in result.output
+
+
+def test_the_reps_own_call_is_a_reason_only_when_asked(crm, settings, tmp_path):
+    # when the same deals are scored with the default settings and with --rep-reasons
+    features = [c for c in FACTOR_COLUMNS if c.endswith("_feature")]
+    plain = run_score(crm, settings, as_of=AS_OF).scores
+    config = tmp_path / "score.toml"
+    config.write_text("track = false\n")
+    asked = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(crm),
+            "--as-of",
+            str(AS_OF.date()),
+            "--out",
+            f"sqlite:///{tmp_path / 'asked.db'}",
+            "--tracking-uri",
+            settings.tracking_uri,
+            "--config",
+            str(config),
+            "--rep-reasons",
+        ],
+    )
+    assert asked.exit_code == 0, asked.output
+    with_rep = pd.read_sql_table("scores", f"sqlite:///{tmp_path / 'asked.db'}")
+    # then by default no reason is the rep's own forecast, and asked, some are
+    assert not plain[features].isin(REP_INPUTS).any().any()
+    assert with_rep[features].isin(REP_INPUTS).any().any()
+    # and the probabilities are the same either way
+    np.testing.assert_allclose(
+        plain.sort_values("opportunity_id")["win_probability"],
+        with_rep.sort_values("opportunity_id")["win_probability"],
+    )
