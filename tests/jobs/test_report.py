@@ -8,10 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.jobs.report import _days
 from dealscore.jobs.train import TrainSettings, run_train
 
 
@@ -112,7 +114,19 @@ def test_the_page_lists_the_deals_with_no_next_step_booked(report):
     assert "No next step booked" in page
     section = page.split("No next step booked", 1)[1]
     assert re.search(r"[\d,]+ of [\d,]+ open deals \(\d+% of the open amount\)", section)
-    assert section.count("<tr>") > 1 and "days ago" in section
+    assert section.count("<tr>") > 1 and re.search(
+        r"<td>(\d[\d,]* days? ago|today|never)</td>", section
+    )
+
+
+def test_days_read_as_people_say_them():
+    assert [_days(v) for v in (np.nan, 0.2, 1.4, 12.0, 1500.0)] == [
+        "never",
+        "today",
+        "1 day ago",
+        "12 days ago",
+        "1,500 days ago",
+    ]
 
 
 def test_the_page_lists_the_deals_drifting_into_no_decision(report):

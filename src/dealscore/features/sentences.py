@@ -38,7 +38,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "stage_time_vs_won": ("in {stage} {v} as long as won deals were", "ratio"),
     "stage_regressions": ("moved back a stage {v} times; won deals at this stage: {won}", "count"),
     "close_date_pushes": ("close date pushed {v} times; won deals at this stage: {won}", "count"),
-    "total_slip_days": ("close date slipped {v} days in all; won deals: {won}", "days"),
     "close_date_days_out": ("expected to close in {v} days", "days"),
     "amount_log": ("deal size {v}; won deals at this stage: {won}", "money"),
     "amount_change_pct": ("amount changed {v} since first quoted", "pct_change"),
@@ -124,6 +123,11 @@ CHANGES: dict[str, tuple[str, str, str]] = {
         "activity up by {v} in the last 2 weeks against the 2 before",
         "activity down by {v} in the last 2 weeks against the 2 before",
         "as much activity in the last 2 weeks as in the 2 before",
+    ),
+    "total_slip_days": (
+        "close date slipped {v} days in all",
+        "close date pulled in {v} days in all",
+        "close date where it was first set",
     ),
     "rep_category_change_28d": (
         "rep's call moved up {v} levels in 4 weeks",

@@ -153,7 +153,11 @@ def _no_decision_section(scores: pd.DataFrame, amount: pd.Series) -> str:
 
 
 def _days(value: float) -> str:
-    return "never" if np.isnan(value) else f"{value:,.0f} days ago"
+    """'never', 'today', '1 day ago', '12 days ago'."""
+    if np.isnan(value):
+        return "never"
+    days = round(value)
+    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days:,} days ago"
 
 
 @dataclass(frozen=True)
