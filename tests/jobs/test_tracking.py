@@ -75,6 +75,10 @@ def test_run_logs_settings_metrics_plots_card_and_input(trained, crm):
         )
     ).read_text()
     assert "rep_forecast" in card and "Known limits" in card
+    # and both opinions, with and without the reps' calls, and the three outcomes
+    assert "model_without_reps" in card and "the reps' own forecasts" in card
+    assert "## Three outcomes: won, lost, no decision" in card and "no_decision" in card
+    assert "outcomes.model.no_decision.ece" in run.data.metrics
     # and the input is fingerprinted
     (dataset,) = run.inputs.dataset_inputs
     assert len(dataset.dataset.digest) == 16
