@@ -8,6 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.synthetic import DEFAULT_EXPORT_DATE
 
 runner = CliRunner()
 MAVEN_MAPPING = Path(__file__).resolve().parents[1] / "examples" / "maven-crm" / "mapping.yaml"
@@ -58,12 +59,16 @@ def test_generate_reads_a_settings_file_and_options_override_it(tmp_path):
     assert bad.exit_code == 2 and "unknown setting" in bad.output
 
 
-def test_generate_defaults_the_export_date_to_today(tmp_path):
-    result = runner.invoke(app, ["generate", "--deals", "100", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    created = pd.read_parquet(tmp_path / "opportunities.parquet")["created_at"]
-    today = pd.Timestamp.now(tz="UTC").floor("D")
-    assert today - pd.Timedelta(days=60) < created.max() < today
+def test_generate_defaults_to_the_documented_export_date(tmp_path):
+    # when generate is run twice without --export-date, on any day
+    for out in ("a", "b"):
+        result = runner.invoke(app, ["generate", "--deals", "100", "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    # then both are the same CRM as of the documented demo's date, so its figures reproduce
+    first, second = (pd.read_parquet(tmp_path / o / "opportunities.parquet") for o in "ab")
+    pd.testing.assert_frame_equal(first, second)
+    export = pd.Timestamp(DEFAULT_EXPORT_DATE, tz="UTC")
+    assert export - pd.Timedelta(days=60) < first["created_at"].max() < export
 
 
 def test_validate_broken_export_exits_non_zero_and_names_the_problem(tables, tmp_path):

@@ -32,7 +32,7 @@ from dealscore.jobs.settings import SettingsError, load_settings
 from dealscore.jobs.spark import SparkUnavailableError
 from dealscore.jobs.train import TrainSettings, run_forward, run_train
 from dealscore.schemas import ContractError
-from dealscore.synthetic import GeneratorSettings
+from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
 from dealscore.tracking.store import TrackingError
 
 app = typer.Typer(
@@ -131,7 +131,8 @@ def generate(
     export_date: Annotated[
         str | None,
         typer.Option(
-            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. (default: today)"
+            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. "
+            f"(default: {DEFAULT_EXPORT_DATE}, the documented demo's, so its figures reproduce)"
         ),
     ] = None,
     years: Annotated[
@@ -157,8 +158,8 @@ def generate(
         )
     except SettingsError as exc:
         _fail(str(exc))
-    if settings.export_date is None:  # neither the option nor the file set it: today
-        settings = replace(settings, export_date=pd.Timestamp.now(tz="UTC").floor("D"))
+    if settings.export_date is None:  # neither the option nor the file set it
+        settings = replace(settings, export_date=pd.Timestamp(DEFAULT_EXPORT_DATE, tz="UTC"))
     try:
         result = run_generate(settings, out, table_format, progress=_Progress())
     except FolderNotOursError as exc:

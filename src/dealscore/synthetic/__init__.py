@@ -1,5 +1,10 @@
 """A realistic synthetic CRM generator: the generative story is in docs/synthetic.md."""
 
-from dealscore.synthetic.generator import GeneratorSettings, SyntheticCrm, generate_crm
+from dealscore.synthetic.generator import (
+    DEFAULT_EXPORT_DATE,
+    GeneratorSettings,
+    SyntheticCrm,
+    generate_crm,
+)
 
-__all__ = ["GeneratorSettings", "SyntheticCrm", "generate_crm"]
+__all__ = ["DEFAULT_EXPORT_DATE", "GeneratorSettings", "SyntheticCrm", "generate_crm"]

@@ -43,6 +43,10 @@ from dealscore.synthetic.process import CLOSED_LOST as LOST_CODE
 from dealscore.synthetic.process import CLOSED_WON as WON_CODE
 from dealscore.synthetic.world import World, build_world, ids
 
+# The command line's export date when none is given: the documented demo's, so the figures in
+# the docs reproduce from the commands they quote (not "today", which moves every day).
+DEFAULT_EXPORT_DATE = "2026-11-30"
+
 
 @dataclass(frozen=True)
 class GeneratorSettings:
@@ -50,7 +54,7 @@ class GeneratorSettings:
 
     deals: int = 20_000
     seed: int = 0
-    export_date: pd.Timestamp | None = None  # the export's "now"; jobs default it to today
+    export_date: pd.Timestamp | None = None  # the export's "now"; the CLI: DEFAULT_EXPORT_DATE
     years: float = 3.0
     deals_per_account: float = 6.0
     deals_per_rep: float = 250.0
@@ -339,4 +343,4 @@ def _activity_table(
     )
 
 
-__all__ = ["GeneratorSettings", "SyntheticCrm", "generate_crm"]
+__all__ = ["DEFAULT_EXPORT_DATE", "GeneratorSettings", "SyntheticCrm", "generate_crm"]
