@@ -393,7 +393,7 @@ def train(
         if t.version:
             role = "champion" if t.promoted else "challenger"
             typer.echo(
-                f"registered {TrainSettings.registered_model} v{t.version} as {role}: {t.reason}"
+                f"registered {settings.registered_model} v{t.version} as {role}: {t.reason}"
             )
         typer.echo(redact(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}"))
 

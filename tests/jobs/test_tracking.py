@@ -188,6 +188,7 @@ def test_cli_train_reports_the_run_and_the_alias(crm, store):
     )
     assert result.exit_code == 0, result.output
     assert "registered dealscore v1 as champion" in result.output
+    assert result.output.count("registered dealscore v1") == 1  # said once, not twice
     assert "mlflow ui --backend-store-uri" in result.output
     run = mlflow.MlflowClient().search_runs(
         [mlflow.get_experiment_by_name("dealscore").experiment_id]
@@ -259,3 +260,14 @@ def test_mlflow_run_train_entry_point_logs_into_its_own_run(crm, tmp_path):
     assert run.data.params["data_source"] == str(crm)  # logged by the job, same run
     assert 0.5 < run.data.metrics["roc_auc"] <= 1.0
     assert client.get_model_version_by_alias("dealscore", "champion").run_id == run.info.run_id
+
+
+def test_cli_train_names_the_registered_model_it_used(crm, store, tmp_path):
+    # given a training config that registers under another name
+    config = tmp_path / "acme.toml"
+    config.write_text('registered_model = "acme"\nn_estimators = 60\nforward_dates = 0\nicp = ""\n')
+    # when trained, then the summary names that model, not the default
+    result = CliRunner().invoke(app, ["train", "--data", str(crm), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "registered acme v1 as champion" in result.output
+    assert "registered dealscore" not in result.output

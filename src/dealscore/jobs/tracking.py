@@ -354,11 +354,6 @@ def track_training(
         )
         if champion_score is not None:
             mlflow.log_metric(f"champion.{settings.promotion_metric}", champion_score)
-        progress(
-            f"registered {settings.registered_model} v{version}: "
-            + ("champion" if decision.promote else "challenger")
-            + f" ({decision.reason})"
-        )
         return Tracking(
             run.info.run_id,
             run.info.experiment_id,
