@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
@@ -126,3 +127,21 @@ def test_help_explains_each_command():
         assert result.exit_code == 0 and "--" in result.output
     assert "--mapping" in runner.invoke(app, ["validate", "--help"]).output
     assert runner.invoke(app, ["--version"]).output.startswith("dealscore ")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["compare", "--period", "2026Q5"], "period must look like 2026Q3"),
+        (["backtest", "--periods", "0"], "--periods"),
+        (["report", "--periods", "0"], "--periods"),
+    ],
+)
+def test_bad_options_are_refused_before_any_data_is_read(tmp_path, args, said):
+    # given a data path that does not exist: reading it would fail with another message
+    missing = str(tmp_path / "no-such-export")
+    result = runner.invoke(app, [*args, "--data", missing])
+    # then the option is what is refused, with exit code 2
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "no-such-export" not in result.output

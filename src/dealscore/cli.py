@@ -392,9 +392,7 @@ def train(
         typer.echo(redact(f"MLflow run {t.run_id} ({t.tracking_uri}); model {t.model_uri}"))
         if t.version:
             role = "champion" if t.promoted else "challenger"
-            typer.echo(
-                f"registered {settings.registered_model} v{t.version} as {role}: {t.reason}"
-            )
+            typer.echo(f"registered {settings.registered_model} v{t.version} as {role}: {t.reason}")
         typer.echo(redact(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}"))
 
 
@@ -635,10 +633,12 @@ def compare(
     """The period's bookings forecast three ways: the model (amount x P(win within the period)),
     the reps (commit, commit + best case, probability-weighted) and, once it is over, the actual,
     with each forecast's error. Deals: open at --as-of and expected to close in the period."""
-    from dealscore.jobs.compare import run_compare
+    from dealscore.jobs.compare import period_bounds, run_compare
 
     _quiet_mlflow()
     try:
+        if period is not None:
+            period_bounds(period)  # a bad quarter is refused before any data is read
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_compare(
             data, period, stamp, by, model, tracking_uri or "", mapping, _Progress()
@@ -661,7 +661,7 @@ def compare(
 @app.command()
 def backtest(
     data: DataOption,
-    periods: Annotated[int, typer.Option(help="How many of the last closed quarters.")] = 8,
+    periods: Annotated[int, typer.Option(min=1, help="How many of the last closed quarters.")] = 8,
     config: Annotated[
         Path | None, typer.Option(help="Training settings (TOML) for each period's model.")
     ] = None,
@@ -702,7 +702,9 @@ def backtest(
 def report(
     data: DataOption,
     out: Annotated[Path, typer.Option(help="Where to write the HTML page.")] = Path("report.html"),
-    periods: Annotated[int, typer.Option(help="Closed quarters to backtest for the page.")] = 4,
+    periods: Annotated[
+        int, typer.Option(min=1, help="Closed quarters to backtest for the page.")
+    ] = 4,
     config: Annotated[
         Path | None, typer.Option(help="Training settings (TOML) for the backtest models.")
     ] = None,
