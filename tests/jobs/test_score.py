@@ -359,3 +359,14 @@ def test_the_reps_own_call_is_a_reason_only_when_asked(crm, settings, tmp_path):
         plain.sort_values("opportunity_id")["win_probability"],
         with_rep.sort_values("opportunity_id")["win_probability"],
     )
+
+
+def test_scoring_far_past_the_export_warns_and_its_own_time_does_not(crm, settings):
+    # when the export (its last event: 2026-05-31) is scored at its own time, then months later
+    said: list[str] = []
+    run_score(crm, settings, progress=said.append)
+    assert not [line for line in said if line.startswith("WARNING")]
+    run_score(crm, settings, as_of=pd.Timestamp("2027-01-01", tz="UTC"), progress=said.append)
+    # then only the late one warns, with the gap in days
+    (warning,) = [line for line in said if line.startswith("WARNING")]
+    assert "scoring as of 2027-01-01" in warning and "days after the export's last event" in warning

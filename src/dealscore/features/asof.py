@@ -27,6 +27,22 @@ def export_time(last: pd.Timestamp) -> pd.Timestamp:
     return (last + pd.Timedelta(seconds=1)).floor("s")
 
 
+STALE_AS_OF_DAYS = 30  # scoring this long after the export's last event is probably a mistake
+
+
+def stale_as_of(as_of: pd.Timestamp, export: pd.Timestamp) -> str:
+    """A warning when as_of is far past the export's own time (scoring a 2017 export "as of
+    today" counts years of silence as age and inactivity); empty otherwise."""
+    days = (as_of - export) / pd.Timedelta(days=1)
+    if days <= STALE_AS_OF_DAYS:
+        return ""
+    return (
+        f"scoring as of {as_of:%Y-%m-%d}, {days:,.0f} days after the export's last event "
+        f"({export:%Y-%m-%d}): every deal looks {days:,.0f} days older and quieter than the "
+        "export shows. Leave --as-of out to score as of the export's own time."
+    )
+
+
 def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
     """Deals created before as_of, those not yet closed then shown open, and only history,
     activity and forecast rows known strictly before as_of (an activity from its created_at)."""

@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.errors
 
 from dealscore.features import build_features
-from dealscore.features.asof import export_time, last_event
+from dealscore.features.asof import export_time, last_event, stale_as_of
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.sentences import REP_FEATURES, sentences
@@ -460,7 +460,10 @@ def run_score(
         )
     lap("read")
     # No time given: the export's own, so a rerun on the same export is the same run.
-    as_of = utc_as_of(as_of if as_of is not None else export_time(last_event(tables)))
+    now = export_time(last_event(tables))
+    as_of = utc_as_of(as_of if as_of is not None else now)
+    if warning := stale_as_of(as_of, now):
+        progress(f"WARNING: {warning}")
     horizon = getattr(loaded.bundle, "horizon_days", None)
     meaning = f": P(won within {horizon:g} days)" if horizon else ""
     progress(

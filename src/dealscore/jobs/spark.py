@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dealscore.features.asof import export_time
+from dealscore.features.asof import export_time, stale_as_of
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import bin_counts, stability_from_counts
 from dealscore.progress import Laps, Progress, silent
@@ -701,7 +701,10 @@ def run_score_spark(
     spark = spark_session(settings.spark_master)
     lap("load model + start Spark")
     frames = read_spark_tables(spark, data)
-    as_of = utc_as_of(as_of if as_of is not None else _export_time(spark, frames))
+    now = _export_time(spark, frames)
+    as_of = utc_as_of(as_of if as_of is not None else now)
+    if warning := stale_as_of(as_of, now):
+        progress(f"WARNING: {warning}")
     progress(f"checking the data contract on {', '.join(frames)} in Spark")
     with _reporting(spark, progress):
         check_contract(frames, data)
