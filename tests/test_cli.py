@@ -145,3 +145,19 @@ def test_bad_options_are_refused_before_any_data_is_read(tmp_path, args, said):
     assert result.exit_code == 2, result.output
     assert said in result.output
     assert "no-such-export" not in result.output
+
+
+def test_validating_a_missing_sqlite_database_creates_nothing(tmp_path):
+    # when a SQLite URL names a file that is not there
+    result = runner.invoke(app, ["validate", f"sqlite:///{tmp_path / 'nosuch.db'}"])
+    # then it says so, and no empty database is left behind
+    assert result.exit_code == 2
+    assert "no SQLite database at" in result.output
+    assert not (tmp_path / "nosuch.db").exists()
+
+
+def test_counts_and_signed_shares_read_well():
+    from dealscore.cli import _count, _signed_pct
+
+    assert [_count(1, "error"), _count(1204, "error")] == ["1 error", "1,204 errors"]
+    assert [_signed_pct(v) for v in (-0.004, 0.0, 0.124, -0.031)] == ["0%", "0%", "+12%", "-3%"]

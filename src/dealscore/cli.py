@@ -89,6 +89,16 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 error', '1,204 errors'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _signed_pct(value: float) -> str:
+    """'+12%', '-3%', and '0%' for anything that rounds to nothing (never '-0%')."""
+    return "0%" if round(value * 100) == 0 else f"{value:+.0%}"
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(redact(message), fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -194,7 +204,7 @@ def validate(
     typer.echo(result.report.to_text())
     if not result.report.ok:
         typer.secho(
-            f"{result.source}: INVALID ({len(result.report.errors)} errors)",
+            f"{result.source}: INVALID ({_count(len(result.report.errors), 'error')})",
             fg=typer.colors.RED,
             err=True,
         )
@@ -597,7 +607,7 @@ def _forecast_table(table: pd.DataFrame) -> str:
     shown = table[[c for c in keep if not c.endswith("_abs_pct_error")]]
     shown = shown.rename(columns={c: c.replace("_pct_error", " err") for c in shown})
     money = {c: "{:,.0f}".format for c in shown if c in ("actual", "model") or c.startswith("rep_")}
-    pct = {c: "{:+.0%}".format for c in shown if c.endswith(" err")}
+    pct = {c: _signed_pct for c in shown if c.endswith(" err")}
     return shown.to_string(index=False, formatters={**money, **pct}, na_rep="-")
 
 

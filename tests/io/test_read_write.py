@@ -95,7 +95,7 @@ def test_unreachable_or_wrong_sources_are_clear_errors(tmp_path):
         read_export(tmp_path / "nope")
     with pytest.raises(SourceError, match="no opportunities table.*--mapping"):
         read_export(tmp_path)
-    with pytest.raises(SourceError, match="cannot connect"):
+    with pytest.raises(SourceError, match="no SQLite database at"):
         read_export(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
     with pytest.raises(SourceError, match="not a database URL"):
         read_export("not a url://")

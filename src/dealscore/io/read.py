@@ -122,6 +122,11 @@ class SqlSource:
             raise SourceError(redact(f"not a database URL: {url!r} ({exc})")) from exc
         self.description = parsed.render_as_string(hide_password=True)
         self.notes: list[str] = []
+        database = parsed.database or ""
+        local_file = database not in ("", ":memory:") and not database.startswith("file:")
+        # SQLite would create an empty file there, and read nothing from it.
+        if parsed.get_backend_name() == "sqlite" and local_file and not Path(database).is_file():
+            raise SourceError(f"no SQLite database at {database}")
         try:
             self.engine = sa.create_engine(parsed)
         except (sa.exc.NoSuchModuleError, ImportError) as exc:
