@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from dealscore.cli import app
@@ -161,3 +162,17 @@ def test_counts_and_signed_shares_read_well():
 
     assert [_count(1, "error"), _count(1204, "error")] == ["1 error", "1,204 errors"]
     assert [_signed_pct(v) for v in (-0.004, 0.0, 0.124, -0.031)] == ["0%", "0%", "+12%", "-3%"]
+
+
+def test_every_out_option_has_the_short_form():
+    # every command that writes somewhere takes -o for --out
+    command = typer.main.get_command(app)
+    checked = 0
+    for name, sub in command.commands.items():
+        groups = sub.commands.items() if hasattr(sub, "commands") else [(name, sub)]
+        for sub_name, leaf in groups:
+            for param in leaf.params:
+                if "--out" in getattr(param, "opts", []):
+                    assert "-o" in param.opts, sub_name
+                    checked += 1
+    assert checked >= 6

@@ -435,8 +435,10 @@ def evaluate(
     out: Annotated[
         Path | None,
         typer.Option(
+            "--out",
+            "-o",
             help="Also write every scored deal (.csv, or .parquet): date, deal, horizon, label, "
-            "each contender's probability."
+            "each contender's probability.",
         ),
     ] = None,
 ) -> None:
@@ -468,9 +470,11 @@ def score(
     out: Annotated[
         str | None,
         typer.Option(
+            "--out",
+            "-o",
             help="Where scores go: a SQLAlchemy URL (default sqlite:///scores.db; "
             "postgresql+psycopg://user@host/db), a JDBC URL "
-            "(jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files."
+            "(jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
         ),
     ] = None,
     model: Annotated[
@@ -711,7 +715,9 @@ def backtest(
 @app.command()
 def report(
     data: DataOption,
-    out: Annotated[Path, typer.Option(help="Where to write the HTML page.")] = Path("report.html"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML page.")] = Path(
+        "report.html"
+    ),
     periods: Annotated[
         int, typer.Option(min=1, help="Closed quarters to backtest for the page.")
     ] = 4,
