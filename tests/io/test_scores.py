@@ -97,9 +97,10 @@ def test_a_rerun_replaces_its_own_rows_and_keeps_history(store):
     assert len(rows) == 4 + 5
     today = rows[pd.to_datetime(rows["as_of"], utc=True) == AS_OF]
     assert (today["win_probability"] == 0.6).all()
-    # and the previous score of each deal is the earlier day's
+    # and the previous score of each deal is the earlier day's, with the version that gave it
     previous = store.previous(Run(AS_OF + pd.Timedelta(days=1), "dealscore", "4"))
     assert len(previous) == 5 and (previous["previous_probability"] == 0.6).sum() == 4
+    assert set(previous["previous_model_version"]) == {"3"}
 
 
 def test_a_crash_mid_write_leaves_the_previous_scores(store, monkeypatch):

@@ -34,3 +34,16 @@ def test_trend_needs_a_real_move():
     current = np.array([0.5, 0.5, 0.5, 0.5])
     previous = np.array([0.3, 0.48, 0.7, np.nan])
     assert trends(current, previous).tolist() == ["improving", "steady", "declining", "new"]
+
+
+def test_a_move_across_model_versions_is_not_a_trend():
+    # given scores whose previous one came from the same model, another model, or none
+    current = np.array([0.5, 0.5, 0.5])
+    previous = np.array([0.3, 0.3, np.nan])
+    same_model = np.array([True, False, False])
+    # then only the same model's move is a trend
+    assert trends(current, previous, 0.05, same_model).tolist() == [
+        "improving",
+        "model_changed",
+        "new",
+    ]

@@ -26,7 +26,7 @@ from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 SCORES_TABLE = "scores"
 REJECTED_TABLE = "scores_rejected"
-PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of"]
+PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of", "previous_model_version"]
 
 
 class StoreError(RuntimeError):
@@ -177,6 +177,7 @@ class SqlStore:
                 s.c.opportunity_id,
                 s.c.win_probability.label("previous_probability"),
                 s.c.as_of.label("previous_as_of"),
+                s.c.model_version.label("previous_model_version"),
                 sa.func.row_number()
                 .over(partition_by=s.c.opportunity_id, order_by=s.c.as_of.desc())
                 .label("rank"),
@@ -191,6 +192,7 @@ class SqlStore:
             TIMESTAMP_DTYPE
         )
         frame["previous_probability"] = frame["previous_probability"].astype(float)
+        frame["previous_model_version"] = frame["previous_model_version"].astype(str)
         return frame
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
@@ -249,11 +251,12 @@ class FolderStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def previous(self, run: Run) -> pd.DataFrame:
-        wanted = ["opportunity_id", "as_of", "model_name", "win_probability"]
+        wanted = ["opportunity_id", "as_of", "model_name", "model_version", "win_probability"]
+        text = {"opportunity_id": str, "model_name": str, "model_version": str}
         frames = [
             pd.read_parquet(path, columns=wanted)
             if self.fmt == "parquet"
-            else pd.read_csv(path, usecols=wanted, dtype={"opportunity_id": str, "model_name": str})
+            else pd.read_csv(path, usecols=wanted, dtype=text)
             for path in sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
         ]
         if not frames:
@@ -262,6 +265,7 @@ class FolderStore:
                     "opportunity_id": pd.Series(dtype="str"),
                     "previous_probability": pd.Series(dtype=float),
                     "previous_as_of": pd.Series(dtype=TIMESTAMP_DTYPE),
+                    "previous_model_version": pd.Series(dtype="str"),
                 }
             )
         history = pd.concat(frames, ignore_index=True)
@@ -271,7 +275,11 @@ class FolderStore:
         ]
         latest = history.sort_values("as_of").drop_duplicates("opportunity_id", keep="last")
         return latest.rename(
-            columns={"win_probability": "previous_probability", "as_of": "previous_as_of"}
+            columns={
+                "win_probability": "previous_probability",
+                "as_of": "previous_as_of",
+                "model_version": "previous_model_version",
+            }
         )[PREVIOUS].reset_index(drop=True)
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:

@@ -399,6 +399,7 @@ def settle(
         scores["win_probability"].to_numpy(),
         scores["previous_probability"].to_numpy(dtype=float),
         settings.steady,
+        (scores["previous_model_version"] == scores["model_version"]).to_numpy(dtype=bool),
     )
     scores = scores[list(Scores.to_schema().columns)]
     scores, rejected = _quarantine(scores, rejected)

@@ -17,11 +17,19 @@ def bands(p: np.ndarray, edges: tuple[float, float, float] = DEFAULT_BANDS) -> n
     return labels[np.searchsorted(np.array(edges[::-1]), p, side="right")]
 
 
-def trends(current: np.ndarray, previous: np.ndarray, steady: float = 0.05) -> np.ndarray:
+def trends(
+    current: np.ndarray,
+    previous: np.ndarray,
+    steady: float = 0.05,
+    same_model: np.ndarray | None = None,
+) -> np.ndarray:
     """improving / declining when the probability moved more than `steady`, else steady;
-    new where there is no previous score."""
+    new where there is no previous score; model_changed where the previous score came from
+    another model version (a move then measures the model, not the deal)."""
     delta = current - previous
     out = np.where(
         delta > steady, Trend.IMPROVING, np.where(delta < -steady, Trend.DECLINING, Trend.STEADY)
     )
+    if same_model is not None:
+        out = np.where(np.asarray(same_model, dtype=bool), out, Trend.MODEL_CHANGED)
     return np.where(np.isnan(previous), Trend.NEW, out).astype(object)

@@ -29,6 +29,7 @@ class Trend(StrEnum):
     STEADY = "steady"
     DECLINING = "declining"
     NEW = "new"  # no earlier score
+    MODEL_CHANGED = "model_changed"  # the earlier score came from another model version
 
 
 def factor_columns(direction: str, rank: int) -> tuple[str, str, str]:
