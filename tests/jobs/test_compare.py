@@ -86,7 +86,14 @@ def test_backtest_retrains_for_each_period_and_compares_with_the_actual(crm):
     periods = last_closed_periods(tables, 2)
     assert periods == ["2025Q4", "2026Q1"]  # the export ends 2026-06-01, inside 2026Q2
     # when
-    result = run_backtest(crm, 2, TrainSettings(n_estimators=60, learning_rate=0.1, icp=""))
+    said: list[str] = []
+    result = run_backtest(
+        crm, 2, TrainSettings(n_estimators=60, learning_rate=0.1, icp=""), progress=said.append
+    )
+    # (each quarter's training says what it is doing, marked with the quarter, and fits only
+    # the models a quarter's forecast needs)
+    assert any(line.startswith("2025Q4: training LightGBM") for line in said)
+    assert not any("no-decision model" in line for line in said)
     table = result.table.set_index("period")
     # then each period has its actual bookings and every forecast, with errors
     assert list(table.index) == periods

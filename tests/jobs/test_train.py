@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,13 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES
 from dealscore.features.forecast import REP_INPUTS
-from dealscore.jobs.train import DataMinimumError, TrainSettings, _or_base_rate, run_train
+from dealscore.jobs.train import (
+    DataMinimumError,
+    TrainSettings,
+    _or_base_rate,
+    round_progress,
+    run_train,
+)
 from dealscore.model.outcomes import BaseRate
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
@@ -168,3 +175,36 @@ def test_a_no_decision_model_that_cannot_rank_falls_back_to_the_base_rate():
     assert isinstance(_or_base_rate(_Scores("age_days"), not_won, 0.6, print), _Scores)
     fallback = _or_base_rate(_Scores("owner_win_rate"), not_won, 0.6, print)
     assert isinstance(fallback, BaseRate) and fallback.rate == pytest.approx(y.mean())
+
+
+def test_long_boosting_says_how_far_it_got_at_most_every_15_seconds(crm):
+    # given a clock that moves 6 seconds per boosting round
+    ticks = iter(range(0, 10_000, 6))
+    said: list[str] = []
+    report = round_progress(said.append, "win model", every=15.0, clock=lambda: float(next(ticks)))
+
+    # when 10 rounds go by (LightGBM hands a callback this after each round)
+    for iteration in range(10):
+        report(
+            SimpleNamespace(
+                iteration=iteration,
+                end_iteration=2000,
+                evaluation_result_list=[("valid_0", "binary_logloss", 0.41234, False)],
+            )
+        )
+    # then it spoke every third round (18 s apart), saying the round and the validation loss
+    assert said == [
+        "win model: round 3 of at most 2,000 (binary_logloss 0.4123)",
+        "win model: round 6 of at most 2,000 (binary_logloss 0.4123)",
+        "win model: round 9 of at most 2,000 (binary_logloss 0.4123)",
+    ]
+
+
+def test_training_reports_progress_from_inside_the_boosting(crm, monkeypatch):
+    # given a real fit that reports every round (0 s stands in for a slow machine)
+    said: list[str] = []
+    monkeypatch.setattr("dealscore.jobs.train.PROGRESS_EVERY_SECONDS", 0.0)
+    run_train(crm, replace(FAST, in_quarter_model=False), progress=said.append)
+    # then the rounds of each model were reported
+    assert any(line.startswith("win model: round ") for line in said)
+    assert any(line.startswith("no-decision model: round ") for line in said)

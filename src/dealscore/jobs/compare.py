@@ -218,6 +218,11 @@ def last_closed_periods(tables: CrmTables, count: int) -> list[str]:
     return [str(current - k) for k in range(count, 0, -1)]
 
 
+def _prefixed(progress: Progress, period: str) -> Progress:
+    """The training job's own progress lines, each marked with the quarter it is for."""
+    return lambda message: progress(f"{period}: {message}")
+
+
 def backtest(
     tables: CrmTables, periods: int = 8, settings=None, progress: Progress = silent
 ) -> BacktestResult:
@@ -225,13 +230,22 @@ def backtest(
     only on the history before that start (no model sees the outcomes it forecasts)."""
     from dealscore.jobs.train import DataMinimumError, TrainSettings, fit_and_evaluate
 
-    settings = replace(settings or TrainSettings(), track=False, forward_dates=0)
+    # Only the win and won-this-quarter models forecast a quarter: the contenders are skipped.
+    settings = replace(
+        settings or TrainSettings(),
+        track=False,
+        forward_dates=0,
+        independent_contender=False,
+        outcome_model=False,
+    )
     rows, all_deals, skipped = [], [], {}
     for period in last_closed_periods(tables, periods):
         start, _ = period_bounds(period)
         progress(f"{period}: training on the history before {start:%Y-%m-%d}")
         try:
-            trained = fit_and_evaluate(tables_as_of(tables, start), settings)
+            trained = fit_and_evaluate(
+                tables_as_of(tables, start), settings, progress=_prefixed(progress, period)
+            )
         except DataMinimumError as exc:  # too little history then: the later periods still count
             skipped[period] = str(exc)
             progress(f"{period}: skipped: {exc}")

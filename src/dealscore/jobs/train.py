@@ -4,6 +4,8 @@ on the same test rows, and (unless tracking is off) log the run and register the
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -329,11 +331,40 @@ def _heroic_ids(tables: CrmTables, prepared: TrainingRows, settings: TrainSettin
     return deals.loc[flagged, Opportunities.opportunity_id]
 
 
+PROGRESS_EVERY_SECONDS = 15.0
+
+
+def round_progress(
+    progress: Progress,
+    what: str,
+    every: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[..., None]:
+    """A LightGBM callback that says how far boosting got, at most once per `every` seconds
+    (default PROGRESS_EVERY_SECONDS)."""
+    every = PROGRESS_EVERY_SECONDS if every is None else every
+    last = [clock()]
+
+    def report(env) -> None:
+        now = clock()
+        if now - last[0] < every:
+            return
+        last[0] = now
+        scores = ", ".join(
+            f"{metric} {value:.4f}" for _, metric, value, _ in env.evaluation_result_list
+        )
+        progress(f"{what}: round {env.iteration + 1:,} of at most {env.end_iteration:,} ({scores})")
+
+    return report
+
+
 def _fit(
     prepared: TrainingRows,
     settings: TrainSettings,
     sample_weight: np.ndarray,
     label: str = "label",
+    progress: Progress = silent,
+    what: str = "win model",
 ) -> WinProbabilityModel:
     """Boost on the train slice, stop early on validation, calibrate on the calibration slice."""
     train, val, cal = (prepared.parts[name] for name in SLICES[:3])
@@ -351,6 +382,7 @@ def _fit(
         X_cal=cal[FEATURE_NAMES],
         y_cal=cal[label],
         sample_weight=sample_weight,
+        callbacks=[round_progress(progress, what)],
     )
 
 
@@ -361,12 +393,12 @@ def _weights(prepared: TrainingRows, heroic_ids: pd.Series, settings: TrainSetti
 
 
 def fit_recipe(
-    tables: CrmTables, settings: TrainSettings
+    tables: CrmTables, settings: TrainSettings, progress: Progress = silent
 ) -> tuple[WinProbabilityModel, FeatureState]:
     """The win model and its feature state, nothing else: what the forward test replays."""
     prepared = training_rows(tables, settings)
     weight = _weights(prepared, _heroic_ids(tables, prepared, settings), settings)
-    return _fit(prepared, settings, weight), prepared.state
+    return _fit(prepared, settings, weight, progress=progress), prepared.state
 
 
 def fit_and_evaluate(
@@ -386,7 +418,8 @@ def fit_and_evaluate(
     weight = _weights(prepared, heroic_ids, settings)
 
     def fit(sample_weight: np.ndarray, label: str = "label") -> WinProbabilityModel:
-        return _fit(prepared, settings, sample_weight, label)
+        what = "win model" if label == "label" else "won-this-quarter model"
+        return _fit(prepared, settings, sample_weight, label, progress, what)
 
     progress("training LightGBM (early stopping on the validation slice), calibrating")
     model = fit(weight)
@@ -414,7 +447,9 @@ def fit_and_evaluate(
     if settings.rep_inputs and settings.independent_contender and has_rep_inputs:
         progress("training the independent model (without the reps' forecasts)")
         blank = {name: without_rep_inputs(part) for name, part in parts.items()}
-        independent = _fit(replace(prepared, parts=blank), settings, weight)
+        independent = _fit(
+            replace(prepared, parts=blank), settings, weight, progress=progress, what="independent"
+        )
 
     no_decision = None
     if settings.outcome_model:
@@ -426,6 +461,8 @@ def fit_and_evaluate(
                 settings,
                 weight[train["label"].to_numpy() == 0],
                 "label_no_decision",
+                progress,
+                "no-decision model",
             )
         except DataMinimumError as exc:  # e.g. an export without no-decision deals
             progress(f"no no-decision model: {exc}")
@@ -586,7 +623,11 @@ def run_forward(
             tables, settings.forward_dates, settings.forward_every_days, settings.horizon_days
         )
     result = forward_test(
-        tables, dates, partial(fit_recipe, settings=settings), settings.horizon_days, progress
+        tables,
+        dates,
+        partial(fit_recipe, settings=settings, progress=progress),
+        settings.horizon_days,
+        progress,
     )
     progress(result.summary())
     pooled = result.pooled()

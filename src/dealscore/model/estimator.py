@@ -6,6 +6,7 @@ ends in `_`. No class re-weighting (is_unbalance, scale_pos_weight): it would sp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import lightgbm as lgb
@@ -95,8 +96,10 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         X_cal: pd.DataFrame,
         y_cal: np.ndarray,
         sample_weight: np.ndarray | None = None,
+        callbacks: Sequence[Callable[..., None]] = (),
     ) -> WinProbabilityModel:
-        """Boost on (X, y), stop early on the later (X_val, y_val), calibrate on (X_cal, y_cal)."""
+        """Boost on (X, y), stop early on the later (X_val, y_val), calibrate on (X_cal, y_cal);
+        `callbacks` are LightGBM's, called after each round (progress reports)."""
         if self.calibration not in ("auto", "isotonic", "sigmoid"):
             raise ValueError(
                 f"calibration must be auto, isotonic or sigmoid, got {self.calibration!r}"
@@ -127,7 +130,7 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             sample_weight=sample_weight,
             eval_X=X_val[X.columns],  # LightGBM 4.7 replaced eval_set with eval_X / eval_y
             eval_y=y_val,
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False), *callbacks],
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
         raw = self.raw_score(X_cal)
