@@ -370,3 +370,15 @@ def test_scoring_far_past_the_export_warns_and_its_own_time_does_not(crm, settin
     # then only the late one warns, with the gap in days
     (warning,) = [line for line in said if line.startswith("WARNING")]
     assert "scoring as of 2027-01-01" in warning and "days after the export's last event" in warning
+
+
+def test_scoring_without_any_trained_model_leaves_no_files(crm, tmp_path, monkeypatch):
+    # given a fresh folder with no MLflow store in it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # when score is run there with the default model
+    result = CliRunner().invoke(app, ["score", "--data", str(crm), "-o", "sqlite:///s.db"])
+    # then it says there is no model, and neither a tracking store nor a scores file was made
+    assert result.exit_code == 2, result.output
+    assert "there is no MLflow store at" in result.output and "dealscore train" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -113,6 +113,18 @@ class ScoreResult:
         )
 
 
+def _require_store(model: str, store: str) -> None:
+    """A registry or run model from a local store that does not exist: say so, before MLflow
+    creates the store empty on the way to failing."""
+    from dealscore.tracking.store import missing_local_store
+
+    if model.startswith(("models:/", "runs:/")) and (missing := missing_local_store(store)):
+        raise ModelNotFoundError(
+            f"no model {model}: there is no MLflow store at {missing} yet (train one with "
+            "`dealscore train`, or pass --tracking-uri)"
+        )
+
+
 def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI."""
     import mlflow
@@ -122,6 +134,7 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     from dealscore.tracking.store import tracking_uri as resolve
 
     store = resolve(tracking_uri)
+    _require_store(uri, store)
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
     name, version, run_id = "dealscore", "", ""
@@ -432,6 +445,7 @@ def run_score(
     if settings.track and not os.environ.get("MLFLOW_RUN_ID"):
         from dealscore.tracking.store import tracking_uri, use_store
 
+        _require_store(settings.model, tracking_uri(settings.tracking_uri))
         # The scoring run is logged last: an unusable store must fail now, not after the write.
         use_store(tracking_uri(settings.tracking_uri), settings.experiment)
     if settings.engine == "spark":

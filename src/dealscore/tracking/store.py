@@ -23,6 +23,16 @@ def tracking_uri(explicit: str = "", folder: Path | None = None) -> str:
     return f"sqlite:///{((folder or Path.cwd()) / LOCAL_DB).resolve()}"
 
 
+def missing_local_store(uri: str) -> str:
+    """The path of a SQLite tracking store that does not exist yet ('' for any other store):
+    reading models from it could only fail, and MLflow would create it empty on the way."""
+    if not uri.startswith("sqlite:///"):
+        return ""
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    # A folder that is not there (or is a file) is an unusable store: use_store says so.
+    return "" if path.is_file() or not path.parent.is_dir() else str(path)
+
+
 class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used."""
 
