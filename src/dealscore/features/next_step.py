@@ -55,14 +55,16 @@ def next_step_features(
     # The earliest booked step due at or after t that was booked before t: walk each deal's
     # steps in date order from t until one was known (a few steps at most; one pass per step).
     pos = by_date.position(d, t)
+    end = by_date.starts[d + 1]  # never walk into the next deal's steps
     due = np.full(len(d), np.nan)
-    todo = np.flatnonzero(scheduled > 0)
+    todo = np.flatnonzero((scheduled > 0) & (pos < end))
     while len(todo):
         at = pos[todo]
-        hit = known_by_date[at] < t[todo]
+        hit = (known_by_date[at] < t[todo]) & (by_date.time[at] >= t[todo])
         due[todo[hit]] = by_date.time[at[hit]]
         pos[todo[~hit]] += 1
         todo = todo[~hit]
+        todo = todo[pos[todo] < end[todo]]
     last, found = by_date.last_before(d, t)
     last_date = np.append(by_date.time, 0)[last]  # the padding keeps an empty table indexable
     lapsed = np.where(found & (scheduled == 0), (t - last_date) / DAY, np.nan)
