@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.build import CATALOGUE
-from dealscore.features.forecast import CATEGORY_RANK, REP_INPUTS
+from dealscore.features.forecast import CATEGORY_RANK
 
 WINDOWS = {"7d": "7 days", "30d": "30 days", "90d": "90 days"}
 KINDS = ("activities", "emails", "calls", "meetings", "demos")
@@ -23,8 +23,6 @@ SENIORITY = np.array(
     ["an individual contributor", "a manager", "a director", "a VP", "an executive"]
 )
 CATEGORY = {rank: name.replace("_", " ") for name, rank in CATEGORY_RANK.items()}
-# The reps' own inputs: a reason a rep learns nothing from (ScoreSettings.rep_reasons).
-REP_FEATURES = REP_INPUTS
 ANY_STAGE = -1  # the won profile's row for deals whose stage is not known
 
 # name -> (template, format). `{v}` is the value, `{stage}` the deal's stage, `{won}` the won
@@ -262,7 +260,19 @@ def _won_values(profile: pd.DataFrame | None, name: str, stage_rank: np.ndarray)
 
 def _fill(template: str, value: pd.Series, stage: pd.Series, won: pd.Series) -> pd.Series:
     """The template with {v}, {stage} and {won} filled; the comparison dropped where the won
-    deals' value is unknown. The template is split once and its pieces joined column-wise."""
+    deals' value is unknown; the counted noun in the singular where {v} is 1 ("1 meeting")."""
+    one = (value.astype(str) == "1").to_numpy()
+    if one.any() and _singular(template) != template:
+        out = _fill_as_written(template, value, stage, won)
+        out[one] = _fill_as_written(_singular(template), value[one], stage[one], won[one])
+        return out
+    return _fill_as_written(template, value, stage, won)
+
+
+def _fill_as_written(
+    template: str, value: pd.Series, stage: pd.Series, won: pd.Series
+) -> pd.Series:
+    """_fill without the singular: the template split once, its pieces joined column-wise."""
     head, sep, comparison = template.partition("; won")
     columns = {"{v}": value, "{stage}": stage}
     text = np.full(len(value), "", dtype=object)
@@ -317,16 +327,23 @@ def sentences(
     return out
 
 
+def _template(name: str) -> tuple[str, str]:
+    """(template, format) of a plain feature; one without a template: its description."""
+    return TEMPLATES.get(name, (f"{DESCRIPTIONS.get(name, name)}: {{v}}", "number"))
+
+
 def _shown_value(name: str, value: np.ndarray) -> np.ndarray:
     """The value as precise as its sentence shows it: rows that round alike read alike."""
-    kind = TEMPLATES[name][1] if name in TEMPLATES else "flag" if name in FLAGS else "count"
-    if name in SIGNED_SHARES or kind in ("percent", "pct_change"):
+    if name in FLAGS:
+        return (value >= 0.5).astype(float)
+    if name in CHANGES:
+        return np.round(value)
+    kind = "percent" if name in SIGNED_SHARES else _template(name)[1]
+    if kind in ("percent", "pct_change"):
         return np.round(value * 100) / 100
     if kind == "ratio":
         return np.round(value * 10) / 10
-    if kind == "flag":
-        return (value >= 0.5).astype(float)
-    if kind in ("money", "number") and name not in CHANGES:
+    if kind in ("money", "number"):
         return value  # formatted to significant figures: every row on its own
     return np.round(value)
 
@@ -356,24 +373,18 @@ def _sentence(name: str, value: np.ndarray, stage: pd.Series, won: np.ndarray) -
         shown = _format(np.abs(rounded), "count")
         text = pd.Series(same, index=index, dtype=object)
         for mask, template in ((rounded > 0, up), (rounded < 0, down)):
-            one = mask & (shown == "1").to_numpy()
-            for rows, words in ((mask & ~one, template), (one, _singular(template))):
-                if rows.any():
-                    text[rows] = _fill(words, shown[rows], stage[rows], shown[rows])
+            if mask.any():
+                text[mask] = _fill(template, shown[mask], stage[mask], shown[mask])
         return text.to_numpy(dtype=object)
     if name in SIGNED_SHARES:
         before, after = SIGNED_SHARES[name]
         side = np.where(value >= 0, " above", " below")
         return (before + _format(np.abs(value), "percent") + side + after).to_numpy(dtype=object)
-    template, kind = TEMPLATES.get(name, (f"{DESCRIPTIONS.get(name, name)}: {{v}}", "number"))
+    template, kind = _template(name)
     shown = _format(value, kind)
     known = ~np.isnan(won)
     compared = _format(won, kind).where(known) if known.any() else pd.Series(np.nan, index=index)
-    text = _fill(template, shown, stage, compared)
-    one = (shown == "1").to_numpy()
-    if one.any():  # "1 meeting", "1 day": the singular of the counted noun
-        text[one] = _fill(_singular(template), shown[one], stage[one], compared[one])
-    return text.to_numpy(dtype=object)
+    return _fill(template, shown, stage, compared).to_numpy(dtype=object)
 
 
 PLURALS = {

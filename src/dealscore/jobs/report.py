@@ -85,15 +85,18 @@ def _deal_table(frame: pd.DataFrame, reason_columns: list[str]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _with_amounts(scores: pd.DataFrame, amount: pd.Series) -> pd.DataFrame:
+    """The scores with each deal's amount (0 for a deal without one)."""
+    return scores.assign(amount=scores["opportunity_id"].map(amount).fillna(0).to_numpy(float))
+
+
 def _next_step_section(scores: pd.DataFrame, features: pd.DataFrame, amount: pd.Series) -> str:
     """Open deals with nothing booked: the view a sales leader starts a pipeline review with."""
     title = "<h2>No next step booked</h2>"
     steps = features.set_index("opportunity_id")[
         ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
     ]
-    deals = scores.join(steps, on="opportunity_id").assign(
-        amount=scores["opportunity_id"].map(amount).to_numpy(dtype=float)
-    )
+    deals = _with_amounts(scores, amount).join(steps, on="opportunity_id")
     if deals["next_step_scheduled"].isna().all():
         return (
             f"{title}<p>The export does not say when activities were booked "
@@ -101,9 +104,8 @@ def _next_step_section(scores: pd.DataFrame, features: pd.DataFrame, amount: pd.
             "from one that took place: no next-step view.</p>"
         )
     none = deals[deals["next_step_scheduled"] == 0]
-    amount = deals["amount"].fillna(0)
-    share = amount[deals["next_step_scheduled"] == 0].sum() / max(amount.sum(), 1.0)
-    top = none.assign(amount=none["amount"].fillna(0)).nlargest(TOP_DEALS, "amount")
+    share = none["amount"].sum() / max(deals["amount"].sum(), 1.0)
+    top = none.nlargest(TOP_DEALS, "amount")
     rows = "".join(
         f"<tr><td>{html.escape(str(r.opportunity_id))}</td><td>{r.amount:,.0f}</td>"
         f"<td>{r.win_probability:.0%}</td><td>{_days(r.days_since_two_way)}</td>"
@@ -128,8 +130,8 @@ def _no_decision_section(scores: pd.DataFrame, amount: pd.Series) -> str:
     p = scores["no_decision_probability"]
     if p.isna().all():
         return f"{title}<p>This model was trained without the no-decision model.</p>"
-    deals = scores.assign(amount=scores["opportunity_id"].map(amount).to_numpy(dtype=float))
-    top = deals.assign(risk=p * deals["amount"].fillna(0)).nlargest(TOP_DEALS, "risk")
+    deals = _with_amounts(scores, amount)
+    top = deals.assign(risk=p * deals["amount"]).nlargest(TOP_DEALS, "risk")
     reasons = [f"down_{k}_reason" for k in (1, 2, 3)]
     rows = "".join(
         f"<tr><td>{html.escape(str(r.opportunity_id))}</td><td>{r.amount:,.0f}</td>"
@@ -143,7 +145,7 @@ def _no_decision_section(scores: pd.DataFrame, amount: pd.Series) -> str:
         "<tr><th>deal</th><th>amount</th><th>no decision</th><th>lost</th><th>won</th>"
         "<th>what holds it back</th></tr>"
     )
-    expected = (p * deals["amount"].fillna(0)).sum()
+    expected = (p * deals["amount"]).sum()
     return (
         f"{title}<p>Of the open amount, the model expects {expected:,.0f} to end in no decision "
         "(closed as such, or still undecided at the model's horizon): buyers who stall need a "

@@ -7,6 +7,7 @@ when more than `max_rejected_share` of the open deals cannot be scored.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from dealscore.features import build_features
 from dealscore.features.asof import export_time, last_event, stale_as_of
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
-from dealscore.features.sentences import REP_FEATURES, sentences
+from dealscore.features.forecast import REP_INPUTS
+from dealscore.features.sentences import sentences
 from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
@@ -104,7 +106,7 @@ class ScoreResult:
     drift: pd.Series  # PSI per feature and for the score
     seconds: dict[str, float] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property  # read by the CLI and the MLflow run: computed once
     def shift_since_previous(self) -> float | None:
         """PSI of the scores against the previous run's, on the deals scored both times."""
         return shift_since_previous(
@@ -185,7 +187,7 @@ def _factor_frame(
     credits: np.ndarray, values: np.ndarray, names: np.ndarray, bundle: ModelBundle, rep: bool
 ) -> dict[str, np.ndarray]:
     if not rep:  # the rep's inputs still count in the score, just not as its reasons
-        credits = np.where(np.isin(names, list(REP_FEATURES)), 0.0, credits)
+        credits = np.where(np.isin(names, list(REP_INPUTS)), 0.0, credits)
     up, down = top_factors(credits, FACTORS)
     stage = names.tolist().index("stage_rank") if "stage_rank" in names else None
     stage_rank = values[:, stage] if stage is not None else None
@@ -269,7 +271,7 @@ def score_deals(
 
     q = (
         bundle.no_decision.predict_proba(X)[:, 1]
-        if getattr(bundle, "no_decision", None) is not None  # older bundles have no such field
+        if bundle.no_decision is not None  # None: trained without it, or saved before it
         else np.full(len(X), np.nan)
     )
     outcomes = three_outcomes(p, q)
