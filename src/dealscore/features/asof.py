@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dealscore.features.pit import activity_known_at
 from dealscore.schemas.tables import (
     Activities,
     CrmTables,
@@ -58,10 +59,8 @@ def tables_as_of(tables: CrmTables, as_of: pd.Timestamp) -> CrmTables:
     def before(frame: pd.DataFrame | None, time: str, key: str | None) -> pd.DataFrame | None:
         if frame is None:
             return None
-        stamp = frame[time]
-        if time == Activities.occurred_at and Activities.created_at in frame:
-            # An activity is known from when it was logged or booked: next steps stay.
-            stamp = frame[Activities.created_at].fillna(stamp)
+        # An activity is known from when it was logged or booked: next steps stay.
+        stamp = activity_known_at(frame) if time == Activities.occurred_at else frame[time]
         keep = stamp < as_of
         if key is not None and key in frame:
             keep &= frame[key].isin(known) | frame[key].isna()

@@ -7,7 +7,7 @@ import pandas as pd
 
 from dealscore.features import next_step, prospect
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, Snapshots, SortedEvents, micros
+from dealscore.features.pit import DAY, Snapshots, SortedEvents, activity_known_at, micros
 from dealscore.schemas.tables import (
     Activities,
     ActivityType,
@@ -57,15 +57,6 @@ def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
     return np.asarray(pd.Categorical(values, categories=categories).codes)
 
 
-def known_times(acts: pd.DataFrame, occurred: np.ndarray) -> np.ndarray:
-    """When each row became known, in microseconds: its created_at, else its occurred_at."""
-    created = acts[Activities.created_at]
-    known = micros(created)
-    missing = created.isna().to_numpy()
-    known[missing] = occurred[missing]
-    return known
-
-
 def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     """Engagement, prospect-behaviour and next-step features; missing without activities."""
     acts = tables.activities
@@ -76,7 +67,7 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     time = micros(acts[Activities.occurred_at])  # a fresh array: changed in place below
     booked = None
     if Activities.created_at in acts:
-        known = known_times(acts, time)
+        known = micros(activity_known_at(acts))
         steps = np.isin(kind_of_row, [TYPE_CODE[s] for s in next_step.STEP_TYPES])
         rows = np.flatnonzero(steps & (known < time) & (deal >= 0))
         booked = (deal[rows], known[rows], time[rows])

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dealscore.schemas.tables import Activities
+
 DAY = 86_400_000_000  # microseconds
 
 
@@ -20,6 +22,14 @@ def micros(values: pd.Series) -> np.ndarray:
     return (
         values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]").astype(np.int64)
     )
+
+
+def activity_known_at(activities: pd.DataFrame) -> pd.Series:
+    """When each activity became known: its created_at (logged or booked), else occurred_at."""
+    occurred = activities[Activities.occurred_at]
+    if Activities.created_at not in activities:
+        return occurred
+    return activities[Activities.created_at].fillna(occurred)
 
 
 @dataclass(frozen=True)
