@@ -42,6 +42,12 @@ def _mlflow_store(_session_store, monkeypatch) -> None:
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _report_cache(tmp_path_factory, monkeypatch) -> None:
+    """The report's replay cache goes to a temporary folder, never ~/.cache."""
+    monkeypatch.setenv("DEALSCORE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 # The public-domain sample ships with the repository; DEALSCORE_MAVEN_DIR points elsewhere.
 MAVEN_DIR = Path(
     os.environ.get(

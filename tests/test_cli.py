@@ -176,3 +176,34 @@ def test_every_out_option_has_the_short_form():
                     assert "-o" in param.opts, sub_name
                     checked += 1
     assert checked >= 6
+
+
+def test_version_answers_without_importing_the_data_stack():
+    import subprocess
+    import sys
+
+    # when the executable's entry point is asked for the version
+    code = (
+        "import sys; sys.argv = ['dealscore', '--version']; "
+        "from dealscore.entry import main; main(); "
+        "print(sorted(m for m in ('pandas', 'mlflow', 'dealscore.cli') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # then it answers, and nothing heavy was imported to do it
+    assert done.stdout.splitlines() == ["dealscore 0.1.0", "[]"]
+
+
+def _commands(group: typer.Typer, prefix: list[str]) -> list[list[str]]:
+    found = [[*prefix, c.name or c.callback.__name__] for c in group.registered_commands]
+    for sub in group.registered_groups:
+        found += _commands(sub.typer_instance, [*prefix, sub.name])
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(app, []), ids=" ".join)
+def test_every_help_shows_defaults_one_way(command):
+    text = runner.invoke(app, [*command, "--help"], terminal_width=200).output
+    # defaults in Typer's own [default: ...] form, never restated in prose
+    assert "Default:" not in text and "(default" not in text
+    # no type labels on flags: only --help keeps Typer's own
+    assert text.count("<bool>") <= 1

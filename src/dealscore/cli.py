@@ -51,15 +51,31 @@ MappingOption = Annotated[
     typer.Option(
         "--mapping",
         "-m",
+        metavar="PRESET|FILE",
         help="Column mapping for a raw CRM export: a preset ('salesforce') or a YAML file. "
         "Omit when the data already uses the dealscore contract's table and column names.",
     ),
 ]
 DataOption = Annotated[
-    str, typer.Option("--data", "-d", help="The export: a folder of tables or a SQLAlchemy URL.")
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        metavar="FOLDER|URL",
+        help="The export: a folder of tables or a SQLAlchemy URL.",
+    ),
 ]
 FormatOption = Annotated[
-    str, typer.Option("--format", help="File format of the written tables: parquet or csv.")
+    str,
+    typer.Option(
+        "--format", metavar="FORMAT", help="File format of the written tables: parquet or csv."
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE", help="Settings file (TOML); options given on the command line override it."
+    ),
 ]
 
 
@@ -74,7 +90,11 @@ def main(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+            "--version",
+            callback=_version,
+            is_eager=True,
+            metavar="",
+            help="Show the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -130,31 +150,41 @@ class _Progress:
 def generate(
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", help="Folder to write the tables (and the truth files) into."),
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FOLDER",
+            help="Folder to write the tables (and the truth files) into.",
+        ),
     ],
     deals: Annotated[
-        int | None, typer.Option(help="Number of deals to generate. (default: 20000)")
+        int | None, typer.Option(metavar="N", show_default="20000", help="Number of deals.")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed: the same seed gives the same CRM. (default: 0)")
+        int | None,
+        typer.Option(
+            metavar="N", show_default="0", help="Random seed: the same seed gives the same CRM."
+        ),
     ] = None,
     export_date: Annotated[
         str | None,
         typer.Option(
-            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. "
-            f"(default: {DEFAULT_EXPORT_DATE}, the documented demo's, so its figures reproduce)"
+            metavar="DATE",
+            show_default=DEFAULT_EXPORT_DATE,
+            help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. The "
+            "default is the documented demo's, so its figures reproduce.",
         ),
     ] = None,
     years: Annotated[
-        float | None, typer.Option(help="Years of history before the export date. (default: 3)")
+        float | None,
+        typer.Option(
+            metavar="YEARS", show_default="3", help="Years of history before the export date."
+        ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="TOML file of generator settings; options given here override it."),
-    ] = None,
+    config: ConfigOption = None,
     fmt: FormatOption = "parquet",
 ) -> None:
-    """Generate a realistic synthetic CRM export: all seven tables plus the truth files.
+    """Generate a synthetic CRM export: all seven tables plus the truth files.
 
     Every deal runs forward in time from a hidden health; the truth files hold its path, its win
     probability at creation and how open deals end. Training reads them only to report the
@@ -184,7 +214,12 @@ def generate(
 @app.command()
 def validate(
     path: Annotated[
-        str, typer.Argument(help="A folder of CSV/Parquet tables, or a SQLAlchemy database URL.")
+        str,
+        typer.Argument(
+            metavar="FOLDER|URL",
+            help="A folder of CSV/Parquet tables, or a SQLAlchemy database URL.",
+            show_default=False,
+        ),
     ],
     mapping: MappingOption = None,
 ) -> None:
@@ -216,10 +251,17 @@ def validate(
 def ingest(
     src: Annotated[
         str,
-        typer.Argument(help="The raw export: a folder of CSV/Parquet files, or a SQLAlchemy URL."),
+        typer.Argument(
+            metavar="FOLDER|URL",
+            help="The raw export: a folder of CSV/Parquet files, or a SQLAlchemy URL.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder to write the contract tables into.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FOLDER", help="Folder to write the contract tables into."
+        ),
     ],
     mapping: MappingOption = None,
     fmt: FormatOption = "parquet",
@@ -268,22 +310,31 @@ def features_list() -> None:
 def features_build(
     data: DataOption,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Parquet file to write the feature frame to.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Parquet file to write the feature frame to."
+        ),
     ],
     as_of: Annotated[
         str | None,
         typer.Option(
-            help="Features as of this time (UTC); every deal open then gets a row. (default: now)"
+            metavar="DATE",
+            show_default="the export's own time",
+            help="Features as of this time (UTC); every deal open then gets a row.",
         ),
     ] = None,
     mapping: MappingOption = None,
     icp: Annotated[
         Path | None,
-        typer.Option(help="The documented ICP (YAML). (default: features/icp.yaml if it exists)"),
+        typer.Option(
+            metavar="FILE",
+            show_default="features/icp.yaml if it exists",
+            help="The documented ICP (YAML).",
+        ),
     ] = None,
 ) -> None:
     """Build features for every deal open at --as-of, using only rows dated before it."""
-    stamp = _timestamp(as_of, "--as-of") if as_of else pd.Timestamp.now(tz="UTC")
+    stamp = _timestamp(as_of, "--as-of") if as_of else None
     if icp is None and DEFAULT_ICP.is_file():
         icp = DEFAULT_ICP
     try:
@@ -295,66 +346,120 @@ def features_build(
     frame = result.frame
     missing = frame.drop(columns=["opportunity_id", "as_of"]).isna().mean()
     typer.echo(
-        f"{len(frame):,} open deals x {frame.shape[1] - 2} features as of {stamp:%Y-%m-%d %H:%M} UTC -> {out}"
+        f"{len(frame):,} open deals x {frame.shape[1] - 2} features as of "
+        f"{result.as_of:%Y-%m-%d %H:%M} UTC -> {out}"
     )
     empty = missing[missing == 1].index.tolist()
     if empty:
         typer.echo(f"missing for every deal (no source data): {', '.join(empty)}")
 
 
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URI",
+        show_default="MLFLOW_TRACKING_URI, else ./mlflow.db",
+        help="MLflow tracking URI.",
+    ),
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", metavar="", help="Print every table: age bands, outcomes, per date."
+    ),
+]
+ORACLE_NOTE = (
+    "oracle_* rows (generated data only): the true win probability at the as-of date "
+    "(ceiling: what no model can beat) and at the deal's creation"
+)
+
+
 @app.command()
 def train(
     data: DataOption,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="Training settings (TOML), e.g. training/default.toml; options override it."
-        ),
-    ] = None,
+    config: ConfigOption = None,
     mapping: MappingOption = None,
     n_estimators: Annotated[
-        int | None, typer.Option(help="Maximum boosting rounds (early stopping picks fewer).")
+        int | None,
+        typer.Option(
+            metavar="N",
+            show_default="2000",
+            help="Maximum boosting rounds (early stopping picks fewer).",
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed for snapshots and the model.")
+        int | None,
+        typer.Option(
+            metavar="N", show_default="0", help="Random seed for snapshots and the model."
+        ),
     ] = None,
     heroic_weight: Annotated[
         float | None,
         typer.Option(
+            metavar="W",
+            show_default="1",
             help="Weight of training rows from heroic wins (docs/training.md); 1 keeps them as "
-            "they are, 0.2 down-weights them and reports the effect."
+            "they are, 0.2 down-weights them and reports the effect.",
         ),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI if set, else ./mlflow.db."
-        ),
-    ] = None,
+    tracking_uri: TrackingOption = None,
     track: Annotated[
         bool | None,
-        typer.Option("--track/--no-track", help="Log the run and register the model in MLflow."),
+        typer.Option(
+            "--track/--no-track",
+            metavar="",
+            show_default="--track",
+            help="Log the run and register the model in MLflow.",
+        ),
+    ] = None,
+    registered_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            show_default="dealscore-<the export's folder or database>",
+            help="Registered model name: one per CRM, so training on another CRM never "
+            "replaces this one's champion. Set it when the export's location changes nightly.",
+        ),
+    ] = None,
+    allow_coverage_change: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-coverage-change",
+            metavar="",
+            show_default=False,
+            help="Let this model become champion though its export fills other columns than "
+            "the champion's (this CRM's export really changed).",
+        ),
     ] = None,
     horizon_days: Annotated[
         float | None,
         typer.Option(
-            help="The label: won within this many days of the snapshot; 0 = auto (the 90th "
-            "percentile of won deals' cycles). win_probability means exactly this."
+            metavar="DAYS",
+            show_default="0 (auto: the 90th percentile of won deals' cycles)",
+            help="The label: won within this many days of the snapshot. win_probability means "
+            "exactly this.",
         ),
     ] = None,
     forward_dates: Annotated[
         int | None,
         typer.Option(
+            metavar="N",
+            show_default="3",
             help="Forward test at this many past dates (train on the export as it stood, score "
-            "the deals open then, read their outcomes); 0 skips it."
+            "the deals open then, read their outcomes); 0 skips it.",
         ),
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Train on snapshots of every deal open on a calendar grid (labelled won within the
-    horizon), compare with the baselines on the same test rows, replay the recipe at past dates
-    (the forward test), and log the run to MLflow: the model is registered as `dealscore`, alias
-    `challenger`, and becomes `champion` if it is not worse than the current champion on the
-    same rows and its forward test is calibrated."""
+    """Train, test against the baselines and forward in time, register in MLflow.
+
+    Snapshots of every deal open on a calendar grid, labelled won within the horizon, train a
+    calibrated LightGBM model; it is compared with the baselines on the same test rows, the
+    recipe is replayed at past dates (the forward test), and the run is logged to MLflow. The
+    model is registered under one name per CRM (--registered-model), alias `challenger`, and
+    becomes `champion` if it is not worse than the current champion on the same rows, its forward
+    test is calibrated, and its export fills the same columns as the champion's.
+    """
     _quiet_mlflow()
     try:
         settings = load_settings(
@@ -365,6 +470,8 @@ def train(
             heroic_weight=heroic_weight,
             tracking_uri=tracking_uri,
             track=track,
+            registered_model=registered_model,
+            allow_coverage_change=allow_coverage_change,
             horizon_days=horizon_days,
             forward_dates=forward_dates,
         )
@@ -375,10 +482,7 @@ def train(
         _fail(str(exc))
     except TrackingError as exc:
         _fail(str(exc))
-    table = result.comparison.set_index(["segment", "contender"])[
-        ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "rows", "positive_rate"]
-    ]
-    typer.echo(table.round(4).to_string())
+    _echo_comparison(result.comparison, verbose)
     typer.echo(
         f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
     )
@@ -386,7 +490,7 @@ def train(
         typer.echo(
             f"win_probability = P(won within {result.horizon_days:g} days of the as-of date)"
         )
-    if result.outcome_metrics is not None:
+    if result.outcome_metrics is not None and verbose:
         typer.echo("three outcomes on the test rows (flat split: the rest split by base rate)")
         typer.echo(
             result.outcome_metrics.set_index(["outcome", "contender"])[
@@ -396,20 +500,44 @@ def train(
             .to_string(na_rep="")
         )
     if result.forward is not None:
-        _echo_forward(result.forward)
+        _echo_forward(result.forward, verbose)
     if result.tracking is not None:
         t = result.tracking
         typer.echo(redact(f"MLflow run {t.run_id} ({t.tracking_uri}); model {t.model_uri}"))
         if t.version:
             role = "champion" if t.promoted else "challenger"
-            typer.echo(f"registered {settings.registered_model} v{t.version} as {role}: {t.reason}")
+            typer.echo(f"registered {t.registered_model} v{t.version} as {role}: {t.reason}")
         typer.echo(redact(f"browse: mlflow ui --backend-store-uri {t.tracking_uri}"))
 
 
-def _echo_forward(forward: ForwardTest) -> None:
+def _echo_comparison(comparison: pd.DataFrame, verbose: bool) -> None:
+    """Every contender on the whole test slice; by age band too with --verbose."""
+    metrics = ["roc_auc", "pr_auc", "log_loss", "brier", "ece"]
+    whole = comparison[comparison["segment"] == "all"]
+    if len(whole):
+        first = whole.iloc[0]
+        typer.echo(
+            f"test slice: {int(first['rows']):,} snapshot rows, won within the horizon "
+            f"{first['positive_rate']:.1%}"
+        )
+    if verbose:
+        table = comparison.set_index(["segment", "contender"])[[*metrics, "rows"]]
+        typer.echo(table.round(4).to_string(formatters={"rows": "{:,.0f}".format}))
+    else:
+        typer.echo(whole.set_index("contender")[metrics].round(4).to_string())
+    if comparison["contender"].str.startswith("oracle_").any():
+        typer.echo(ORACLE_NOTE)
+
+
+def _echo_forward(forward: ForwardTest, verbose: bool = True) -> None:
     columns = ["roc_auc", "brier", "log_loss", "ece", "mean_predicted", "actual", "rows"]
     typer.echo("forward test: deals open at each date, model trained only on the export then")
-    typer.echo(forward.table.set_index(["date", "contender"])[columns].round(4).to_string())
+    table = forward.table if verbose else forward.table[forward.table["date"] == "pooled"]
+    typer.echo(
+        table.set_index(["date", "contender"])[columns]
+        .round(4)
+        .to_string(formatters={"rows": "{:,.0f}".format})
+    )
     typer.echo(forward.summary())
 
 
@@ -419,33 +547,38 @@ def evaluate(
     as_of: Annotated[
         list[str] | None,
         typer.Option(
-            help="A past date to replay (repeat for several). Default: the latest "
-            "forward_dates dates, forward_every_days apart, whose outcomes the export holds."
+            metavar="DATE",
+            show_default="the latest forward_dates dates, forward_every_days apart, whose "
+            "outcomes the export holds",
+            help="A past date to replay (repeat for several).",
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Training settings (TOML): the recipe under test."),
-    ] = None,
+    config: ConfigOption = None,
     mapping: MappingOption = None,
     horizon_days: Annotated[
         float | None,
-        typer.Option(help="Label horizon in days; 0 = auto, as in training."),
+        typer.Option(
+            metavar="DAYS", show_default="0 (auto, as in training)", help="Label horizon in days."
+        ),
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
+            metavar="FILE",
             help="Also write every scored deal (.csv, or .parquet): date, deal, horizon, label, "
             "each contender's probability.",
         ),
     ] = None,
 ) -> None:
-    """The forward test on its own: at each past date, train on the export as it stood, score
-    every deal open then, and read from the later export whether it was won within the horizon.
-    Prints ROC AUC, Brier, log loss, ECE and mean predicted vs actual per date and pooled, for
-    the model, the reps' forecast and the CRM stage probability on the same deals."""
+    """The forward test on its own: how honest the recipe's probabilities were at past dates.
+
+    At each past date, train on the export as it stood, score every deal open then, and read
+    from the later export whether it was won within the horizon. Prints ROC AUC, Brier, log
+    loss, ECE and mean predicted vs actual per date and pooled, for the model, the reps'
+    forecast and the CRM stage probability on the same deals.
+    """
     try:
         settings = load_settings(TrainSettings, config, horizon_days=horizon_days, track=False)
         dates = [_timestamp(d, "--as-of") for d in as_of] if as_of else None
@@ -472,68 +605,80 @@ def score(
         typer.Option(
             "--out",
             "-o",
-            help="Where scores go: a SQLAlchemy URL (default sqlite:///scores.db; "
-            "postgresql+psycopg://user@host/db), a JDBC URL "
-            "(jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
+            metavar="URL|FOLDER",
+            show_default="sqlite:///scores.db",
+            help="Where scores go: a SQLAlchemy URL (postgresql+psycopg://user@host/db), a JDBC "
+            "URL (jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
         ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="Model URI. Default: models:/dealscore@champion."),
+        typer.Option(
+            metavar="URI",
+            show_default="models:/dealscore-<the export's name>@champion",
+            help="The model: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) or runs:/.",
+        ),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             "--as-of",
-            help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). Default: the "
-            "export's own time (the second after its latest created or closed date), so a rerun "
-            "on the same export replaces its own rows. A past date rebuilds features as the data "
-            "stood then.",
+            metavar="DATE",
+            show_default="the export's own time",
+            help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). The export's own "
+            "time is the second after its latest created or closed date, so a rerun on the same "
+            "export replaces its own rows. A past date rebuilds features as the data stood then.",
         ),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Scoring settings (TOML); options override it.")
-    ] = None,
+    config: ConfigOption = None,
     mapping: MappingOption = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="For a folder destination: parquet (default) or csv."),
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            show_default="parquet",
+            help="For a folder destination: parquet or csv.",
+        ),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else ./mlflow.db."),
-    ] = None,
+    tracking_uri: TrackingOption = None,
     engine: Annotated[
         str | None,
         typer.Option(
-            help="pandas (default: one process) or spark (needs dealscore\\[spark] and Java 17+; "
-            "--data is then a Parquet folder or spark:DATABASE; see docs/spark.md)."
+            metavar="ENGINE",
+            show_default="pandas",
+            help="pandas (one process) or spark (needs dealscore\\[spark] and Java 17+; --data "
+            "is then a Parquet folder or spark:DATABASE; see docs/spark.md).",
         ),
     ] = None,
     spark_master: Annotated[
         str | None,
         typer.Option(
-            help="With --engine spark: the master URL (local[4], spark://host:7077, yarn). "
-            "Default: the active session (spark-submit, Databricks), else local[*]."
+            metavar="URL",
+            show_default="the active session (spark-submit, Databricks), else local[*]",
+            help="With --engine spark: the master URL (local[4], spark://host:7077, yarn).",
         ),
     ] = None,
     spark_groups: Annotated[
         int | None,
         typer.Option(
-            help="With --engine spark: groups of deals scored in parallel. Default: 4 per core."
+            metavar="N",
+            show_default="4 per core",
+            help="With --engine spark: groups of deals scored in parallel.",
         ),
     ] = None,
     rep_reasons: Annotated[
         bool | None,
         typer.Option(
             "--rep-reasons/--no-rep-reasons",
+            metavar="",
+            show_default="--no-rep-reasons",
             help="Let the rep's own forecast be one of a deal's reasons (it is always a model "
-            "input). Default: left out, as it tells the rep only what they said.",
-            show_default=False,
+            "input); left out by default, as it tells the rep only what they said.",
         ),
     ] = None,
 ) -> None:
-    """Score every deal open at --as-of with the champion model and write the scores back.
+    """Score every open deal with the champion model and write the scores back.
 
     Each row: calibrated win probability, band A-D, expected amount, the top 3 factors raising
     and lowering it in plain words, and the previous score with a trend. A rerun replaces its
@@ -599,7 +744,7 @@ def score(
             fg=typer.colors.YELLOW,
         )
     typer.echo(
-        f"model {result.model.name} v{result.model.version}; as of {result.as_of:%Y-%m-%d %H:%M} UTC; "
+        f"{result.model.describe()}; as of {result.as_of:%Y-%m-%d %H:%M} UTC; "
         f"written to {redact(result.destination)}"
     )
 
@@ -615,10 +760,18 @@ def _forecast_table(table: pd.DataFrame) -> str:
     return shown.to_string(index=False, formatters={**money, **pct}, na_rep="-")
 
 
-ModelOption = Annotated[str, typer.Option(help="Model URI for today's scores.")]
-TrackingOption = Annotated[
-    str | None,
-    typer.Option(help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else ./mlflow.db."),
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        metavar="URI",
+        show_default="models:/dealscore-<the export's name>@champion",
+        help="The model: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) or runs:/.",
+    ),
+]
+
+
+PeriodsOption = Annotated[
+    int, typer.Option(min=1, metavar="N", help="How many of the last closed quarters to replay.")
 ]
 
 
@@ -628,25 +781,34 @@ def compare(
     period: Annotated[
         str | None,
         typer.Option(
-            help="The quarter to forecast, e.g. 2026Q3. Default: the export's current one."
+            metavar="QUARTER",
+            show_default="the quarter of the export's own time",
+            help="The quarter to forecast, e.g. 2026Q3.",
         ),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
-            "--as-of", help="Forecast as of this date (UTC). Default: the period's start."
+            "--as-of",
+            metavar="DATE",
+            show_default="the export's own time; for a quarter already over, its start",
+            help="Forecast as of this date (UTC).",
         ),
     ] = None,
     by: Annotated[
-        str | None, typer.Option(help="Break down by team, owner or segment (industry).")
+        str | None,
+        typer.Option(metavar="GROUP", help="Break down by team, owner or segment (industry)."),
     ] = None,
-    model: ModelOption = "models:/dealscore@champion",
+    model: ModelOption = "",
     tracking_uri: TrackingOption = None,
     mapping: MappingOption = None,
 ) -> None:
-    """The period's bookings forecast three ways: the model (amount x P(win within the period)),
-    the reps (commit, commit + best case, probability-weighted) and, once it is over, the actual,
-    with each forecast's error. Deals: open at --as-of and expected to close in the period."""
+    """A quarter's bookings forecast: the model's against the reps' and, once over, the actual.
+
+    The model: amount x P(won within the quarter); the reps: commit, commit + best case and
+    probability-weighted, from their latest call. Deals: open at --as-of and expected to close in
+    the quarter. For a quarter already over the actual and each forecast's error are shown.
+    """
     from dealscore.jobs.compare import period_bounds, run_compare
 
     _quiet_mlflow()
@@ -662,7 +824,12 @@ def compare(
     except (ModelNotFoundError, SourceError, MappingError, ValueError, TrackingError) as exc:
         _fail(str(exc))
     state = "closed: actual known" if result.closed else "still open: no actual yet"
-    typer.echo(f"{result.period} as of {result.as_of:%Y-%m-%d}, {state}")
+    typer.echo(
+        f"{result.period} as of {result.as_of:%Y-%m-%d %H:%M} UTC, {state}; "
+        f"{result.model.describe()}"
+    )
+    if result.coverage_warning:
+        typer.secho(f"WARNING: {result.coverage_warning}", fg=typer.colors.YELLOW)
     if result.deals.empty:
         typer.echo(
             "no deal open then has an expected close date in the period "
@@ -670,20 +837,28 @@ def compare(
         )
         return
     typer.echo(_forecast_table(result.table.rename(columns={"group": by or "group"})))
+    if result.in_sample:
+        typer.secho(
+            "in-sample: this model was trained on this export, outcomes of this quarter "
+            "included, so its error here flatters it; `dealscore backtest` replays the quarter "
+            "with a model trained only on the history before it",
+            fg=typer.colors.YELLOW,
+        )
 
 
 @app.command()
 def backtest(
     data: DataOption,
-    periods: Annotated[int, typer.Option(min=1, help="How many of the last closed quarters.")] = 8,
-    config: Annotated[
-        Path | None, typer.Option(help="Training settings (TOML) for each period's model.")
-    ] = None,
+    periods: PeriodsOption = 8,
+    config: ConfigOption = None,
     mapping: MappingOption = None,
 ) -> None:
-    """Replay the last closed quarters: each forecast at its start by a model trained only on
-    the history before it, against what closed; prints model and rep error per period and how
-    often the model was closer."""
+    """Replay the last closed quarters, each forecast by a model trained only on the past.
+
+    Each quarter is forecast at its start by a model trained only on the history before it, and
+    set against what closed; prints the model's and the reps' error per quarter and how often
+    the model was closer.
+    """
     from dealscore.jobs.compare import run_backtest
 
     try:
@@ -694,7 +869,7 @@ def backtest(
     except (SettingsError, SourceError, MappingError, ValueError) as exc:
         _fail(str(exc))
     for period, why in result.skipped.items():
-        typer.echo(f"{period}: skipped (too little history to train then): {why}")
+        typer.echo(f"{period}: skipped: {why}")
     typer.echo(_forecast_table(result.table))
     accuracy = result.table.filter(regex="_abs_pct_error$").mean()
     bias = result.table[[c.replace("_abs_pct", "_pct") for c in accuracy.index]].mean()
@@ -706,38 +881,67 @@ def backtest(
         "mean bias: "
         + ", ".join(f"{c.removesuffix('_pct_error')} {v:+.1%}" for c, v in bias.items())
     )
+    n = len(result.table)
     typer.echo(
         "model closer than: "
-        + ", ".join(f"{rep} in {share:.0%} of periods" for rep, share in result.closer().items())
+        + ", ".join(
+            f"{rep} in {round(share * n)} of {n} quarters" for rep, share in result.closer().items()
+        )
     )
 
 
 @app.command()
 def report(
     data: DataOption,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML page.")] = Path(
-        "report.html"
-    ),
-    periods: Annotated[
-        int, typer.Option(min=1, help="Closed quarters to backtest for the page.")
-    ] = 4,
-    config: Annotated[
-        Path | None, typer.Option(help="Training settings (TOML) for the backtest models.")
-    ] = None,
-    model: ModelOption = "models:/dealscore@champion",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the HTML page.")
+    ] = Path("report.html"),
+    periods: PeriodsOption = 4,
+    config: ConfigOption = None,
+    model: ModelOption = "",
     tracking_uri: TrackingOption = None,
     mapping: MappingOption = None,
+    currency: Annotated[
+        str,
+        typer.Option(
+            metavar="CODE",
+            show_default="none: the export's own",
+            help="The currency the export's amounts are in, shown beside them (USD, EUR).",
+        ),
+    ] = "",
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            metavar="",
+            help="Reuse the past quarters' replay of the same export and settings "
+            "(DEALSCORE_CACHE, else ~/.cache/dealscore).",
+        ),
+    ] = True,
 ) -> None:
-    """One self-contained HTML page, viewable offline: forecast vs reps vs actual by period, the
-    reliability of the in-period probability, the open pipeline by band, the deals most at risk
-    and with most upside (with reasons), and pipeline coverage."""
+    """Write one HTML page for the weekly forecast call, viewable offline.
+
+    This quarter so far (booked, the model's and the reps' call), past quarters replayed with
+    models trained only on the history before each, the deals to act on with their reasons,
+    the open pipeline by band, how far the probabilities can be trusted, deals with no next
+    step booked, and deals drifting into no decision.
+    """
     from dealscore.jobs.report import run_report
 
     _quiet_mlflow()
     try:
         settings = load_settings(TrainSettings, config)
         result = run_report(
-            data, out, periods, None, model, tracking_uri or "", mapping, settings, _Progress()
+            data,
+            out,
+            periods,
+            model=model,
+            tracking_uri=tracking_uri or "",
+            mapping=mapping,
+            settings=settings,
+            progress=_Progress(),
+            currency=currency,
+            use_cache=cache,
         )
     except ContractError as exc:
         _contract_failure(exc, f"{data}: no report")
@@ -750,7 +954,7 @@ def report(
         TrackingError,
     ) as exc:
         _fail(str(exc))
-    typer.echo(f"report with {result.charts} charts written to {result.path}")
+    typer.echo(f"report with {_count(result.charts, 'chart')} written to {result.path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -9,6 +11,8 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.io import SourceError, read_export, write_tables
+from dealscore.io.read import dataset_name
+from dealscore.io.write import write_text
 from dealscore.schemas import validate_tables
 
 
@@ -229,3 +233,30 @@ def test_salesforce_preset_on_a_standard_export(tmp_path):
     assert activities["account_id"].tolist()[1] == "0012"
     assert tables.contacts["seniority"].tolist() == ["executive"]
     assert any("Division" in note for note in export.notes)  # no region on User: noted, not fatal
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("data/demo/crm", "demo-crm"),  # a generic folder name takes its parent's
+        ("data/maven", "maven"),
+        ("exports/acme/2026-12-01", "acme"),  # a dated night's folder is not another CRM
+        ("sqlite:///var/crm/Acme Corp.db", "acme-corp"),
+        ("postgresql+psycopg://etl:secret@db:5432/sales?sslmode=require", "sales"),
+        ("spark:sales_prod", "sales-prod"),
+    ],
+)
+def test_an_export_is_named_after_its_crm_not_its_night(source, name):
+    assert dataset_name(source) == name
+
+
+def test_text_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    # given a page already written
+    page = write_text("old", tmp_path / "page.html")
+    # when the next write fails half way
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write_text("new", page)
+    # then the old page is intact and no temporary file is left
+    monkeypatch.undo()
+    assert page.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["page.html"]

@@ -38,7 +38,13 @@ def model_store(crm, tmp_path_factory) -> str:
         run_train(
             crm,
             TrainSettings(
-                n_estimators=80, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=0
+                n_estimators=80,
+                learning_rate=0.1,
+                icp="",
+                tracking_uri=uri,
+                forward_dates=0,
+                # fixed: the scoring tests score copies of `crm` in other folders
+                registered_model="dealscore",
             ),
         )
     return uri

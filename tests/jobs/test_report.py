@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -9,12 +10,24 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
-from dealscore.jobs.report import _days
+from dealscore.features.asof import export_time, last_event, tables_as_of
+from dealscore.io import read_export, write_tables
+from dealscore.jobs.report import _days, money, run_report
 from dealscore.jobs.train import TrainSettings, run_train
+
+FAST_REPORT = TrainSettings(n_estimators=60, learning_rate=0.1, icp="", track=False)
+
+
+def money_value(text: str) -> float:
+    """'USD 1.2M' -> 1200000.0."""
+    number = text.split()[-1]
+    scale = {"k": 1e3, "M": 1e6}.get(number[-1], 1.0)
+    return float(number.rstrip("kM")) * scale
 
 
 def _browser() -> str:
@@ -28,11 +41,10 @@ def _browser() -> str:
 
 
 @pytest.fixture(scope="module")
-def report(crm, tmp_path_factory) -> Path:
+def trained_store(crm, tmp_path_factory) -> tuple[Path, str]:
+    """A store whose champion was trained on `crm` under its default name (one per CRM)."""
     folder = tmp_path_factory.mktemp("report")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    config = folder / "fast.toml"
-    config.write_text('n_estimators = 60\nlearning_rate = 0.1\nicp = ""\ntrack = false\n')
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         run_train(
@@ -41,37 +53,178 @@ def report(crm, tmp_path_factory) -> Path:
                 n_estimators=60, learning_rate=0.1, icp="", tracking_uri=uri, forward_dates=1
             ),
         )
-        result = CliRunner().invoke(
-            app,
-            [
-                "report",
-                "--data",
-                str(crm),
-                "--out",
-                str(folder / "report.html"),
-                "--periods",
-                "2",
-                "--config",
-                str(config),
-                "--tracking-uri",
-                uri,
-            ],
-        )
+    return folder, uri
+
+
+FAST_CONFIG = 'n_estimators = 60\nlearning_rate = 0.1\nicp = ""\ntrack = false\n'
+
+
+def _report(data: Path, folder: Path, uri: str, *extra: str):
+    config = folder / "fast.toml"
+    config.write_text(FAST_CONFIG)
+    return CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--data",
+            str(data),
+            "--config",
+            str(config),
+            "--tracking-uri",
+            uri,
+            "--currency",
+            "USD",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def report(crm, trained_store) -> Path:
+    folder, uri = trained_store
+    # no --model: the champion of this export's own CRM
+    result = _report(crm, folder, uri, "--out", str(folder / "report.html"), "--periods", "2")
     assert result.exit_code == 0, result.output
     return folder / "report.html"
 
 
+def _text(page: str) -> str:
+    """What a reader sees: tags and embedded images gone, whitespace collapsed."""
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.DOTALL)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def _table(page: str, css: str) -> list[list[str]]:
+    """The cells of the table with that class, row by row."""
+    body = page.split(f'<table class="{css}">', 1)[1].split("</table>", 1)[0]
+    return [
+        [_text(cell).strip() for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.DOTALL)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)
+    ]
+
+
 def test_the_page_is_self_contained(report):
     page = report.read_text()
-    assert "Forecast vs reps vs actual" in page and "Most at risk" in page
-    assert "Pipeline coverage" in page
-    # the champion's forward test, and what its probability means
-    assert "How honest the probabilities are (forward test)" in page
-    assert re.search(r"P\(won within \d+ days of the as-of date\)", page)
-    assert 'class="dataframe forward"' in page and "pooled" in page
+    text = _text(page)
+    # the questions in the order a sales manager asks them
+    order = [
+        "This quarter so far",
+        "Past quarters: the model against the reps",
+        "Deals to act on",
+        "Open pipeline by band",
+        "Can the probabilities be trusted?",
+        "No next step booked",
+        "Drifting into no decision",
+    ]
+    positions = [text.index(title) for title in order]
+    assert positions == sorted(positions)
+    # what a probability means, and the champion's forward test
+    assert re.search(r"P\(won within \d+ days\)", text)
+    assert 'class="forward"' in page and "pooled" in page
     # nothing fetched from anywhere: every image is inline, no external script or style
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert page.count('src="data:image/png;base64,') == 3
+    # never a "nan", and amounts carry the currency and no false precision
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    assert re.search(r"USD \d+(\.\d+)?[kM]", text) and not re.search(r"\d{7}", text)
+
+
+def test_this_quarter_sets_the_model_beside_the_reps_and_what_is_booked(report, crm):
+    # given the export's own booked deals this quarter
+    tables = read_export(crm).tables
+    now = export_time(last_event(tables))
+    start = pd.Period(now.tz_localize(None), freq="Q").start_time.tz_localize("UTC")
+    deals = tables.opportunities
+    won = deals[(deals["status"] == "won") & (deals["closed_at"] >= start)]
+    # when the page is read
+    rows = _table(report.read_text(), "this-quarter")
+    # then every forecast starts from the same booked amount, the reps' numbers included
+    assert [r[0] for r in rows[1:]] == [
+        "model",
+        "reps: commit",
+        "reps: commit + best case",
+        "reps: probability-weighted",
+    ]
+    assert {r[1] for r in rows[1:]} == {money(won["amount"].sum(), "USD")}
+    model, commit = rows[1], rows[2]
+    assert model[3] != commit[3]  # two different calls, not one number twice
+
+
+def test_the_deals_to_act_on_name_the_deal_account_owner_and_stage(report, crm):
+    tables = read_export(crm).tables
+    rows = _table(report.read_text(), "deals")
+    header, first = rows[0], rows[1]
+    assert header[:6] == ["deal", "account", "owner", "stage", "close date", "amount"]
+    # names as the CRM holds them, not ids
+    assert first[0] in set(tables.opportunities["name"])
+    assert first[1] in set(tables.accounts["name"])
+    assert first[2] in set(tables.owners["name"])
+    assert first[3] in set(tables.stage_history["stage"])
+    # the at-risk list is ordered by what it says: the amount at stake
+    stakes = [money_value(r[8]) for r in rows[1:]]
+    assert stakes == sorted(stakes, reverse=True) and stakes[0] > 0
+
+
+def test_bands_are_defined_with_their_amounts(report):
+    rows = _table(report.read_text(), "bands")
+    assert [r[:2] for r in rows[1:]] == [
+        ["A", "70% or more"],
+        ["B", "40% to 70%"],
+        ["C", "15% to 40%"],
+        ["D", "below 15%"],
+    ]
+    assert "How to read the reliability chart" in _text(report.read_text())
+
+
+def test_a_short_history_says_so_and_never_shows_nan(crm, trained_store, tmp_path):
+    # given the same CRM cut ten months after its first deal: no quarter can be replayed
+    folder, uri = trained_store
+    tables = read_export(crm).tables
+    cut = tables.opportunities["created_at"].min() + pd.Timedelta(days=300)
+    short = tmp_path / "short"
+    write_tables(tables_as_of(tables, cut), short)
+    model = f"models:/dealscore-{crm.name}@champion"  # the CRM's model, scored on its past
+    # when the report is written with the default number of quarters
+    result = _report(short, folder, uri, "--out", str(tmp_path / "r.html"), "--model", model)
+    # then it is written, says why there is no history, and has no "nan" or empty chart
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    text = _text(page)
+    assert "No past quarter could be replayed" in text
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    assert page.count('src="data:image/png;base64,') == 1 and 'data-charts="1"' in page
+    assert "report with 1 chart written" in result.output
+
+
+def test_the_replay_is_cached_per_export_and_settings(crm, trained_store, tmp_path, monkeypatch):
+    _, uri = trained_store
+    first = run_report(crm, tmp_path / "a.html", 2, tracking_uri=uri, settings=FAST_REPORT)
+    assert not first.cached and first.backtest is not None
+
+    def no_replay(*args, **kwargs):
+        raise AssertionError("the replay ran again")
+
+    # when the same export and settings are reported again, the replay is not run again
+    monkeypatch.setattr("dealscore.jobs.report.backtest", no_replay)
+    again = run_report(crm, tmp_path / "b.html", 2, tracking_uri=uri, settings=FAST_REPORT)
+    assert again.cached
+    pd.testing.assert_frame_equal(again.backtest.table, first.backtest.table)
+    assert "Replay reused from the cache" in (tmp_path / "b.html").read_text()
+    # but other settings replay (and --no-cache would too)
+    with pytest.raises(AssertionError, match="ran again"):
+        run_report(crm, tmp_path / "c.html", 3, tracking_uri=uri, settings=FAST_REPORT)
+
+
+def test_a_failed_report_leaves_no_file(crm, tmp_path):
+    # given no model for this CRM in a fresh store
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "mlflow.db").touch()
+    result = _report(crm, tmp_path, uri, "--out", str(tmp_path / "r.html"))
+    # then it fails with the reason, and writes no page (nor half a page)
+    assert result.exit_code == 2
+    assert f"dealscore-{crm.name}@champion" in result.output
+    assert not (tmp_path / "r.html").exists()
+    assert not list(tmp_path.glob(".r.html*"))
 
 
 def test_it_renders_in_a_headless_browser_without_console_errors(report):
@@ -103,6 +256,11 @@ def test_it_renders_in_a_headless_browser_without_console_errors(report):
     )
     # then every chart loaded, the console stayed clean, and a screenshot is there to look at
     assert 'data-charts-loaded="3"' in dom.stdout, dom.stderr[-2000:]
+    # with this quarter's table, the reps' numbers in it, and deals named with their owners
+    quarter = _table(dom.stdout, "this-quarter")
+    assert [r[0] for r in quarter[1:3]] == ["model", "reps: commit"]
+    deals = _table(dom.stdout, "deals")
+    assert deals[0][:3] == ["deal", "account", "owner"] and len(deals) > 2
     assert "Uncaught" not in logged.stderr and ":CONSOLE(" not in logged.stderr
     assert shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
@@ -131,5 +289,43 @@ def test_days_read_as_people_say_them():
 
 def test_the_page_lists_the_deals_drifting_into_no_decision(report):
     section = report.read_text().split("Drifting into no decision", 1)[1]
-    assert re.search(r"expects [\d,]+ to end in no decision", section)
+    assert re.search(r"expects USD [\d.]+[kM]? to end in no decision", _text(section))
     assert 'class="no-decision"' in section and section.count("<tr>") > 1
+
+
+def test_score_compare_and_report_default_to_the_same_as_of(crm, trained_store, tmp_path):
+    # given the export's own time: the second after its latest dated fact
+    folder, uri = trained_store
+    now = f"{export_time(last_event(read_export(crm).tables)):%Y-%m-%d %H:%M} UTC"
+    # when each runs with no --as-of and no --model (the CRM's own champion)
+    scored = CliRunner().invoke(
+        app,
+        ["score", "--data", str(crm), "--tracking-uri", uri, "--out", str(tmp_path / "s")],
+    )
+    compared = CliRunner().invoke(
+        app, ["compare", "--data", str(crm), "--tracking-uri", uri, "--by", "owner"]
+    )
+    reported = _report(crm, folder, uri, "--out", str(tmp_path / "r.html"), "--periods", "1")
+    # then all three use it, and say which model they used
+    for result in (scored, compared, reported):
+        assert result.exit_code == 0, result.output
+    assert f"as of {now}" in scored.output
+    assert f"as of {now}" in compared.output
+    assert f"As of {now}" in _text((tmp_path / "r.html").read_text())
+    model = f"model dealscore-{crm.name} v1 (champion)"
+    assert model in scored.output and model in compared.output
+    # compare names the owners and ends with the total
+    tables = read_export(crm).tables
+    lines = compared.output.splitlines()
+    assert any(name in compared.output for name in tables.owners["name"])
+    assert lines[-1].split()[0] == "total"
+
+
+def test_compare_says_a_closed_quarter_is_in_sample(crm, trained_store):
+    _, uri = trained_store
+    result = CliRunner().invoke(
+        app, ["compare", "--data", str(crm), "--tracking-uri", uri, "--period", "2026Q1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "as of 2026-01-01 00:00 UTC, closed: actual known" in result.output
+    assert "in-sample" in result.output and "dealscore backtest" in result.output

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
-from dealscore.io import read_export
+from dealscore.io import read_export, write_tables
 from dealscore.jobs.score import (
     ModelMismatchError,
     ModelNotFoundError,
@@ -27,13 +27,17 @@ from dealscore.jobs.score import (
 from dealscore.schemas.scores import FACTOR_COLUMNS
 from dealscore.tracking.pyfunc import PROBABILITY
 
+MODEL = "models:/dealscore@champion"  # the name conftest's model_store registers
 AS_OF = pd.Timestamp("2026-05-01", tz="UTC")  # before the generated export's date (2026-06-01)
 
 
 @pytest.fixture
 def settings(model_store, tmp_path) -> ScoreSettings:
     return ScoreSettings(
-        out=f"sqlite:///{tmp_path / 'scores.db'}", tracking_uri=model_store, track=False
+        model=MODEL,
+        out=f"sqlite:///{tmp_path / 'scores.db'}",
+        tracking_uri=model_store,
+        track=False,
     )
 
 
@@ -141,6 +145,8 @@ def test_cli_score_prints_the_reconciliation_and_bands(crm, model_store, tmp_pat
             "csv",
             "--tracking-uri",
             model_store,
+            "--model",
+            MODEL,
         ],
     )
     assert result.exit_code == 0, result.output
@@ -191,6 +197,7 @@ def test_the_nightly_default_is_the_exports_own_time_so_a_rerun_replaces_itself(
     # given the same export scored twice in one night without --as-of
     out = f"sqlite:///{tmp_path / 'nightly.db'}"
     command = ["score", "--data", str(crm), "--out", out, "--tracking-uri", model_store]
+    command += ["--model", MODEL]
     first = CliRunner().invoke(app, command)
     second = CliRunner().invoke(app, command)
     # then both scored as of the second after the export's latest dated fact
@@ -344,6 +351,8 @@ def test_the_reps_own_call_is_a_reason_only_when_asked(crm, settings, tmp_path):
             f"sqlite:///{tmp_path / 'asked.db'}",
             "--tracking-uri",
             settings.tracking_uri,
+            "--model",
+            MODEL,
             "--config",
             str(config),
             "--rep-reasons",
@@ -382,3 +391,20 @@ def test_scoring_without_any_trained_model_leaves_no_files(crm, tmp_path, monkey
     assert result.exit_code == 2, result.output
     assert "there is no MLflow store at" in result.output and "dealscore train" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_export_filling_other_columns_than_the_models_is_a_loud_warning(crm, settings, tmp_path):
+    # given the champion of `crm`, and an export without its rep forecasts
+    tables = read_export(crm).tables
+    write_tables(tables.with_tables(forecasts=None), tmp_path / "other")
+    said: list[str] = []
+    # when it is scored
+    run_score(tmp_path / "other", settings, as_of=AS_OF, progress=said.append)
+    # then the scorer says which columns differ and which model it used
+    (warning,) = [line for line in said if line.startswith("WARNING")]
+    assert "lacks" in warning and "forecasts.forecast_category" in warning
+    assert "model dealscore v1 (champion)" in warning
+    # and the export it was trained on raises no such warning
+    said.clear()
+    run_score(crm, settings, as_of=AS_OF, progress=said.append)
+    assert not [line for line in said if "lacks" in line]

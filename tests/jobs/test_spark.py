@@ -54,7 +54,12 @@ def spark():
 @pytest.fixture
 def settings(model_store, tmp_path) -> ScoreSettings:
     """Scores to a folder; Spark settings take the test's session and three groups of deals."""
-    return ScoreSettings(out=str(tmp_path / "scores"), tracking_uri=model_store, track=False)
+    return ScoreSettings(
+        model="models:/dealscore@champion",
+        out=str(tmp_path / "scores"),
+        tracking_uri=model_store,
+        track=False,
+    )
 
 
 def on_spark(settings: ScoreSettings, out: Path) -> ScoreSettings:

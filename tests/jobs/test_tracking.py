@@ -22,7 +22,9 @@ from dealscore.model.metrics import evaluate
 from dealscore.tracking.pyfunc import PROBABILITY, load_bundle
 
 PROJECT = Path(__file__).resolve().parents[2]
-FAST = TrainSettings(n_estimators=150, learning_rate=0.1, icp="", forward_dates=0)
+FAST = TrainSettings(
+    n_estimators=150, learning_rate=0.1, icp="", forward_dates=0, registered_model="dealscore"
+)
 
 
 @pytest.fixture
@@ -187,8 +189,10 @@ def test_cli_train_reports_the_run_and_the_alias(crm, store):
         app, ["train", "--data", str(crm), "--n-estimators", "60", "--heroic-weight", "0.3"]
     )
     assert result.exit_code == 0, result.output
-    assert "registered dealscore v1 as champion" in result.output
-    assert result.output.count("registered dealscore v1") == 1  # said once, not twice
+    # one registered model per CRM, named from the export's folder
+    name = f"dealscore-{crm.name}"
+    assert f"registered {name} v1 as champion" in result.output
+    assert result.output.count(f"registered {name} v1") == 1  # said once, not twice
     assert "mlflow ui --backend-store-uri" in result.output
     run = mlflow.MlflowClient().search_runs(
         [mlflow.get_experiment_by_name("dealscore").experiment_id]
@@ -259,7 +263,8 @@ def test_mlflow_run_train_entry_point_logs_into_its_own_run(crm, tmp_path):
     assert run.data.params["data"] == str(crm)  # logged by `mlflow run`
     assert run.data.params["data_source"] == str(crm)  # logged by the job, same run
     assert 0.5 < run.data.metrics["roc_auc"] <= 1.0
-    assert client.get_model_version_by_alias("dealscore", "champion").run_id == run.info.run_id
+    name = f"dealscore-{crm.name}"  # the default: one registered model per CRM
+    assert client.get_model_version_by_alias(name, "champion").run_id == run.info.run_id
 
 
 def test_cli_train_names_the_registered_model_it_used(crm, store, tmp_path):
@@ -271,3 +276,44 @@ def test_cli_train_names_the_registered_model_it_used(crm, store, tmp_path):
     assert result.exit_code == 0, result.output
     assert "registered acme v1 as champion" in result.output
     assert "registered dealscore" not in result.output
+
+
+def _without_forecasts(crm: Path, folder: Path) -> Path:
+    """Another CRM's export, as far as coverage goes: the same deals without rep forecasts."""
+    from dealscore.io import read_export, write_tables
+
+    write_tables(read_export(crm).tables.with_tables(forecasts=None), folder)
+    return folder
+
+
+def test_training_a_second_crm_does_not_replace_the_first_ones_champion(crm, store, tmp_path):
+    # given a champion for one CRM, under the default name that follows its export
+    default = replace(FAST, registered_model="")
+    first = run_train(crm, default)
+    assert first.tracking.registered_model == f"dealscore-{crm.name}" and first.tracking.promoted
+    # when another CRM's export is trained
+    other = run_train(_without_forecasts(crm, tmp_path / "acme"), default)
+    # then it gets its own registered model and champion, and the first champion stands
+    client = mlflow.MlflowClient()
+    assert other.tracking.registered_model == "dealscore-acme" and other.tracking.promoted
+    champion = client.get_model_version_by_alias(f"dealscore-{crm.name}", "champion")
+    assert champion.run_id == first.tracking.run_id
+    assert client.get_model_version("dealscore-acme", "1").tags["dealscore.data"].endswith("acme")
+
+
+def test_a_challenger_whose_export_fills_other_columns_is_not_promoted(crm, store, tmp_path):
+    # given a champion trained on the full export
+    run_train(crm, FAST)
+    other = _without_forecasts(crm, tmp_path / "other")
+    # when a model of an export without forecasts is registered under the same name
+    refused = run_train(other, FAST)
+    # then it stays the challenger, and the reason names the columns and the way out
+    assert not refused.tracking.promoted
+    assert "lacks" in refused.tracking.reason and "forecasts." in refused.tracking.reason
+    assert "allow_coverage_change" in refused.tracking.reason
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "1"
+    # and with the explicit flag the usual comparison decides, on the same rows
+    allowed = run_train(other, replace(FAST, allow_coverage_change=True))
+    assert "lacks" not in allowed.tracking.reason
+    assert allowed.tracking.reason.startswith(("not worse", "worse"))

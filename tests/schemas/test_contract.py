@@ -14,6 +14,7 @@ from dealscore.schemas import (
     validate_tables,
 )
 from dealscore.schemas.contract import quarantine
+from dealscore.schemas.tables import coverage_change
 
 
 def only_error(tables: CrmTables):
@@ -273,3 +274,17 @@ def test_quarantine_cannot_mend_a_missing_required_column(tables):
     broken = tables.with_tables(activities=tables.activities.drop(columns=["occurred_at"]))
     with pytest.raises(ContractError, match="required column"):
         quarantine(broken)
+
+
+def test_coverage_lists_the_filled_columns_and_what_changed(tables):
+    # given an export, and the same without forecasts and with one column left empty
+    full = tables.coverage()
+    emptied = tables.opportunities.assign(amount=None)
+    thinner = tables.with_tables(forecasts=None, opportunities=emptied).coverage()
+    # then coverage is per filled column, and the change names what the export lacks
+    assert "forecasts.forecast_category" in full and "opportunities.amount" in full
+    assert "opportunities.amount" not in thinner
+    change = coverage_change(full, thinner)
+    assert change.startswith("this export lacks") and "opportunities.amount" in change
+    assert "adds" in coverage_change(thinner, full)
+    assert coverage_change(full, full) == "" and coverage_change(None, thinner) == ""

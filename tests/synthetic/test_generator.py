@@ -387,3 +387,17 @@ def test_slow_losses_are_closed_months_after_their_last_touch():
     closes = history.set_index("opportunity_id")["changed_at"]
     deals = slow.opportunities.set_index("opportunity_id")
     assert (closes == deals.loc[closes.index, "closed_at"]).all()
+
+
+def test_deals_accounts_and_owners_carry_names_people_can_read(crm):
+    tables, _ = crm
+    # every account and owner named, the names distinct, none an id
+    for frame, key in ((tables.accounts, "account_id"), (tables.owners, "owner_id")):
+        assert frame["name"].notna().all() and frame["name"].is_unique
+        assert not frame["name"].isin(frame[key]).any()
+    # a deal's name starts with its account's
+    deals = tables.opportunities.merge(
+        tables.accounts[["account_id", "name"]], on="account_id", suffixes=("", "_account")
+    )
+    starts = np.char.startswith(deals["name"].to_numpy(str), deals["name_account"].to_numpy(str))
+    assert starts.all()

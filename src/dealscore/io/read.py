@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -147,6 +148,51 @@ class SqlSource:
     def read(self, name: str) -> pd.DataFrame | None:
         table = self._tables.get(name.lower())
         return None if table is None else pd.read_sql_table(table, self.engine)
+
+
+# Folder names that say nothing about whose CRM it is: the name comes from the folder above.
+GENERIC_FOLDERS = frozenset(
+    {
+        "crm",
+        "data",
+        "export",
+        "exports",
+        "tables",
+        "raw",
+        "csv",
+        "parquet",
+        "out",
+        "output",
+        "latest",
+    }
+)
+
+
+def dataset_name(src: str | Path) -> str:
+    """A short name for whose CRM an export is, from its location: data/demo/crm -> demo-crm,
+    sqlite:///acme.db -> acme, exports/acme/2026-12-01 -> acme (a dated folder is a night's
+    export, not another CRM). Lower case, letters, digits and dashes; "" when nothing is left."""
+    text = str(src)
+    if "://" in text:  # a database: its name, without credentials, host or query
+        text = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        parts = [Path(text).stem]
+    elif text.startswith("spark:"):
+        parts = [text.removeprefix("spark:")]
+    else:
+        path = Path(text).expanduser().resolve()
+        parts = [
+            p.name[: -len(table_suffix(p))] if table_suffix(p) else p.name
+            for p in (path, *path.parents)
+        ]
+    kept: list[str] = []
+    for part in parts:
+        slug = re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-")
+        if not slug or re.fullmatch(r"[0-9-]+", slug):  # a dated night's folder: look above it
+            continue
+        kept.insert(0, slug)
+        if slug not in GENERIC_FOLDERS:
+            break
+    return "-".join(kept)
 
 
 def open_source(src: str | Path, encoding: str | None = None) -> Source:

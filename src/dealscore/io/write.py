@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -16,20 +17,29 @@ from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 TableFormat = Literal["parquet", "csv"]
 
 
-def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Write next to the target, then rename over it: readers never see half a file. The
     temporary name is unique, so two writers of the same file never share one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    """A frame as Parquet (by the suffix) or CSV, replaced atomically."""
+    if path.suffix == ".parquet":
+        return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_text(text: str, path: Path) -> Path:
+    """A text file (UTF-8), replaced atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 MANIFEST = ".dealscore-tables.json"  # the table files the last write_tables put in a folder
@@ -74,10 +84,7 @@ def write_tables(tables: CrmTables, out: Path, fmt: TableFormat = "parquet") -> 
             f"written)"
         )
     written = [write_frame(frame, out / f"{name}.{fmt}") for name, frame in tables.present()]
-    manifest = out / MANIFEST
-    tmp = manifest.with_name(f"{MANIFEST}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps({"files": sorted(targets)}, indent=1))
-    os.replace(tmp, manifest)
+    write_text(json.dumps({"files": sorted(targets)}, indent=1), out / MANIFEST)
     for name in sorted(ours - targets):
         (out / name).unlink(missing_ok=True)
     return written

@@ -1,7 +1,8 @@
 """Job: the period's forecast three ways, the model's, the reps' and (once it is over) the actual.
 
-For the deals open at as_of (default: the period's start) whose expected close falls in the
-period: the model's expected bookings, sum of amount x P(win) x P(close by the period's end | win)
+For the deals open at as_of (default: the export's own time, as in score and report; for a
+period already over, its start) whose expected close falls in the period: the model's expected
+bookings, sum of amount x P(win) x P(close by the period's end | win)
 (features/horizon.py); the reps' commit, commit plus best case, and probability-weighted sum
 from their latest forecast before as_of; and the bookings those deals actually brought in
 within the period. `backtest` replays past periods with a model trained only on what was known
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dealscore.features import build_features
-from dealscore.features.asof import last_event, tables_as_of
+from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.features.build import FeatureState, snapshots_at
 from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.horizon import close_by, won_slips
@@ -26,9 +28,14 @@ from dealscore.io import read_valid
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
+from dealscore.schemas.tables import coverage_change
+
+if TYPE_CHECKING:
+    from dealscore.jobs.score import LoadedModel
 
 FORECASTS = ["model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
 GROUPINGS = ("team", "owner", "segment")
+TOTAL = "total"
 
 
 def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -41,6 +48,34 @@ def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, (quarter + 1).start_time.tz_localize("UTC")
 
 
+def _names(tables: CrmTables, table: str, key: str, ids: pd.Series) -> pd.Series:
+    """Each id's name from its table's optional `name` column; the id itself where none."""
+    frame = tables.get(table)
+    if frame is None or "name" not in frame:
+        return ids
+    return ids.map(frame.set_index(key)["name"]).fillna(ids)
+
+
+def deal_labels(tables: CrmTables, ids: pd.Series) -> pd.DataFrame:
+    """What a person needs to find a deal: its name, account, owner, stage and close date."""
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+
+    def column(name: str) -> pd.Series:
+        return ids.map(deals[name]) if name in deals else pd.Series(None, index=ids.index)
+
+    account = column(Opportunities.account_id)
+    owner = column(Opportunities.owner_id)
+    return pd.DataFrame(
+        {
+            "deal": _names(tables, "opportunities", Opportunities.opportunity_id, ids),
+            "account": _names(tables, "accounts", Accounts.account_id, account),
+            "owner": _names(tables, "owners", Owners.owner_id, owner),
+            "stage": column(Opportunities.stage),
+            "close_date": column(Opportunities.close_date),
+        }
+    )
+
+
 def _groups(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     if by is None:
@@ -49,7 +84,8 @@ def _groups(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
         raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     owner = ids.map(deals[Opportunities.owner_id]) if Opportunities.owner_id in deals else None
     if by == "owner" and owner is not None:
-        return owner.fillna("(no owner)").to_numpy(dtype=object)
+        named = _names(tables, "owners", Owners.owner_id, owner)
+        return named.fillna("(no owner)").to_numpy(dtype=object)
     if (
         by == "team"
         and owner is not None
@@ -63,6 +99,15 @@ def _groups(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
         industry = account.map(tables.accounts.set_index(Accounts.account_id)[Accounts.industry])
         return industry.fillna("(no industry)").to_numpy(dtype=object)
     raise ValueError(f"the export has no data to group by {by}")
+
+
+def rep_calls(tables: CrmTables, keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(category, probability) of each deal's latest rep forecast before its as_of; None and
+    NaN where there is none (or the export has no forecasts)."""
+    latest = latest_forecast(tables, snapshots_at(tables, keys))
+    if latest is None:
+        return np.full(len(keys), None, dtype=object), np.full(len(keys), np.nan)
+    return latest["category"].to_numpy(dtype=object), rep_probability(latest, CATEGORY_PROBABILITY)
 
 
 def period_deals(
@@ -94,18 +139,7 @@ def period_deals(
     else:
         p_in_period = p_win * close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
     amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
-    snaps = snapshots_at(tables, features[["opportunity_id", "as_of"]])
-    latest = latest_forecast(tables, snaps)
-    category = (
-        latest["category"].to_numpy(dtype=object)
-        if latest is not None
-        else np.full(len(features), None)
-    )
-    rep_p = (
-        rep_probability(latest, CATEGORY_PROBABILITY)
-        if latest is not None
-        else np.full(len(features), np.nan)
-    )
+    category, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     ids = features["opportunity_id"]
     closed_at = ids.map(deals[Opportunities.closed_at])
@@ -124,7 +158,8 @@ def period_deals(
 
 
 def summarise(deals: pd.DataFrame, groups: np.ndarray, closed: bool) -> pd.DataFrame:
-    """Per group: deals, each forecast, the actual (for a closed period), errors and bias."""
+    """Per group: deals, each forecast, the actual (for a closed period), errors and bias; with
+    more than one group, a last row `total`."""
     frame = deals.assign(
         group=groups,
         model=deals["amount"] * deals["p_win_in_period"],
@@ -136,6 +171,8 @@ def summarise(deals: pd.DataFrame, groups: np.ndarray, closed: bool) -> pd.DataF
     table = frame.groupby("group").agg(
         deals=("opportunity_id", "size"), **{c: (c, "sum") for c in [*FORECASTS, "actual"]}
     )
+    if len(table) > 1:
+        table.loc[TOTAL] = table.sum()
     if closed:
         actual = table["actual"].where(table["actual"] > 0)
         for forecast in FORECASTS:
@@ -155,6 +192,21 @@ class CompareResult:
     closed: bool
     table: pd.DataFrame
     deals: pd.DataFrame
+    model: LoadedModel
+    # The period closed before the export ends: the model was trained on an export holding
+    # these outcomes, so its error here is in-sample (`backtest` replays it honestly).
+    in_sample: bool = False
+    coverage_warning: str = ""
+
+
+def default_as_of(tables: CrmTables, period: str | None) -> tuple[str, pd.Timestamp]:
+    """(period, as_of) when not given: the export's own time (`export_time`, as in score and
+    report), and the quarter it falls in; a period already over is forecast from its start."""
+    now = export_time(last_event(tables))
+    if period is None:
+        period = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
+    start, end = period_bounds(period)
+    return period, (start if end <= now else now)
 
 
 def run_compare(
@@ -162,21 +214,23 @@ def run_compare(
     period: str | None,
     as_of: pd.Timestamp | None = None,
     by: str | None = None,
-    model: str = "models:/dealscore@champion",
+    model: str = "",
     tracking_uri: str = "",
     mapping: str | Path | None = None,
     progress: Progress = silent,
 ) -> CompareResult:
-    """The period's forecasts with the registered model (see `run_backtest` for past periods)."""
+    """The period's forecasts with the registered model (see `run_backtest` for past periods);
+    model "": the champion of the export's own CRM."""
     from dealscore.jobs.score import load_model
+    from dealscore.tracking.registry import champion_uri
 
-    loaded = load_model(model, tracking_uri)
+    loaded = load_model(model or champion_uri(data), tracking_uri)
     tables = read_valid(data, mapping, progress)
-    if period is None:  # the quarter the export is in: today's forecast
-        period = str(pd.Period(last_closed_periods(tables, 1)[0], freq="Q") + 1)
-    start, end = period_bounds(period)
-    as_of = start if as_of is None else as_of
-    last = last_event(tables)
+    change = coverage_change(loaded.bundle.coverage, tables.coverage())
+    period, default = default_as_of(tables, period)
+    as_of = default if as_of is None else as_of
+    _, end = period_bounds(period)
+    progress(f"{period} forecast as of {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
     deals = period_deals(
         tables,
         loaded.bundle.estimator,
@@ -186,14 +240,21 @@ def run_compare(
         as_of,
         getattr(loaded.bundle, "in_quarter", None),
     )
-    closed = bool(last >= end)
+    closed = bool(last_event(tables) >= end)
     return CompareResult(
         period,
         as_of,
         closed,
         summarise(deals, _groups(tables, deals["opportunity_id"], by), closed),
         deals,
+        loaded,
+        in_sample=closed,
+        coverage_warning=change,
     )
+
+
+class NoHistoryError(ValueError):
+    """Not one of the periods asked for could be replayed: the history is too short."""
 
 
 @dataclass(frozen=True)
@@ -239,8 +300,13 @@ def backtest(
         outcome_model=False,
     )
     rows, all_deals, skipped = [], [], {}
+    first = tables.opportunities[Opportunities.created_at].min()
     for period in last_closed_periods(tables, periods):
         start, _ = period_bounds(period)
+        if start <= first:
+            skipped[period] = f"it starts before the export's first deal ({first:%Y-%m-%d})"
+            progress(f"{period}: skipped: {skipped[period]}")
+            continue
         progress(f"{period}: training on the history before {start:%Y-%m-%d}")
         try:
             trained = fit_and_evaluate(
@@ -262,7 +328,7 @@ def backtest(
         rows.append(summary.rename(columns={"group": "period"}))
         all_deals.append(deals.assign(period=period))
     if not rows:
-        raise ValueError(
+        raise NoHistoryError(
             "backtest: no period had enough history to train on; "
             + "; ".join(f"{p}: {why}" for p, why in skipped.items())
         )

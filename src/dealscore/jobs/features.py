@@ -9,6 +9,7 @@ import pandas as pd
 import yaml
 
 from dealscore.features import FeatureState, IcpRule, build_features, fit_feature_state, parse_icp
+from dealscore.features.asof import export_time, last_event, stale_as_of
 from dealscore.io import read_valid, write_frame
 from dealscore.progress import Progress, silent
 
@@ -32,21 +33,27 @@ class FeaturesResult:
     frame: pd.DataFrame
     state: FeatureState
     out: Path
+    as_of: pd.Timestamp
 
 
 def run_build_features(
     data: str | Path,
-    as_of: pd.Timestamp,
+    as_of: pd.Timestamp | None,
     out: Path,
     mapping: str | Path | None = None,
     icp: Path | None = None,
     progress: Progress = silent,
 ) -> FeaturesResult:
-    """Read and validate the export, fit the feature state before as_of, build, write."""
+    """Read and validate the export, fit the feature state before as_of, build, write. No
+    as_of: the export's own time, as in score, compare and report."""
     tables = read_valid(data, mapping, progress)
+    now = export_time(last_event(tables))
+    as_of = now if as_of is None else as_of
+    if warning := stale_as_of(as_of, now):
+        progress(f"WARNING: {warning}")
     state = fit_feature_state(tables, as_of, load_icp(icp))
     progress(f"building features as of {as_of:%Y-%m-%d %H:%M} UTC")
     frame = build_features(tables, as_of, state)
     progress(f"writing {len(frame):,} rows to {out}")
     write_frame(frame, out)
-    return FeaturesResult(frame, state, out)
+    return FeaturesResult(frame, state, out, as_of)

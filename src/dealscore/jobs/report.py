@@ -1,31 +1,55 @@
 """Job: one self-contained HTML page for sales ops, viewable offline.
 
-Forecast vs reps vs actual by period (the backtest), the reliability of the in-period
-probability, today's open pipeline by band, the deals most at risk and with most upside (with
-their reasons), and pipeline coverage. Charts are PNGs embedded as data URIs; a few lines of
-script only record that every chart loaded (`data-charts-loaded`), for the browser test.
+Top to bottom it answers what a sales manager asks: this quarter so far (booked, and the call of
+the model and of the reps), how the model did in past quarters (each replayed by a model trained
+only on the history before it), the deals to act on, the open pipeline by band, and how far the
+probabilities can be trusted. The page is a Jinja2 template with autoescaping; charts are PNGs
+embedded as data URIs, and a few lines of script record that every chart loaded
+(`data-charts-loaded`), for the browser test.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import hashlib
 import io
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import jinja2
+import joblib
 import numpy as np
 import pandas as pd
 
-from dealscore.features.asof import last_event
+from dealscore import __version__
+from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
-from dealscore.jobs.compare import BacktestResult, backtest, period_bounds, period_deals
+from dealscore.io.write import atomic_write, write_text
+from dealscore.jobs.compare import (
+    FORECASTS,
+    BacktestResult,
+    NoHistoryError,
+    backtest,
+    deal_labels,
+    period_bounds,
+    period_deals,
+    rep_calls,
+)
 from dealscore.jobs.score import ScoreSettings, load_model, score_deals
 from dealscore.progress import Progress, silent
-from dealscore.schemas.tables import Opportunities
+from dealscore.schemas.tables import Opportunities, Status, coverage_change
 from dealscore.tracking import plots
 
 TOP_DEALS = 10
+TEMPLATES = Path(__file__).with_name("templates")
+FORECAST_NAMES = {
+    "model": "model",
+    "rep_commit": "reps: commit",
+    "rep_commit_best_case": "reps: commit + best case",
+    "rep_weighted": "reps: probability-weighted",
+}
 
 
 def _png(fig) -> str:
@@ -43,7 +67,7 @@ def forecast_chart(table: pd.DataFrame) -> str:
     ax.plot(x, table["rep_commit"] / 1e6, marker="s", label="rep commit", color="tab:orange")
     ax.plot(x, table["rep_weighted"] / 1e6, marker="^", label="rep weighted", color="tab:red")
     ax.set_xticks(x, table["period"])
-    ax.set(ylabel="bookings (millions)", title="Forecast at the period's start vs actual")
+    ax.set(ylabel="bookings (millions)", title="Forecast at the quarter's start vs actual")
     ax.legend(fontsize="small")
     fig.tight_layout()
     return _png(fig)
@@ -51,107 +75,44 @@ def forecast_chart(table: pd.DataFrame) -> str:
 
 def reliability_chart(p: np.ndarray, won: np.ndarray) -> str:
     fig = plots.reliability_figure(
-        won.astype(int), {"model, win within the period": p}, "Reliability, backtest periods"
+        won.astype(int), {"model, won within the quarter": p}, "Reliability, past quarters"
     )
     return _png(fig)
 
 
-def band_chart(scores: pd.DataFrame) -> str:
-    table = scores.groupby("band").agg(
-        deals=("opportunity_id", "size"), expected=("expected_amount", "sum")
-    )
-    table = table.reindex(list("ABCD"), fill_value=0)
+def band_chart(bands: pd.DataFrame) -> str:
     fig, ax = plots.plt.subplots(figsize=(6, 3.5))
-    ax.bar(table.index, table["deals"], color=["tab:green", "tab:olive", "tab:orange", "tab:red"])
+    ax.bar(bands["band"], bands["deals"], color=["tab:green", "tab:olive", "tab:orange", "tab:red"])
     ax.set(xlabel="band", ylabel="open deals", title="Open pipeline by band")
     fig.tight_layout()
     return _png(fig)
 
 
-def _deal_table(frame: pd.DataFrame, reason_columns: list[str]) -> str:
-    rows = []
-    for row in frame.itertuples():
-        reasons = "; ".join(
-            html.escape(str(getattr(row, c)))
-            for c in reason_columns
-            if isinstance(getattr(row, c), str)
-        )
-        rows.append(
-            f"<tr><td>{html.escape(row.opportunity_id)}</td><td>{row.amount:,.0f}</td>"
-            f"<td>{row.win_probability:.0%}</td><td>{'' if np.isnan(row.rep_probability) else f'{row.rep_probability:.0%}'}</td>"
-            f"<td>{reasons}</td></tr>"
-        )
-    head = "<tr><th>deal</th><th>amount</th><th>model</th><th>rep</th><th>why</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+# Formatting: what people read. Amounts to three significant figures with k/M, shares as whole
+# percents, and a dash, never "nan", where there is nothing to show.
+def money(value: float, currency: str = "") -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    sign, value = ("-" if value < 0 else ""), abs(float(value))
+    if value >= 1e6:
+        text = f"{value / 1e6:.3g}M"
+    elif value >= 1e3:
+        text = f"{value / 1e3:.3g}k"
+    else:
+        text = f"{value:.0f}"
+    return f"{sign}{currency + ' ' if currency else ''}{text}"
 
 
-def _with_amounts(scores: pd.DataFrame, amount: pd.Series) -> pd.DataFrame:
-    """The scores with each deal's amount (0 for a deal without one)."""
-    return scores.assign(amount=scores["opportunity_id"].map(amount).fillna(0).to_numpy(float))
+def pct(value: float | None, signed: bool = False) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    if signed:
+        return "0%" if round(value * 100) == 0 else f"{value:+.0%}"
+    return f"{value:.0%}"
 
 
-def _next_step_section(scores: pd.DataFrame, features: pd.DataFrame, amount: pd.Series) -> str:
-    """Open deals with nothing booked: the view a sales leader starts a pipeline review with."""
-    title = "<h2>No next step booked</h2>"
-    steps = features.set_index("opportunity_id")[
-        ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
-    ]
-    deals = _with_amounts(scores, amount).join(steps, on="opportunity_id")
-    if deals["next_step_scheduled"].isna().all():
-        return (
-            f"{title}<p>The export does not say when activities were booked "
-            "(<code>activities.created_at</code>), so a meeting on the calendar cannot be told "
-            "from one that took place: no next-step view.</p>"
-        )
-    none = deals[deals["next_step_scheduled"] == 0]
-    share = none["amount"].sum() / max(deals["amount"].sum(), 1.0)
-    top = none.nlargest(TOP_DEALS, "amount")
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r.opportunity_id))}</td><td>{r.amount:,.0f}</td>"
-        f"<td>{r.win_probability:.0%}</td><td>{_days(r.days_since_two_way)}</td>"
-        f"<td>{_days(r.days_since_next_step_lapsed)}</td></tr>"
-        for r in top.itertuples()
-    )
-    head = (
-        "<tr><th>deal</th><th>amount</th><th>model</th><th>last two-way contact</th>"
-        "<th>last next step passed</th></tr>"
-    )
-    return (
-        f"{title}<p>{len(none):,} of {len(deals):,} open deals ({share:.0%} of the open amount) "
-        "have no meeting, call or demo on the calendar. Experienced sales leaders treat these as "
-        "dying until someone books the next step. The largest:</p>"
-        f'<table class="next-step">{head}{rows}</table>'
-    )
-
-
-def _no_decision_section(scores: pd.DataFrame, amount: pd.Series) -> str:
-    """The deals drifting into "no decision": lost to the status quo, not to a competitor."""
-    title = "<h2>Drifting into no decision</h2>"
-    p = scores["no_decision_probability"]
-    if p.isna().all():
-        return f"{title}<p>This model was trained without the no-decision model.</p>"
-    deals = _with_amounts(scores, amount)
-    top = deals.assign(risk=p * deals["amount"]).nlargest(TOP_DEALS, "risk")
-    reasons = [f"down_{k}_reason" for k in (1, 2, 3)]
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r.opportunity_id))}</td><td>{r.amount:,.0f}</td>"
-        f"<td>{r.no_decision_probability:.0%}</td><td>{r.lost_probability:.0%}</td>"
-        f"<td>{r.win_probability:.0%}</td><td>"
-        + "; ".join(html.escape(getattr(r, c)) for c in reasons if isinstance(getattr(r, c), str))
-        + "</td></tr>"
-        for r in top.itertuples()
-    )
-    head = (
-        "<tr><th>deal</th><th>amount</th><th>no decision</th><th>lost</th><th>won</th>"
-        "<th>what holds it back</th></tr>"
-    )
-    expected = (p * deals["amount"]).sum()
-    return (
-        f"{title}<p>Of the open amount, the model expects {expected:,.0f} to end in no decision "
-        "(closed as such, or still undecided at the model's horizon): buyers who stall need a "
-        "reason to act, not a better price. The largest at risk:</p>"
-        f'<table class="no-decision">{head}{rows}</table>'
-    )
+def day(value: pd.Timestamp | None) -> str:
+    return "–" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
 def _days(value: float) -> str:
@@ -162,45 +123,207 @@ def _days(value: float) -> str:
     return "today" if days == 0 else "1 day ago" if days == 1 else f"{days:,} days ago"
 
 
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,  # a missing value is a bug, not an empty cell
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(money=money, pct=pct, day=day, ago=_days)
+    return env
+
+
 @dataclass(frozen=True)
 class ReportResult:
     path: Path
-    backtest: BacktestResult
+    backtest: BacktestResult | None
     charts: int
+    cached: bool = False
 
 
-FORWARD_COLUMNS = [
-    "date",
-    "contender",
-    "rows",
-    "mean_predicted",
-    "actual",
-    "ece",
-    "roc_auc",
-    "brier",
-]
+def cache_dir() -> Path:
+    """DEALSCORE_CACHE, else $XDG_CACHE_HOME/dealscore, else ~/.cache/dealscore."""
+    if folder := os.environ.get("DEALSCORE_CACHE"):
+        return Path(folder)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dealscore"
 
 
-def _forward_section(forward: pd.DataFrame | None, horizon_days: float | None) -> str:
-    """The champion's forward test: what its probabilities were worth on deals really open."""
-    title = "<h2>How honest the probabilities are (forward test)</h2>"
-    if forward is None or forward.empty:
-        return f"{title}<p>This model was trained without a forward test.</p>"
-    meaning = f"P(won within {horizon_days:g} days of the as-of date)" if horizon_days else "P(won)"
-    table = forward[[c for c in FORWARD_COLUMNS if c in forward]]
-    return (
-        f"{title}<p>Each probability is {html.escape(meaning)}. At each past date a model "
-        "trained only on the export as it stood then scored every deal open then; the outcomes "
-        "came later. Mean predicted against actual and the calibration error (ECE) are what "
-        "these scores are worth, beside the reps' forecast and the CRM stage probability on "
-        "the same deals.</p>"
-        + table.to_html(
-            index=False,
-            float_format=lambda v: f"{v:,.3f}",
-            formatters={"rows": "{:,.0f}".format},
-            classes="forward",
-        )
+def cached_backtest(
+    tables, periods: int, settings, use_cache: bool, progress: Progress = silent
+) -> tuple[BacktestResult | None, str, bool]:
+    """(result, why there is none, whether it came from the cache). The replay trains a model
+    per quarter, minutes of work: it is kept per export fingerprint, settings and version."""
+    key = hashlib.sha256(
+        json.dumps(
+            [tables.fingerprint(), periods, asdict(settings), __version__], default=str
+        ).encode()
+    ).hexdigest()[:20]
+    path = cache_dir() / "backtest" / f"{key}.joblib"
+    if use_cache and path.is_file():
+        try:
+            result = joblib.load(path)
+            progress(f"past quarters: the replay from the cache ({path})")
+            return result, "", True
+        except Exception as exc:  # noqa: BLE001 - a broken cache file is recomputed, not fatal
+            progress(f"the cached replay {path} cannot be read ({exc}); replaying again")
+    progress(f"replaying the last {periods} closed quarters (a model trained for each)")
+    try:
+        result = backtest(tables, periods, settings, progress)
+    except NoHistoryError as exc:
+        return None, str(exc).removeprefix("backtest: "), False
+    if use_cache:
+        atomic_write(path, lambda tmp: joblib.dump(result, tmp))
+    return result, "", False
+
+
+def _quarter(tables, current: pd.DataFrame, start: pd.Timestamp, now: pd.Timestamp) -> dict:
+    """This quarter so far: booked, and each forecast of the quarter's total."""
+    deals = tables.opportunities
+    amount = deals.get(Opportunities.amount, pd.Series(0.0, index=deals.index)).fillna(0.0)
+    won = (
+        (deals[Opportunities.status] == Status.WON)
+        & (deals[Opportunities.closed_at] >= start)
+        & (deals[Opportunities.closed_at] < now)
     )
+    booked = float(amount[won].sum())
+    has_reps = current["rep_category"].notna().any() or current["rep_probability"].notna().any()
+    a = current["amount"]
+    open_part = {
+        "model": (a * current["p_win_in_period"]).sum(),
+        "rep_commit": a[current["rep_category"] == "commit"].sum(),
+        "rep_commit_best_case": a[current["rep_category"].isin(["commit", "best_case"])].sum(),
+        "rep_weighted": (a * current["rep_probability"].fillna(0.0)).sum(),
+    }
+    rows = [
+        {"name": FORECAST_NAMES[k], "open": v, "total": booked + v}
+        for k, v in open_part.items()
+        if k == "model" or has_reps
+    ]
+    return {
+        "booked": booked,
+        "booked_deals": int(won.sum()),
+        "open_deals": len(current),
+        "pipeline": float(a.sum()),
+        "rows": rows,
+        "has_reps": bool(has_reps),
+    }
+
+
+def _history(replay: BacktestResult | None) -> dict | None:
+    if replay is None:
+        return None
+    table = replay.table
+    has_reps = bool((table[["rep_commit", "rep_weighted"]] > 0).any().any())
+    shown = FORECASTS if has_reps else ["model"]
+    rows = [
+        {
+            "period": row["period"],
+            "deals": int(row["deals"]),
+            "actual": row["actual"],
+            "forecasts": [(row[f], row[f"{f}_pct_error"]) for f in shown],
+        }
+        for _, row in table.iterrows()
+    ]
+    n = len(table)
+    spoken = {
+        "rep_commit": "the reps' commit",
+        "rep_commit_best_case": "their commit + best case",
+        "rep_weighted": "their probability-weighted call",
+    }
+    closer = [
+        f"{spoken[rep]} in {round(share * n)} of {n} quarter{'' if n == 1 else 's'}"
+        for rep, share in replay.closer().items()
+        if has_reps
+    ]
+    return {
+        "names": [FORECAST_NAMES[f] for f in shown],
+        "rows": rows,
+        "periods": n,
+        "closer": "The model was closer than " + ", than ".join(closer) + "." if closer else "",
+        "mae": float(table["model_abs_pct_error"].mean()),
+        "skipped": replay.skipped,
+    }
+
+
+def _deal_rows(frame: pd.DataFrame, tables, reasons: list[str]) -> list[dict]:
+    labels = deal_labels(tables, frame["opportunity_id"].reset_index(drop=True))
+    rows = []
+    for (_, deal), (_, label) in zip(frame.reset_index(drop=True).iterrows(), labels.iterrows()):
+        rows.append(
+            {
+                **{k: (None if pd.isna(v) else v) for k, v in label.items()},
+                "amount": deal["amount"],
+                "model": deal["win_probability"],
+                "rep": deal.get("rep_probability", np.nan),
+                "stake": deal.get("stake", np.nan),
+                "why": [deal[c] for c in reasons if isinstance(deal.get(c), str)],
+                **{
+                    k: deal[k]
+                    for k in deal.index
+                    if k.startswith("days_") or k.endswith("_probability")
+                },
+            }
+        )
+    return rows
+
+
+def _bands(scores: pd.DataFrame, settings: ScoreSettings) -> pd.DataFrame:
+    edges = (settings.band_a, settings.band_b, settings.band_c)
+    meaning = {
+        "A": f"{edges[0]:.0%} or more",
+        "B": f"{edges[1]:.0%} to {edges[0]:.0%}",
+        "C": f"{edges[2]:.0%} to {edges[1]:.0%}",
+        "D": f"below {edges[2]:.0%}",
+    }
+    table = scores.groupby("band").agg(
+        deals=("opportunity_id", "size"),
+        amount=("amount", "sum"),
+        expected=("expected_amount", "sum"),
+    )
+    table = table.reindex(list("ABCD"), fill_value=0).rename_axis("band").reset_index()
+    return table.assign(meaning=table["band"].map(meaning))
+
+
+FORWARD_COLUMNS = {
+    "date": "date",
+    "contender": "forecast",
+    "rows": "deals",
+    "mean_predicted": "mean predicted",
+    "actual": "won",
+    "ece": "calibration error (ECE)",
+    "roc_auc": "ROC AUC",
+    "brier": "Brier",
+}
+
+
+def _forward(forward: pd.DataFrame | None) -> dict | None:
+    if forward is None or forward.empty:
+        return None
+    table = forward[[c for c in FORWARD_COLUMNS if c in forward]]
+    return {
+        "columns": [FORWARD_COLUMNS[c] for c in table],
+        "rows": [
+            [
+                f"{v:,.0f}" if c == "rows" else f"{v:.3f}" if isinstance(v, float) else str(v)
+                for c, v in row.items()
+            ]
+            for _, row in table.iterrows()
+        ],
+    }
+
+
+def _recipe(settings, horizon_days: float | None):
+    """The training settings for the replay, with the model's own label horizon unless the
+    settings fix one: the past quarters are then forecast by the recipe of the model shown."""
+    from dealscore.jobs.train import TrainSettings
+
+    settings = settings or TrainSettings()
+    if not settings.horizon_days and horizon_days:
+        return replace(settings, horizon_days=horizon_days)
+    return settings
 
 
 def run_report(
@@ -208,22 +331,38 @@ def run_report(
     out: Path,
     periods: int = 4,
     as_of: pd.Timestamp | None = None,
-    model: str = "models:/dealscore@champion",
+    model: str = "",
     tracking_uri: str = "",
     mapping: str | Path | None = None,
     settings=None,
     progress: Progress = silent,
+    currency: str = "",
+    use_cache: bool = True,
 ) -> ReportResult:
-    loaded = load_model(model, tracking_uri)
+    """Read, replay past quarters (cached), score the open pipeline, render, write atomically;
+    model "": the champion of the export's own CRM."""
+    from dealscore.tracking.registry import champion_uri
+
+    loaded = load_model(model or champion_uri(data), tracking_uri)
     tables = read_valid(data, mapping, progress)
-    progress(f"backtesting the last {periods} closed periods")
-    replay = backtest(tables, periods, settings, progress)
-    now = as_of or last_event(tables)
-    progress(f"scoring the open pipeline as of {now:%Y-%m-%d}")
-    scores, _, features = score_deals(tables, loaded, now, ScoreSettings(track=False))
+    change = coverage_change(loaded.bundle.coverage, tables.coverage())
+    if change:
+        progress(f"WARNING: {change} ({loaded.describe()})")
+    replay, no_history, cached = cached_backtest(
+        tables, periods, _recipe(settings, loaded.bundle.horizon_days), use_cache, progress
+    )
+    now = as_of or export_time(last_event(tables))  # the rule score and compare follow
+    progress(f"scoring the open pipeline as of {now:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
+    score_settings = ScoreSettings(track=False)
+    scores, _, features = score_deals(tables, loaded, now, score_settings)
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
+    scores = scores.assign(amount=scores["opportunity_id"].map(amounts).fillna(0.0).to_numpy(float))
+    _, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
+    rep = pd.Series(rep_p, index=features["opportunity_id"].to_numpy())
+    scores["rep_probability"] = scores["opportunity_id"].map(rep).to_numpy(float)
     quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
+    start, end = period_bounds(quarter)
     current = period_deals(
         tables,
         loaded.bundle.estimator,
@@ -233,73 +372,95 @@ def run_report(
         now,
         loaded.bundle.in_quarter,
     )
-    scored = current.merge(scores, on="opportunity_id", how="inner")
-    gap = scored["rep_probability"].fillna(scored["win_probability"]) - scored["win_probability"]
-    at_risk = scored.assign(gap=gap * scored["amount"]).nlargest(TOP_DEALS, "gap")
-    upside = scored.assign(gap=-gap * scored["amount"]).nlargest(TOP_DEALS, "gap")
-    _, end = period_bounds(quarter)
-    pipeline = current["amount"].sum()
-    expected = (current["amount"] * current["p_win_in_period"]).sum()
-    coverage = pipeline / expected if expected > 0 else float("nan")
-    history_rows = replay.deals  # each period's deals, scored by its own backtest model
-    charts = [
-        ("Forecast vs reps vs actual", forecast_chart(replay.table)),
-        (
-            "Reliability of the in-period probability (backtest deals)",
-            reliability_chart(
-                history_rows["p_win_in_period"].to_numpy(), history_rows["won_in_period"].to_numpy()
-            ),
-        ),
-        ("Open pipeline by band", band_chart(scores)),
+    has_reps = bool(np.isfinite(rep_p).any())
+    down = [f"down_{k}_reason" for k in (1, 2, 3)]
+    up = [f"up_{k}_reason" for k in (1, 2, 3)]
+    gap = (scores["rep_probability"] - scores["win_probability"]) * scores["amount"]
+    lists = []
+    if has_reps:
+        at_risk = scores.assign(stake=gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
+        upside = scores.assign(stake=-gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
+        lists = [
+            {
+                "title": "Most at risk: the rep's call furthest above the model",
+                "lead": "Ordered by the amount at stake, (rep's probability - model's) x amount: "
+                "where the call most overstates what the model expects.",
+                "stake": "at stake",
+                "rows": _deal_rows(at_risk, tables, down),
+            },
+            {
+                "title": "Most upside: the model furthest above the rep's call",
+                "lead": "Ordered by (model's probability - rep's) x amount: deals the rep may "
+                "be underselling.",
+                "stake": "upside",
+                "rows": _deal_rows(upside, tables, up),
+            },
+        ]
+    else:
+        largest = scores.assign(stake=(1 - scores["win_probability"]) * scores["amount"])
+        lists = [
+            {
+                "title": "Largest amounts the model doubts",
+                "lead": "The export has no rep forecasts to set the model against; ordered by "
+                "the amount the model does not expect to win, (1 - probability) x amount.",
+                "stake": "doubted",
+                "rep": False,
+                "rows": _deal_rows(largest.nlargest(TOP_DEALS, "stake"), tables, down),
+            }
+        ]
+    bands = _bands(scores, score_settings)
+    charts: list[tuple[str, str]] = []
+    history = _history(replay)
+    reliability = None
+    if replay is not None:
+        charts.append(("Forecast at each quarter's start vs actual", forecast_chart(replay.table)))
+        reliability = reliability_chart(
+            replay.deals["p_win_in_period"].to_numpy(), replay.deals["won_in_period"].to_numpy()
+        )
+        charts.append(("Reliability of the in-quarter probability, past quarters", reliability))
+    charts.append(("Open pipeline by band", band_chart(bands)))
+    steps = features.set_index("opportunity_id")[
+        ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
     ]
-    table = replay.table[
-        ["period", "deals", "actual", "model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
-    ]
-    closer = replay.closer()
-    figures = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="{src}"><figcaption>{html.escape(title)}</figcaption></figure>'
-        for title, src in charts
+    stepped = scores.join(steps, on="opportunity_id")
+    no_step = stepped[stepped["next_step_scheduled"] == 0]
+    no_decision_known = bool(scores["no_decision_probability"].notna().any())
+    drifting = scores.assign(risk=scores["no_decision_probability"] * scores["amount"])
+    horizon = getattr(loaded.bundle, "horizon_days", None)
+    page = (
+        _environment()
+        .get_template("report.html")
+        .render(
+            now=now,
+            model=loaded.describe(),
+            horizon=horizon,
+            coverage_warning=change,
+            currency=currency,
+            quarter=quarter,
+            start=start,
+            end=end,
+            elapsed=(now - start).days + 1,
+            length=(end - start).days,
+            this_quarter=_quarter(tables, current, start, now),
+            history=history,
+            no_history=no_history,
+            cached=cached,
+            lists=lists,
+            bands=bands.to_dict("records"),
+            open_deals=len(scores),
+            open_amount=float(scores["amount"].sum()),
+            charts=charts,
+            forward=_forward(getattr(loaded.bundle, "forward", None)),
+            next_steps_known=bool(stepped["next_step_scheduled"].notna().any()),
+            no_step=len(no_step),
+            no_step_share=no_step["amount"].sum() / max(scores["amount"].sum(), 1.0),
+            no_step_rows=_deal_rows(no_step.nlargest(TOP_DEALS, "amount"), tables, []),
+            no_decision_known=no_decision_known,
+            no_decision_expected=float(drifting["risk"].sum()) if no_decision_known else 0.0,
+            no_decision_rows=_deal_rows(drifting.nlargest(TOP_DEALS, "risk"), tables, down)
+            if no_decision_known
+            else [],
+        )
     )
-    honesty = _forward_section(
-        getattr(loaded.bundle, "forward", None), getattr(loaded.bundle, "horizon_days", None)
-    )
-    reasons_down = [f"down_{k}_reason" for k in (1, 2, 3)]
-    reasons_up = [f"up_{k}_reason" for k in (1, 2, 3)]
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>dealscore report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:last-child{{text-align:left}}
-figure{{display:inline-block;margin:1em}}img{{max-width:100%}}</style></head>
-<body data-charts="{len(charts)}">
-<h1>dealscore: forecast report</h1>
-<p>Open pipeline as of {now:%Y-%m-%d %H:%M} UTC, model {html.escape(loaded.name)} v{html.escape(loaded.version)}.</p>
-<h2>Forecast vs reps vs actual</h2>
-{table.to_html(index=False, float_format=lambda v: f"{v:,.0f}")}
-<p>The model's forecast was closer than rep commit in {closer["rep_commit"]:.0%} of periods,
-than commit plus best case in {closer["rep_commit_best_case"]:.0%}, than the rep-weighted sum in {closer["rep_weighted"]:.0%}.
-Each period is forecast at its start by a model trained only on the history before it.</p>
-{figures}
-{honesty}
-<h2>Pipeline coverage, {quarter}</h2>
-<p>{len(current):,} open deals due this quarter, {pipeline:,.0f} of pipeline; the model expects
-{expected:,.0f} to close won by {end:%Y-%m-%d}: coverage {coverage:.1f}x.</p>
-<h2>Most at risk (rep above model, by amount)</h2>
-{_deal_table(at_risk, reasons_down)}
-<h2>Most upside (model above rep, by amount)</h2>
-{_deal_table(upside, reasons_up)}
-{_next_step_section(scores, features, amounts)}
-{_no_decision_section(scores, amounts)}
-<script>
-const imgs = [...document.images];
-const done = () => {{ document.body.dataset.chartsLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length; }};
-imgs.forEach(i => i.addEventListener("load", done));
-done();
-</script>
-</body></html>
-"""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
-    return ReportResult(out, replay, len(charts))
+    path = write_text(page, Path(out))
+    return ReportResult(path, replay, len(charts), cached)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,7 @@ from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas import Opportunities
 from dealscore.schemas.contract import quarantine
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
-from dealscore.schemas.tables import TIMESTAMP_DTYPE
+from dealscore.schemas.tables import TIMESTAMP_DTYPE, coverage_change
 
 if TYPE_CHECKING:  # MLflow loads only when a model does
     from dealscore.tracking.pyfunc import ModelBundle
@@ -45,7 +45,7 @@ ENGINES = ("pandas", "spark")
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    model: str = "models:/dealscore@champion"
+    model: str = ""  # "": the champion of the export's own CRM (tracking.registry.champion_uri)
     out: str = "sqlite:///scores.db"
     format: str = "parquet"  # for a folder destination: parquet or csv
     band_a: float = 0.7
@@ -93,6 +93,11 @@ class LoadedModel:
     name: str
     version: str
     run_id: str
+    alias: str = ""  # the alias it was loaded by (champion), if any
+
+    def describe(self) -> str:
+        """'model dealscore-demo-crm v3 (champion)'."""
+        return f"model {self.name} v{self.version}" + (f" ({self.alias})" if self.alias else "")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,26 @@ def _require_store(model: str, store: str) -> None:
         )
 
 
+def _why_no_alias(client, name: str, alias: str) -> str:
+    """When the model exists but not the alias: which versions there are and why the latest
+    was not promoted, with the URI that uses it anyway."""
+    if not alias:
+        return ""
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception:  # noqa: BLE001 - only a better message is at stake
+        return ""
+    if not versions:
+        return ""
+    latest = max(versions, key=lambda v: int(v.version))
+    why = latest.tags.get("promotion", "")
+    return (
+        f"({name} has {len(versions)} version(s); the latest, v{latest.version}, "
+        f"{'was ' + why if why.startswith('not promoted') else 'is not ' + alias}. To use it "
+        f"anyway: --model models:/{name}/{latest.version})"
+    )
+
+
 def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI."""
     import mlflow
@@ -139,7 +164,7 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     _require_store(uri, store)
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
-    name, version, run_id = "dealscore", "", ""
+    name, version, run_id, alias = "dealscore", "", "", ""
     try:
         if uri.startswith("models:/"):
             ref = uri.removeprefix("models:/")
@@ -160,7 +185,10 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
             raise ModelNotFoundError(f"cannot reach the tracking store {store}: {first}") from exc
         raise ModelNotFoundError(
             f"no model {uri} in {store}: {first} "
-            "(train one with `dealscore train`, or pass --model)"
+            + (
+                _why_no_alias(client, name, alias)
+                or "(train one with `dealscore train`, or pass --model)"
+            )
         ) from exc
     except ImportError as exc:  # an artifact store whose client is not installed (s3://: boto3)
         raise ModelNotFoundError(
@@ -180,7 +208,7 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
             f"{uri} is not a dealscore model (a pyfunc without dealscore's bundle): {exc}"
         ) from exc
     run_id = run_id or bundle.metadata.get("run_id", "")
-    return LoadedModel(bundle, name, version or f"run-{run_id[:8]}", run_id)
+    return LoadedModel(bundle, name, version or f"run-{run_id[:8]}", run_id, alias)
 
 
 def _factor_frame(
@@ -444,6 +472,10 @@ def run_score(
     progress: Progress = silent,
 ) -> ScoreResult:
     """Load the model, read the export, score, check, write; returns what was written."""
+    if not settings.model:
+        from dealscore.tracking.registry import champion_uri
+
+        settings = replace(settings, model=champion_uri(data))
     if settings.track and not os.environ.get("MLFLOW_RUN_ID"):
         from dealscore.tracking.store import tracking_uri, use_store
 
@@ -476,6 +508,10 @@ def run_score(
             + f" ({len(held.deals):,} deals) that break the data contract; `validate` lists them"
         )
     lap("read")
+    if change := coverage_change(loaded.bundle.coverage, tables.coverage()):
+        progress(
+            f"WARNING: {change} ({loaded.describe()}): is it the CRM the model was trained on?"
+        )
     # No time given: the export's own, so a rerun on the same export is the same run.
     now = export_time(last_event(tables))
     as_of = utc_as_of(as_of if as_of is not None else now)
@@ -483,10 +519,7 @@ def run_score(
         progress(f"WARNING: {warning}")
     horizon = getattr(loaded.bundle, "horizon_days", None)
     meaning = f": P(won within {horizon:g} days)" if horizon else ""
-    progress(
-        f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version}"
-        + meaning
-    )
+    progress(f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}" + meaning)
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
     held_open = contract_rejects(held.deals, as_of, loaded, scores["scored_at"])
     rejected = pd.concat([rejected, held_open], ignore_index=True)

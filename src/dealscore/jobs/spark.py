@@ -694,6 +694,10 @@ def run_score_spark(
     from dealscore.jobs.score import ScoreResult, load_model, log_scoring, settle, utc_as_of
 
     lap = Laps()
+    if not settings.model:
+        from dealscore.tracking.registry import champion_uri
+
+        settings = replace(settings, model=champion_uri(data))
     progress(f"loading {settings.model}")
     loaded = load_model(settings.model, settings.tracking_uri)
     store = open_store(settings.out, settings.format)  # an unreachable database fails here

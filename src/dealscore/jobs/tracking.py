@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ from dealscore.model.metrics import chance_ece, evaluate, lift_by_decile, reliab
 from dealscore.model.reasons import tree_arrays
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
+from dealscore.schemas.tables import coverage_change
 from dealscore.tracking import plots
 from dealscore.tracking.card import model_card
 from dealscore.tracking.pyfunc import (
@@ -35,21 +35,18 @@ from dealscore.tracking.pyfunc import (
     save_bundle,
     signature,
 )
-from dealscore.tracking.registry import Decision, current_champion, decide, refuse, set_aliases
+from dealscore.tracking.registry import (
+    Decision,
+    current_champion,
+    decide,
+    model_name,
+    refuse,
+    set_aliases,
+)
 from dealscore.tracking.store import tracking_uri, use_store
 
 if TYPE_CHECKING:
     from dealscore.jobs.train import Tracking, TrainResult, TrainSettings
-
-
-def fingerprint(tables: CrmTables) -> str:
-    """A content hash of every table present (row order and values), for `log_input`."""
-    digest = hashlib.sha256()
-    for name, frame in tables.present():
-        digest.update(name.encode())
-        digest.update(",".join(map(str, frame.columns)).encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def git_commit() -> str | None:
@@ -176,16 +173,30 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
 
 
 def _champion_score(
-    client: mlflow.MlflowClient, settings: TrainSettings, tables: CrmTables, result: TrainResult
+    client: mlflow.MlflowClient,
+    name: str,
+    settings: TrainSettings,
+    tables: CrmTables,
+    result: TrainResult,
 ) -> tuple[str | None, float | None, str]:
-    """The champion's score on this run's test rows, with its own fitted feature state."""
-    champion = current_champion(client, settings.registered_model)
+    """The champion's score on this run's test rows, with its own fitted feature state, or why
+    it may not be compared: another CRM's model (other columns filled), or one that fails."""
+    champion = current_champion(client, name)
     if champion is None:
         return None, None, ""
     try:
-        bundle = load_bundle(
-            mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{champion.version}")
+        bundle = load_bundle(mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}"))
+    except Exception as exc:  # noqa: BLE001 - an old or foreign champion: say why, do not crash
+        return champion.version, None, f"champion v{champion.version} could not be loaded: {exc}"
+    change = coverage_change(bundle.coverage, tables.coverage())
+    if change and not settings.allow_coverage_change:
+        why = (
+            f"{change.replace('the model', f'champion v{champion.version}', 1)}: another CRM's "
+            "export? Give it its own registered_model, or set allow_coverage_change "
+            "(--allow-coverage-change) if this CRM's export really changed"
         )
+        return champion.version, None, why
+    try:
         keys = result.test[["opportunity_id", "as_of"]]
         rows = keys.merge(
             build_features(tables, keys, bundle.feature_state), on=["opportunity_id", "as_of"]
@@ -287,7 +298,7 @@ def track_training(
                 # An explicit source: a plain string is ambiguous to MLflow (and may be a URL).
                 source=CodeDatasetSource({"crm_export": source, "mapping": str(mapping or "")}),
                 name=f"crm:{Path(source).name or source}",
-                digest=fingerprint(tables),
+                digest=tables.fingerprint(),
             ),
             context="training",
         )
@@ -308,6 +319,7 @@ def track_training(
                 forward=result.forward.table if result.forward is not None else None,
                 won_profile=result.won_profile,
                 no_decision=result.no_decision,
+                coverage=tables.coverage(),
             )
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -318,13 +330,13 @@ def track_training(
                 input_example=result.test[FEATURE_NAMES].head(3),
                 pip_requirements=pip_requirements(),
             )
-        if not settings.registered_model:
-            return Tracking(run.info.run_id, run.info.experiment_id, uri, info.model_uri)
-        version = str(mlflow.register_model(info.model_uri, settings.registered_model).version)
+        name = settings.registered_model or model_name(source)
+        version = str(mlflow.register_model(info.model_uri, name).version)
+        client.set_model_version_tag(name, version, "dealscore.data", source)
         measured = evaluate(result.test["label"].to_numpy(), result.predictions["model"])
         model_score = measured[settings.promotion_metric]
         champion_version, champion_score, problem = _champion_score(
-            client, settings, tables, result
+            client, name, settings, tables, result
         )
         decision = decide(
             settings.promotion_metric,
@@ -344,7 +356,7 @@ def track_training(
         mlflow.log_metric("gate.chance_ece", chance)
         if refusal := refuse(measured, ece, settings.max_forward_ece, where, chance):
             decision = Decision(False, f"not promoted: {refusal}")
-        set_aliases(client, settings.registered_model, version, decision)
+        set_aliases(client, name, version, decision)
         mlflow.set_tags(
             {
                 "dealscore.model_version": version,
@@ -362,4 +374,5 @@ def track_training(
             version,
             decision.promote,
             decision.reason,
+            name,
         )

@@ -86,7 +86,12 @@ class TrainSettings:
     track: bool = True
     tracking_uri: str = ""
     experiment: str = "dealscore"
-    registered_model: str = "dealscore"
+    # "": one name per CRM, from the export's location (data/demo/crm -> dealscore-demo-crm);
+    # set it when the location changes from night to night.
+    registered_model: str = ""
+    # A challenger trained on an export with other columns filled than the champion's (another
+    # CRM, or this one after a change) is not promoted unless this is set.
+    allow_coverage_change: bool = False
     promotion_metric: str = "log_loss"
     promotion_tolerance: float = 0.002
 
@@ -159,6 +164,7 @@ class Tracking:
     version: str | None = None
     promoted: bool = False
     reason: str = ""
+    registered_model: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
@@ -81,6 +82,7 @@ class Opportunities(_Contract):
     """One row per deal, its current state as of the export."""
 
     opportunity_id: Series[str] = pa.Field(unique=True)
+    name: Series[str] | None = pa.Field(nullable=True)  # for people: reports show it
     created_at: Series[UtcTimestamp] = pa.Field(le=LATEST)
     status: Series[str] = pa.Field(isin=values(Status))
     closed_at: Series[UtcTimestamp] = pa.Field(le=LATEST, nullable=True)
@@ -107,6 +109,7 @@ class Opportunities(_Contract):
 
 class Accounts(_Contract):
     account_id: Series[str] = pa.Field(unique=True)
+    name: Series[str] | None = pa.Field(nullable=True)
     industry: Series[str] | None = pa.Field(nullable=True)
     employees: Series[float] | None = pa.Field(ge=0, le=1e8, nullable=True)
     annual_revenue: Series[float] | None = pa.Field(ge=0, le=MAX_AMOUNT * 100, nullable=True)
@@ -169,6 +172,7 @@ class Forecasts(_Contract):
 
 class Owners(_Contract):
     owner_id: Series[str] = pa.Field(unique=True)
+    name: Series[str] | None = pa.Field(nullable=True)
     team: Series[str] | None = pa.Field(nullable=True)
     manager_id: Series[str] | None = pa.Field(nullable=True)
     region: Series[str] | None = pa.Field(nullable=True)
@@ -217,6 +221,25 @@ class CrmTables:
     def get(self, name: str) -> pd.DataFrame | None:
         return getattr(self, name)
 
+    def fingerprint(self) -> str:
+        """A content hash of every table present (names, columns, row order and values)."""
+        digest = hashlib.sha256()
+        for name, frame in self.present():
+            digest.update(name.encode())
+            digest.update(",".join(map(str, frame.columns)).encode())
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def coverage(self) -> tuple[str, ...]:
+        """Every `table.column` holding at least one value: what the export can tell a model.
+        Two exports of one CRM share it; another CRM's (no forecasts, no stage history) differs."""
+        return tuple(
+            f"{name}.{column}"
+            for name, frame in self.present()
+            for column in frame.columns
+            if frame[column].notna().any()
+        )
+
     def with_tables(self, **frames: pd.DataFrame | None) -> CrmTables:
         """A copy with some tables replaced."""
         return replace(self, **frames)
@@ -229,3 +252,22 @@ class CrmTables:
         if "opportunities" not in frames:
             raise ValueError("the export has no 'opportunities' table, the one mandatory table")
         return cls(**frames)
+
+
+def coverage_change(model: tuple[str, ...] | None, export: tuple[str, ...]) -> str:
+    """What a model's training export had that this one lacks, and the reverse; "" when they
+    match (or the model predates coverage)."""
+    if model is None:
+        return ""
+    lacks = [c for c in model if c not in set(export)]
+    extra = [c for c in export if c not in set(model)]
+    parts = [
+        f"{what} {len(cols)} column(s) ({', '.join(cols[:4])}{', ...' if len(cols) > 4 else ''})"
+        for what, cols in (("lacks", lacks), ("adds", extra))
+        if cols
+    ]
+    return (
+        ("this export " + " and ".join(parts) + " against the model's training data")
+        if parts
+        else ""
+    )

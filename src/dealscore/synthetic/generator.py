@@ -10,6 +10,7 @@ import pandas as pd
 from dealscore.progress import Progress, silent
 from dealscore.schemas.tables import (
     TIMESTAMP_DTYPE,
+    Accounts,
     Activities,
     CrmTables,
     Forecasts,
@@ -284,6 +285,12 @@ def _deal_tables(
     opportunities = pd.DataFrame(
         {
             Opportunities.opportunity_id: opp_ids,
+            # "Acme Systems - analytics": how a CRM's deal names usually read.
+            Opportunities.name: (
+                world.accounts[Accounts.name].to_numpy()[deals.account].astype(str)
+                + " - "
+                + np.array(list(PRODUCTS))[deals.product]
+            ).astype(object),
             Opportunities.created_at: _timestamps(start, deals.created),
             Opportunities.status: np.where(is_open, Status.OPEN.value, outcome),
             Opportunities.closed_at: _timestamps(start, np.where(is_open, np.nan, closed)),

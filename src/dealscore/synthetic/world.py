@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.schemas.tables import Accounts, ContactRole, Contacts, Owners, Seniority
+from dealscore.synthetic.names import companies, people
 
 # Hidden ICP: log-odds each firmographic adds to a deal's quality. The documented ICP a team
 # writes down is only partly right, as in life; the learned profile must find the rest.
@@ -104,6 +105,7 @@ def build_world(
     accounts = pd.DataFrame(
         {
             Accounts.account_id: account_ids,
+            Accounts.name: companies(n_accounts).astype(object),
             Accounts.industry: industries[industry],
             Accounts.employees: employees,
             Accounts.annual_revenue: np.round(revenue, -3),
@@ -124,6 +126,7 @@ def build_world(
     owners = pd.DataFrame(
         {
             Owners.owner_id: pd.concat([rep_ids, manager_ids], ignore_index=True),
+            Owners.name: people(n_reps + n_teams).astype(object),
             Owners.team: np.concatenate([rep_team, np.arange(n_teams)]).astype(str),
             Owners.manager_id: pd.concat(
                 [

@@ -64,6 +64,9 @@ class ModelBundle:
     won_profile: pd.DataFrame | None = None
     # P(no decision | not won within H), to split the rest (model/outcomes.py); None: not trained.
     no_decision: WinProbabilityModel | BaseRate | None = None
+    # The training export's filled `table.column`s (CrmTables.coverage): scoring another CRM's
+    # export, or promoting over another CRM's champion, is caught by comparing them.
+    coverage: tuple[str, ...] | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated win probability for each row of a feature frame."""

@@ -4,14 +4,30 @@ it is not worse than the current champion on the same test rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from dealscore.io.read import dataset_name
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PREFIX = "dealscore"
+
+
+def model_name(data: str | Path) -> str:
+    """The registered model of an export's CRM: one name per dataset, so training on another
+    CRM never replaces this one's champion (data/demo/crm -> dealscore-demo-crm)."""
+    name = dataset_name(data)
+    return f"{PREFIX}-{name}" if name else PREFIX
+
+
+def champion_uri(data: str | Path) -> str:
+    """`models:/<the export's model>@champion`: what score, compare and report use by default."""
+    return f"models:/{model_name(data)}@{CHAMPION}"
 
 
 @dataclass(frozen=True)
