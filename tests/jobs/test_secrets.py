@@ -36,7 +36,8 @@ def test_a_destination_password_is_in_no_output_and_no_mlflow_run(postgres, crm,
     out = _urls(postgres)[form]
     result = CliRunner().invoke(
         app,
-        ["score", "--data", str(crm), "--out", out, "--tracking-uri", model_store],
+        ["score", "--data", str(crm), "--out", out, "--tracking-uri", model_store]
+        + ["--model", "models:/dealscore@champion"],
     )
     # then it worked, and the password is nowhere: output, errors, run parameters and tags
     assert result.exit_code == 0, result.output
@@ -55,7 +56,7 @@ def test_a_source_password_is_in_no_error_or_progress_line(postgres, crm, model_
         ["ingest", url, "--out", str(tmp_path / "out")],
         ["train", "--data", unreachable, "--no-track"],
         ["score", "--data", str(crm), "--out", f"nosuchdb://u:{SECRET}@db/x"]
-        + ["--tracking-uri", model_store],
+        + ["--tracking-uri", model_store, "--model", "models:/dealscore@champion"],
     ]
     for args in cases:
         result = CliRunner().invoke(app, args)
