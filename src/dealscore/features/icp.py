@@ -95,7 +95,7 @@ def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | N
     """An attribute per deal (position-aligned with opportunities); None if absent."""
     deals = tables.opportunities
     if table == "opportunities":
-        return deals[column] if column in deals else None
+        return deals.get(column)
     accounts = tables.accounts
     if accounts is None or column not in accounts or Opportunities.account_id not in deals:
         return None

@@ -179,8 +179,16 @@ def cached_backtest(
     return result, "", False
 
 
-def _quarter(tables, current: pd.DataFrame, start: pd.Timestamp, now: pd.Timestamp) -> dict:
-    """This quarter so far: booked, and each forecast of the quarter's total."""
+def _quarter(
+    tables,
+    current: pd.DataFrame,
+    start: pd.Timestamp,
+    now: pd.Timestamp,
+    every_open: float | None = None,
+) -> dict:
+    """This quarter so far: booked, and each forecast of the quarter's total on the deals due
+    in it; `every_open`, the model's expected bookings from every open deal (deals due later
+    close early too), when it has a won-this-quarter model."""
     deals = tables.opportunities
     amount = deals.get(Opportunities.amount, pd.Series(0.0, index=deals.index)).fillna(0.0)
     won = (
@@ -202,6 +210,10 @@ def _quarter(tables, current: pd.DataFrame, start: pd.Timestamp, now: pd.Timesta
         for k, v in open_part.items()
         if k == "model" or has_reps
     ]
+    if every_open is not None:
+        rows.insert(
+            1, {"name": "model, every open deal", "open": every_open, "total": booked + every_open}
+        )
     return {
         "booked": booked,
         "booked_deals": int(won.sum()),
@@ -210,6 +222,16 @@ def _quarter(tables, current: pd.DataFrame, start: pd.Timestamp, now: pd.Timesta
         "rows": rows,
         "has_reps": bool(has_reps),
     }
+
+
+def _every_open(loaded, features: pd.DataFrame, scores: pd.DataFrame) -> float | None:
+    """Sum over every open deal of amount x P(won before the quarter ends)."""
+    in_quarter = loaded.bundle.in_quarter
+    if in_quarter is None or features.empty:
+        return None
+    p = in_quarter.predict_proba(features[loaded.bundle.feature_names])[:, 1]
+    amount = features["opportunity_id"].map(scores.set_index("opportunity_id")["amount"])
+    return float((amount.fillna(0.0).to_numpy() * p).sum())
 
 
 def _history(replay: BacktestResult | None) -> dict | None:
@@ -441,7 +463,9 @@ def run_report(
             end=end,
             elapsed=(now - start).days + 1,
             length=(end - start).days,
-            this_quarter=_quarter(tables, current, start, now),
+            this_quarter=_quarter(
+                tables, current, start, now, _every_open(loaded, features, scores)
+            ),
             history=history,
             no_history=no_history,
             cached=cached,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -331,7 +333,9 @@ def track_training(
                 pip_requirements=pip_requirements(),
             )
         name = settings.registered_model or model_name(source)
-        version = str(mlflow.register_model(info.model_uri, name).version)
+        # MLflow prints "Successfully registered" itself; the CLI says it once, after the gate.
+        with contextlib.redirect_stderr(io.StringIO()):
+            version = str(mlflow.register_model(info.model_uri, name).version)
         client.set_model_version_tag(name, version, "dealscore.data", source)
         measured = evaluate(result.test["label"].to_numpy(), result.predictions["model"])
         model_score = measured[settings.promotion_metric]

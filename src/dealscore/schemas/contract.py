@@ -108,7 +108,7 @@ def _kind(dtype: object) -> str:
     text = str(dtype)
     if text.startswith("datetime64"):
         return "timestamp"
-    if text.startswith("float") or text.startswith("int"):
+    if text.startswith(("float", "int")):
         return "number"
     return "string"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -18,7 +20,7 @@ class FeatureFrame(pa.DataFrameModel):
 
     class Config:
         strict = False
-        unique = [OPPORTUNITY_ID, AS_OF]
+        unique: ClassVar[list[str]] = [OPPORTUNITY_ID, AS_OF]
 
     @pa.dataframe_check(name="features_are_floats")
     def floats(cls, df: pd.DataFrame) -> bool:

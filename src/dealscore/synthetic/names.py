@@ -5,107 +5,28 @@ from __future__ import annotations
 
 import numpy as np
 
-FIRST = np.array(
-    [
-        "Ada",
-        "Ben",
-        "Carla",
-        "Dev",
-        "Elena",
-        "Farid",
-        "Grace",
-        "Hugo",
-        "Ines",
-        "Jonas",
-        "Kira",
-        "Liam",
-        "Maya",
-        "Nils",
-        "Olga",
-        "Priya",
-        "Quinn",
-        "Rosa",
-        "Sam",
-        "Tara",
-        "Umar",
-        "Vera",
-        "Wes",
-        "Xin",
-        "Yusuf",
-        "Zoe",
-    ]
+
+def _words(text: str) -> np.ndarray:
+    return np.array(text.split())
+
+
+FIRST = _words(
+    "Ada Ben Carla Dev Elena Farid Grace Hugo Ines Jonas Kira Liam Maya Nils Olga Priya Quinn "
+    "Rosa Sam Tara Umar Vera Wes Xin Yusuf Zoe"
 )
-LAST = np.array(
-    [
-        "Adler",
-        "Brandt",
-        "Costa",
-        "Duarte",
-        "Evans",
-        "Fischer",
-        "Garcia",
-        "Haas",
-        "Ivanova",
-        "Jensen",
-        "Kowalski",
-        "Lindqvist",
-        "Moreau",
-        "Nakamura",
-        "Okafor",
-        "Petrov",
-        "Quiroga",
-        "Rossi",
-        "Schmidt",
-        "Tanaka",
-        "Varga",
-        "Weber",
-        "Yilmaz",
-        "Zhang",
-    ]
+LAST = _words(
+    "Adler Brandt Costa Duarte Evans Fischer Garcia Haas Ivanova Jensen Kowalski Lindqvist "
+    "Moreau Nakamura Okafor Petrov Quiroga Rossi Schmidt Tanaka Varga Weber Yilmaz Zhang"
 )
-STEMS = np.array(
-    [
-        "Acme",
-        "Birch",
-        "Cobalt",
-        "Delta",
-        "Ember",
-        "Fjord",
-        "Granite",
-        "Harbor",
-        "Iris",
-        "Juniper",
-        "Kestrel",
-        "Lumen",
-        "Meridian",
-        "Nimbus",
-        "Orchid",
-        "Pioneer",
-        "Quartz",
-        "Ridge",
-        "Summit",
-        "Tidal",
-        "Umber",
-        "Vertex",
-        "Willow",
-        "Zenith",
-    ]
+STEMS = _words(
+    "Acme Alder Atlas Beacon Birch Boreal Cedar Cobalt Copper Delta Ember Falcon Fjord Garnet "
+    "Granite Harbor Helix Iris Jasper Juniper Kestrel Lark Lumen Maple Meridian Nimbus Nova Oak "
+    "Onyx Orchid Pioneer Polar Quartz Raven Ridge Sable Sierra Summit Tidal Topaz Umber Vale "
+    "Vertex Willow Zenith"
 )
-KINDS = np.array(
-    [
-        "Systems",
-        "Labs",
-        "Logistics",
-        "Health",
-        "Foods",
-        "Energy",
-        "Partners",
-        "Retail",
-        "Capital",
-        "Media",
-        "Works",
-        "Group",
-    ]
+KINDS = _words(
+    "Systems Labs Logistics Health Foods Energy Partners Retail Capital Media Works Group "
+    "Analytics Robotics Insurance Pharma Motors Freight Telecom Bank"
 )
 
 
@@ -119,7 +40,8 @@ def people(n: int) -> np.ndarray:
 
 
 def companies(n: int) -> np.ndarray:
-    """'Acme Systems', ..., then 'Acme Systems 2' once the pairs run out: names stay unique."""
+    """'Acme Systems', ..., then 'Acme Systems 2' once the 900 pairs run out: names stay
+    unique."""
     i = np.arange(n)
     pairs = len(STEMS) * len(KINDS)
     base = np.char.add(
