@@ -7,7 +7,7 @@ DEMO_DEALS ?= 20000
 DEMO_SEED  ?= 7
 DEMO_EXPORT ?= 2026-11-30# a fixed "now", so the documented demo figures reproduce
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all check bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # Reinstall when the dependencies change; the stamp records which extras are in.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[test,spark,dev]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,6 +37,12 @@ test: install
 
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+# Lint, formatting and types (ruff and mypy, configured in pyproject.toml); CI runs it first.
+check: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	PYTHONWARNINGS=ignore $(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/generate_validate.py --deals 1000000

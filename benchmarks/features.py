@@ -19,11 +19,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from measure import GIB, Recorder  # noqa: E402
+from measure import GIB, Recorder
 
-from dealscore.features import SnapshotSettings, build_features, fit_feature_state, sample_snapshots  # noqa: E402
-from dealscore.schemas import CrmTables  # noqa: E402
-from dealscore.synthetic import GeneratorSettings, generate_crm  # noqa: E402
+from dealscore.features import SnapshotSettings, build_features, fit_feature_state, sample_snapshots
+from dealscore.schemas import CrmTables
+from dealscore.synthetic import GeneratorSettings, generate_crm
 
 EXPORT = pd.Timestamp("2026-11-01", tz="UTC")
 

@@ -16,11 +16,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from measure import GIB, Recorder  # noqa: E402
+from measure import GIB, Recorder
 
-from dealscore.io import read_export, write_tables  # noqa: E402
-from dealscore.schemas import validate_tables  # noqa: E402
-from dealscore.synthetic import GeneratorSettings, generate_crm  # noqa: E402
+from dealscore.io import read_export, write_tables
+from dealscore.schemas import validate_tables
+from dealscore.synthetic import GeneratorSettings, generate_crm
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
         tables = read_export(out).tables
         step.rows = sum(sizes.values())
     with recorder.step("validate") as step:
-        validated, report = validate_tables(tables)
+        _validated, report = validate_tables(tables)
         step.rows = sum(sizes.values())
     print("rows: " + ", ".join(f"{name} {count:,}" for name, count in sizes.items()))
     print(f"validation: {len(report.errors)} errors, {len(report.warnings)} warnings")

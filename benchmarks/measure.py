@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -49,10 +50,9 @@ class Recorder:
             total = process.memory_info().rss
             if self.children:
                 for child in process.children(recursive=True):
-                    try:
+                    # a child may end between the listing and the reading
+                    with contextlib.suppress(psutil.Error):
                         total += child.memory_info().rss
-                    except psutil.Error:  # it ended between the listing and the reading
-                        pass
             return total
 
         record = Step(name, rss_before=rss())

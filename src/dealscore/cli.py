@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -13,27 +15,23 @@ import pandas as pd
 import typer
 
 from dealscore import __version__
+from dealscore.errors import DealscoreError
 from dealscore.features import CATALOGUE
-from dealscore.io import MappingError, SourceError, read_valid
-from dealscore.io.scores import StoreError
+from dealscore.io import read_valid
 from dealscore.io.secrets import redact
-from dealscore.io.write import FolderNotOursError, TableFormat, write_frame
+from dealscore.io.write import TableFormat, write_frame
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.forward import ForwardTest
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.score import (
-    ModelNotFoundError,
     ScoreSettings,
-    TooManyRejectedError,
     run_score,
 )
-from dealscore.jobs.settings import SettingsError, load_settings
-from dealscore.jobs.spark import SparkUnavailableError
+from dealscore.jobs.settings import load_settings
 from dealscore.jobs.train import TrainSettings, run_forward, run_train
 from dealscore.schemas import ContractError
 from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
-from dealscore.tracking.store import TrackingError
 
 app = typer.Typer(
     help="Calibrated win probabilities for B2B deals, learned from your CRM history.",
@@ -130,6 +128,19 @@ def _contract_failure(exc: ContractError, what: str) -> None:
     _fail(f"{what}: the export breaks the data contract", code=1)
 
 
+@contextmanager
+def _failures(what: str = "") -> Iterator[None]:
+    """The one place a failure becomes a message and an exit code: a broken data contract prints
+    every broken rule (exit 1); any other DealscoreError its message, with its exit code.
+    Anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except ContractError as exc:
+        _contract_failure(exc, what or "the export breaks the data contract")
+    except DealscoreError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
 def _table_format(fmt: str) -> TableFormat:
     if fmt not in ("parquet", "csv"):
         _fail(f"--format must be parquet or csv, got {fmt!r}")
@@ -192,18 +203,14 @@ def generate(
     """
     table_format = _table_format(fmt)
     stamp = _timestamp(export_date, "--export-date") if export_date else None
-    try:
+    with _failures():
         settings = load_settings(
             GeneratorSettings, config, deals=deals, seed=seed, export_date=stamp, years=years
         )
-    except SettingsError as exc:
-        _fail(str(exc))
     if settings.export_date is None:  # neither the option nor the file set it
         settings = replace(settings, export_date=pd.Timestamp(DEFAULT_EXPORT_DATE, tz="UTC"))
-    try:
+    with _failures():
         result = run_generate(settings, out, table_format, progress=_Progress())
-    except FolderNotOursError as exc:
-        _fail(str(exc))
     typer.echo(result.summary.to_text())
     typer.echo(
         f"wrote {len(result.files)} tables to {result.out} and the truth files "
@@ -228,10 +235,8 @@ def validate(
     Reports every broken rule by table, column, rule, failing-row count and examples. Exits 1
     when there are errors; warnings (an open deal with no account, say) do not fail.
     """
-    try:
+    with _failures():
         result = run_validate(path, mapping, progress=_Progress())
-    except (SourceError, MappingError) as exc:
-        _fail(str(exc))
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.summary is not None:
@@ -271,12 +276,8 @@ def ingest(
     Nothing is written when validation finds errors.
     """
     table_format = _table_format(fmt)
-    try:
+    with _failures(f"{src}: not written"):
         result = run_ingest(src, out, mapping, table_format, progress=_Progress())
-    except (SourceError, MappingError, FolderNotOursError) as exc:
-        _fail(str(exc))
-    except ContractError as exc:
-        _contract_failure(exc, f"{src}: not written")
     for note in result.validation.notes:
         typer.echo(f"note: {note}")
     if result.validation.summary is not None:
@@ -337,12 +338,8 @@ def features_build(
     stamp = _timestamp(as_of, "--as-of") if as_of else None
     if icp is None and DEFAULT_ICP.is_file():
         icp = DEFAULT_ICP
-    try:
+    with _failures(f"{data}: no features built"):
         result = run_build_features(data, stamp, out, mapping, icp, progress=_Progress())
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: no features built")
-    except (SourceError, MappingError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
     frame = result.frame
     missing = frame.drop(columns=["opportunity_id", "as_of"]).isna().mean()
     typer.echo(
@@ -461,7 +458,7 @@ def train(
     test is calibrated, and its export fills the same columns as the champion's.
     """
     _quiet_mlflow()
-    try:
+    with _failures(f"{data}: not trained"):
         settings = load_settings(
             TrainSettings,
             config,
@@ -476,12 +473,6 @@ def train(
             forward_dates=forward_dates,
         )
         result = run_train(data, settings, mapping, progress=_Progress())
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: not trained")
-    except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    except TrackingError as exc:
-        _fail(str(exc))
     _echo_comparison(result.comparison, verbose)
     typer.echo(
         f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
@@ -579,16 +570,12 @@ def evaluate(
     loss, ECE and mean predicted vs actual per date and pooled, for the model, the reps'
     forecast and the CRM stage probability on the same deals.
     """
-    try:
+    with _failures(f"{data}: not evaluated"):
         settings = load_settings(TrainSettings, config, horizon_days=horizon_days, track=False)
         dates = [_timestamp(d, "--as-of") for d in as_of] if as_of else None
         progress = _Progress()
         tables = read_valid(data, mapping, progress)
         forward = run_forward(tables, settings, dates, progress=progress)
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: not evaluated")
-    except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
     _echo_forward(forward)
     typer.echo("reliability (model, pooled):")
     typer.echo(forward.reliability().round(4).to_string(index=False))
@@ -688,7 +675,7 @@ def score(
     --engine spark does the same on a Spark cluster, with the same results.
     """
     _quiet_mlflow()
-    try:
+    with _failures(f"{data}: not scored"):
         settings = load_settings(
             ScoreSettings,
             config,
@@ -703,14 +690,6 @@ def score(
         )
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_score(data, settings, stamp, mapping, progress=_Progress())
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: not scored")
-    except TooManyRejectedError as exc:
-        _fail(str(exc), code=1)
-    except (ModelNotFoundError, StoreError, TrackingError, SparkUnavailableError) as exc:
-        _fail(str(exc))
-    except (SettingsError, SourceError, MappingError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
     typer.echo(
         f"open deals {result.open_deals:,} = scored {len(result.scores):,} "
         f"+ rejected {len(result.rejected):,}"
@@ -812,17 +791,13 @@ def compare(
     from dealscore.jobs.compare import period_bounds, run_compare
 
     _quiet_mlflow()
-    try:
+    with _failures(f"{data}: not compared"):
         if period is not None:
             period_bounds(period)  # a bad quarter is refused before any data is read
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_compare(
             data, period, stamp, by, model, tracking_uri or "", mapping, _Progress()
         )
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: not compared")
-    except (ModelNotFoundError, SourceError, MappingError, ValueError, TrackingError) as exc:
-        _fail(str(exc))
     state = "closed: actual known" if result.closed else "still open: no actual yet"
     typer.echo(
         f"{result.period} as of {result.as_of:%Y-%m-%d %H:%M} UTC, {state}; "
@@ -861,13 +836,9 @@ def backtest(
     """
     from dealscore.jobs.compare import run_backtest
 
-    try:
+    with _failures(f"{data}: not backtested"):
         settings = load_settings(TrainSettings, config)
         result = run_backtest(data, periods, settings, mapping, _Progress())
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: not backtested")
-    except (SettingsError, SourceError, MappingError, ValueError) as exc:
-        _fail(str(exc))
     for period, why in result.skipped.items():
         typer.echo(f"{period}: skipped: {why}")
     typer.echo(_forecast_table(result.table))
@@ -929,7 +900,7 @@ def report(
     from dealscore.jobs.report import run_report
 
     _quiet_mlflow()
-    try:
+    with _failures(f"{data}: no report"):
         settings = load_settings(TrainSettings, config)
         result = run_report(
             data,
@@ -943,17 +914,6 @@ def report(
             currency=currency,
             use_cache=cache,
         )
-    except ContractError as exc:
-        _contract_failure(exc, f"{data}: no report")
-    except (
-        ModelNotFoundError,
-        SettingsError,
-        SourceError,
-        MappingError,
-        ValueError,
-        TrackingError,
-    ) as exc:
-        _fail(str(exc))
     typer.echo(f"report with {_count(result.charts, 'chart')} written to {result.path}")
 
 

@@ -174,7 +174,7 @@ def test_missing_optional_source_column_is_noted_required_one_fails():
     assert "loss_reason" not in result.frames["opportunities"]
     assert any("Loss_Reason__c" in note for note in result.notes)
     required = "tables: {opportunities: {source: O, columns: {opportunity_id: Oops}}}"
-    with pytest.raises(MappingError, match="Oops.*required"):
+    with pytest.raises(MappingError, match=r"Oops.*required"):
         run(required, {"O": frame})
 
 

@@ -97,7 +97,7 @@ def test_sqlite_database_with_case_insensitive_names(tables, tmp_path):
 def test_unreachable_or_wrong_sources_are_clear_errors(tmp_path):
     with pytest.raises(SourceError, match="no such folder"):
         read_export(tmp_path / "nope")
-    with pytest.raises(SourceError, match="no opportunities table.*--mapping"):
+    with pytest.raises(SourceError, match=r"no opportunities table.*--mapping"):
         read_export(tmp_path)
     with pytest.raises(SourceError, match="no SQLite database at"):
         read_export(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")

@@ -244,7 +244,7 @@ def test_an_existing_scores_table_of_another_shape_is_refused_untouched(tmp_path
         connection.exec_driver_sql("CREATE TABLE scores (deal TEXT, score REAL)")
         connection.exec_driver_sql("INSERT INTO scores VALUES ('D1', 0.4)")
     # then the store says so before anything is scored, and the table is as it was
-    with pytest.raises(StoreError, match="table scores in .* is not dealscore's"):
+    with pytest.raises(StoreError, match=r"table scores in .* is not dealscore's"):
         open_store(url)
     assert pd.read_sql_table("scores", url).to_dict("list") == {"deal": ["D1"], "score": [0.4]}
 

@@ -120,7 +120,7 @@ def test_a_model_needing_features_this_version_lacks_is_a_clear_error(crm, setti
     bundle.feature_names = [*bundle.feature_names, "crystal_ball_score"]
     tables = read_export(crm).tables
     # then scoring says which and what to do
-    with pytest.raises(ModelMismatchError, match="crystal_ball_score.*retrain"):
+    with pytest.raises(ModelMismatchError, match=r"crystal_ball_score.*retrain"):
         score_deals(tables, replace(loaded, bundle=bundle), AS_OF, settings)
 
 

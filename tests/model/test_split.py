@@ -39,5 +39,5 @@ def test_no_label_window_reaches_into_a_later_slice():
 
 def test_a_history_shorter_than_the_purges_is_refused_with_the_reason():
     as_of, ids = _rows(days=60)
-    with pytest.raises(ValueError, match="too short.*label horizon of 45 days"):
+    with pytest.raises(ValueError, match=r"too short.*label horizon of 45 days"):
         date_slices(as_of, ids, 45, SliceShares())

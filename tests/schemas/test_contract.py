@@ -210,7 +210,7 @@ def test_only_opportunities_is_mandatory(tables):
 
 
 def test_require_valid_raises_with_the_report(tables):
-    with pytest.raises(ContractError, match="opportunities.amount"):
+    with pytest.raises(ContractError, match=r"opportunities.amount"):
         require_valid(with_opportunities(tables, amount=[-5.0, 1.0, 1.0]))
 
 

@@ -81,6 +81,7 @@ def forecast_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     earlier = latest_forecast(
         tables, Snapshots(snaps.deal, snaps.as_of - CHANGE_DAYS * DAY, snaps.ids)
     )
+    assert earlier is not None  # the export has forecasts: `latest` was found
     rank = latest["category"].map(CATEGORY_RANK).to_numpy(dtype=float)
     out["rep_probability"] = rep_probability(latest, CATEGORY_PROBABILITY)
     out["rep_category_rank"] = rank

@@ -191,10 +191,9 @@ def icp_features(
         out[f"won_value_{name}"] = value
     lookalike = [_deal_attribute(tables, table, column) for name, table, column in SEGMENTS[:3]]
     if all(values is not None for values in lookalike):
-        joint = (
-            lookalike[0]
-            .str.cat(lookalike[1:], sep="|", na_rep="?")
-            .where(pd.concat(lookalike, axis=1).notna().all(axis=1))
+        first, *rest = (v for v in lookalike if v is not None)
+        joint = first.str.cat(rest, sep="|", na_rep="?").where(
+            pd.concat(lookalike, axis=1).notna().all(axis=1)
         )
         out["lookalike_win_rate"], _ = segment_rates(
             tables, snaps, joint, out["win_rate_industry"].to_numpy(), maturity_days

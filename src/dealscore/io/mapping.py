@@ -7,6 +7,8 @@ read through a `Source` (files or SQL), so the mapping itself knows nothing abou
 
 from __future__ import annotations
 
+from dealscore.errors import InputError
+
 import codecs
 import re
 import warnings
@@ -43,7 +45,7 @@ _COLUMN_KEYS = {
 _PART_KEYS = {"source", "clean", "join", "columns", "where"}
 
 
-class MappingError(ValueError):
+class MappingError(InputError):
     """A mapping file that cannot be applied, with the place it went wrong."""
 
 

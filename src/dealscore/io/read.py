@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dealscore.errors import DealscoreError
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ FILE_SUFFIXES: dict[str, str] = {
 }
 
 
-class SourceError(RuntimeError):
+class SourceError(DealscoreError, RuntimeError):
     """The export cannot be reached or read."""
 
 
@@ -221,8 +223,9 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
     """Read an export; with a mapping, translate it into the contract tables first.
 
     An empty mapping ("") means none, as MLproject parameters cannot be left out."""
-    if mapping is not None and mapping != "" and not isinstance(mapping, Mapping):
-        mapping = load_mapping(mapping)
+    given = mapping is not None and mapping != ""
+    if given and not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)  # type: ignore[arg-type]  # a str or Path, by the test
     encoding = mapping.encoding if isinstance(mapping, Mapping) else None
     source = open_source(src, encoding)
     cache: dict[str, pd.DataFrame | None] = {}
@@ -232,7 +235,7 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
             cache[name] = source.read(name)
         return cache[name]
 
-    if mapping is None or mapping == "":
+    if not isinstance(mapping, Mapping):
         frames = {name: frame for name in TABLE_NAMES if (frame := read(name)) is not None}
         notes = []
     else:

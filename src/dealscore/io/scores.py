@@ -8,6 +8,8 @@ lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock f
 
 from __future__ import annotations
 
+from dealscore.errors import DealscoreError
+
 import fcntl
 import os
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+import pandera.pandas as pa
 import sqlalchemy as sa
 
 from dealscore.io.secrets import redact
@@ -29,7 +32,7 @@ REJECTED_TABLE = "scores_rejected"
 PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of", "previous_model_version"]
 
 
-class StoreError(RuntimeError):
+class StoreError(DealscoreError, RuntimeError):
     """The destination cannot be reached or written."""
 
 
@@ -53,7 +56,7 @@ class ScoreStore(Protocol):
     def describe(self) -> str: ...
 
 
-def _columns(model: type) -> list[sa.Column]:
+def _columns(model: type[pa.DataFrameModel]) -> list[sa.Column]:
     out = []
     for name, column in model.to_schema().columns.items():
         dtype = str(column.dtype)
@@ -309,8 +312,8 @@ def from_jdbc(url: str) -> str:
     parsed = sa.engine.make_url(f"{JDBC_DRIVERS[kind]}:{rest}")
     query = dict(parsed.query)
     return parsed.set(
-        username=query.pop("user", parsed.username),
-        password=query.pop("password", parsed.password),
+        username=str(query.pop("user", parsed.username) or "") or None,
+        password=str(query.pop("password", parsed.password) or "") or None,
         query=query,
     ).render_as_string(hide_password=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dealscore.errors import DealscoreError
+
 import json
 import os
 import uuid
@@ -45,7 +47,7 @@ def write_text(text: str, path: Path) -> Path:
 MANIFEST = ".dealscore-tables.json"  # the table files the last write_tables put in a folder
 
 
-class FolderNotOursError(RuntimeError):
+class FolderNotOursError(DealscoreError, RuntimeError):
     """The destination holds table files dealscore did not write: refusing to touch them."""
 
 

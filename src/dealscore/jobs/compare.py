@@ -11,6 +11,8 @@ at each period's start.
 
 from __future__ import annotations
 
+from dealscore.errors import DataError, InputError
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +45,7 @@ def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     try:
         quarter = pd.Period(period.upper(), freq="Q")
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"period must look like 2026Q3, got {period!r}") from exc
+        raise InputError(f"period must look like 2026Q3, got {period!r}") from exc
     start = quarter.start_time.tz_localize("UTC")
     return start, (quarter + 1).start_time.tz_localize("UTC")
 
@@ -81,7 +83,7 @@ def _groups(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
     if by is None:
         return np.full(len(ids), "all", dtype=object)
     if by not in GROUPINGS:
-        raise ValueError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
+        raise InputError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     owner = ids.map(deals[Opportunities.owner_id]) if Opportunities.owner_id in deals else None
     if by == "owner" and owner is not None:
         named = _names(tables, "owners", Owners.owner_id, owner)
@@ -98,7 +100,7 @@ def _groups(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
         account = ids.map(deals[Opportunities.account_id])
         industry = account.map(tables.accounts.set_index(Accounts.account_id)[Accounts.industry])
         return industry.fillna("(no industry)").to_numpy(dtype=object)
-    raise ValueError(f"the export has no data to group by {by}")
+    raise DataError(f"the export has no data to group by {by}")
 
 
 def rep_calls(tables: CrmTables, keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +129,7 @@ def period_deals(
     start, end = period_bounds(period)
     as_of = start if as_of is None else as_of
     if as_of >= end:
-        raise ValueError(f"as_of {as_of} is not before the end of {period}")
+        raise InputError(f"as_of {as_of} is not before the end of {period}")
     features = build_features(tables, as_of, state)
     expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
     start_us, end_us, as_of_us = micros(pd.Series([start, end, as_of])).tolist()
@@ -253,7 +255,7 @@ def run_compare(
     )
 
 
-class NoHistoryError(ValueError):
+class NoHistoryError(DataError):
     """Not one of the periods asked for could be replayed: the history is too short."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dealscore.errors import InputError
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +23,11 @@ def load_icp(path: Path | None) -> tuple[IcpRule, ...]:
     if path is None:
         return ()
     if not path.is_file():
-        raise FileNotFoundError(f"ICP file {path} does not exist")
+        raise InputError(f"ICP file {path} does not exist")
     try:
         return parse_icp(yaml.safe_load(path.read_text()) or {})
     except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise InputError(f"{path}: {exc}") from exc
 
 
 @dataclass(frozen=True)

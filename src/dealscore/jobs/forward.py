@@ -8,6 +8,8 @@ a test slice, however carefully cut, is not the same thing.
 
 from __future__ import annotations
 
+from dealscore.errors import DataError, InputError
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -103,7 +105,7 @@ def forward_test(
         cutoff = last_event(past) + pd.Timedelta(microseconds=1)
         horizon = horizon_days or label_horizon(past.opportunities, cutoff)
         if as_of + pd.Timedelta(days=horizon) > last:
-            raise ValueError(
+            raise InputError(
                 f"forward test at {as_of:%Y-%m-%d}: its outcomes ({horizon:g} days on) are not "
                 f"in the export yet (last event {last:%Y-%m-%d}); pick an earlier date"
             )
@@ -132,7 +134,7 @@ def forward_test(
         )
     if not parts:
         reasons = "; ".join(f"{date}: {why}" for date, why in skipped.items())
-        raise ValueError(f"forward test: nothing could be replayed ({reasons or 'no open deals'})")
+        raise DataError(f"forward test: nothing could be replayed ({reasons or 'no open deals'})")
     rows = pd.concat(parts, ignore_index=True)
     return ForwardTest(rows, forward_table(rows), skipped)
 

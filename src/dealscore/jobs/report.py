@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import joblib
@@ -167,7 +168,7 @@ def cached_backtest(
             result = joblib.load(path)
             progress(f"past quarters: the replay from the cache ({path})")
             return result, "", True
-        except Exception as exc:  # noqa: BLE001 - a broken cache file is recomputed, not fatal
+        except Exception as exc:
             progress(f"the cached replay {path} cannot be read ({exc}); replaying again")
     progress(f"replaying the last {periods} closed quarters (a model trained for each)")
     try:
@@ -273,7 +274,9 @@ def _history(replay: BacktestResult | None) -> dict | None:
 def _deal_rows(frame: pd.DataFrame, tables, reasons: list[str]) -> list[dict]:
     labels = deal_labels(tables, frame["opportunity_id"].reset_index(drop=True))
     rows = []
-    for (_, deal), (_, label) in zip(frame.reset_index(drop=True).iterrows(), labels.iterrows()):
+    for (_, deal), (_, label) in zip(
+        frame.reset_index(drop=True).iterrows(), labels.iterrows(), strict=True
+    ):
         rows.append(
             {
                 **{k: (None if pd.isna(v) else v) for k, v in label.items()},
@@ -398,7 +401,7 @@ def run_report(
     down = [f"down_{k}_reason" for k in (1, 2, 3)]
     up = [f"up_{k}_reason" for k in (1, 2, 3)]
     gap = (scores["rep_probability"] - scores["win_probability"]) * scores["amount"]
-    lists = []
+    lists: list[dict[str, Any]] = []
     if has_reps:
         at_risk = scores.assign(stake=gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
         upside = scores.assign(stake=-gap).query("stake > 0").nlargest(TOP_DEALS, "stake")

@@ -7,6 +7,8 @@ when more than `max_rejected_share` of the open deals cannot be scored.
 
 from __future__ import annotations
 
+from dealscore.errors import DealscoreError, InputError
+
 import functools
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -40,6 +42,7 @@ if TYPE_CHECKING:  # MLflow loads only when a model does
     from dealscore.tracking.pyfunc import ModelBundle
 
 
+NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
 ENGINES = ("pandas", "spark")
 
 
@@ -75,16 +78,18 @@ class ScoreSettings:
             raise ValueError(f"max_rejected_share must be in [0, 1], got {self.max_rejected_share}")
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(DealscoreError, LookupError):
     """The model URI names no model the tracking store has."""
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(InputError):
     """The model expects features this version of dealscore does not build."""
 
 
-class TooManyRejectedError(RuntimeError):
+class TooManyRejectedError(DealscoreError, RuntimeError):
     """More open deals could not be scored than the settings allow; nothing was written."""
+
+    exit_code = 1  # the export is at fault
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def _why_no_alias(client, name: str, alias: str) -> str:
         return ""
     try:
         versions = client.search_model_versions(f"name='{name}'")
-    except Exception:  # noqa: BLE001 - only a better message is at stake
+    except Exception:
         return ""
     if not versions:
         return ""
@@ -229,7 +234,7 @@ def _factor_frame(
         has = pick >= 0
         safe = np.where(has, pick, 0)
         f_col, c_col, _ = factor_columns(direction, rank + 1)
-        out[f_col] = np.where(has, names[safe], None).astype(object)
+        out[f_col] = np.where(has, names[safe].astype(object), NONE)
         out[c_col] = np.where(has, credits[rows, safe], np.nan)
     # One call for all six factors: the per-template work is done once, not once per factor.
     picked = np.concatenate(
@@ -389,7 +394,9 @@ def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFr
         if cases.empty:  # a frame-level failure is a bug, not bad data: stop
             raise
         why = cases.groupby("index").apply(
-            lambda c: "; ".join(f"{col} fails {chk}" for col, chk in zip(c["column"], c["check"]))
+            lambda c: "; ".join(
+                f"{col} fails {chk}" for col, chk in zip(c["column"], c["check"], strict=True)
+            )
         )
         bad = scores.index.isin(why.index)
         moved = scores[bad]
@@ -486,7 +493,7 @@ def run_score(
         from dealscore.jobs.spark import run_score_spark  # pyspark is an optional extra
 
         if mapping:
-            raise ValueError(
+            raise InputError(
                 "the Spark engine reads tables already in the data contract's shape; map the "
                 "export first with `dealscore ingest --mapping ...`, then score that folder"
             )

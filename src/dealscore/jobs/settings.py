@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dealscore.errors import InputError
+
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """A settings file or override that does not fit the job's settings."""
 
 

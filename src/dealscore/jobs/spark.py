@@ -24,6 +24,8 @@ and last forecast. A feature needing more must extend `Reference`; the engines' 
 
 from __future__ import annotations
 
+from dealscore.errors import DealscoreError, InputError
+
 import io
 import json
 import os
@@ -112,7 +114,7 @@ REJECT_COLUMNS = [
 ]
 
 
-class SparkUnavailableError(RuntimeError):
+class SparkUnavailableError(DealscoreError, RuntimeError):
     """pyspark (or Java) is missing: `pip install 'dealscore[spark]'` and a JDK 17+."""
 
 
@@ -159,7 +161,10 @@ def _utc(spark: SparkSession) -> Iterator[None]:
     try:
         yield
     finally:
-        spark.conf.set("spark.sql.session.timeZone", before)
+        if before is None:
+            spark.conf.unset("spark.sql.session.timeZone")
+        else:
+            spark.conf.set("spark.sql.session.timeZone", before)
 
 
 @contextmanager
@@ -175,8 +180,8 @@ def _reporting(spark: SparkSession, progress: Progress, every: float = 15.0) -> 
 
     def report() -> None:
         while not done.wait(every):
-            stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
-            stages = [s for s in stages if s is not None]
+            found = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+            stages = [s for s in found if s is not None]
             if stages:
                 finished = sum(s.numCompletedTasks for s in stages)
                 total = sum(s.numTasks for s in stages)
@@ -196,7 +201,7 @@ def default_groups(spark: SparkSession) -> int:
     try:
         cores = spark.sparkContext.defaultParallelism
     except (AttributeError, NotImplementedError):  # Spark Connect has no SparkContext
-        cores = int(spark.conf.get("spark.default.parallelism", "50"))
+        cores = int(spark.conf.get("spark.default.parallelism", "50") or 50)
     return max(4 * cores, 1)
 
 
@@ -222,20 +227,20 @@ def read_spark_tables(spark: SparkSession, data: str) -> dict[str, DataFrame]:
     else:
         folder = Path(data)
         if not folder.is_dir():
-            raise FileNotFoundError(f"{data}: no such folder (or use spark:DATABASE for tables)")
+            raise InputError(f"{data}: no such folder (or use spark:DATABASE for tables)")
         for name in TABLE_NAMES:
             for candidate in (folder / f"{name}.parquet", folder / f"{name}.pq", folder / name):
                 if candidate.exists():
                     frames[name] = spark.read.parquet(str(candidate))
                     break
         if not frames and any(folder.glob("*.csv*")):
-            raise ValueError(
+            raise InputError(
                 f"{data}: the Spark engine reads Parquet; convert the CSV export with "
                 "`dealscore ingest --out FOLDER` (it writes Parquet)"
             )
         where = str(folder)
     if "opportunities" not in frames:
-        raise FileNotFoundError(f"{where} has no 'opportunities' table, the one mandatory table")
+        raise InputError(f"{where} has no 'opportunities' table, the one mandatory table")
     return {
         name: frame.withColumn(ROW, F.monotonically_increasing_id())
         for name, frame in frames.items()
@@ -379,7 +384,7 @@ def _relation_issues(frames: dict[str, DataFrame]) -> list[Issue]:
         rows.agg(F.count(F.lit(1)).alias("n")).select(F.lit(i).alias("check"), "n")
         for i, (_, rows, _) in enumerate(checks)
     ]
-    counts = dict(reduce(lambda a, b: a.unionByName(b), counted).collect())
+    counts: dict[int, int] = dict(reduce(lambda a, b: a.unionByName(b), counted).collect())
     issues = []
     for i, (issue, rows, column) in enumerate(checks):
         if counts.get(i):
@@ -427,7 +432,7 @@ def _pack(name: str) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordB
             starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if len(groups) else []
             ends = [*starts[1:], len(groups)]
             blobs = []
-            for start, end in zip(starts, ends):
+            for start, end in zip(starts, ends, strict=True):
                 sink = io.BytesIO()
                 with pa.ipc.new_stream(sink, table.schema) as writer:
                     writer.write_table(table.slice(start, end - start))
@@ -602,11 +607,11 @@ def group_tables(packed: pd.DataFrame, ref: Reference) -> CrmTables:
     }
     frames = {name: _coerced(name, frame) for name, frame in own.items()}
     if "opportunities" in frames:  # a matured open deal is broadcast too: keep the group's own
-        mine = set(frames["opportunities"][Opportunities.opportunity_id])
+        ids = set(frames["opportunities"][Opportunities.opportunity_id])
         ref = replace(
             ref,
             opportunities=ref.opportunities[
-                ~ref.opportunities[Opportunities.opportunity_id].isin(mine)
+                ~ref.opportunities[Opportunities.opportunity_id].isin(ids)
             ],
         )
     for name, extra in (

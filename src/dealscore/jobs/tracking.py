@@ -188,7 +188,7 @@ def _champion_score(
         return None, None, ""
     try:
         bundle = load_bundle(mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}"))
-    except Exception as exc:  # noqa: BLE001 - an old or foreign champion: say why, do not crash
+    except Exception as exc:
         return champion.version, None, f"champion v{champion.version} could not be loaded: {exc}"
     change = coverage_change(bundle.coverage, tables.coverage())
     if change and not settings.allow_coverage_change:
@@ -204,7 +204,7 @@ def _champion_score(
             build_features(tables, keys, bundle.feature_state), on=["opportunity_id", "as_of"]
         )
         p = bundle.predict(rows)
-    except Exception as exc:  # noqa: BLE001 - an old or foreign champion: say why, do not crash
+    except Exception as exc:
         return champion.version, None, f"champion v{champion.version} could not score: {exc}"
     score = evaluate(result.test["label"].to_numpy(), p)[settings.promotion_metric]
     return champion.version, score, ""
@@ -295,7 +295,7 @@ def track_training(
             | {f"heroics.unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
         )
         mlflow.log_input(
-            mlflow.data.from_pandas(
+            mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily exported
                 tables.opportunities,
                 # An explicit source: a plain string is ambiguous to MLflow (and may be a URL).
                 source=CodeDatasetSource({"crm_export": source, "mapping": str(mapping or "")}),

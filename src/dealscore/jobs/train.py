@@ -4,6 +4,8 @@ on the same test rows, and (unless tracking is off) log the run and register the
 
 from __future__ import annotations
 
+from dealscore.errors import DataError, InputError
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -137,7 +139,7 @@ class TrainSettings:
         )
 
 
-class DataMinimumError(ValueError):
+class DataMinimumError(DataError):
     """Too few resolved deals to train on."""
 
 
@@ -228,7 +230,7 @@ def _icp_rules(settings: TrainSettings, progress: Progress):
         if settings.icp == TrainSettings.icp:
             progress(f"no ICP file at {path}: training without the documented ICP")
             return ()
-        raise FileNotFoundError(f"ICP file {path} does not exist (setting icp)")
+        raise InputError(f"ICP file {path} does not exist (setting icp)")
     return load_icp(path)
 
 
@@ -457,7 +459,7 @@ def fit_and_evaluate(
             replace(prepared, parts=blank), settings, weight, progress=progress, what="independent"
         )
 
-    no_decision = None
+    no_decision: WinProbabilityModel | BaseRate | None = None
     if settings.outcome_model:
         progress("training the no-decision model (how the deals not won end)")
         not_won = {name: part[part["label"] == 0] for name, part in parts.items()}

@@ -56,7 +56,7 @@ def _choose_calibration(raw: np.ndarray, y: np.ndarray, seed: int) -> str:
                 * (~fit_part).sum()
             )
         losses[kind] = total
-    return min(losses, key=losses.get)
+    return min(losses, key=lambda kind: losses[kind])
 
 
 class WinProbabilityModel(ClassifierMixin, BaseEstimator):
@@ -146,8 +146,10 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         """The boosted log-odds before calibration."""
         check_is_fitted(self, "booster_")
-        return self.booster_.predict(
-            X[self.feature_names_in_], raw_score=True, num_iteration=self.best_iteration_
+        return np.asarray(
+            self.booster_.predict(
+                X[self.feature_names_in_], raw_score=True, num_iteration=self.best_iteration_
+            )
         )
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:

@@ -88,7 +88,9 @@ def tree_arrays(booster: lgb.Booster, num_iteration: int) -> TreeArrays:
     for tree in dump["tree_info"][:num_iteration]:
         roots.append(add(tree["tree_structure"]))
     dtypes = {"threshold": float, "value": float, "default_left": np.bool_, "missing": np.int8}
-    arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in columns.items()}
+    arrays: dict[str, np.ndarray] = {
+        k: np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in columns.items()
+    }
     return TreeArrays(list(dump["feature_names"]), np.asarray(roots, dtype=np.int64), **arrays)
 
 

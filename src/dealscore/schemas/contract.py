@@ -6,6 +6,8 @@ table, column, rule, failing-row count and a few examples for every problem it f
 
 from __future__ import annotations
 
+from dealscore.errors import DataError
+
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -91,8 +93,10 @@ class RowFailure:
 Rows = list[RowFailure] | None  # where the checks record failing rows, when asked to
 
 
-class ContractError(ValueError):
+class ContractError(DataError):
     """Raised by callers that need valid data and got an export with errors."""
+
+    exit_code = 1  # the export, not the command, is at fault
 
     def __init__(self, report: ValidationReport, source: str = "the export"):
         self.report = report
@@ -472,6 +476,7 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
         bad_rows: dict[str, pd.Index] = {}
         for failure in rows:
             frame = checked.get(failure.table)
+            assert frame is not None  # a failure names a table the export has
             bad = frame.loc[frame.index.intersection(failure.rows)]
             reason = f"{failure.table}.{failure.column}: {failure.rule}"
             for deal in _touched_deals(checked, failure.table, bad):

@@ -190,7 +190,7 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     loss_reason = np.select(
         [outcome == Status.LOST.value, outcome == Status.NO_DECISION.value],
         [LOSS_REASONS[reason], "no_decision"],
-        None,
+        np.array(None, dtype=object),
     )
     opportunities, stage_history = _deal_tables(
         deals, closed, outcome, loss_reason, events, world, opp_ids, start, horizon
@@ -260,7 +260,7 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
 
 
 def _had_event(path: pd.DataFrame, n: int, name: str) -> np.ndarray:
-    code = int(np.flatnonzero(EVENT_NAMES == name)[0])
+    code = int(np.flatnonzero(name == EVENT_NAMES)[0])
     hit = np.zeros(n, dtype=bool)
     hit[path.loc[path["event"].to_numpy() == code, "deal"].to_numpy()] = True
     return hit
@@ -302,9 +302,9 @@ def _deal_tables(
             Opportunities.product: np.array(list(PRODUCTS))[deals.product],
             Opportunities.lead_source: np.array(list(LEAD_SOURCE_EFFECT))[deals.lead_source],
             Opportunities.deal_type: np.array(list(DEAL_TYPE_EFFECT))[deals.deal_type],
-            Opportunities.loss_reason: pd.Series(np.where(is_open, None, loss_reason)).astype(
-                "str"
-            ),
+            Opportunities.loss_reason: pd.Series(
+                np.where(is_open, np.array(None, dtype=object), loss_reason.astype(object))
+            ).astype("str"),
         }
     )
     stage_code = history["stage"].to_numpy()

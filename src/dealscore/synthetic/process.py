@@ -302,7 +302,7 @@ def simulate(
     cum_events = np.cumsum(chain.event_p)
     cum_walk = np.cumsum(chain.walk)
     for day in range(int(born[0]) if n else days, days):
-        upto = np.searchsorted(born, day, side="right")
+        upto = int(np.searchsorted(born, day, side="right"))
         if upto > joined:
             live = np.concatenate([live, order[joined:upto]])
             joined = upto

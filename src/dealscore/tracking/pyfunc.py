@@ -13,10 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import joblib
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PyFuncModel, PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema
 
 from dealscore.features import FeatureState
@@ -78,13 +78,13 @@ class ModelBundle:
         return self.estimator.predict_proba(features[self.feature_names])[:, 1]
 
 
-class DealScoreModel(mlflow.pyfunc.PythonModel):
+class DealScoreModel(PythonModel):
     """pyfunc wrapper: `predict(features)` returns a `win_probability` column."""
 
     def __init__(self) -> None:
         self.bundle: ModelBundle | None = None
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.bundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
 
     def predict(
@@ -123,14 +123,12 @@ def save_bundle(bundle: ModelBundle, folder: Path) -> Path:
     return path
 
 
-def load_bundle(model: mlflow.pyfunc.PyFuncModel) -> ModelBundle:
+def load_bundle(model: PyFuncModel) -> ModelBundle:
     """The `ModelBundle` inside a loaded dealscore pyfunc model."""
     inner = model.unwrap_python_model()
     bundle = getattr(inner, "bundle", None)
     if not isinstance(bundle, ModelBundle):
-        raise TypeError(
-            f"{model.metadata.model_uri if model.metadata else 'model'} is not a dealscore model"
-        )
+        raise TypeError(f"a {type(inner).__name__} pyfunc, not a dealscore model")
     # A bundle pickled by an older dealscore lacks the fields added since: give their defaults.
     for spec in fields(ModelBundle):
         if spec.name not in vars(bundle):

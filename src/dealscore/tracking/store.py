@@ -4,6 +4,8 @@ SQLite store (`mlflow.db`, artifacts in `mlruns/`), the same place `mlflow ui` a
 
 from __future__ import annotations
 
+from dealscore.errors import DealscoreError
+
 import os
 from pathlib import Path
 
@@ -33,7 +35,7 @@ def missing_local_store(uri: str) -> str:
     return "" if path.is_file() or not path.parent.is_dir() else str(path)
 
 
-class TrackingError(RuntimeError):
+class TrackingError(DealscoreError, RuntimeError):
     """The tracking store cannot be reached or used."""
 
 
