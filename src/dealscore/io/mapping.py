@@ -7,8 +7,6 @@ read through a `Source` (files or SQL), so the mapping itself knows nothing abou
 
 from __future__ import annotations
 
-from dealscore.errors import InputError
-
 import codecs
 import re
 import warnings
@@ -22,6 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dealscore.errors import InputError
 from dealscore.schemas.tables import TABLE_MODELS, TABLE_NAMES
 
 PRESETS: tuple[str, ...] = ("salesforce",)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dealscore.errors import DealscoreError
-
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from dealscore.errors import DealscoreError
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
 from dealscore.io.secrets import redact
 from dealscore.progress import Progress, silent

@@ -8,8 +8,6 @@ lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock f
 
 from __future__ import annotations
 
-from dealscore.errors import DealscoreError
-
 import fcntl
 import os
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 import sqlalchemy as sa
 
+from dealscore.errors import DealscoreError
 from dealscore.io.secrets import redact
 from dealscore.io.write import write_frame
 from dealscore.schemas.scores import KEY, Rejected, Scores

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dealscore.errors import DealscoreError
-
 import json
 import os
 import uuid
@@ -13,6 +11,7 @@ from typing import Literal
 
 import pandas as pd
 
+from dealscore.errors import DealscoreError
 from dealscore.io.read import table_suffix
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 

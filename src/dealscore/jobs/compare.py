@@ -11,8 +11,6 @@ at each period's start.
 
 from __future__ import annotations
 
-from dealscore.errors import DataError, InputError
-
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from dealscore.errors import DataError, InputError
 from dealscore.features import build_features
 from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.features.build import FeatureState, snapshots_at

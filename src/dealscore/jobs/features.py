@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dealscore.errors import InputError
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from dealscore.errors import InputError
 from dealscore.features import FeatureState, IcpRule, build_features, fit_feature_state, parse_icp
 from dealscore.features.asof import export_time, last_event, stale_as_of
 from dealscore.io import read_valid, write_frame

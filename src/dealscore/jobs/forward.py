@@ -8,14 +8,13 @@ a test slice, however carefully cut, is not the same thing.
 
 from __future__ import annotations
 
-from dealscore.errors import DataError, InputError
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from dealscore.errors import DataError, InputError
 from dealscore.features import build_features
 from dealscore.features.asof import last_event, tables_as_of
 from dealscore.features.baselines import crm_baselines

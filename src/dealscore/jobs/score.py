@@ -7,8 +7,6 @@ when more than `max_rejected_share` of the open deals cannot be scored.
 
 from __future__ import annotations
 
-from dealscore.errors import DealscoreError, InputError
-
 import functools
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 
+from dealscore.errors import DealscoreError, InputError
 from dealscore.features import build_features
 from dealscore.features.asof import export_time, last_event, stale_as_of
 from dealscore.features.build import snapshots_at

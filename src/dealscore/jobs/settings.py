@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dealscore.errors import InputError
-
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
+
+from dealscore.errors import InputError
 
 T = TypeVar("T")
 

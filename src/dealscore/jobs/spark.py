@@ -24,8 +24,6 @@ and last forecast. A feature needing more must extend `Reference`; the engines' 
 
 from __future__ import annotations
 
-from dealscore.errors import DealscoreError, InputError
-
 import io
 import json
 import os
@@ -42,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dealscore.errors import DealscoreError, InputError
 from dealscore.features.asof import export_time, stale_as_of
 from dealscore.io.scores import Run, open_store
 from dealscore.model.drift import bin_counts, stability_from_counts

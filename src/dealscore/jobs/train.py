@@ -4,8 +4,6 @@ on the same test rows, and (unless tracking is off) log the run and register the
 
 from __future__ import annotations
 
-from dealscore.errors import DataError, InputError
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from dealscore.errors import DataError, InputError
 from dealscore.features import (
     FEATURE_NAMES,
     FeatureState,

@@ -6,8 +6,6 @@ table, column, rule, failing-row count and a few examples for every problem it f
 
 from __future__ import annotations
 
-from dealscore.errors import DataError
-
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -15,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from dealscore.errors import DataError
 from dealscore.schemas.tables import (
     TABLE_MODELS,
     TIMESTAMP_DTYPE,

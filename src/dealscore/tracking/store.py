@@ -4,14 +4,14 @@ SQLite store (`mlflow.db`, artifacts in `mlruns/`), the same place `mlflow ui` a
 
 from __future__ import annotations
 
-from dealscore.errors import DealscoreError
-
 import os
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
+
+from dealscore.errors import DealscoreError
 
 LOCAL_DB = "mlflow.db"
 
