@@ -31,6 +31,7 @@ from dealscore.jobs.score import (
 from dealscore.jobs.settings import load_settings
 from dealscore.jobs.train import TrainSettings, run_forward, run_train
 from dealscore.schemas import ContractError
+from dealscore.settings import as_toml
 from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
 
 app = typer.Typer(
@@ -69,6 +70,22 @@ FormatOption = Annotated[
         "--format", metavar="FORMAT", help="File format of the written tables: parquet or csv."
     ),
 ]
+PrintConfigOption = Annotated[
+    bool,
+    typer.Option(
+        "--print-config",
+        metavar="",
+        help="Print the effective settings (file, then options, over the defaults) as TOML "
+        "and exit.",
+    ),
+]
+
+
+def _print_config(values: object) -> None:
+    typer.echo(as_toml(values), nl=False)
+    raise typer.Exit()
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -194,6 +211,7 @@ def generate(
     ] = None,
     config: ConfigOption = None,
     fmt: FormatOption = "parquet",
+    print_config: PrintConfigOption = False,
 ) -> None:
     """Generate a synthetic CRM export: all seven tables plus the truth files.
 
@@ -209,6 +227,8 @@ def generate(
         )
     if settings.export_date is None:  # neither the option nor the file set it
         settings = replace(settings, export_date=pd.Timestamp(DEFAULT_EXPORT_DATE, tz="UTC"))
+    if print_config:
+        _print_config(settings)
     with _failures():
         result = run_generate(settings, out, table_format, progress=_Progress())
     typer.echo(result.summary.to_text())
@@ -447,6 +467,7 @@ def train(
         ),
     ] = None,
     verbose: VerboseOption = False,
+    print_config: PrintConfigOption = False,
 ) -> None:
     """Train, test against the baselines and forward in time, register in MLflow.
 
@@ -472,6 +493,8 @@ def train(
             horizon_days=horizon_days,
             forward_dates=forward_dates,
         )
+        if print_config:
+            _print_config(settings)
         result = run_train(data, settings, mapping, progress=_Progress())
     _echo_comparison(result.comparison, verbose)
     typer.echo(
@@ -664,6 +687,7 @@ def score(
             "input); left out by default, as it tells the rep only what they said.",
         ),
     ] = None,
+    print_config: PrintConfigOption = False,
 ) -> None:
     """Score every open deal with the champion model and write the scores back.
 
@@ -688,6 +712,8 @@ def score(
             spark_groups=spark_groups,
             rep_reasons=rep_reasons,
         )
+        if print_config:
+            _print_config(settings)
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_score(data, settings, stamp, mapping, progress=_Progress())
     typer.echo(

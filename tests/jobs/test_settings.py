@@ -6,7 +6,9 @@ from dataclasses import FrozenInstanceError, dataclass, fields
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from dealscore.cli import app
 from dealscore.jobs.settings import SettingsError, load_settings
 from dealscore.jobs.train import TrainSettings
 
@@ -50,3 +52,55 @@ def test_the_shipped_training_recipe_is_the_built_in_defaults():
         if "=" in line and not line.startswith("#")
     }
     assert written == {f.name for f in fields(TrainSettings)}
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ('calibration = "platt"', "calibration: Input should be 'auto', 'sigmoid' or 'isotonic'"),
+        ('n_estimators = "lots"', "n_estimators: Input should be a valid integer"),
+        ("train_share = 0.9", "slice shares must be positive and sum to 1"),
+        ("learning_rate = 0", "learning_rate: Input should be greater than 0"),
+        ("track = 3", "track: Input should be a valid boolean"),
+    ],
+)
+def test_a_bad_setting_is_refused_on_load_with_its_file_and_key(tmp_path, written, said):
+    path = tmp_path / "train.toml"
+    path.write_text(written + "\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(TrainSettings, path)
+    assert str(caught.value).startswith(f"{path}: ") and said in str(caught.value)
+
+
+def test_cli_refuses_bad_settings_before_reading_any_data(tmp_path):
+    # given a bad file and an export that does not exist (reading it would fail otherwise)
+    path = tmp_path / "score.toml"
+    path.write_text('engine = "flink"\nband_a = 2.0\n')
+    for command in (["score"], ["train"]):
+        config = path if command == ["score"] else tmp_path / "train.toml"
+        if command == ["train"]:
+            config.write_text('snapshot_scheme = "weekly"\n')
+        result = CliRunner().invoke(
+            app, [*command, "--data", str(tmp_path / "missing"), "--config", str(config)]
+        )
+        # then the setting is named, exit 2, and the data was never touched
+        assert result.exit_code == 2, result.output
+        assert f"{config}: " in result.output and "no such folder" not in result.output
+    assert (
+        "engine: Input should be 'pandas' or 'spark' (got 'flink')"
+        in CliRunner().invoke(app, ["score", "--data", "x", "--config", str(path)]).output
+    )
+
+
+def test_print_config_shows_the_effective_settings_and_reads_back(tmp_path):
+    # when the effective settings are printed, with a file and an option over the defaults
+    path = tmp_path / "train.toml"
+    path.write_text("num_leaves = 15\n")
+    printed = CliRunner().invoke(
+        app, ["train", "--data", "x", "--config", str(path), "--seed", "4", "--print-config"]
+    )
+    # then they are TOML that loads back to the same settings
+    assert printed.exit_code == 0, printed.output
+    again = tmp_path / "again.toml"
+    again.write_text(printed.output)
+    assert load_settings(TrainSettings, again) == TrainSettings(num_leaves=15, seed=4)

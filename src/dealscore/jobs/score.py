@@ -11,11 +11,13 @@ import functools
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import pandera.errors
+import pydantic.dataclasses
+from pydantic import Field
 
 from dealscore.errors import DealscoreError, InputError
 from dealscore.features import build_features
@@ -30,51 +32,50 @@ from dealscore.io.secrets import redact
 from dealscore.model.drift import population_stability, shift_since_previous
 from dealscore.model.outcomes import three_outcomes
 from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
-from dealscore.model.scoring import bands, trends
+from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas import Opportunities
 from dealscore.schemas.contract import quarantine
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
 from dealscore.schemas.tables import TIMESTAMP_DTYPE, coverage_change
+from dealscore.settings import SETTINGS
 
 if TYPE_CHECKING:  # MLflow loads only when a model does
     from dealscore.tracking.pyfunc import ModelBundle
 
 
 NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
+Probability = Annotated[float, Field(ge=0, le=1)]
 ENGINES = ("pandas", "spark")
 
 
-@dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS)
 class ScoreSettings:
     model: str = ""  # "": the champion of the export's own CRM (tracking.registry.champion_uri)
     out: str = "sqlite:///scores.db"
-    format: str = "parquet"  # for a folder destination: parquet or csv
-    band_a: float = 0.7
-    band_b: float = 0.4
-    band_c: float = 0.15
-    steady: float = 0.05  # a move of at most this much is a "steady" trend
-    max_rejected_share: float = 0.05
-    psi_warning: float = 0.2
+    format: Literal["parquet", "csv"] = "parquet"  # for a folder destination
+    band_a: Probability = DEFAULT_BANDS[0]
+    band_b: Probability = DEFAULT_BANDS[1]
+    band_c: Probability = DEFAULT_BANDS[2]
+    steady: Probability = 0.05  # a move of at most this much is a "steady" trend
+    max_rejected_share: Probability = 0.05
+    psi_warning: Annotated[float, Field(gt=0)] = 0.2
     tracking_uri: str = ""
     track: bool = True  # log the scoring run (counts, drift) to MLflow
     experiment: str = "dealscore-scoring"
-    engine: str = "pandas"  # pandas (one process) or spark (docs/spark.md)
+    engine: Literal["pandas", "spark"] = "pandas"  # one process, or Spark (docs/spark.md)
     spark_master: str = ""  # empty: the active session, else local[*]
-    spark_groups: int = 0  # deal groups scored in parallel; 0: 4 per core Spark offers
+    spark_groups: Annotated[int, Field(ge=0)] = 0  # groups scored in parallel; 0: 4 per core
     # The rep's own forecast stays a model input, but as a reason it tells the rep only what
     # they said: left out of the reasons unless this is set.
     rep_reasons: bool = False
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.spark_groups < 0:
-            raise ValueError(f"spark_groups must be 0 (automatic) or more, got {self.spark_groups}")
         if not self.band_a > self.band_b > self.band_c:
-            raise ValueError(f"bands must decrease: band_a > band_b > band_c, got {self}")
-        if not 0 <= self.max_rejected_share <= 1:
-            raise ValueError(f"max_rejected_share must be in [0, 1], got {self.max_rejected_share}")
+            raise ValueError(
+                f"bands must decrease: band_a > band_b > band_c, got {self.band_a}, "
+                f"{self.band_b}, {self.band_c}"
+            )
 
 
 class ModelNotFoundError(DealscoreError, LookupError):

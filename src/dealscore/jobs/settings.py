@@ -7,6 +7,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
 from dealscore.errors import InputError
 
 T = TypeVar("T")
@@ -33,7 +36,20 @@ def load_settings(cls: type[T], path: Path | None = None, **overrides: Any) -> T
                 f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}"
             )
     values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"{path}" if path is not None else "the options"
     try:
         return cls(**values)
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise SettingsError(f"{where}: {problems}") from exc
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"invalid settings: {exc}") from exc
+        raise SettingsError(f"{where}: {exc}") from exc
+
+
+def _problem(error: ErrorDetails) -> str:
+    """'n_estimators: Input should be a valid integer (got 'lots')'; a check of the whole
+    object (shares that do not sum to 1) has no key."""
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    got = "" if not key else f" (got {error['input']!r})"
+    return f"{key}: {message}{got}" if key else message

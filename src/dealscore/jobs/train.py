@@ -4,14 +4,18 @@ on the same test rows, and (unless tracking is off) log the run and register the
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pydantic.dataclasses
+from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
 from dealscore.errors import DataError, InputError
@@ -42,31 +46,39 @@ from dealscore.model.outcomes import BaseRate, outcome_labels, outcome_metrics, 
 from dealscore.model.split import PURGED, SLICES, SliceShares, assign_slices, date_slices
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.settings import SETTINGS, default
 from dealscore.synthetic.truth import Truth, ceiling
 
 PROMOTION_METRICS = ("log_loss", "brier")  # lower is better for both
+Share = Annotated[float, Field(gt=0, lt=1)]
 
 
-@dataclass(frozen=True)
+def _estimator_default(name: str) -> Any:
+    return inspect.signature(WinProbabilityModel.__init__).parameters[name].default
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS)
 class TrainSettings:
-    snapshot_scheme: str = "grid"
-    snapshots_per_deal: int = 4
-    every_days: float = 7.0
-    horizon_days: float = 0.0
-    age_weight_days: float = 90.0
-    train_share: float = 0.6
-    validation_share: float = 0.1
-    calibration_share: float = 0.15
-    test_share: float = 0.15
+    """The training recipe; defaults come from the classes that use them."""
+
+    snapshot_scheme: Literal["grid", "per_deal", "periodic"] = default(SnapshotSettings, "scheme")
+    snapshots_per_deal: Annotated[int, Field(ge=1)] = default(SnapshotSettings, "per_deal")
+    every_days: Annotated[float, Field(gt=0)] = default(SnapshotSettings, "every_days")
+    horizon_days: Annotated[float, Field(ge=0)] = default(SnapshotSettings, "horizon_days")
+    age_weight_days: Annotated[float, Field(gt=0)] = default(SnapshotSettings, "age_weight_days")
+    train_share: Share = default(SliceShares, "train")
+    validation_share: Share = default(SliceShares, "validation")
+    calibration_share: Share = default(SliceShares, "calibration")
+    test_share: Share = default(SliceShares, "test")
     min_won: int = 50
     min_not_won: int = 50
     cohort_warning_ratio: float = 1.5
-    n_estimators: int = 2000
-    learning_rate: float = 0.03
-    num_leaves: int = 31
-    min_child_samples: int = 50
-    early_stopping_rounds: int = 100
-    calibration: str = "auto"
+    n_estimators: Annotated[int, Field(ge=1)] = _estimator_default("n_estimators")
+    learning_rate: Annotated[float, Field(gt=0)] = _estimator_default("learning_rate")
+    num_leaves: Annotated[int, Field(ge=2)] = _estimator_default("num_leaves")
+    min_child_samples: Annotated[int, Field(ge=1)] = _estimator_default("min_child_samples")
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = _estimator_default("early_stopping_rounds")
+    calibration: Literal["auto", "sigmoid", "isotonic"] = _estimator_default("calibration")
     seed: int = 0
     icp: str = "features/icp.yaml"
     in_quarter_model: bool = True
@@ -80,10 +92,10 @@ class TrainSettings:
     forward_dates: int = 3
     forward_every_days: float = 56.0
     max_forward_ece: float = 0.05
-    heroic_weight: float = 1.0
-    heroic_max_icp_score: float = 0.5
-    heroic_min_discount: float = 0.2
-    heroic_discount_window_days: float = 30.0
+    heroic_weight: Annotated[float, Field(ge=0, le=1)] = 1.0
+    heroic_max_icp_score: float = default(HeroicsRule, "max_icp_score")
+    heroic_min_discount: float = default(HeroicsRule, "min_discount")
+    heroic_discount_window_days: float = default(HeroicsRule, "discount_window_days")
     track: bool = True
     tracking_uri: str = ""
     experiment: str = "dealscore"
@@ -93,22 +105,15 @@ class TrainSettings:
     # A challenger trained on an export with other columns filled than the champion's (another
     # CRM, or this one after a change) is not promoted unless this is set.
     allow_coverage_change: bool = False
-    promotion_metric: str = "log_loss"
-    promotion_tolerance: float = 0.002
+    promotion_metric: Literal["log_loss", "brier"] = "log_loss"
+    promotion_tolerance: Annotated[float, Field(ge=0)] = 0.002
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.heroic_weight <= 1.0:
-            raise ValueError(f"heroic_weight must be in [0, 1], got {self.heroic_weight}")
-        if self.promotion_metric not in PROMOTION_METRICS:
-            raise ValueError(
-                f"promotion_metric must be one of {PROMOTION_METRICS}, got {self.promotion_metric!r}"
-            )
-        if self.promotion_tolerance < 0:
-            raise ValueError(f"promotion_tolerance must be >= 0, got {self.promotion_tolerance}")
+        self.shares()  # the four shares must sum to 1: checked on load, not after the read
 
     def snapshots(self) -> SnapshotSettings:
         return SnapshotSettings(
-            self.snapshot_scheme,  # type: ignore[arg-type]
+            self.snapshot_scheme,
             self.snapshots_per_deal,
             self.every_days,
             self.horizon_days,
@@ -133,7 +138,7 @@ class TrainSettings:
             num_leaves=self.num_leaves,
             min_child_samples=self.min_child_samples,
             early_stopping_rounds=self.early_stopping_rounds,
-            calibration=self.calibration,  # type: ignore[arg-type]
+            calibration=self.calibration,
             random_state=self.seed,
         )
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import pydantic.dataclasses
 
 from dealscore.progress import Progress, silent
 from dealscore.schemas.tables import (
@@ -18,6 +19,7 @@ from dealscore.schemas.tables import (
     StageHistory,
     Status,
 )
+from dealscore.settings import SETTINGS, UtcTime
 from dealscore.synthetic.deals import (
     CLOSED_LOST,
     CLOSED_WON,
@@ -49,13 +51,13 @@ from dealscore.synthetic.world import World, build_world, ids
 DEFAULT_EXPORT_DATE = "2026-11-30"
 
 
-@dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS)
 class GeneratorSettings:
     """The knobs of the generative story; the same settings and seed give the same CRM."""
 
     deals: int = 20_000
     seed: int = 0
-    export_date: pd.Timestamp | None = None  # the export's "now"; the CLI: DEFAULT_EXPORT_DATE
+    export_date: UtcTime | None = None  # the export's "now"; the CLI: DEFAULT_EXPORT_DATE
     years: float = 3.0
     deals_per_account: float = 6.0
     deals_per_rep: float = 250.0
