@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from dealscore.jobs.train import TrainSettings, fit_and_evaluate, run_forward
+from dealscore.pipeline.training import TrainSettings, fit_and_evaluate, run_forward
 from dealscore.synthetic import GeneratorSettings, generate_crm
 from dealscore.synthetic.truth import Truth
 

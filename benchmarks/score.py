@@ -27,9 +27,12 @@ from measure import GIB, Recorder
 
 from dealscore.features import build_features
 from dealscore.io import write_tables
-from dealscore.jobs.score import ScoreSettings, explain, load_model, run_score
-from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.jobs.score import run_score
+from dealscore.jobs.train import run_train
+from dealscore.pipeline.scoring import ScoreSettings, explain
+from dealscore.pipeline.training import TrainSettings
 from dealscore.synthetic import GeneratorSettings, generate_crm
+from dealscore.tracking.models import load_model
 from features import EXPORT, all_open_at
 
 

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure import GIB, Recorder
 from score import prepare
 
-from dealscore.jobs.score import ScoreSettings, run_score
+from dealscore.jobs.score import run_score
+from dealscore.pipeline.scoring import ScoreSettings
 from features import EXPORT
 
 

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure import GIB, Recorder
 
 from dealscore.features import FEATURE_NAMES
-from dealscore.jobs.tracking import track_training
-from dealscore.jobs.train import TrainSettings, fit_and_evaluate, run_forward, training_rows
+from dealscore.pipeline.training import TrainSettings, fit_and_evaluate, run_forward, training_rows
 from dealscore.synthetic import GeneratorSettings, generate_crm
+from dealscore.tracking.training_run import track_training
 
 EXPORT = pd.Timestamp("2026-11-01", tz="UTC")
 

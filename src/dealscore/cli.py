@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
+import mlflow  # noqa: F401  - imported first: it sets its loggers up on import
 import pandas as pd
 import typer
 
@@ -20,18 +21,21 @@ from dealscore.features import CATALOGUE
 from dealscore.io import read_valid
 from dealscore.io.secrets import redact
 from dealscore.io.write import TableFormat, write_frame
+from dealscore.jobs.compare import run_backtest, run_compare
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
-from dealscore.jobs.forward import ForwardTest
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
+from dealscore.jobs.report import run_report
 from dealscore.jobs.score import (
     ScoreSettings,
     run_score,
 )
-from dealscore.jobs.settings import load_settings
-from dealscore.jobs.train import TrainSettings, run_forward, run_train
+from dealscore.jobs.train import run_train
+from dealscore.pipeline.forward import ForwardTest
+from dealscore.pipeline.periods import period_bounds
+from dealscore.pipeline.training import TrainSettings, run_forward
 from dealscore.schemas import ContractError
-from dealscore.settings import as_toml
+from dealscore.settings import as_toml, load_settings
 from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
 
 app = typer.Typer(
@@ -119,8 +123,6 @@ def main(
 def _quiet_mlflow() -> None:
     """MLflow's INFO lines (store migrations, "Created version") would bury the job's own
     output. It sets its loggers up when imported, so import it first, then quiet them."""
-    import mlflow  # noqa: F401
-
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
@@ -814,8 +816,6 @@ def compare(
     probability-weighted, from their latest call. Deals: open at --as-of and expected to close in
     the quarter. For a quarter already over the actual and each forecast's error are shown.
     """
-    from dealscore.jobs.compare import period_bounds, run_compare
-
     _quiet_mlflow()
     with _failures(f"{data}: not compared"):
         if period is not None:
@@ -860,8 +860,6 @@ def backtest(
     set against what closed; prints the model's and the reps' error per quarter and how often
     the model was closer.
     """
-    from dealscore.jobs.compare import run_backtest
-
     with _failures(f"{data}: not backtested"):
         settings = load_settings(TrainSettings, config)
         result = run_backtest(data, periods, settings, mapping, _Progress())
@@ -923,8 +921,6 @@ def report(
     the open pipeline by band, how far the probabilities can be trusted, deals with no next
     step booked, and deals drifting into no decision.
     """
-    from dealscore.jobs.report import run_report
-
     _quiet_mlflow()
     with _failures(f"{data}: no report"):
         settings = load_settings(TrainSettings, config)

@@ -229,6 +229,7 @@ def test_it_ingests_with_the_preset_untouched(export, tmp_path):
     assert ahead.median() > 1
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_it_trains_and_scores_straight_from_the_export(export, tmp_path, monkeypatch):
     folder, _ = export
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,8 @@ import pytest
 from dealscore.features import build_features
 from dealscore.io import read_export, write_tables
 from dealscore.jobs.generate import run_generate
-from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.jobs.train import run_train
+from dealscore.pipeline.training import TrainSettings
 from dealscore.synthetic import GeneratorSettings
 
 SCORING_AS_OF = pd.Timestamp("2026-05-01", tz="UTC")  # before the export's date (2026-06-01)

@@ -12,8 +12,9 @@ from dealscore.features import build_features
 from dealscore.features.asof import tables_as_of
 from dealscore.features.horizon import MIN_SLIPS, close_by
 from dealscore.io import read_export
-from dealscore.jobs.compare import last_closed_periods, period_bounds, run_backtest
-from dealscore.jobs.train import TrainSettings
+from dealscore.jobs.compare import run_backtest
+from dealscore.pipeline.periods import last_closed_periods, period_bounds
+from dealscore.pipeline.training import TrainSettings
 
 DAY_US = 86_400_000_000
 

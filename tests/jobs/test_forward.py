@@ -13,7 +13,7 @@ from dealscore.cli import app
 from dealscore.features.asof import last_event
 from dealscore.io import read_valid
 from dealscore.jobs.generate import run_generate
-from dealscore.jobs.train import (
+from dealscore.pipeline.training import (
     TrainSettings,
     cohort_warning,
     run_forward,

@@ -18,7 +18,8 @@ from dealscore.cli import app
 from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.io import read_export, write_tables
 from dealscore.jobs.report import _days, money, run_report
-from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.jobs.train import run_train
+from dealscore.pipeline.training import TrainSettings
 
 FAST_REPORT = TrainSettings(n_estimators=60, learning_rate=0.1, icp="", track=False)
 

@@ -15,16 +15,15 @@ from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.io import read_export, write_tables
-from dealscore.jobs.score import (
+from dealscore.jobs.score import run_score
+from dealscore.pipeline.scoring import (
     ModelMismatchError,
-    ModelNotFoundError,
     ScoreSettings,
     TooManyRejectedError,
-    load_model,
-    run_score,
     score_deals,
 )
 from dealscore.schemas.scores import FACTOR_COLUMNS
+from dealscore.tracking.models import ModelNotFoundError, load_model
 from dealscore.tracking.pyfunc import PROBABILITY
 
 MODEL = "models:/dealscore@champion"  # the name conftest's model_store registers

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
-from dealscore.jobs.settings import SettingsError, load_settings
-from dealscore.jobs.train import TrainSettings
+from dealscore.pipeline.training import TrainSettings
+from dealscore.settings import SettingsError, load_settings
 
 
 @dataclass(frozen=True)

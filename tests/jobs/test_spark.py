@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.io import read_export, write_tables
-from dealscore.jobs.score import ScoreSettings, run_score
+from dealscore.jobs.score import run_score
+from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.schemas import ContractError
 from dealscore.schemas.contract import validate_tables
 from dealscore.schemas.scores import FACTOR_COLUMNS
@@ -44,7 +45,7 @@ def _needs_spark() -> None:
 @pytest.fixture(scope="module")
 def spark():
     _needs_spark()
-    from dealscore.jobs.spark import spark_session
+    from dealscore.pipeline.spark import spark_session
 
     session = spark_session("local[2]")
     yield session
@@ -102,6 +103,7 @@ def test_both_engines_write_the_same_scores_reasons_and_rejects(
     pd.testing.assert_series_equal(spark_run.drift.sort_index(), pandas_run.drift.sort_index())
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_both_engines_default_to_the_exports_own_time(spark, settings, crm, tmp_path):
     # when each engine scores the export without a time
     pandas_run = run_score(crm, replace(settings, out=str(tmp_path / "pandas")))
@@ -112,6 +114,7 @@ def test_both_engines_default_to_the_exports_own_time(spark, settings, crm, tmp_
     assert spark_run.open_deals == pandas_run.open_deals > 0
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_a_spark_rerun_replaces_its_rows_and_the_next_day_carries_the_trend(
     crm, spark, settings, tmp_path
 ):
@@ -129,6 +132,7 @@ def test_a_spark_rerun_replaces_its_rows_and_the_next_day_carries_the_trend(
     assert len(written(tmp_path / "spark")) == len(first.scores) + len(later.scores)
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_no_open_deals_on_spark_writes_nothing_and_says_so(crm, spark, settings, tmp_path):
     result = run_score(crm, on_spark(settings, tmp_path / "spark"), pd.Timestamp("2000-01-01"))
     assert result.open_deals == 0 and result.scores.empty and result.rejected.empty
@@ -171,6 +175,7 @@ def test_both_engines_refuse_a_broken_export_with_the_same_report(crm, spark, se
     }
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_cli_scores_spark_tables_and_explains_the_engine(crm, spark, model_store, tmp_path):
     # given the export registered as Spark tables (temporary views in the current database)
     tables = read_export(crm).tables
@@ -210,7 +215,7 @@ def test_spark_engine_with_a_mapping_says_to_ingest_first(crm, settings):
 
 
 def test_a_long_spark_job_reports_its_tasks_as_it_goes(spark):
-    from dealscore.jobs.spark import _reporting
+    from dealscore.pipeline.spark import _reporting
 
     def slow(batches):
         import time

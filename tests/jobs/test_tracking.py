@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES, build_features
-from dealscore.jobs.train import TrainSettings, run_train
+from dealscore.jobs.train import run_train
 from dealscore.model.metrics import evaluate
+from dealscore.pipeline.training import TrainSettings
 from dealscore.tracking.pyfunc import PROBABILITY, load_bundle
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -222,6 +223,7 @@ def test_unreachable_store_is_a_clear_error_before_training(crm, monkeypatch):
     assert "reading" not in result.output  # it failed before reading or training
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_mlflow_run_train_entry_point_logs_into_its_own_run(crm, tmp_path):
     # given a store whose experiment keeps its artifacts in the temporary folder
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

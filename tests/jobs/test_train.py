@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES
 from dealscore.features.forecast import REP_INPUTS
-from dealscore.jobs.train import (
+from dealscore.jobs.train import run_train
+from dealscore.model.outcomes import BaseRate
+from dealscore.pipeline.training import (
     DataMinimumError,
     TrainSettings,
     _or_base_rate,
     round_progress,
-    run_train,
 )
-from dealscore.model.outcomes import BaseRate
 
 MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
 FAST = TrainSettings(n_estimators=200, learning_rate=0.08, icp="", track=False, forward_dates=0)
@@ -203,7 +203,7 @@ def test_long_boosting_says_how_far_it_got_at_most_every_15_seconds(crm):
 def test_training_reports_progress_from_inside_the_boosting(crm, monkeypatch):
     # given a real fit that reports every round (0 s stands in for a slow machine)
     said: list[str] = []
-    monkeypatch.setattr("dealscore.jobs.train.PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr("dealscore.pipeline.training.PROGRESS_EVERY_SECONDS", 0.0)
     run_train(crm, replace(FAST, in_quarter_model=False), progress=said.append)
     # then the rounds of each model were reported
     assert any(line.startswith("win model: round ") for line in said)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+import sqlalchemy as sa
 
 from dealscore.errors import DealscoreError
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
@@ -116,8 +117,6 @@ class SqlSource:
     """Tables of a database reached by a SQLAlchemy URL; names match case-insensitively."""
 
     def __init__(self, url: str):
-        import sqlalchemy as sa
-
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:

@@ -6,27 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from dealscore.errors import InputError
-from dealscore.features import FeatureState, IcpRule, build_features, fit_feature_state, parse_icp
+from dealscore.features import FeatureState, build_features, fit_feature_state
 from dealscore.features.asof import export_time, last_event, stale_as_of
 from dealscore.io import read_valid, write_frame
+from dealscore.io.icp import load_icp
 from dealscore.progress import Progress, silent
 
 DEFAULT_ICP = Path("features/icp.yaml")
-
-
-def load_icp(path: Path | None) -> tuple[IcpRule, ...]:
-    """The documented ICP rules from YAML; none when no file is given."""
-    if path is None:
-        return ()
-    if not path.is_file():
-        raise InputError(f"ICP file {path} does not exist")
-    try:
-        return parse_icp(yaml.safe_load(path.read_text()) or {})
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: {exc}") from exc
 
 
 @dataclass(frozen=True)

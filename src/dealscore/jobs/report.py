@@ -28,7 +28,7 @@ from dealscore import __version__
 from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
 from dealscore.io.write import atomic_write, write_text
-from dealscore.jobs.compare import (
+from dealscore.pipeline.periods import (
     FORECASTS,
     BacktestResult,
     NoHistoryError,
@@ -38,10 +38,13 @@ from dealscore.jobs.compare import (
     period_deals,
     rep_calls,
 )
-from dealscore.jobs.score import ScoreSettings, load_model, score_deals
+from dealscore.pipeline.scoring import ScoreSettings, score_deals
+from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas.tables import Opportunities, Status, coverage_change
 from dealscore.tracking import plots
+from dealscore.tracking.models import load_model
+from dealscore.tracking.registry import champion_uri
 
 TOP_DEALS = 10
 TEMPLATES = Path(__file__).with_name("templates")
@@ -343,8 +346,6 @@ def _forward(forward: pd.DataFrame | None) -> dict | None:
 def _recipe(settings, horizon_days: float | None):
     """The training settings for the replay, with the model's own label horizon unless the
     settings fix one: the past quarters are then forecast by the recipe of the model shown."""
-    from dealscore.jobs.train import TrainSettings
-
     settings = settings or TrainSettings()
     if not settings.horizon_days and horizon_days:
         return replace(settings, horizon_days=horizon_days)
@@ -366,8 +367,6 @@ def run_report(
 ) -> ReportResult:
     """Read, replay past quarters (cached), score the open pipeline, render, write atomically;
     model "": the champion of the export's own CRM."""
-    from dealscore.tracking.registry import champion_uri
-
     loaded = load_model(model or champion_uri(data), tracking_uri)
     tables = read_valid(data, mapping, progress)
     change = coverage_change(loaded.bundle.coverage, tables.coverage())

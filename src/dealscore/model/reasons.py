@@ -20,6 +20,7 @@ import functools
 from dataclasses import dataclass
 
 import lightgbm as lgb
+import numba
 import numpy as np
 import pandas as pd
 
@@ -96,8 +97,7 @@ def tree_arrays(booster: lgb.Booster, num_iteration: int) -> TreeArrays:
 
 @functools.cache
 def _kernels():
-    """The compiled loops; numba is imported (about a second) only when needed."""
-    import numba
+    """The compiled loops, compiled on first use (cached on disk by numba)."""
 
     @numba.njit(parallel=True, cache=True)
     def walk(

@@ -8,22 +8,18 @@ features (stage order, ICP rules), so a scorer needs nothing but the model URI.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PyFuncModel, PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema
 
-from dealscore.features import FeatureState
-from dealscore.model.drift import Reference
-from dealscore.model.estimator import WinProbabilityModel
-from dealscore.model.outcomes import BaseRate
-from dealscore.model.reasons import TreeArrays
+# Re-exported: bundles pickled before it moved name dealscore.tracking.pyfunc.ModelBundle.
+from dealscore.model.bundle import ModelBundle
 
 BUNDLE_ARTIFACT = "bundle"
 PROBABILITY = "win_probability"
@@ -44,38 +40,6 @@ RUNTIME_DISTRIBUTIONS = (
     "sqlalchemy",
     "typer",
 )
-
-
-@dataclass
-class ModelBundle:
-    """Everything scoring needs besides the CRM tables."""
-
-    estimator: WinProbabilityModel
-    feature_state: FeatureState
-    feature_names: list[str]
-    metadata: dict[str, str] = field(default_factory=dict)
-    reference: Reference = field(default_factory=Reference)  # training distributions, for drift
-    trees: TreeArrays | None = None  # the trees flattened for reasons (model/reasons.py)
-    in_quarter: WinProbabilityModel | None = None  # P(won before the quarter ends), for compare
-    horizon_days: float | None = None  # win_probability = P(won within this many days)
-    forward: pd.DataFrame | None = None  # the recipe's forward test (jobs/forward.py), per date
-    # What deals that went on to win looked like, per stage (features.sentences.won_profile):
-    # reasons compare each deal with it. None in bundles saved before it existed.
-    won_profile: pd.DataFrame | None = None
-    # P(no decision | not won within H), to split the rest (model/outcomes.py); None: not trained.
-    no_decision: WinProbabilityModel | BaseRate | None = None
-    # The training export's filled `table.column`s (CrmTables.coverage): scoring another CRM's
-    # export, or promoting over another CRM's champion, is caught by comparing them.
-    coverage: tuple[str, ...] | None = None
-
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated win probability for each row of a feature frame."""
-        missing = [name for name in self.feature_names if name not in features.columns]
-        if missing:
-            raise ValueError(
-                f"feature frame lacks {len(missing)} of the model's features, e.g. {missing[:5]}"
-            )
-        return self.estimator.predict_proba(features[self.feature_names])[:, 1]
 
 
 class DealScoreModel(PythonModel):

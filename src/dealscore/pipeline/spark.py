@@ -42,8 +42,17 @@ import pyarrow as pa
 
 from dealscore.errors import DealscoreError, InputError
 from dealscore.features.asof import export_time, stale_as_of
-from dealscore.io.scores import Run, open_store
+from dealscore.io.scores import Run, ScoreStore
+from dealscore.model.bundle import LoadedModel
 from dealscore.model.drift import bin_counts, stability_from_counts
+from dealscore.pipeline.scoring import (
+    ScoreResult,
+    ScoreSettings,
+    drift_inputs,
+    score_deals,
+    settle,
+    utc_as_of,
+)
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import (
     AFTER_CLOSE,
@@ -60,7 +69,7 @@ from dealscore.schemas.contract import (
     schema_issues,
     to_utc_timestamps,
 )
-from dealscore.schemas.scores import FACTOR_COLUMNS
+from dealscore.schemas.scores import FACTOR_COLUMNS, Scores
 from dealscore.schemas.tables import (
     TABLE_MODELS,
     TABLE_NAMES,
@@ -77,8 +86,6 @@ from dealscore.schemas.tables import (
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-    from dealscore.jobs.score import LoadedModel, ScoreResult, ScoreSettings
 
 GROUP, ROW, TABLE, BLOB, KIND = "_group", "_row", "_table", "_blob", "_kind"
 SPARK_TABLE_PREFIX = "spark:"
@@ -643,8 +650,6 @@ def score_group(
     settings: ScoreSettings,
 ) -> pd.DataFrame:
     """One group's score rows, reject rows and drift counts, in `OUTPUT_COLUMNS`."""
-    from dealscore.jobs.score import drift_inputs, score_deals
-
     tables = group_tables(packed, ref)
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, scored_at=scored_at)
     inputs = drift_inputs(features, scores).drop(columns=["win_probability"])
@@ -688,26 +693,21 @@ def _export_time(spark: SparkSession, frames: dict[str, DataFrame]) -> pd.Timest
     return export_time(max(t for t in (row["created"], row["closed"]) if pd.notna(t)))
 
 
-def run_score_spark(
+def score_on_spark(
     data: str,
+    loaded: LoadedModel,
+    store: ScoreStore,
     settings: ScoreSettings,
     as_of: pd.Timestamp | None = None,
     progress: Progress = silent,
+    lap: Laps | None = None,
 ) -> ScoreResult:
-    """`run_score` on Spark: read, check, score in groups, reconcile, write, log."""
-    from dealscore.jobs.score import ScoreResult, load_model, log_scoring, settle, utc_as_of
-
-    lap = Laps()
-    if not settings.model:
-        from dealscore.tracking.registry import champion_uri
-
-        settings = replace(settings, model=champion_uri(data))
-    progress(f"loading {settings.model}")
-    loaded = load_model(settings.model, settings.tracking_uri)
-    store = open_store(settings.out, settings.format)  # an unreachable database fails here
+    """The pandas engine's scoring on Spark: read, check, score in groups, reconcile, settle
+    against the store. The job loads the model and the store, and logs the run."""
+    lap = lap or Laps()
     progress(f"starting Spark ({settings.spark_master or 'the active session, else local[*]'})")
     spark = spark_session(settings.spark_master)
-    lap("load model + start Spark")
+    lap("start Spark")
     frames = read_spark_tables(spark, data)
     now = _export_time(spark, frames)
     as_of = utc_as_of(as_of if as_of is not None else now)
@@ -720,7 +720,7 @@ def run_score_spark(
     groups = settings.spark_groups or default_groups(spark)
     ref = reference(spark, frames, as_of, loaded.bundle.feature_state.maturity)
     progress(
-        f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.name} v{loaded.version} "
+        f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()} "
         f"in {groups} groups ({len(ref.opportunities):,} closed deals broadcast)"
     )
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
@@ -749,12 +749,9 @@ def run_score_spark(
         p = np.r_[scores["win_probability"].to_numpy(dtype=float), np.full(len(rejected), np.nan)]
         counts |= bin_counts(ref_bins, pd.DataFrame({"win_probability": p}))
     drift = stability_from_counts(ref_bins, counts)
-    result = ScoreResult(
+    return ScoreResult(
         scores, rejected, open_deals, store.describe(), loaded, as_of, drift, lap.seconds
     )
-    if settings.track:
-        log_scoring(result, settings)
-    return result
 
 
 def _open_at(deals: DataFrame, as_of: pd.Timestamp) -> DataFrame:
@@ -770,8 +767,6 @@ def _open_at(deals: DataFrame, as_of: pd.Timestamp) -> DataFrame:
 
 def _split(collected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The groups' output as the pandas engine's (scores, rejected) and summed drift counts."""
-    from dealscore.schemas.scores import Scores
-
     kind = collected[KIND]
     total: dict = {"open": 0, "counts": {}}
     for payload in collected.loc[kind == DRIFT, "payload"]:

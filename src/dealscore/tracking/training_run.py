@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -22,6 +21,7 @@ from dealscore.features import CATALOGUE, FEATURE_NAMES, build_features
 from dealscore.io.secrets import redact
 from dealscore.model.metrics import chance_ece, evaluate, lift_by_decile, reliability_table
 from dealscore.model.reasons import tree_arrays
+from dealscore.pipeline.training import Tracking, TrainResult, TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
 from dealscore.schemas.tables import coverage_change
@@ -46,9 +46,6 @@ from dealscore.tracking.registry import (
     set_aliases,
 )
 from dealscore.tracking.store import tracking_uri, use_store
-
-if TYPE_CHECKING:
-    from dealscore.jobs.train import Tracking, TrainResult, TrainSettings
 
 
 def git_commit() -> str | None:
@@ -234,8 +231,6 @@ def track_training(
     progress: Progress = silent,
 ) -> Tracking:
     """One MLflow run: parameters, metrics, plots, model card, input fingerprint, the model."""
-    from dealscore.jobs.train import Tracking
-
     uri, experiment_id = _experiment(settings)
     client = mlflow.MlflowClient()
     source = redact(source)

@@ -1,0 +1,266 @@
+"""Job: the period's forecast three ways, the model's, the reps' and (once it is over) the actual.
+
+For the deals open at as_of (default: the export's own time, as in score and report; for a
+period already over, its start) whose expected close falls in the period: the model's expected
+bookings, sum of amount x P(win) x P(close by the period's end | win)
+(features/horizon.py); the reps' commit, commit plus best case, and probability-weighted sum
+from their latest forecast before as_of; and the bookings those deals actually brought in
+within the period. `backtest` replays past periods with a model trained only on what was known
+at each period's start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from dealscore.errors import DataError, InputError
+from dealscore.features import build_features
+from dealscore.features.asof import last_event, tables_as_of
+from dealscore.features.build import FeatureState, snapshots_at
+from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
+from dealscore.features.horizon import close_by, won_slips
+from dealscore.features.pit import DAY, micros
+from dealscore.model.estimator import WinProbabilityModel
+from dealscore.pipeline.training import DataMinimumError, TrainSettings, fit_and_evaluate
+from dealscore.progress import Progress, silent
+from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
+
+FORECASTS = ["model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
+GROUPINGS = ("team", "owner", "segment")
+TOTAL = "total"
+
+
+def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """'2026Q3' -> (2026-07-01, 2026-10-01) in UTC: the start and the first instant after."""
+    try:
+        quarter = pd.Period(period.upper(), freq="Q")
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"period must look like 2026Q3, got {period!r}") from exc
+    start = quarter.start_time.tz_localize("UTC")
+    return start, (quarter + 1).start_time.tz_localize("UTC")
+
+
+def _names(tables: CrmTables, table: str, key: str, ids: pd.Series) -> pd.Series:
+    """Each id's name from its table's optional `name` column; the id itself where none."""
+    frame = tables.get(table)
+    if frame is None or "name" not in frame:
+        return ids
+    return ids.map(frame.set_index(key)["name"]).fillna(ids)
+
+
+def deal_labels(tables: CrmTables, ids: pd.Series) -> pd.DataFrame:
+    """What a person needs to find a deal: its name, account, owner, stage and close date."""
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+
+    def column(name: str) -> pd.Series:
+        return ids.map(deals[name]) if name in deals else pd.Series(None, index=ids.index)
+
+    account = column(Opportunities.account_id)
+    owner = column(Opportunities.owner_id)
+    return pd.DataFrame(
+        {
+            "deal": _names(tables, "opportunities", Opportunities.opportunity_id, ids),
+            "account": _names(tables, "accounts", Accounts.account_id, account),
+            "owner": _names(tables, "owners", Owners.owner_id, owner),
+            "stage": column(Opportunities.stage),
+            "close_date": column(Opportunities.close_date),
+        }
+    )
+
+
+def groups_of(tables: CrmTables, ids: pd.Series, by: str | None) -> np.ndarray:
+    """Each deal's group for --by: its owner's team, its owner (by name), its industry."""
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    if by is None:
+        return np.full(len(ids), "all", dtype=object)
+    if by not in GROUPINGS:
+        raise InputError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
+    owner = ids.map(deals[Opportunities.owner_id]) if Opportunities.owner_id in deals else None
+    if by == "owner" and owner is not None:
+        named = _names(tables, "owners", Owners.owner_id, owner)
+        return named.fillna("(no owner)").to_numpy(dtype=object)
+    if (
+        by == "team"
+        and owner is not None
+        and tables.owners is not None
+        and Owners.team in tables.owners
+    ):
+        team = owner.map(tables.owners.set_index(Owners.owner_id)[Owners.team])
+        return team.fillna("(no team)").to_numpy(dtype=object)
+    if by == "segment" and tables.accounts is not None and Accounts.industry in tables.accounts:
+        account = ids.map(deals[Opportunities.account_id])
+        industry = account.map(tables.accounts.set_index(Accounts.account_id)[Accounts.industry])
+        return industry.fillna("(no industry)").to_numpy(dtype=object)
+    raise DataError(f"the export has no data to group by {by}")
+
+
+def rep_calls(tables: CrmTables, keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(category, probability) of each deal's latest rep forecast before its as_of; None and
+    NaN where there is none (or the export has no forecasts)."""
+    latest = latest_forecast(tables, snapshots_at(tables, keys))
+    if latest is None:
+        return np.full(len(keys), None, dtype=object), np.full(len(keys), np.nan)
+    return latest["category"].to_numpy(dtype=object), rep_probability(latest, CATEGORY_PROBABILITY)
+
+
+def period_deals(
+    tables: CrmTables,
+    estimator: WinProbabilityModel,
+    state: FeatureState,
+    feature_names: list[str],
+    period: str,
+    as_of: pd.Timestamp | None = None,
+    in_quarter: WinProbabilityModel | None = None,
+) -> pd.DataFrame:
+    """Per deal open at as_of and expected to close in the period: amount, the model's
+    probabilities (ever, and within the period), the rep's call, and what happened.
+
+    Within the period: the won-this-quarter model when as_of lies in the period (its label is
+    "won before the end of as_of's quarter"), else P(win) x the slips of history."""
+    start, end = period_bounds(period)
+    as_of = start if as_of is None else as_of
+    if as_of >= end:
+        raise InputError(f"as_of {as_of} is not before the end of {period}")
+    features = build_features(tables, as_of, state)
+    expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
+    start_us, end_us, as_of_us = micros(pd.Series([start, end, as_of])).tolist()
+    in_period = (expected >= start_us) & (expected < end_us)
+    features, expected = features[in_period].reset_index(drop=True), expected[in_period]
+    p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
+    if in_quarter is not None and start <= as_of and len(features):
+        p_in_period = in_quarter.predict_proba(features[feature_names])[:, 1]
+    else:
+        p_in_period = p_win * close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
+    amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
+    category, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    ids = features["opportunity_id"]
+    closed_at = ids.map(deals[Opportunities.closed_at])
+    won_in_period = (ids.map(deals[Opportunities.status]) == Status.WON) & (closed_at < end)
+    return pd.DataFrame(
+        {
+            "opportunity_id": ids,
+            "amount": amount,
+            "p_win": p_win,
+            "p_win_in_period": p_in_period,
+            "rep_category": category,
+            "rep_probability": rep_p,
+            "won_in_period": won_in_period.to_numpy(),
+        }
+    )
+
+
+def summarise(deals: pd.DataFrame, groups: np.ndarray, closed: bool) -> pd.DataFrame:
+    """Per group: deals, each forecast, the actual (for a closed period), errors and bias; with
+    more than one group, a last row `total`."""
+    frame = deals.assign(
+        group=groups,
+        model=deals["amount"] * deals["p_win_in_period"],
+        rep_commit=deals["amount"] * (deals["rep_category"] == "commit"),
+        rep_commit_best_case=deals["amount"] * deals["rep_category"].isin(["commit", "best_case"]),
+        rep_weighted=deals["amount"] * deals["rep_probability"].fillna(0.0),
+        actual=deals["amount"] * deals["won_in_period"],
+    )
+    table = frame.groupby("group").agg(
+        deals=("opportunity_id", "size"), **{c: (c, "sum") for c in [*FORECASTS, "actual"]}
+    )
+    if len(table) > 1:
+        table.loc[TOTAL] = table.sum()
+    if closed:
+        actual = table["actual"].where(table["actual"] > 0)
+        for forecast in FORECASTS:
+            table[f"{forecast}_error"] = table[forecast] - table["actual"]
+            # Signed: the bias (above 0 over-forecasts); absolute: the accuracy.
+            table[f"{forecast}_pct_error"] = table[f"{forecast}_error"] / actual
+            table[f"{forecast}_abs_pct_error"] = table[f"{forecast}_pct_error"].abs()
+    else:
+        table["actual"] = np.nan
+    return table.reset_index()
+
+
+class NoHistoryError(DataError):
+    """Not one of the periods asked for could be replayed: the history is too short."""
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    table: pd.DataFrame  # one row per period: actual, each forecast, errors
+    deals: pd.DataFrame  # every period's deals (period_deals rows) with their period
+    skipped: dict[str, str] = field(default_factory=dict)  # period -> why no model then
+
+    def closer(self) -> dict[str, float]:
+        """Share of periods where the model's error was smaller than each rep forecast's."""
+        model = (self.table["model"] - self.table["actual"]).abs()
+        return {
+            rep: float((model < (self.table[rep] - self.table["actual"]).abs()).mean())
+            for rep in FORECASTS[1:]
+        }
+
+
+def last_closed_periods(tables: CrmTables, count: int) -> list[str]:
+    """The `count` latest calendar quarters that ended before the export's last event."""
+    last = last_event(tables)
+    current = pd.Period(last.tz_convert("UTC").tz_localize(None), freq="Q")
+    return [str(current - k) for k in range(count, 0, -1)]
+
+
+def _prefixed(progress: Progress, period: str) -> Progress:
+    """The training job's own progress lines, each marked with the quarter it is for."""
+    return lambda message: progress(f"{period}: {message}")
+
+
+def backtest(
+    tables: CrmTables,
+    periods: int = 8,
+    settings: TrainSettings | None = None,
+    progress: Progress = silent,
+) -> BacktestResult:
+    """Each of the last `periods` closed quarters, forecast as of its start by a model trained
+    only on the history before that start (no model sees the outcomes it forecasts)."""
+    # Only the win and won-this-quarter models forecast a quarter: the contenders are skipped.
+    settings = replace(
+        settings or TrainSettings(),
+        track=False,
+        forward_dates=0,
+        independent_contender=False,
+        outcome_model=False,
+    )
+    rows, all_deals, skipped = [], [], {}
+    first = tables.opportunities[Opportunities.created_at].min()
+    for period in last_closed_periods(tables, periods):
+        start, _ = period_bounds(period)
+        if start <= first:
+            skipped[period] = f"it starts before the export's first deal ({first:%Y-%m-%d})"
+            progress(f"{period}: skipped: {skipped[period]}")
+            continue
+        progress(f"{period}: training on the history before {start:%Y-%m-%d}")
+        try:
+            trained = fit_and_evaluate(
+                tables_as_of(tables, start), settings, progress=_prefixed(progress, period)
+            )
+        except DataMinimumError as exc:  # too little history then: the later periods still count
+            skipped[period] = str(exc)
+            progress(f"{period}: skipped: {exc}")
+            continue
+        deals = period_deals(
+            tables,
+            trained.model,
+            trained.feature_state,
+            list(trained.model.feature_names_in_),
+            period,
+            in_quarter=trained.in_quarter,
+        )
+        summary = summarise(deals, np.full(len(deals), period, dtype=object), closed=True)
+        rows.append(summary.rename(columns={"group": "period"}))
+        all_deals.append(deals.assign(period=period))
+    if not rows:
+        raise NoHistoryError(
+            "backtest: no period had enough history to train on; "
+            + "; ".join(f"{p}: {why}" for p, why in skipped.items())
+        )
+    return BacktestResult(
+        pd.concat(rows, ignore_index=True), pd.concat(all_deals, ignore_index=True), skipped
+    )

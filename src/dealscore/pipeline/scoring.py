@@ -1,0 +1,354 @@
+"""Job: score every deal open at as_of with the champion model, explain it, write it back.
+
+Same feature code as training (`build_features` with the model's fitted feature state), reasons
+from the model's precomputed path credits, one transaction per destination. Nothing is written
+when more than `max_rejected_share` of the open deals cannot be scored.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+import pydantic.dataclasses
+from pydantic import Field
+
+from dealscore.errors import DealscoreError, InputError
+from dealscore.features import build_features
+from dealscore.features.build import snapshots_at
+from dealscore.features.deal import CALENDAR_FEATURES, current_stage
+from dealscore.features.forecast import REP_INPUTS
+from dealscore.features.sentences import sentences
+from dealscore.io.scores import Run, ScoreStore
+from dealscore.model.bundle import LoadedModel, ModelBundle
+from dealscore.model.drift import shift_since_previous
+from dealscore.model.outcomes import three_outcomes
+from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
+from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
+from dealscore.progress import Progress, silent
+from dealscore.schemas import Opportunities
+from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
+from dealscore.schemas.tables import TIMESTAMP_DTYPE
+from dealscore.settings import SETTINGS
+
+NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
+Probability = Annotated[float, Field(ge=0, le=1)]
+ENGINES = ("pandas", "spark")
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS)
+class ScoreSettings:
+    model: str = ""  # "": the champion of the export's own CRM (tracking.registry.champion_uri)
+    out: str = "sqlite:///scores.db"
+    format: Literal["parquet", "csv"] = "parquet"  # for a folder destination
+    band_a: Probability = DEFAULT_BANDS[0]
+    band_b: Probability = DEFAULT_BANDS[1]
+    band_c: Probability = DEFAULT_BANDS[2]
+    steady: Probability = 0.05  # a move of at most this much is a "steady" trend
+    max_rejected_share: Probability = 0.05
+    psi_warning: Annotated[float, Field(gt=0)] = 0.2
+    tracking_uri: str = ""
+    track: bool = True  # log the scoring run (counts, drift) to MLflow
+    experiment: str = "dealscore-scoring"
+    engine: Literal["pandas", "spark"] = "pandas"  # one process, or Spark (docs/spark.md)
+    spark_master: str = ""  # empty: the active session, else local[*]
+    spark_groups: Annotated[int, Field(ge=0)] = 0  # groups scored in parallel; 0: 4 per core
+    # The rep's own forecast stays a model input, but as a reason it tells the rep only what
+    # they said: left out of the reasons unless this is set.
+    rep_reasons: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.band_a > self.band_b > self.band_c:
+            raise ValueError(
+                f"bands must decrease: band_a > band_b > band_c, got {self.band_a}, "
+                f"{self.band_b}, {self.band_c}"
+            )
+
+
+class ModelMismatchError(InputError):
+    """The model expects features this version of dealscore does not build."""
+
+
+class TooManyRejectedError(DealscoreError, RuntimeError):
+    """More open deals could not be scored than the settings allow; nothing was written."""
+
+    exit_code = 1  # the export is at fault
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    scores: pd.DataFrame
+    rejected: pd.DataFrame
+    open_deals: int
+    destination: str
+    model: LoadedModel
+    as_of: pd.Timestamp
+    drift: pd.Series  # PSI per feature and for the score
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @functools.cached_property  # read by the CLI and the MLflow run: computed once
+    def shift_since_previous(self) -> float | None:
+        """PSI of the scores against the previous run's, on the deals scored both times."""
+        return shift_since_previous(
+            self.scores["win_probability"].to_numpy(dtype=float),
+            self.scores["previous_probability"].to_numpy(dtype=float),
+        )
+
+
+def _factor_frame(
+    credits: np.ndarray, values: np.ndarray, names: np.ndarray, bundle: ModelBundle, rep: bool
+) -> dict[str, np.ndarray]:
+    if not rep:  # the rep's inputs still count in the score, just not as its reasons
+        credits = np.where(np.isin(names, list(REP_INPUTS)), 0.0, credits)
+    up, down = top_factors(credits, FACTORS)
+    stage = names.tolist().index("stage_rank") if "stage_rank" in names else None
+    stage_rank = values[:, stage] if stage is not None else None
+    stage_names = {rank: name for name, rank in bundle.feature_state.stage_order.items()}
+    rows = np.arange(len(credits))
+    out: dict[str, np.ndarray] = {}
+    slots = [
+        (d, picks[:, r], r) for d, picks in (("up", up), ("down", down)) for r in range(FACTORS)
+    ]
+    for direction, pick, rank in slots:
+        has = pick >= 0
+        safe = np.where(has, pick, 0)
+        f_col, c_col, _ = factor_columns(direction, rank + 1)
+        out[f_col] = np.where(has, names[safe].astype(object), NONE)
+        out[c_col] = np.where(has, credits[rows, safe], np.nan)
+    # One call for all six factors: the per-template work is done once, not once per factor.
+    picked = np.concatenate(
+        [np.where(p >= 0, values[rows, np.maximum(p, 0)], np.nan) for _, p, _ in slots]
+    )
+    reasons = sentences(
+        np.concatenate([out[factor_columns(d, r + 1)[0]] for d, _, r in slots]),
+        picked,
+        None if stage_rank is None else np.tile(stage_rank, len(slots)),
+        stage_names,
+        bundle.won_profile,
+    )
+    for k, (direction, _, rank) in enumerate(slots):
+        out[factor_columns(direction, rank + 1)[2]] = reasons[k * len(rows) : (k + 1) * len(rows)]
+    return out
+
+
+def explain(
+    bundle: ModelBundle,
+    X: pd.DataFrame,
+    chunk: int = 100_000,
+    progress: Progress = silent,
+    rep_reasons: bool = False,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
+    memory for a million deals); the rep's own forecast is a reason only with rep_reasons."""
+    estimator = bundle.estimator
+    trees = bundle.trees or tree_arrays(estimator.booster_.booster_, estimator.best_iteration_)
+    names = np.asarray(bundle.feature_names)
+    if X.empty:
+        return np.empty(0), {name: np.empty(0, dtype=object) for name in FACTOR_COLUMNS}
+    probabilities, parts = [], []
+    for start in range(0, max(len(X), 1), chunk):
+        part = X.iloc[start : start + chunk]
+        credits = path_contributions(trees, part.to_numpy(dtype=float))
+        probabilities.append(estimator.calibrate(trees.base + credits.sum(axis=1)))
+        parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names, bundle, rep_reasons))
+        if len(X) > chunk:
+            done = min(start + chunk, len(X))
+            progress(f"scored and explained {done:,} of {len(X):,} deals ({done / len(X):.0%})")
+    factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return np.concatenate(probabilities), factors
+
+
+def score_deals(
+    tables,
+    loaded: LoadedModel,
+    as_of: pd.Timestamp,
+    settings: ScoreSettings,
+    progress: Progress = silent,
+    scored_at: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(scores, rejected, features) for every deal open at as_of; previous scores not yet set."""
+    bundle = loaded.bundle
+    features = build_features(tables, as_of, bundle.feature_state)
+    if scored_at is None:
+        scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    missing = [name for name in bundle.feature_names if name not in features.columns]
+    if missing:
+        raise ModelMismatchError(
+            f"model {loaded.name} v{loaded.version} needs {len(missing)} feature(s) this "
+            f"dealscore does not build, e.g. {missing[:5]}: retrain it with this version"
+        )
+    X = features[bundle.feature_names]
+    progress(f"features built for {len(features):,} open deals; scoring and explaining")
+    p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
+
+    q = (
+        bundle.no_decision.predict_proba(X)[:, 1]
+        if bundle.no_decision is not None  # None: trained without it, or saved before it
+        else np.full(len(X), np.nan)
+    )
+    outcomes = three_outcomes(p, q)
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    amount = (
+        features["opportunity_id"].map(deals[Opportunities.amount]).to_numpy(dtype=float)
+        if Opportunities.amount in deals
+        else np.full(len(features), np.nan)
+    )
+    bad = np.zeros(len(features), dtype=bool)
+    rules = np.full(len(features), "", dtype=object)
+    reasons = np.full(len(features), "", dtype=object)
+    known = set(bundle.feature_state.stage_order)
+    if known:
+        stage = current_stage(tables, snapshots_at(tables, features[["opportunity_id", "as_of"]]))
+        unknown = pd.notna(stage) & ~pd.Series(stage).isin(known).to_numpy()
+        bad |= unknown
+        rules[unknown] = "unknown_stage"
+        reasons[unknown] = [f"stage {s!r} is unknown to the model; retrain" for s in stage[unknown]]
+    broken = ~np.isfinite(p) & ~bad
+    bad |= broken
+    rules[broken] = "no_probability"
+    reasons[broken] = "the model gave no finite probability"
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": features["opportunity_id"].to_numpy(),
+            "as_of": features["as_of"].to_numpy(),
+            "scored_at": scored_at,
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "run_id": loaded.run_id,
+            "win_probability": p,
+            "lost_probability": outcomes[:, 1],
+            "no_decision_probability": outcomes[:, 2],
+            "band": bands(np.nan_to_num(p), (settings.band_a, settings.band_b, settings.band_c)),
+            "expected_amount": amount * p,
+            "previous_probability": np.nan,
+            "previous_as_of": pd.Series(pd.NaT, index=features.index, dtype=TIMESTAMP_DTYPE),
+            "trend": "new",
+            **factors,
+        }
+    )
+    frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)
+    frame["scored_at"] = frame["scored_at"].astype(TIMESTAMP_DTYPE)
+    rejected = pd.DataFrame(
+        {
+            "opportunity_id": frame["opportunity_id"][bad],
+            "as_of": frame["as_of"][bad],
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "scored_at": frame["scored_at"][bad],
+            "rule": rules[bad].astype(str),
+            "reason": reasons[bad].astype(str),
+        }
+    )
+    return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
+
+
+def contract_rejects(
+    held: pd.DataFrame, as_of: pd.Timestamp, loaded: LoadedModel, scored_at: pd.Series
+) -> pd.DataFrame:
+    """Reject rows for the quarantined deals that were open at as_of (created before it, not
+    closed before it; a date that could not be read counts as open): rule `contract`."""
+    created_ok = held["created_at"].isna() | (held["created_at"] < as_of)
+    open_then = held["closed_at"].isna() | (held["closed_at"] >= as_of)
+    deals = held[created_ok & open_then]
+    when = scored_at.iloc[0] if len(scored_at) else pd.Timestamp.now(tz="UTC").floor("s")
+    return pd.DataFrame(
+        {
+            "opportunity_id": deals["opportunity_id"].astype(str).to_numpy(),
+            "as_of": pd.Series(as_of, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "scored_at": pd.Series(when, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
+            "rule": "contract",
+            "reason": deals["reason"].to_numpy(),
+        }
+    )
+
+
+def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows the Scores schema refuses move to the rejected rows, with the failed check."""
+    try:
+        return Scores.validate(scores, lazy=True), rejected
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.dropna(subset=["index"])
+        if cases.empty:  # a frame-level failure is a bug, not bad data: stop
+            raise
+        why = cases.groupby("index").apply(
+            lambda c: "; ".join(
+                f"{col} fails {chk}" for col, chk in zip(c["column"], c["check"], strict=True)
+            )
+        )
+        bad = scores.index.isin(why.index)
+        moved = scores[bad]
+        extra = pd.DataFrame(
+            {
+                "opportunity_id": moved["opportunity_id"],
+                "as_of": moved["as_of"],
+                "model_name": moved["model_name"],
+                "model_version": moved["model_version"],
+                "scored_at": moved["scored_at"],
+                "rule": "score_schema",
+                "reason": why.reindex(moved.index).to_numpy(),
+            }
+        )
+        return Scores.validate(scores[~bad].reset_index(drop=True)), pd.concat(
+            [rejected, extra], ignore_index=True
+        )
+
+
+def utc_as_of(as_of: pd.Timestamp | str) -> pd.Timestamp:
+    """The scoring time in UTC (a naive time is taken as UTC)."""
+    as_of = pd.Timestamp(as_of)
+    return as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
+
+
+def drift_inputs(features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """What drift is measured on: the features (calendar ones excluded) and the probability."""
+    probability = scores.set_index("opportunity_id")["win_probability"]
+    return features.drop(columns=list(CALENDAR_FEATURES)).assign(
+        win_probability=features["opportunity_id"].map(probability)
+    )
+
+
+def settle(
+    scores: pd.DataFrame,
+    rejected: pd.DataFrame,
+    open_deals: int,
+    store: ScoreStore,
+    run: Run,
+    settings: ScoreSettings,
+    progress: Progress = silent,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Previous scores and trends, the schema quarantine, reconciliation and the reject limit,
+    then one write: the same for every engine. Returns what was written."""
+    previous = store.previous(run)
+    scores = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
+        previous, on="opportunity_id", how="left"
+    )
+    scores["trend"] = trends(
+        scores["win_probability"].to_numpy(),
+        scores["previous_probability"].to_numpy(dtype=float),
+        settings.steady,
+        (scores["previous_model_version"] == scores["model_version"]).to_numpy(dtype=bool),
+    )
+    scores = scores[list(Scores.to_schema().columns)]
+    scores, rejected = _quarantine(scores, rejected)
+    rejected = Rejected.validate(rejected)
+    if open_deals != len(scores) + len(rejected):  # a bug, never bad data: refuse to write
+        raise RuntimeError(
+            f"reconciliation failed: {open_deals:,} open deals, {len(scores):,} scored, "
+            f"{len(rejected):,} rejected"
+        )
+    share = len(rejected) / max(open_deals, 1)
+    if share > settings.max_rejected_share:
+        raise TooManyRejectedError(
+            f"{len(rejected):,} of {open_deals:,} open deals ({share:.1%}) could not be scored, "
+            f"above max_rejected_share {settings.max_rejected_share:.0%}; nothing was written. "
+            f"Reasons: {rejected['rule'].value_counts().to_dict()}"
+        )
+    progress(f"writing {len(scores):,} scores and {len(rejected):,} rejects to {store.describe()}")
+    store.write(run, scores, rejected)
+    return scores, rejected

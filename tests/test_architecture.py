@@ -1,0 +1,73 @@
+"""The layers of docs/architecture.md, checked on the source: imports go downward only, no job
+imports another, and imports sit at the top of modules except for optional dependencies."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dealscore"
+BASE = {"errors", "settings", "progress", "summary"}  # small helpers beside schemas
+# What each layer may import from dealscore (its own layer always).
+ALLOWED = {
+    "schemas": {"errors"},
+    "features": {"schemas", "errors"},
+    "model": {"features", "schemas", "errors"},
+    "synthetic": {"schemas", *BASE},
+    "io": {"schemas", "features", "synthetic", *BASE},
+    "pipeline": {"io", "features", "model", "schemas", "synthetic", *BASE},
+    "tracking": {"pipeline", "io", "features", "model", "schemas", *BASE},
+    "jobs": {"pipeline", "tracking", "io", "features", "model", "schemas", "synthetic", *BASE},
+}
+# Imported inside a function on purpose: optional extras, and the fast `--version`.
+LAZY = {("pipeline/spark.py", "pyspark"), ("jobs/score.py", "dealscore"), ("entry.py", "dealscore")}
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _imports(tree: ast.AST) -> list[tuple[ast.AST, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node, node.module))
+    return found
+
+
+def _layer(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_downward_and_no_job_imports_another(path):
+    layer = _layer(path)
+    tree = ast.parse(path.read_text())
+    for _, name in _imports(tree):
+        if not name.startswith("dealscore.") or layer not in ALLOWED:
+            continue
+        target = name.split(".")[1]
+        if layer == "jobs" and target == "jobs":
+            pytest.fail(f"{path.relative_to(PACKAGE)} imports another job: {name}")
+        assert target == layer or target in ALLOWED[layer], (
+            f"{path.relative_to(PACKAGE)} ({layer}) imports {name}"
+        )
+    if layer in ("features", "model", "schemas"):
+        assert not any(n.split(".")[0] == "mlflow" for _, n in _imports(tree)), path
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_sit_at_the_top_except_optional_dependencies(path):
+    tree = ast.parse(path.read_text())
+    relative = str(path.relative_to(PACKAGE))
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for _, name in _imports(function):
+            assert (relative, name.split(".")[0]) in LAZY, (
+                f"{relative}: {function.name} imports {name} inside the function"
+            )
