@@ -20,6 +20,7 @@ from dealscore.pipeline.periods import (
     period_deals,
     summarise,
 )
+from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
 from dealscore.schemas.tables import coverage_change
@@ -95,7 +96,7 @@ def run_compare(
 def run_backtest(
     data: str | Path,
     periods: int = 8,
-    settings=None,
+    settings: TrainSettings | None = None,
     mapping: str | Path | None = None,
     progress: Progress = silent,
 ) -> BacktestResult:

@@ -28,6 +28,7 @@ from dealscore import __version__
 from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
 from dealscore.io.write import atomic_write, write_text
+from dealscore.model.bundle import LoadedModel
 from dealscore.pipeline.periods import (
     FORECASTS,
     BacktestResult,
@@ -41,6 +42,7 @@ from dealscore.pipeline.periods import (
 from dealscore.pipeline.scoring import ScoreSettings, score_deals
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
+from dealscore.schemas import CrmTables
 from dealscore.schemas.tables import Opportunities, Status, coverage_change
 from dealscore.tracking import plots
 from dealscore.tracking.models import load_model
@@ -352,6 +354,97 @@ def _recipe(settings, horizon_days: float | None):
     return settings
 
 
+DOWN = [f"down_{k}_reason" for k in (1, 2, 3)]
+UP = [f"up_{k}_reason" for k in (1, 2, 3)]
+
+
+def _open_pipeline(
+    tables: CrmTables, loaded: LoadedModel, now: pd.Timestamp, settings: ScoreSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores with each deal's amount and rep probability, features) of the deals open now."""
+    scores, _, features = score_deals(tables, loaded, now, settings)
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
+    _, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
+    rep = pd.Series(rep_p, index=features["opportunity_id"].to_numpy())
+    ids = scores["opportunity_id"]
+    scores = scores.assign(
+        amount=ids.map(amounts).fillna(0.0).to_numpy(float),
+        rep_probability=ids.map(rep).to_numpy(float),
+    )
+    return scores, features
+
+
+def _deal_lists(scores: pd.DataFrame, tables: CrmTables) -> list[dict[str, Any]]:
+    """The deals to act on: where the rep's call and the model's differ most, by amount; without
+    rep forecasts, the largest amounts the model doubts."""
+    if not scores["rep_probability"].notna().any():
+        largest = scores.assign(stake=(1 - scores["win_probability"]) * scores["amount"])
+        return [
+            {
+                "title": "Largest amounts the model doubts",
+                "lead": "The export has no rep forecasts to set the model against; ordered by "
+                "the amount the model does not expect to win, (1 - probability) x amount.",
+                "stake": "doubted",
+                "rep": False,
+                "rows": _deal_rows(largest.nlargest(TOP_DEALS, "stake"), tables, DOWN),
+            }
+        ]
+    gap = (scores["rep_probability"] - scores["win_probability"]) * scores["amount"]
+    at_risk = scores.assign(stake=gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
+    upside = scores.assign(stake=-gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
+    return [
+        {
+            "title": "Most at risk: the rep's call furthest above the model",
+            "lead": "Ordered by the amount at stake, (rep's probability - model's) x amount: "
+            "where the call most overstates what the model expects.",
+            "stake": "at stake",
+            "rows": _deal_rows(at_risk, tables, DOWN),
+        },
+        {
+            "title": "Most upside: the model furthest above the rep's call",
+            "lead": "Ordered by (model's probability - rep's) x amount: deals the rep may "
+            "be underselling.",
+            "stake": "upside",
+            "rows": _deal_rows(upside, tables, UP),
+        },
+    ]
+
+
+def _charts(replay: BacktestResult | None, bands: pd.DataFrame) -> list[tuple[str, str]]:
+    charts = []
+    if replay is not None:
+        charts.append(("Forecast at each quarter's start vs actual", forecast_chart(replay.table)))
+        reliability = reliability_chart(
+            replay.deals["p_win_in_period"].to_numpy(), replay.deals["won_in_period"].to_numpy()
+        )
+        charts.append(("Reliability of the in-quarter probability, past quarters", reliability))
+    charts.append(("Open pipeline by band", band_chart(bands)))
+    return charts
+
+
+def _attention(scores: pd.DataFrame, features: pd.DataFrame, tables: CrmTables) -> dict[str, Any]:
+    """The deals with no next step booked, and those drifting into no decision."""
+    steps = features.set_index("opportunity_id")[
+        ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
+    ]
+    stepped = scores.join(steps, on="opportunity_id")
+    no_step = stepped[stepped["next_step_scheduled"] == 0]
+    known = bool(scores["no_decision_probability"].notna().any())
+    drifting = scores.assign(risk=scores["no_decision_probability"] * scores["amount"])
+    return {
+        "next_steps_known": bool(stepped["next_step_scheduled"].notna().any()),
+        "no_step": len(no_step),
+        "no_step_share": no_step["amount"].sum() / max(scores["amount"].sum(), 1.0),
+        "no_step_rows": _deal_rows(no_step.nlargest(TOP_DEALS, "amount"), tables, []),
+        "no_decision_known": known,
+        "no_decision_expected": float(drifting["risk"].sum()) if known else 0.0,
+        "no_decision_rows": _deal_rows(drifting.nlargest(TOP_DEALS, "risk"), tables, DOWN)
+        if known
+        else [],
+    }
+
+
 def run_report(
     data: str | Path,
     out: Path,
@@ -360,7 +453,7 @@ def run_report(
     model: str = "",
     tracking_uri: str = "",
     mapping: str | Path | None = None,
-    settings=None,
+    settings: TrainSettings | None = None,
     progress: Progress = silent,
     currency: str = "",
     use_cache: bool = True,
@@ -378,86 +471,28 @@ def run_report(
     now = as_of or export_time(last_event(tables))  # the rule score and compare follow
     progress(f"scoring the open pipeline as of {now:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
     score_settings = ScoreSettings(track=False)
-    scores, _, features = score_deals(tables, loaded, now, score_settings)
-    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
-    scores = scores.assign(amount=scores["opportunity_id"].map(amounts).fillna(0.0).to_numpy(float))
-    _, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
-    rep = pd.Series(rep_p, index=features["opportunity_id"].to_numpy())
-    scores["rep_probability"] = scores["opportunity_id"].map(rep).to_numpy(float)
+    scores, features = _open_pipeline(tables, loaded, now, score_settings)
     quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
     start, end = period_bounds(quarter)
+    bundle = loaded.bundle
     current = period_deals(
         tables,
-        loaded.bundle.estimator,
-        loaded.bundle.feature_state,
-        loaded.bundle.feature_names,
+        bundle.estimator,
+        bundle.feature_state,
+        bundle.feature_names,
         quarter,
         now,
-        loaded.bundle.in_quarter,
+        bundle.in_quarter,
     )
-    has_reps = bool(np.isfinite(rep_p).any())
-    down = [f"down_{k}_reason" for k in (1, 2, 3)]
-    up = [f"up_{k}_reason" for k in (1, 2, 3)]
-    gap = (scores["rep_probability"] - scores["win_probability"]) * scores["amount"]
-    lists: list[dict[str, Any]] = []
-    if has_reps:
-        at_risk = scores.assign(stake=gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
-        upside = scores.assign(stake=-gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
-        lists = [
-            {
-                "title": "Most at risk: the rep's call furthest above the model",
-                "lead": "Ordered by the amount at stake, (rep's probability - model's) x amount: "
-                "where the call most overstates what the model expects.",
-                "stake": "at stake",
-                "rows": _deal_rows(at_risk, tables, down),
-            },
-            {
-                "title": "Most upside: the model furthest above the rep's call",
-                "lead": "Ordered by (model's probability - rep's) x amount: deals the rep may "
-                "be underselling.",
-                "stake": "upside",
-                "rows": _deal_rows(upside, tables, up),
-            },
-        ]
-    else:
-        largest = scores.assign(stake=(1 - scores["win_probability"]) * scores["amount"])
-        lists = [
-            {
-                "title": "Largest amounts the model doubts",
-                "lead": "The export has no rep forecasts to set the model against; ordered by "
-                "the amount the model does not expect to win, (1 - probability) x amount.",
-                "stake": "doubted",
-                "rep": False,
-                "rows": _deal_rows(largest.nlargest(TOP_DEALS, "stake"), tables, down),
-            }
-        ]
     bands = _bands(scores, score_settings)
-    charts: list[tuple[str, str]] = []
-    history = _history(replay)
-    reliability = None
-    if replay is not None:
-        charts.append(("Forecast at each quarter's start vs actual", forecast_chart(replay.table)))
-        reliability = reliability_chart(
-            replay.deals["p_win_in_period"].to_numpy(), replay.deals["won_in_period"].to_numpy()
-        )
-        charts.append(("Reliability of the in-quarter probability, past quarters", reliability))
-    charts.append(("Open pipeline by band", band_chart(bands)))
-    steps = features.set_index("opportunity_id")[
-        ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
-    ]
-    stepped = scores.join(steps, on="opportunity_id")
-    no_step = stepped[stepped["next_step_scheduled"] == 0]
-    no_decision_known = bool(scores["no_decision_probability"].notna().any())
-    drifting = scores.assign(risk=scores["no_decision_probability"] * scores["amount"])
-    horizon = getattr(loaded.bundle, "horizon_days", None)
+    charts = _charts(replay, bands)
     page = (
         _environment()
         .get_template("report.html")
         .render(
             now=now,
             model=loaded.describe(),
-            horizon=horizon,
+            horizon=bundle.horizon_days,
             coverage_warning=change,
             currency=currency,
             quarter=quarter,
@@ -468,24 +503,16 @@ def run_report(
             this_quarter=_quarter(
                 tables, current, start, now, _every_open(loaded, features, scores)
             ),
-            history=history,
+            history=_history(replay),
             no_history=no_history,
             cached=cached,
-            lists=lists,
+            lists=_deal_lists(scores, tables),
             bands=bands.to_dict("records"),
             open_deals=len(scores),
             open_amount=float(scores["amount"].sum()),
             charts=charts,
-            forward=_forward(getattr(loaded.bundle, "forward", None)),
-            next_steps_known=bool(stepped["next_step_scheduled"].notna().any()),
-            no_step=len(no_step),
-            no_step_share=no_step["amount"].sum() / max(scores["amount"].sum(), 1.0),
-            no_step_rows=_deal_rows(no_step.nlargest(TOP_DEALS, "amount"), tables, []),
-            no_decision_known=no_decision_known,
-            no_decision_expected=float(drifting["risk"].sum()) if no_decision_known else 0.0,
-            no_decision_rows=_deal_rows(drifting.nlargest(TOP_DEALS, "risk"), tables, down)
-            if no_decision_known
-            else [],
+            forward=_forward(bundle.forward),
+            **_attention(scores, features, tables),
         )
     )
     path = write_text(page, Path(out))

@@ -328,43 +328,9 @@ def track_training(
                 pip_requirements=pip_requirements(),
             )
         name = settings.registered_model or model_name(source)
-        # MLflow prints "Successfully registered" itself; the CLI says it once, after the gate.
-        with contextlib.redirect_stderr(io.StringIO()):
-            version = str(mlflow.register_model(info.model_uri, name).version)
-        client.set_model_version_tag(name, version, "dealscore.data", source)
-        measured = evaluate(result.test["label"].to_numpy(), result.predictions["model"])
-        model_score = measured[settings.promotion_metric]
-        champion_version, champion_score, problem = _champion_score(
-            client, name, settings, tables, result
+        version, decision = _register_and_gate(
+            client, info.model_uri, name, result, tables, settings, source
         )
-        decision = decide(
-            settings.promotion_metric,
-            model_score,
-            champion_score,
-            settings.promotion_tolerance,
-            champion_version or "",
-        )
-        if problem:
-            decision = Decision(False, f"not promoted: {problem}")
-        if result.forward is not None:
-            ece, where = result.forward.pooled()["ece"], "the forward test"
-            chance = chance_ece(result.forward.rows["model"].to_numpy())
-        else:
-            ece, where = measured["ece"], "the test slice (no forward test ran)"
-            chance = chance_ece(result.predictions["model"])
-        mlflow.log_metric("gate.chance_ece", chance)
-        if refusal := refuse(measured, ece, settings.max_forward_ece, where, chance):
-            decision = Decision(False, f"not promoted: {refusal}")
-        set_aliases(client, name, version, decision)
-        mlflow.set_tags(
-            {
-                "dealscore.model_version": version,
-                "dealscore.promoted": str(decision.promote).lower(),
-                "dealscore.promotion_reason": decision.reason,
-            }
-        )
-        if champion_score is not None:
-            mlflow.log_metric(f"champion.{settings.promotion_metric}", champion_score)
         return Tracking(
             run.info.run_id,
             run.info.experiment_id,
@@ -375,3 +341,59 @@ def track_training(
             decision.reason,
             name,
         )
+
+
+def _gate(result: TrainResult, settings: TrainSettings) -> tuple[dict[str, float], str]:
+    """(the test-slice metrics, why the challenger may never be champion: "" when it may)."""
+    measured = evaluate(result.test["label"].to_numpy(), result.predictions["model"])
+    if result.forward is not None:
+        ece, where = result.forward.pooled()["ece"], "the forward test"
+        chance = chance_ece(result.forward.rows["model"].to_numpy())
+    else:
+        ece, where = measured["ece"], "the test slice (no forward test ran)"
+        chance = chance_ece(result.predictions["model"])
+    mlflow.log_metric("gate.chance_ece", chance)
+    return measured, refuse(measured, ece, settings.max_forward_ece, where, chance)
+
+
+def _register_and_gate(
+    client: mlflow.MlflowClient,
+    model_uri: str,
+    name: str,
+    result: TrainResult,
+    tables: CrmTables,
+    settings: TrainSettings,
+    source: str,
+) -> tuple[str, Decision]:
+    """Register a new version under the CRM's name, decide champion or challenger, set the
+    aliases and record why, in the active run."""
+    # MLflow prints "Successfully registered" itself; the CLI says it once, after the gate.
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = str(mlflow.register_model(model_uri, name).version)
+    client.set_model_version_tag(name, version, "dealscore.data", source)
+    measured, refusal = _gate(result, settings)
+    champion_version, champion_score, problem = _champion_score(
+        client, name, settings, tables, result
+    )
+    decision = decide(
+        settings.promotion_metric,
+        measured[settings.promotion_metric],
+        champion_score,
+        settings.promotion_tolerance,
+        champion_version or "",
+    )
+    if problem:
+        decision = Decision(False, f"not promoted: {problem}")
+    if refusal:
+        decision = Decision(False, f"not promoted: {refusal}")
+    set_aliases(client, name, version, decision)
+    mlflow.set_tags(
+        {
+            "dealscore.model_version": version,
+            "dealscore.promoted": str(decision.promote).lower(),
+            "dealscore.promotion_reason": decision.reason,
+        }
+    )
+    if champion_score is not None:
+        mlflow.log_metric(f"champion.{settings.promotion_metric}", champion_score)
+    return version, decision
