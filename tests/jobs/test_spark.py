@@ -71,6 +71,7 @@ def written(folder: Path) -> pd.DataFrame:
     return pd.read_parquet(folder / "scores").sort_values("opportunity_id", ignore_index=True)
 
 
+@pytest.mark.slow  # run by make test-all (CI)
 def test_both_engines_write_the_same_scores_reasons_and_rejects(
     spark, settings, tmp_path, unknown_stages
 ):
