@@ -232,18 +232,14 @@ def score_deals(
     )
     frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)
     frame["scored_at"] = frame["scored_at"].astype(TIMESTAMP_DTYPE)
-    rejected = pd.DataFrame(
-        {
-            "opportunity_id": frame["opportunity_id"][bad],
-            "as_of": frame["as_of"][bad],
-            "model_name": loaded.name,
-            "model_version": loaded.version,
-            "scored_at": frame["scored_at"][bad],
-            "rule": rules[bad].astype(str),
-            "reason": reasons[bad].astype(str),
-        }
-    )
+    rejected = rejects(frame[bad], rules[bad].astype(str), reasons[bad].astype(str))
     return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
+
+
+def rejects(rows: pd.DataFrame, rule: object, reason: object) -> pd.DataFrame:
+    """Rejected rows for these score rows: their keys and model, with the rule and reason."""
+    keys = [c for c in Rejected.to_schema().columns if c not in ("rule", "reason")]
+    return rows[keys].assign(rule=rule, reason=reason)
 
 
 def contract_rejects(
@@ -283,17 +279,7 @@ def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFr
         )
         bad = scores.index.isin(why.index)
         moved = scores[bad]
-        extra = pd.DataFrame(
-            {
-                "opportunity_id": moved["opportunity_id"],
-                "as_of": moved["as_of"],
-                "model_name": moved["model_name"],
-                "model_version": moved["model_version"],
-                "scored_at": moved["scored_at"],
-                "rule": "score_schema",
-                "reason": why.reindex(moved.index).to_numpy(),
-            }
-        )
+        extra = rejects(moved, "score_schema", why.reindex(moved.index).to_numpy())
         return Scores.validate(scores[~bad].reset_index(drop=True)), pd.concat(
             [rejected, extra], ignore_index=True
         )
