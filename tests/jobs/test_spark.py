@@ -139,6 +139,18 @@ def test_no_open_deals_on_spark_writes_nothing_and_says_so(crm, spark, settings,
     assert result.open_deals == 0 and result.scores.empty and result.rejected.empty
 
 
+@pytest.mark.slow  # run by make test-all (CI)
+def test_spark_warns_like_pandas_on_an_export_filling_other_columns(crm, spark, settings, tmp_path):
+    # given the champion of `crm`, and the same export without its rep forecasts
+    write_tables(read_export(crm).tables.with_tables(forecasts=None), tmp_path / "other")
+    said: list[str] = []
+    # when Spark scores it
+    run_score(tmp_path / "other", on_spark(settings, tmp_path / "out"), AS_OF, progress=said.append)
+    # then it names what the export lacks, as the pandas engine does
+    (warning,) = [line for line in said if line.startswith("WARNING") and "lacks" in line]
+    assert "forecasts.forecast_category" in warning and "dealscore v1" in warning
+
+
 def _broken(crm: Path, folder: Path) -> Path:
     """A copy breaking one rule of each kind: a value, a key, a foreign key, event timing."""
     tables = read_export(crm).tables

@@ -82,6 +82,7 @@ from dealscore.schemas.tables import (
     Opportunities,
     StageHistory,
     Status,
+    coverage_change,
 )
 
 if TYPE_CHECKING:
@@ -716,6 +717,10 @@ def score_on_spark(
     progress(f"checking the data contract on {', '.join(frames)} in Spark")
     with _reporting(spark, progress):
         check_contract(frames, data)
+        if change := coverage_change(loaded.bundle.coverage, coverage(frames)):
+            progress(
+                f"WARNING: {change} ({loaded.describe()}): is it the CRM the model was trained on?"
+            )
     lap("read + validate")
     groups = settings.spark_groups or default_groups(spark)
     ref = reference(spark, frames, as_of, loaded.bundle.feature_state.maturity)
@@ -752,6 +757,22 @@ def score_on_spark(
     return ScoreResult(
         scores, rejected, open_deals, store.describe(), loaded, as_of, drift, lap.seconds
     )
+
+
+def coverage(frames: dict[str, DataFrame]) -> tuple[str, ...]:
+    """`CrmTables.coverage` on Spark: every `table.column` holding a value, one pass a table."""
+    from pyspark.sql import functions as F
+
+    filled = []
+    for name in TABLE_NAMES:
+        if name not in frames:
+            continue
+        frame = frames[name]
+        row = frame.select(
+            [F.max(F.col(c).isNotNull().cast("int")).alias(c) for c in frame.columns]
+        ).first()
+        filled += [f"{name}.{c}" for c in frame.columns if row is not None and row[c]]
+    return tuple(filled)
 
 
 def _open_at(deals: DataFrame, as_of: pd.Timestamp) -> DataFrame:
