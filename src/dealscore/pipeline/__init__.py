@@ -1,3 +1,3 @@
 """The steps the jobs share, below them: training and its forward test, scoring, the Spark
-engine, period forecasts. Nothing here reads files or talks to MLflow; the jobs do that, and no
-job imports another."""
+engine, period forecasts and the backtest. Nothing here talks to MLflow: the jobs load models
+and log runs (through `tracking`), and no job imports another."""
