@@ -35,6 +35,9 @@ from dealscore.synthetic import GeneratorSettings, generate_crm
 from dealscore.tracking.models import load_model
 from features import EXPORT, all_open_at
 
+MODEL_NAME = "dealscore-benchmark"
+MODEL = f"models:/{MODEL_NAME}@champion"
+
 
 def prepare(work: Path, deals: int, seed: int) -> str:
     """Not measured: a champion trained on 20k generated deals (its MLflow store is returned),
@@ -44,7 +47,10 @@ def prepare(work: Path, deals: int, seed: int) -> str:
     history = generate_crm(GeneratorSettings(deals=20_000, seed=1, export_date=EXPORT))
     write_tables(history.tables, work / "history")
     (work / "history" / "truth.parquet").unlink(missing_ok=True)
-    run_train(work / "history", TrainSettings(tracking_uri=store, icp=""))
+    # One fixed name: the model is trained on one folder and scores another.
+    run_train(
+        work / "history", TrainSettings(tracking_uri=store, icp="", registered_model=MODEL_NAME)
+    )
 
     print(f"generating {deals:,} open deals (not measured)", flush=True)
     crm = generate_crm(
@@ -75,7 +81,9 @@ def main() -> None:
     store = prepare(work, args.deals, args.seed)
 
     recorder = Recorder(interval=0.05)
-    settings = ScoreSettings(out=f"sqlite:///{work / 'scores.db'}", tracking_uri=store, track=False)
+    settings = ScoreSettings(
+        model=MODEL, out=f"sqlite:///{work / 'scores.db'}", tracking_uri=store, track=False
+    )
     with recorder.step("score end to end") as step:
         result = run_score(work / "crm", settings, as_of=EXPORT)
         step.rows = result.open_deals

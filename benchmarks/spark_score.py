@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from measure import GIB, Recorder
-from score import prepare
+from score import MODEL, prepare
 
 from dealscore.jobs.score import run_score
 from dealscore.pipeline.scoring import ScoreSettings
@@ -62,7 +62,7 @@ def main() -> None:
     store = prepare(work, args.deals, args.seed)
 
     recorder = Recorder(interval=0.1, children=True)
-    base = ScoreSettings(tracking_uri=store, track=False)
+    base = ScoreSettings(model=MODEL, tracking_uri=store, track=False)
     results = {}
     with recorder.step("pandas engine") as step:
         results["pandas"] = run_score(work / "crm", replace(base, out=str(work / "pandas")), EXPORT)
