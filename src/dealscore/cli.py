@@ -838,7 +838,7 @@ def compare(
         )
         return
     typer.echo(_forecast_table(result.table.rename(columns={"group": by or "group"})))
-    if result.in_sample:
+    if result.closed:  # the model saw these outcomes in training
         typer.secho(
             "in-sample: this model was trained on this export, outcomes of this quarter "
             "included, so its error here flatters it; `dealscore backtest` replays the quarter "

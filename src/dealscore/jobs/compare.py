@@ -23,7 +23,6 @@ from dealscore.pipeline.periods import (
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
-from dealscore.schemas.tables import coverage_change
 from dealscore.tracking.models import load_model
 from dealscore.tracking.registry import champion_uri
 
@@ -32,13 +31,12 @@ from dealscore.tracking.registry import champion_uri
 class CompareResult:
     period: str
     as_of: pd.Timestamp
+    # Over before the export ends: the model was trained on an export holding these outcomes,
+    # so its error here is in-sample (`backtest` replays it honestly).
     closed: bool
     table: pd.DataFrame
     deals: pd.DataFrame
     model: LoadedModel
-    # The period closed before the export ends: the model was trained on an export holding
-    # these outcomes, so its error here is in-sample (`backtest` replays it honestly).
-    in_sample: bool = False
     coverage_warning: str = ""
 
 
@@ -66,7 +64,7 @@ def run_compare(
     model "": the champion of the export's own CRM."""
     loaded = load_model(model or champion_uri(data), tracking_uri)
     tables = read_valid(data, mapping, progress)
-    change = coverage_change(loaded.bundle.coverage, tables.coverage())
+    mismatch = loaded.mismatch(tables.coverage())
     period, default = default_as_of(tables, period)
     as_of = default if as_of is None else as_of
     _, end = period_bounds(period)
@@ -88,8 +86,7 @@ def run_compare(
         summarise(deals, groups_of(tables, deals["opportunity_id"], by), closed),
         deals,
         loaded,
-        in_sample=closed,
-        coverage_warning=change,
+        coverage_warning=mismatch,
     )
 
 

@@ -38,12 +38,13 @@ from dealscore.pipeline.periods import (
     period_bounds,
     period_deals,
     rep_calls,
+    summarise,
 )
 from dealscore.pipeline.scoring import ScoreSettings, score_deals
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
-from dealscore.schemas.tables import Opportunities, Status, coverage_change
+from dealscore.schemas.tables import Opportunities, Status
 from dealscore.tracking import plots
 from dealscore.tracking.models import load_model
 from dealscore.tracking.registry import champion_uri
@@ -204,13 +205,9 @@ def _quarter(
     )
     booked = float(amount[won].sum())
     has_reps = current["rep_category"].notna().any() or current["rep_probability"].notna().any()
-    a = current["amount"]
-    open_part = {
-        "model": (a * current["p_win_in_period"]).sum(),
-        "rep_commit": a[current["rep_category"] == "commit"].sum(),
-        "rep_commit_best_case": a[current["rep_category"].isin(["commit", "best_case"])].sum(),
-        "rep_weighted": (a * current["rep_probability"].fillna(0.0)).sum(),
-    }
+    # The same sums compare prints, on the deals due this quarter.
+    sums = summarise(current, np.full(len(current), "all", dtype=object), closed=False)
+    open_part = {forecast: float(sums[forecast].sum()) for forecast in FORECASTS}
     rows = [
         {"name": FORECAST_NAMES[k], "open": v, "total": booked + v}
         for k, v in open_part.items()
@@ -224,7 +221,7 @@ def _quarter(
         "booked": booked,
         "booked_deals": int(won.sum()),
         "open_deals": len(current),
-        "pipeline": float(a.sum()),
+        "pipeline": float(current["amount"].sum()),
         "rows": rows,
         "has_reps": bool(has_reps),
     }
@@ -462,9 +459,8 @@ def run_report(
     model "": the champion of the export's own CRM."""
     loaded = load_model(model or champion_uri(data), tracking_uri)
     tables = read_valid(data, mapping, progress)
-    change = coverage_change(loaded.bundle.coverage, tables.coverage())
-    if change:
-        progress(f"WARNING: {change} ({loaded.describe()})")
+    if mismatch := loaded.mismatch(tables.coverage()):
+        progress(f"WARNING: {mismatch}")
     replay, no_history, cached = cached_backtest(
         tables, periods, _recipe(settings, loaded.bundle.horizon_days), use_cache, progress
     )
@@ -493,7 +489,7 @@ def run_report(
             now=now,
             model=loaded.describe(),
             horizon=bundle.horizon_days,
-            coverage_warning=change,
+            coverage_warning=mismatch,
             currency=currency,
             quarter=quarter,
             start=start,

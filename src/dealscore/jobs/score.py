@@ -31,7 +31,6 @@ from dealscore.pipeline.scoring import (
 )
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import quarantine
-from dealscore.schemas.tables import coverage_change
 from dealscore.tracking.models import load_model, require_store
 from dealscore.tracking.registry import champion_uri
 from dealscore.tracking.scoring_run import log_scoring
@@ -96,10 +95,8 @@ def _score_on_pandas(
             + f" ({len(held.deals):,} deals) that break the data contract; `validate` lists them"
         )
     lap("read")
-    if change := coverage_change(loaded.bundle.coverage, tables.coverage()):
-        progress(
-            f"WARNING: {change} ({loaded.describe()}): is it the CRM the model was trained on?"
-        )
+    if warning := loaded.mismatch(tables.coverage()):
+        progress(f"WARNING: {warning}")
     # No time given: the export's own, so a rerun on the same export is the same run.
     now = export_time(last_event(tables))
     as_of = utc_as_of(as_of if as_of is not None else now)

@@ -13,6 +13,7 @@ from dealscore.model.drift import Reference
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.outcomes import BaseRate
 from dealscore.model.reasons import TreeArrays
+from dealscore.schemas.tables import coverage_change
 
 
 @dataclass
@@ -58,3 +59,11 @@ class LoadedModel:
     def describe(self) -> str:
         """'model dealscore-demo-crm v3 (champion)'."""
         return f"model {self.name} v{self.version}" + (f" ({self.alias})" if self.alias else "")
+
+    def mismatch(self, coverage: tuple[str, ...]) -> str:
+        """The warning when an export fills other columns than this model's training export
+        (`CrmTables.coverage`); "" when they match."""
+        change = coverage_change(self.bundle.coverage, coverage)
+        if not change:
+            return ""
+        return f"{change} ({self.describe()}): is it the CRM the model was trained on?"

@@ -37,7 +37,6 @@ from dealscore.settings import SETTINGS
 
 NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
 Probability = Annotated[float, Field(ge=0, le=1)]
-ENGINES = ("pandas", "spark")
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS)

@@ -82,7 +82,6 @@ from dealscore.schemas.tables import (
     Opportunities,
     StageHistory,
     Status,
-    coverage_change,
 )
 
 if TYPE_CHECKING:
@@ -717,10 +716,8 @@ def score_on_spark(
     progress(f"checking the data contract on {', '.join(frames)} in Spark")
     with _reporting(spark, progress):
         check_contract(frames, data)
-        if change := coverage_change(loaded.bundle.coverage, coverage(frames)):
-            progress(
-                f"WARNING: {change} ({loaded.describe()}): is it the CRM the model was trained on?"
-            )
+        if warning := loaded.mismatch(coverage(frames)):
+            progress(f"WARNING: {warning}")
     lap("read + validate")
     groups = settings.spark_groups or default_groups(spark)
     ref = reference(spark, frames, as_of, loaded.bundle.feature_state.maturity)

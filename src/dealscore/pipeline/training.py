@@ -47,7 +47,6 @@ from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.settings import SETTINGS, default
 from dealscore.synthetic.truth import Truth, ceiling
 
-PROMOTION_METRICS = ("log_loss", "brier")  # lower is better for both
 Share = Annotated[float, Field(gt=0, lt=1)]
 
 

@@ -176,6 +176,7 @@ def _champion_score(
     name: str,
     settings: TrainSettings,
     tables: CrmTables,
+    coverage: tuple[str, ...],
     result: TrainResult,
 ) -> tuple[str | None, float | None, str]:
     """The champion's score on this run's test rows, with its own fitted feature state, or why
@@ -187,7 +188,7 @@ def _champion_score(
         bundle = load_bundle(mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}"))
     except Exception as exc:
         return champion.version, None, f"champion v{champion.version} could not be loaded: {exc}"
-    change = coverage_change(bundle.coverage, tables.coverage())
+    change = coverage_change(bundle.coverage, coverage)
     if change and not settings.allow_coverage_change:
         why = (
             f"{change.replace('the model', f'champion v{champion.version}', 1)}: another CRM's "
@@ -304,6 +305,7 @@ def track_training(
             _artifacts(result, settings, source, folder)
             mlflow.log_artifacts(str(folder))
             progress("logging the model")
+            coverage = tables.coverage()  # kept in the model, and compared with the champion's
             bundle = ModelBundle(
                 estimator=result.model,
                 feature_state=result.feature_state,
@@ -316,7 +318,7 @@ def track_training(
                 forward=result.forward.table if result.forward is not None else None,
                 won_profile=result.won_profile,
                 no_decision=result.no_decision,
-                coverage=tables.coverage(),
+                coverage=coverage,
             )
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -329,7 +331,7 @@ def track_training(
             )
         name = settings.registered_model or model_name(source)
         version, decision = _register_and_gate(
-            client, info.model_uri, name, result, tables, settings, source
+            client, info.model_uri, name, result, tables, coverage, settings, source
         )
         return Tracking(
             run.info.run_id,
@@ -362,6 +364,7 @@ def _register_and_gate(
     name: str,
     result: TrainResult,
     tables: CrmTables,
+    coverage: tuple[str, ...],
     settings: TrainSettings,
     source: str,
 ) -> tuple[str, Decision]:
@@ -373,7 +376,7 @@ def _register_and_gate(
     client.set_model_version_tag(name, version, "dealscore.data", source)
     measured, refusal = _gate(result, settings)
     champion_version, champion_score, problem = _champion_score(
-        client, name, settings, tables, result
+        client, name, settings, tables, coverage, result
     )
     decision = decide(
         settings.promotion_metric,
