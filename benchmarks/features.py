@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from measure import GIB, Recorder
 
-from dealscore.features import SnapshotSettings, build_features, fit_feature_state, sample_snapshots
+from dealscore.features import SnapshotSettings, build_features, fit_feature_state
+from dealscore.features.snapshots import grid_snapshots
 from dealscore.schemas import CrmTables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -74,12 +75,11 @@ def main() -> None:
 
     as_of = EXPORT
     state = fit_feature_state(tables, as_of)
-    resolved = tables.opportunities["closed_at"].notna().sum()
-    per_deal = max(1, int(np.ceil(args.snapshots / resolved)))
-    settings = SnapshotSettings(scheme="per_deal", per_deal=per_deal, seed=args.seed)
-    snaps = sample_snapshots(tables.opportunities, EXPORT, settings).head(args.snapshots)
+    grid = grid_snapshots(tables.opportunities, EXPORT, SnapshotSettings(seed=args.seed), 90)
+    snaps = grid.sample(n=min(args.snapshots, len(grid)), random_state=args.seed)
     print(
-        f"(b) {len(snaps):,} training snapshots ({per_deal} per resolved deal), {len(tables.activities):,} activities"
+        f"(b) {len(snaps):,} training snapshots (drawn from {len(grid):,} on the weekly grid), "
+        f"{len(tables.activities):,} activities"
     )
     with recorder.step("(b) training features") as step:
         trained = build_features(tables, snaps[["opportunity_id", "as_of"]], state)

@@ -454,7 +454,8 @@ def train(
         float | None,
         typer.Option(
             metavar="DAYS",
-            show_default="0 (auto: the 90th percentile of won deals' cycles)",
+            show_default="0 (auto: the 90th percentile of won deals' cycles, at most a fifth "
+            "of the history)",
             help="The label: won within this many days of the snapshot. win_probability means "
             "exactly this.",
         ),
@@ -473,12 +474,15 @@ def train(
 ) -> None:
     """Train, test against the baselines and forward in time, register in MLflow.
 
-    Snapshots of every deal open on a calendar grid, labelled won within the horizon, train a
-    calibrated LightGBM model; it is compared with the baselines on the same test rows, the
-    recipe is replayed at past dates (the forward test), and the run is logged to MLflow. The
-    model is registered under one name per CRM (--registered-model), alias `challenger`, and
-    becomes `champion` if it is not worse than the current champion on the same rows, its forward
-    test is calibrated, and its export fills the same columns as the champion's.
+    Snapshots of every deal open on a calendar grid, labelled won within the horizon, are
+    cross-fitted over purged time folds through the model ladder (the CRM's own stage and
+    forecast rates, logistic regression, LightGBM): the data picks the rung, calibrated on its
+    out-of-fold scores. Every contender is compared on the newest fold, the recipe is replayed
+    at past dates (the forward test), and the run is logged to MLflow. The model is registered
+    under one name per CRM (--registered-model), alias `challenger`, and becomes `champion` if
+    it is not worse than the current champion on the same rows, its forward test is calibrated
+    and not worse than a simpler rung's, and its export fills the same columns as the
+    champion's.
     """
     _quiet_mlflow()
     with _failures(f"{data}: not trained"):
@@ -499,8 +503,11 @@ def train(
             _print_config(settings)
         result = run_train(data, settings, mapping, progress=_Progress())
     _echo_comparison(result.comparison, verbose)
+    model = result.model
+    rounds = f", {model.best_iteration_} boosting rounds" if model.best_iteration_ else ""
     typer.echo(
-        f"calibration: {result.model.calibration_}, boosting rounds: {result.model.best_iteration_}"
+        f"model: {model.rung} (the rung the data picked){rounds}, calibration: "
+        f"{model.calibration_}, recent correction: {model.shift_:+.3f} log-odds"
     )
     if result.horizon_days is not None:
         typer.echo(
@@ -527,14 +534,14 @@ def train(
 
 
 def _echo_comparison(comparison: pd.DataFrame, verbose: bool) -> None:
-    """Every contender on the whole test slice; by age band too with --verbose."""
+    """Every contender on the newest fold (out of fold); by age band too with --verbose."""
     metrics = ["roc_auc", "pr_auc", "log_loss", "brier", "ece"]
     whole = comparison[comparison["segment"] == "all"]
     if len(whole):
         first = whole.iloc[0]
         typer.echo(
-            f"test slice: {int(first['rows']):,} snapshot rows, won within the horizon "
-            f"{first['positive_rate']:.1%}"
+            f"newest fold, out of fold: {int(first['rows']):,} snapshot rows, won within the "
+            f"horizon {first['positive_rate']:.1%}"
         )
     if verbose:
         table = comparison.set_index(["segment", "contender"])[[*metrics, "rows"]]

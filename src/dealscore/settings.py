@@ -42,6 +42,8 @@ def as_toml(values: object) -> str:
             text = "true" if value else "false"
         elif isinstance(value, int | float):
             text = repr(value)
+        elif isinstance(value, tuple | list):  # a TOML array of strings
+            text = "[" + ", ".join(json.dumps(str(item)) for item in value) + "]"
         else:
             text = json.dumps(str(value))
         lines.append(f"{key} = {text}")

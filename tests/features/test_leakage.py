@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from dealscore.features import FEATURE_NAMES, build_features, fit_feature_state, parse_icp
 from dealscore.features.baselines import crm_baselines
-from dealscore.features.snapshots import SnapshotSettings, grid_snapshots, label_horizon
+from dealscore.features.snapshots import (
+    SnapshotSettings,
+    grid_snapshots,
+    history_start,
+    label_horizon,
+    recent_snapshots,
+)
 from dealscore.schemas import CrmTables, validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -211,11 +217,22 @@ def test_training_rows_are_chosen_and_labelled_by_nothing_after_the_cutoff(full,
         )
         for v in views
     ]
-    # then the horizon, the rows, their labels and weights are the same
+    # then where the history starts, the horizon, the rows, their labels and weights are the same
+    assert len({history_start(v.opportunities, t) for v in views}) == 1
     assert horizons[0] == horizons[1] == horizons[2]
     assert len(snaps[0]) > 0
     for other in snaps[1:]:
         pd.testing.assert_frame_equal(snaps[0], other)
+    # and so are the recent snapshots whose windows have not ended, and what they say so far
+    recent = [
+        recent_snapshots(v.opportunities, t, horizons[0]).sort_values(
+            ["as_of", "opportunity_id"], ignore_index=True
+        )
+        for v in views
+    ]
+    assert recent[0]["won_so_far"].sum() > 0
+    for other in recent[1:]:
+        pd.testing.assert_frame_equal(recent[0], other)
     # and so are their features
     state = fit_feature_state(full, t, ICP)
     keys = snaps[0][["opportunity_id", "as_of"]]

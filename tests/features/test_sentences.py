@@ -144,6 +144,7 @@ EVERY_TEMPLATE = [
     ("age_days", 23.4, "open 23 days; won deals at this stage: 47"),
     ("age_vs_won_cycle", 0.42, "42% of a typical won deal's whole cycle already gone"),
     ("stage_rank", 3, "in Proposal"),
+    ("crm_probability", 0.4, "the CRM's own probability: 40%"),
     ("days_in_stage", 23.4, "in Proposal for 23 days; won deals: 47"),
     ("stage_time_vs_won", 2.5, "in Proposal 2.5x as long as won deals were"),
     ("stage_regressions", 3, "moved back a stage 3 times; won deals at this stage: 6"),

@@ -1,4 +1,6 @@
-"""Training snapshots: inside each resolved deal's life, labelled, censored at the cut-off."""
+"""Training snapshots: every deal open on a grid of dates, labelled within a window that ended
+by the cut-off, from where the export's history starts; and the recent ones whose windows have
+not ended."""
 
 from __future__ import annotations
 
@@ -6,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.features import SnapshotSettings, build_features, sample_snapshots
-from dealscore.features.snapshots import grid_snapshots, label_horizon
+from dealscore.features import SnapshotSettings, build_features
+from dealscore.features.snapshots import (
+    auto_horizon,
+    grid_snapshots,
+    history_start,
+    label_horizon,
+    recent_snapshots,
+)
 from dealscore.schemas import validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -24,47 +32,11 @@ def tables():
     return tables
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        SnapshotSettings(scheme="per_deal", per_deal=3),
-        SnapshotSettings(scheme="periodic", every_days=10),
-    ],
-)
-def test_snapshots_fall_inside_resolved_lives_and_carry_the_outcome(tables, settings):
-    # when
-    snaps = sample_snapshots(tables.opportunities, CUTOFF, settings)
-    # then
-    deals = tables.opportunities.set_index("opportunity_id").loc[snaps["opportunity_id"]]
-    assert (deals["created_at"].to_numpy() < snaps["as_of"].to_numpy()).all()
-    assert (snaps["as_of"].to_numpy() <= deals["closed_at"].to_numpy()).all()
-    assert (deals["closed_at"] < CUTOFF).all()  # open or later-closing deals are not labelled
-    assert (snaps["label"] == (deals["status"].to_numpy() == "won")).all()
-    assert snaps.groupby("opportunity_id")["weight"].sum().round(9).eq(1).all()
-    # every snapshot is a row build_features can compute
-    features = build_features(tables, snaps[["opportunity_id", "as_of"]])
-    assert len(features) == len(snaps)
-
-
-def test_per_deal_scheme_gives_every_deal_the_same_rows_spread_over_its_life(tables):
-    snaps = sample_snapshots(
-        tables.opportunities, CUTOFF, SnapshotSettings(scheme="per_deal", per_deal=4, seed=1)
-    )
-    assert snaps.groupby("opportunity_id").size().eq(4).all()
-    # stratified: the k-th snapshot lies in the k-th quarter of the deal's life
-    rank = snaps.groupby("opportunity_id").cumcount()
-    assert ((snaps["life_fraction"] > rank / 4) & (snaps["life_fraction"] <= (rank + 1) / 4)).all()
-    again = sample_snapshots(
-        tables.opportunities, CUTOFF, SnapshotSettings(scheme="per_deal", per_deal=4, seed=1)
-    )
-    pd.testing.assert_frame_equal(snaps, again)
-
-
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
-        SnapshotSettings(scheme="daily")  # type: ignore[arg-type]
+        SnapshotSettings(every_days=0)
     with pytest.raises(ValueError):
-        SnapshotSettings(per_deal=0)
+        SnapshotSettings(horizon_days=-1)
 
 
 def test_grid_rows_are_every_deal_open_at_each_date_labelled_within_the_window(tables):
@@ -100,7 +72,59 @@ def test_auto_horizon_is_the_90th_percentile_of_won_cycles_within_bounds(tables)
     deals = tables.opportunities
     won = deals[(deals["status"] == "won") & (deals["closed_at"] < CUTOFF)]
     cycles = (won["closed_at"] - won["created_at"]).dt.total_seconds() / 86_400
+    span = (CUTOFF - history_start(deals, CUTOFF)).total_seconds() / 86_400
+    assert span > 5 * cycles.quantile(0.9)  # a long history: the percentile itself
     assert label_horizon(deals, CUTOFF) == max(
         30.0, min(365.0, float(np.ceil(cycles.quantile(0.9))))
     )
     assert label_horizon(deals.iloc[:0], CUTOFF) == 365.0
+
+
+def test_a_short_history_gets_a_horizon_it_can_label_and_says_why(tables):
+    # given the same deals seen 200 days after the first date both outcomes were recorded
+    deals = tables.opportunities
+    start = history_start(deals, CUTOFF)
+    cutoff = start + pd.Timedelta(days=200)
+    early = deals[deals["created_at"] < cutoff]
+    # when the horizon is chosen
+    horizon, why = auto_horizon(early, cutoff)
+    # then it is a fifth of those 200 days, not the cycles' 90th percentile, and it says so
+    assert horizon == 40.0
+    assert "200 days of history can label a window of about 40" in why
+    # and a long history needs no such note
+    assert auto_horizon(deals, CUTOFF)[1] == ""
+
+
+def test_history_starts_when_both_outcomes_are_on_record(tables):
+    # given a funnel whose first win comes long after its first losses
+    deals = tables.opportunities
+    won = deals["status"] == "won"
+    first_loss = deals.loc[~won & deals["closed_at"].notna(), "closed_at"].min()
+    late_win = first_loss + pd.Timedelta(days=150)
+    funnel = deals[~won | (deals["closed_at"] >= late_win)]
+    # when its grid is drawn
+    start = history_start(funnel, CUTOFF)
+    snaps = grid_snapshots(funnel, CUTOFF, SnapshotSettings(), 60)
+    # then the history starts at the first win, and no row is dated before it
+    assert start == funnel.loc[funnel["status"] == "won", "closed_at"].min() >= late_win
+    assert snaps["as_of"].min() > start
+    # while with every outcome on record it starts once the first of each has closed
+    both = deals.loc[deals["closed_at"].notna()].groupby(won)["closed_at"].min().max()
+    assert history_start(deals, CUTOFF) == both
+
+
+def test_recent_snapshots_say_what_is_known_at_the_cutoff(tables):
+    # when the last 60 days' snapshots are drawn
+    recent = recent_snapshots(tables.opportunities, CUTOFF, 60)
+    # then they are deals open at dates within the last 60 days, with their elapsed time
+    assert recent["as_of"].nunique() == 6
+    assert (recent["as_of"] >= CUTOFF - pd.Timedelta(days=60)).all()
+    assert (recent["as_of"] < CUTOFF).all()
+    elapsed = (CUTOFF - recent["as_of"]).dt.total_seconds() / 86_400
+    np.testing.assert_allclose(recent["elapsed_days"], elapsed)
+    # and "won so far" counts only wins before the cut-off, never a later one
+    deals = tables.opportunities.set_index("opportunity_id").loc[recent["opportunity_id"]]
+    won_before = (deals["status"] == "won") & (deals["closed_at"] < CUTOFF)
+    assert (recent["won_so_far"].to_numpy() == won_before.to_numpy()).all()
+    won_after = (deals["status"] == "won") & (deals["closed_at"] >= CUTOFF)
+    assert won_after.any()

@@ -46,6 +46,8 @@ def model_store(crm, tmp_path_factory) -> str:
                 forward_dates=0,
                 # fixed: the scoring tests score copies of `crm` in other folders
                 registered_model="dealscore",
+                # boosted trees: scoring walks them for reasons (linear rungs: tests/model)
+                ladder=("lightgbm",),
             ),
         )
     return uri

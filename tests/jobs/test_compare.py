@@ -93,7 +93,7 @@ def test_backtest_retrains_for_each_period_and_compares_with_the_actual(crm):
     )
     # (each quarter's training says what it is doing, marked with the quarter, and fits only
     # the models a quarter's forecast needs)
-    assert any(line.startswith("2025Q4: training LightGBM") for line in said)
+    assert any(line.startswith("2025Q4: win model: cross-fitting") for line in said)
     assert not any("no-decision model" in line for line in said)
     table = result.table.set_index("period")
     # then each period has its actual bookings and every forecast, with errors
@@ -120,9 +120,12 @@ def test_cli_backtest_prints_errors_and_how_often_the_model_was_closer(crm, tmp_
 
 
 def test_a_period_without_enough_history_is_skipped_with_the_reason(crm, tmp_path):
-    # given a label horizon so long that the history before 2025Q4 cannot hold the purged slices
+    # given a recipe that needs more history than the export had before 2025Q4 (its history
+    # starts in 2023-07: 820 days before 2025Q4, 910 before 2026Q1)
     config = tmp_path / "long.toml"
-    config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nhorizon_days = 220.0\n')
+    config.write_text(
+        'n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nmin_history_days = 870.0\n'
+    )
     # when
     result = CliRunner().invoke(
         app, ["backtest", "--data", str(crm), "--periods", "2", "--config", str(config)]
@@ -130,10 +133,12 @@ def test_a_period_without_enough_history_is_skipped_with_the_reason(crm, tmp_pat
     # then that period is skipped and said so, and the next one is still forecast
     assert result.exit_code == 0, result.output
     assert "2025Q4: skipped: " in result.output
-    assert "horizon_days" in result.output  # the reason names the setting to change
+    assert "min_history_days" in result.output  # the reason names the setting to change
     assert "2026Q1" in result.output and "mean absolute error: model" in result.output
     # and with no period to train on, the command fails with every reason
-    config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nhorizon_days = 280.0\n')
+    config.write_text(
+        'n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nmin_history_days = 1000.0\n'
+    )
     result = CliRunner().invoke(
         app, ["backtest", "--data", str(crm), "--periods", "2", "--config", str(config)]
     )

@@ -59,7 +59,8 @@ def test_the_shipped_training_recipe_is_the_built_in_defaults():
     [
         ('calibration = "platt"', "calibration: Input should be 'auto', 'sigmoid' or 'isotonic'"),
         ('n_estimators = "lots"', "n_estimators: Input should be a valid integer"),
-        ("train_share = 0.9", "slice shares must be positive and sum to 1"),
+        ("folds = 1", "folds: Input should be greater than or equal to 2"),
+        ('ladder = ["lightgbm", "deep_net"]', "ladder.1: Input should be 'base_rate', "),
         ("learning_rate = 0", "learning_rate: Input should be greater than 0"),
         ("track = 3", "track: Input should be a valid boolean"),
     ],

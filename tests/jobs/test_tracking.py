@@ -17,14 +17,22 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES, build_features
+from dealscore.features.asof import tables_as_of
+from dealscore.io import read_export, write_tables
 from dealscore.jobs.train import run_train
 from dealscore.model.metrics import evaluate
 from dealscore.pipeline.training import TrainSettings
 from dealscore.tracking.pyfunc import PROBABILITY, load_bundle
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Tracking is what these tests are about: the quick rungs stand in for the whole ladder.
 FAST = TrainSettings(
-    n_estimators=150, learning_rate=0.1, icp="", forward_dates=0, registered_model="dealscore"
+    n_estimators=150,
+    learning_rate=0.1,
+    icp="",
+    forward_dates=0,
+    registered_model="dealscore",
+    ladder=("base_rate", "logistic_regression"),
 )
 
 
@@ -105,7 +113,10 @@ def test_pyfunc_returns_the_calibrated_probabilities(trained, crm):
     bundle = load_bundle(model)
     assert bundle.feature_state.stage_order == result.feature_state.stage_order
     # and what scoring needs for reasons and drift
-    assert bundle.trees.n_trees == result.model.best_iteration_
+    assert (
+        bundle.estimator.rung == result.model.rung
+        and bundle.estimator.shift_ == result.model.shift_
+    )
     assert set(bundle.reference.edges) == {*FEATURE_NAMES, "win_probability"}
 
 
@@ -118,28 +129,37 @@ def test_pyfunc_pins_its_requirements(trained):
     assert "lightgbm==" in requirements and "scikit-learn==" in requirements
 
 
-def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store):
-    # given a first model
-    first = run_train(crm, FAST)
+def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store, tmp_path):
+    # given a first model, trained on the export as it stood half a year earlier
+    older = tmp_path / "older"
+    write_tables(tables_as_of(read_export(crm).tables, pd.Timestamp("2025-12-01", tz="UTC")), older)
+    first = run_train(older, FAST)
     assert first.tracking.version == "1" and first.tracking.promoted
-    # when a much worse one is trained on the same data
-    worse = run_train(
-        crm, replace(FAST, n_estimators=2, learning_rate=0.05, calibration="isotonic")
-    )
+    # when a worse one (the CRM's own stage and forecast rates only) is trained on today's export
+    worse = run_train(crm, replace(FAST, ladder=("crm_rates",)))
     # then it is the challenger only, with the reason on record
     client = mlflow.MlflowClient()
     assert not worse.tracking.promoted and worse.tracking.reason.startswith("worse")
     assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("dealscore", "challenger").version) == "2"
     assert client.get_model_version("dealscore", "2").tags["promotion"] == worse.tracking.reason
-    # scored against the champion on the same rows, the champion with its own feature state
-    champion_loss = client.get_run(worse.tracking.run_id).data.metrics["champion.log_loss"]
-    first_loss = evaluate(first.test["label"], first.predictions["model"])["log_loss"]
-    assert champion_loss == pytest.approx(first_loss)
+    # scored against the champion on the same rows: those of the newest fold it never learned
+    # from (dated after its own labelled rows), the champion with its own feature state
+    metrics = client.get_run(worse.tracking.run_id).data.metrics
+    unseen = worse.test["as_of"] + pd.Timedelta(days=first.horizon_days) > first.window["cutoff"]
+    assert metrics["champion.compared_rows"] == unseen.sum() >= 200
+    keys = worse.test.loc[unseen, ["opportunity_id", "as_of"]]
+    rows = keys.merge(build_features(read_export(crm).tables, keys, first.feature_state))
+    expected = evaluate(worse.test.loc[unseen, "label"], first.model.predict_proba(rows)[:, 1])
+    assert metrics["champion.log_loss"] == pytest.approx(expected["log_loss"])
     # and an equally good one (same settings) is promoted: not worse within the tolerance
     again = run_train(crm, FAST)
     assert again.tracking.promoted and "not worse" in again.tracking.reason
     assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "3"
+    # while a retrain on the very same export has no row the champion did not learn from:
+    # the gates decide, and it says so
+    same = run_train(crm, FAST)
+    assert same.tracking.promoted and "cannot be compared fairly" in same.tracking.reason
 
 
 def test_an_uncalibrated_challenger_is_never_champion_and_says_why(crm, store):
@@ -150,7 +170,29 @@ def test_an_uncalibrated_challenger_is_never_champion_and_says_why(crm, store):
     # then even without a champion it stays the challenger, with the measured reason
     assert not result.tracking.promoted
     assert "not calibrated" in result.tracking.reason
-    assert "test slice (no forward test ran)" in result.tracking.reason
+    assert "newest fold (no forward test ran)" in result.tracking.reason
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        mlflow.MlflowClient().get_model_version_by_alias("dealscore", "champion")
+
+
+def test_a_challenger_worse_than_the_stage_ladder_forward_is_refused(crm, store, monkeypatch):
+    # given a recipe forced to score with a LightGBM that cannot split (every leaf needs more
+    # rows than there are) whatever the folds say
+    def richest(y, oof, *args, **kwargs):
+        return list(oof)[-1], dict.fromkeys(oof, 0.0), "forced for the test"
+
+    monkeypatch.setattr("dealscore.model.ladder.choose", richest)
+    stump = replace(
+        FAST, forward_dates=2, ladder=("crm_rates", "lightgbm"), min_child_samples=10**6
+    )
+    # when it is trained, with no champion to beat
+    result = run_train(crm, stump)
+    # then the forward test shows the CRM's own stage and forecast rates doing better, and the
+    # model is not promoted, with that reason on record
+    forward = result.forward.pooled()
+    assert forward["log_loss"] > result.forward.pooled("crm_rates")["log_loss"] + 0.002
+    assert not result.tracking.promoted
+    assert "worse than the simpler crm_rates rung on the forward test" in result.tracking.reason
     with pytest.raises(mlflow.exceptions.MlflowException):
         mlflow.MlflowClient().get_model_version_by_alias("dealscore", "champion")
 
@@ -171,18 +213,17 @@ def test_the_forward_test_is_logged_in_metrics_tables_and_card(crm, store):
     assert "## Forward test" in card and f"within {result.horizon_days:g} days" in card
 
 
-def test_champion_is_compared_on_the_same_rows_with_its_own_features(crm, store):
+def test_the_registered_champion_scores_as_the_trained_model_with_its_own_features(crm, store):
     # given a champion
     first = run_train(crm, FAST)
-    # when it is loaded and scored on its own test rows
+    # when it is loaded and scored on the newest fold's rows
     bundle = load_bundle(mlflow.pyfunc.load_model("models:/dealscore@champion"))
-    from dealscore.io import read_export
-
     tables = read_export(crm).tables
     keys = first.test[["opportunity_id", "as_of"]]
     rows = keys.merge(build_features(tables, keys, bundle.feature_state))
-    # then it reproduces the probabilities logged for it
-    np.testing.assert_allclose(bundle.predict(rows), first.predictions["model"], rtol=1e-9)
+    # then it reproduces the trained model's probabilities, its recent correction included
+    expected = first.model.predict_proba(rows[FEATURE_NAMES])[:, 1]
+    np.testing.assert_allclose(bundle.predict(rows), expected, rtol=1e-9)
 
 
 def test_cli_train_reports_the_run_and_the_alias(crm, store):
@@ -318,4 +359,4 @@ def test_a_challenger_whose_export_fills_other_columns_is_not_promoted(crm, stor
     # and with the explicit flag the usual comparison decides, on the same rows
     allowed = run_train(other, replace(FAST, allow_coverage_change=True))
     assert "lacks" not in allowed.tracking.reason
-    assert allowed.tracking.reason.startswith(("not worse", "worse"))
+    assert allowed.tracking.promoted or allowed.tracking.reason.startswith("worse")

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -15,11 +14,9 @@ from dealscore.cli import app
 from dealscore.features import FEATURE_NAMES
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.jobs.train import run_train
-from dealscore.model.outcomes import BaseRate
 from dealscore.pipeline.training import (
     DataMinimumError,
     TrainSettings,
-    _or_base_rate,
     round_progress,
 )
 
@@ -34,8 +31,11 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
     # then every contender was scored on the same rows
     assert set(overall.index) == {
         "model",
-        "model_without_reps",
+        "base_rate",
+        "crm_rates",
         "logistic_regression",
+        "lightgbm",
+        "model_without_reps",
         "rep_forecast",
         "rep_category_learned",
         "stage_probability",
@@ -43,6 +43,9 @@ def test_model_beats_every_baseline_on_the_same_test_rows(crm):
         "oracle_ceiling",
     }
     assert overall["rows"].nunique() == 1
+    # and the model is the rung the ladder chose, on the same out-of-fold predictions
+    assert result.ladder.chosen in ("logistic_regression", "lightgbm"), result.ladder.reason
+    assert overall.loc["model", "log_loss"] == overall.loc[result.ladder.chosen, "log_loss"]
     assert overall.loc["model", "roc_auc"] > overall.loc["rep_forecast", "roc_auc"]
     assert overall.loc["model", "roc_auc"] > overall.loc["stage_probability", "roc_auc"]
     assert overall.loc["model", "brier"] < 0.9 * overall.loc["rep_forecast", "brier"]
@@ -114,21 +117,36 @@ def test_reasons_compare_with_what_won_deals_looked_like(crm):
 
 
 def test_too_little_history_is_refused_with_the_counts(crm):
-    with pytest.raises(DataMinimumError, match=r"need at least 100,000"):
+    with pytest.raises(DataMinimumError, match=r"holding at least 100,000 won and 40 lost"):
         run_train(crm, replace(FAST, min_won=100_000))
+    # and so is one too short, with the recipe's one sentence
+    with pytest.raises(DataMinimumError, match=r"and 2000 days of history since the first date"):
+        run_train(crm, replace(FAST, min_history_days=2000))
 
 
 def test_maven_trains_with_the_baselines_it_has(maven_dir):
     result = run_train(maven_dir, FAST, mapping=MAVEN_MAPPING)
     contenders = set(result.comparison["contender"])
-    assert contenders == {"model", "logistic_regression"}  # no forecasts or stage history there
+    # no forecasts, stage history or CRM probability there: no CRM rung, no reps
+    assert contenders == {"model", "base_rate", "logistic_regression", "lightgbm"}
+    assert "crm_rates" in result.ladder.skipped
     auc = result.comparison.set_index(["segment", "contender"]).loc[("all", "model"), "roc_auc"]
     assert 0.4 < auc < 0.9  # a weak signal, reported as it is
 
 
 def test_cli_train_prints_the_comparison(crm):
     result = CliRunner().invoke(
-        app, ["train", "--data", str(crm), "--n-estimators", "100", "--no-track"]
+        app,
+        [
+            "train",
+            "--data",
+            str(crm),
+            "--n-estimators",
+            "100",
+            "--no-track",
+            "--forward-dates",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (
@@ -136,6 +154,9 @@ def test_cli_train_prints_the_comparison(crm):
         and "roc_auc" in result.output
         and "calibration:" in result.output
     )
+    # and it says which rung of the ladder scores, and why
+    assert "(the rung the data picked)" in result.output
+    assert "scored by the " in result.output and "out-of-fold log loss" in result.output
 
 
 def test_a_second_model_says_how_likely_a_win_is_this_quarter(crm):
@@ -149,32 +170,6 @@ def test_a_second_model_says_how_likely_a_win_is_this_quarter(crm):
     ever = result.model.predict_proba(X)[:, 1]
     assert this_quarter.mean() < ever.mean()
     assert result.in_quarter_metrics["positive_rate"] < result.test["label"].mean()
-
-
-class _Scores:
-    """A stand-in model whose probability is a given column."""
-
-    def __init__(self, column: str):
-        self.column = column
-
-    def predict_proba(self, X):
-        return np.column_stack([1 - X[self.column], X[self.column]])
-
-
-def test_a_no_decision_model_that_cannot_rank_falls_back_to_the_base_rate():
-    # given validation rows where one input tells no decisions apart and another is noise
-    rng = np.random.default_rng(0)
-    y = (rng.random(2_000) < 0.4).astype(int)
-    frame = pd.DataFrame(
-        {name: np.full(2_000, np.nan) for name in FEATURE_NAMES} | {"label_no_decision": y}
-    )
-    frame["age_days"] = np.clip(0.4 + 0.3 * (y - 0.4) + rng.normal(0, 0.2, 2_000), 0, 1)
-    frame["owner_win_rate"] = rng.random(2_000)
-    not_won = {"train": frame, "validation": frame}
-    # then the informative model is kept and the noise is replaced by the base rate
-    assert isinstance(_or_base_rate(_Scores("age_days"), not_won, 0.6, print), _Scores)
-    fallback = _or_base_rate(_Scores("owner_win_rate"), not_won, 0.6, print)
-    assert isinstance(fallback, BaseRate) and fallback.rate == pytest.approx(y.mean())
 
 
 def test_long_boosting_says_how_far_it_got_at_most_every_15_seconds(crm):
@@ -204,7 +199,9 @@ def test_training_reports_progress_from_inside_the_boosting(crm, monkeypatch):
     # given a real fit that reports every round (0 s stands in for a slow machine)
     said: list[str] = []
     monkeypatch.setattr("dealscore.pipeline.training.PROGRESS_EVERY_SECONDS", 0.0)
-    run_train(crm, replace(FAST, in_quarter_model=False), progress=said.append)
+    run_train(
+        crm, replace(FAST, in_quarter_model=False, ladder=("lightgbm",)), progress=said.append
+    )
     # then the rounds of each model were reported
-    assert any(line.startswith("win model: round ") for line in said)
-    assert any(line.startswith("no-decision model: round ") for line in said)
+    assert any(line.startswith("win model (lightgbm): round ") for line in said)
+    assert any(line.startswith("no-decision model (lightgbm): round ") for line in said)

@@ -1,6 +1,9 @@
-"""The estimator's contract, its calibration, the time split and the metrics."""
+"""The estimator: each rung of the ladder cross-fitted and calibrated, its contract, its
+contributions; and the metrics."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -8,102 +11,122 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from dealscore.features import (
-    FEATURE_NAMES,
-    SnapshotSettings,
-    build_features,
-    fit_feature_state,
-    sample_snapshots,
-)
-from dealscore.model.estimator import WinProbabilityModel
+from dealscore.features import FEATURE_NAMES, SnapshotSettings, build_features, fit_feature_state
+from dealscore.features.snapshots import grid_snapshots
+from dealscore.model.estimator import RUNGS, WinProbabilityModel
 from dealscore.model.metrics import (
     evaluate,
     expected_calibration_error,
     lift_by_decile,
     reliability_table,
 )
-from dealscore.model.split import SLICES, SliceShares, assign_slices
+from dealscore.model.split import time_folds
 from dealscore.schemas import validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
 EXPORT = pd.Timestamp("2026-06-01", tz="UTC")
+HORIZON = 90.0
 
 
 @pytest.fixture(scope="module")
-def slices():
+def rows():
     tables, _ = validate_tables(
-        generate_crm(GeneratorSettings(deals=4000, seed=2, export_date=EXPORT)).tables
+        generate_crm(GeneratorSettings(deals=3000, seed=2, export_date=EXPORT)).tables
     )
-    snaps = sample_snapshots(
-        tables.opportunities, EXPORT, SnapshotSettings(scheme="per_deal", per_deal=3)
-    )
+    snaps = grid_snapshots(tables.opportunities, EXPORT, SnapshotSettings(every_days=14), HORIZON)
     features = build_features(
         tables, snaps[["opportunity_id", "as_of"]], fit_feature_state(tables, EXPORT)
     )
-    rows = snaps.merge(features, on=["opportunity_id", "as_of"])
-    rows["slice"] = assign_slices(
-        rows, tables.opportunities, SliceShares().boundaries(tables.opportunities)
+    return snaps.merge(features, on=["opportunity_id", "as_of"])
+
+
+@pytest.fixture(scope="module")
+def fitted(rows):
+    """Every rung, cross-fitted over the same five folds."""
+    folds = time_folds(rows["as_of"], HORIZON, k=5)
+    return {
+        rung: WinProbabilityModel(rung, n_estimators=300, learning_rate=0.08).fit(
+            rows[FEATURE_NAMES], rows["label"], folds=folds, sample_weight=rows["weight"]
+        )
+        for rung in RUNGS
+    }
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_each_rung_is_calibrated_out_of_fold_and_learns_what_it_can(rows, fitted, rung):
+    # given a rung cross-fitted over time folds
+    model = fitted[rung]
+    y = rows["label"].to_numpy()
+    held = np.isfinite(model.oof_)
+    # then nearly every row got an out-of-fold probability, honest on those rows
+    assert held.mean() > 0.9
+    scores = evaluate(y[held], model.oof_[held])
+    assert scores["ece"] < 0.04
+    # and every rung but the base rate ranks the deals, the richer ones better
+    if rung == "base_rate":
+        assert scores["roc_auc"] < 0.6
+    else:
+        assert scores["roc_auc"] > (0.75 if rung == "crm_rates" else 0.8)
+    assert model.calibration_ in ("isotonic", "sigmoid")
+    assert (model.best_iteration_ > 0) == (rung == "lightgbm")
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_contributions_add_up_to_the_raw_score(rows, fitted, rung):
+    # given any rung, then its base plus a row's credits is that row's raw score, which the
+    # calibration turns into the probability (scoring reads reasons and score in one pass)
+    model = fitted[rung]
+    X = rows[FEATURE_NAMES].head(500)
+    credits = model.contributions(X)
+    assert credits.shape == (500, len(FEATURE_NAMES))
+    np.testing.assert_allclose(model.base_ + credits.sum(axis=1), model.raw_score(X), atol=1e-6)
+    np.testing.assert_allclose(
+        model.calibrate(model.base_ + credits.sum(axis=1)), model.predict_proba(X)[:, 1]
     )
-    return {name: rows[rows["slice"] == name] for name in SLICES}
+    # and the CRM rung credits only the CRM's own inputs
+    if rung == "crm_rates":
+        used = {FEATURE_NAMES[j] for j in np.flatnonzero(np.abs(credits).sum(axis=0))}
+        assert used and used <= {"stage_rank", "rep_category_rank", "crm_probability"}
 
 
-def fitted(slices, **params) -> WinProbabilityModel:
-    train, val, cal = slices["train"], slices["validation"], slices["calibration"]
-    return WinProbabilityModel(n_estimators=300, learning_rate=0.05, **params).fit(
-        train[FEATURE_NAMES],
-        train["label"],
-        X_val=val[FEATURE_NAMES],
-        y_val=val["label"],
-        X_cal=cal[FEATURE_NAMES],
-        y_cal=cal["label"],
+def test_a_shift_moves_every_probability_by_the_same_log_odds(rows, fitted):
+    model = copy.deepcopy(fitted["logistic_regression"])
+    X = rows[FEATURE_NAMES].head(200)
+    before = model.predict_proba(X)[:, 1]
+    after = model.adjust(0.5).predict_proba(X)[:, 1]
+    np.testing.assert_allclose(
+        np.log(after / (1 - after)) - np.log(before / (1 - before)), 0.5, atol=1e-6
     )
 
 
-def test_slices_follow_close_dates_and_never_split_a_deal(slices):
-    last = {name: frame["as_of"].max() for name, frame in slices.items()}
-    assert all(len(frame) > 100 for frame in slices.values())
-    assert last["train"] <= last["validation"] <= last["calibration"] <= last["test"]
-    deals = [set(frame["opportunity_id"]) for frame in slices.values()]
-    assert all(not (a & b) for i, a in enumerate(deals) for b in deals[i + 1 :])
-
-
-def test_model_learns_and_its_probabilities_are_calibrated(slices):
-    # when
-    model = fitted(slices)
-    test = slices["test"]
-    p = model.predict_proba(test[FEATURE_NAMES])[:, 1]
-    scores = evaluate(test["label"].to_numpy(), p)
-    # then: real signal, honest probabilities, and better than predicting the base rate
-    assert scores["roc_auc"] > 0.75
-    assert scores["ece"] < 0.06
-    base = np.full(len(test), slices["train"]["label"].mean())
-    assert scores["brier"] < evaluate(test["label"].to_numpy(), base)["brier"] * 0.85
-    assert model.calibration_ in ("isotonic", "sigmoid") and 0 < model.best_iteration_ <= 300
-
-
-def test_scikit_learn_contract(slices):
+def test_scikit_learn_contract(rows, fitted):
     model = WinProbabilityModel(n_estimators=50, calibration="sigmoid")
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(NotFittedError):
-        model.predict_proba(slices["test"][FEATURE_NAMES])
-    fitted_model = fitted(slices, calibration="sigmoid")
-    assert fitted_model.calibration_ == "sigmoid"
-    assert list(fitted_model.classes_) == [0, 1]
-    p = fitted_model.predict_proba(slices["test"][FEATURE_NAMES])
+        model.predict_proba(rows[FEATURE_NAMES])
+    folds = time_folds(rows["as_of"], HORIZON, k=4)
+    assert model.fit(rows[FEATURE_NAMES], rows["label"], folds=folds) is model
+    assert model.calibration_ == "sigmoid"
+    assert list(model.classes_) == [0, 1]
+    p = model.predict_proba(rows[FEATURE_NAMES])
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
-    assert set(fitted_model.predict(slices["test"][FEATURE_NAMES])) <= {0, 1}
+    assert set(model.predict(rows[FEATURE_NAMES])) <= {0, 1}
+    with pytest.raises(ValueError, match="rung must be one of"):
+        WinProbabilityModel("deep_net").fit(  # type: ignore[arg-type]
+            rows[FEATURE_NAMES], rows["label"], folds=folds
+        )
 
 
-def test_a_slice_with_one_outcome_is_refused(slices):
-    train, val, cal = slices["train"], slices["validation"], slices["calibration"]
-    with pytest.raises(ValueError, match="calibration slice needs both"):
-        WinProbabilityModel(n_estimators=20).fit(
-            train[FEATURE_NAMES],
-            train["label"],
-            X_val=val[FEATURE_NAMES],
-            y_val=val["label"],
-            X_cal=cal[FEATURE_NAMES],
-            y_cal=np.zeros(len(cal)),
+def test_one_outcome_or_no_usable_fold_is_refused(rows):
+    X, as_of = rows[FEATURE_NAMES], rows["as_of"]
+    with pytest.raises(ValueError, match="needs both won and not-won rows"):
+        WinProbabilityModel("logistic_regression").fit(
+            X, np.zeros(len(X)), folds=time_folds(as_of, HORIZON)
+        )
+    # a horizon as long as the history purges every fold's training rows
+    with pytest.raises(ValueError, match="no time fold could be held out"):
+        WinProbabilityModel("logistic_regression").fit(
+            X, rows["label"], folds=time_folds(as_of, 2000)
         )
 
 
@@ -120,8 +143,3 @@ def test_metrics_on_known_cases():
     assert table["count"].tolist() == [1, 2] and table["observed"].tolist() == [0.0, 1.0]
     lift = lift_by_decile(np.array([1] * 10 + [0] * 90), np.linspace(1, 0, 100))
     assert lift.loc[0, "lift"] == pytest.approx(10.0) and len(lift) == 10
-
-
-def test_bad_shares_are_refused():
-    with pytest.raises(ValueError):
-        SliceShares(train=0.9, validation=0.1, calibration=0.1, test=0.1)

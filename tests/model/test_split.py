@@ -1,4 +1,4 @@
-"""Slices by snapshot date: the latest last, a horizon purged at each boundary."""
+"""Purged time folds: every row held out once, by date; no label window shared across a fold."""
 
 from __future__ import annotations
 
@@ -6,38 +6,62 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.model.split import PURGED, SliceShares, date_slices
+from dealscore.model.split import time_folds
 
 
-def _rows(days: int = 400, deals_per_day: int = 5) -> tuple[pd.Series, pd.Series]:
+def _as_of(days: int = 400, per_day: int = 5) -> pd.Series:
     start = pd.Timestamp("2024-01-01", tz="UTC")
-    as_of = pd.Series(np.repeat(pd.date_range(start, periods=days, freq="D"), deals_per_day))
-    ids = pd.Series([f"D{i % 300}" for i in range(len(as_of))])
-    return as_of, ids
+    return pd.Series(np.repeat(pd.date_range(start, periods=days, freq="D"), per_day))
 
 
-def test_no_label_window_reaches_into_a_later_slice():
-    # given daily snapshots and a 30-day label window
-    as_of, ids = _rows()
+def test_every_row_is_held_out_once_in_blocks_of_consecutive_dates():
+    # given daily snapshots, shuffled
+    as_of = _as_of().sample(frac=1, random_state=3).reset_index(drop=True)
     # when
-    names, bounds = date_slices(as_of, ids, 30, SliceShares())
-    # then the slices come in time order and windows end before the next slice starts
-    window_end = as_of + pd.Timedelta(days=30)
-    fit = names.isin(["train", "validation"])
-    assert (window_end[fit] <= bounds["calibration"]).all()
-    assert (window_end[names == "calibration"] <= bounds["test"]).all()
-    assert as_of[names == "test"].min() == bounds["test"]
-    # and the purged rows are exactly those whose window straddles a boundary
-    assert set(names) == {"train", "validation", "calibration", "test", PURGED}
-    assert (as_of[names == PURGED] >= bounds["train_end"]).all()
-    # and the held-out slices hold their shares of all rows
-    assert (names == "test").mean() == pytest.approx(0.15, abs=0.02)
-    assert (names == "calibration").mean() == pytest.approx(0.15, abs=0.02)
-    # and validation is drawn by deal: no deal is on both sides
-    assert not set(ids[names == "train"]) & set(ids[names == "validation"])
+    folds = time_folds(as_of, 30, k=5)
+    # then five blocks of about equal rows, each a run of dates after the one before
+    assert folds.k == 5
+    sizes = np.bincount(folds.block)
+    assert sizes.sum() == len(as_of) and sizes.min() > 0.18 * len(as_of)
+    spans = [(as_of[folds.block == b].min(), as_of[folds.block == b].max()) for b in range(5)]
+    assert all(spans[b][1] < spans[b + 1][0] for b in range(4))
+    assert [s for s, _ in spans] == list(folds.starts)
+    np.testing.assert_array_equal(np.sort(folds.newest()), np.flatnonzero(folds.block == 4))
 
 
-def test_a_history_shorter_than_the_purges_is_refused_with_the_reason():
-    as_of, ids = _rows(days=60)
-    with pytest.raises(ValueError, match=r"too short.*label horizon of 45 days"):
-        date_slices(as_of, ids, 45, SliceShares())
+def test_no_label_window_overlaps_the_block_it_predicts():
+    # given daily snapshots and a 30-day label window
+    as_of = _as_of()
+    horizon = pd.Timedelta(days=30)
+    folds = time_folds(as_of, 30, k=5)
+    for b, (train, held) in enumerate(folds.splits()):
+        first, last = as_of[held].min(), as_of[held].max()
+        trained = as_of[train]
+        # then each training row's window ends before the block starts or starts a window after
+        # the block's last date...
+        assert ((trained + horizon <= first) | (trained >= last + horizon)).all()
+        # ...and every other row outside the block is purged only because its window overlaps
+        others = np.setdiff1d(np.flatnonzero(folds.block != b), train)
+        purged = as_of[others]
+        assert ((purged + horizon > first) & (purged < last + horizon)).all()
+        assert len(train) > 0
+
+
+def test_a_subset_keeps_its_rows_blocks_and_windows():
+    # given folds and a mask (the deals not won, say)
+    as_of = _as_of(days=200)
+    folds = time_folds(as_of, 20, k=4)
+    mask = np.arange(len(as_of)) % 3 != 0
+    # when
+    sub = folds.subset(mask)
+    # then each subset row keeps its block, and trains on the same rows that survive the mask
+    np.testing.assert_array_equal(sub.block, folds.block[mask])
+    kept = np.flatnonzero(mask)
+    for b in range(folds.k):
+        np.testing.assert_array_equal(kept[sub.train[b]], folds.train[b][mask[folds.train[b]]])
+
+
+def test_a_few_dates_give_fewer_blocks_and_no_rows_none():
+    assert time_folds(_as_of(days=3), 10, k=5).k == 3
+    with pytest.raises(ValueError, match="no labelled snapshots"):
+        time_folds(pd.Series([], dtype="datetime64[us, UTC]"), 10)

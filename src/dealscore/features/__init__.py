@@ -8,7 +8,7 @@ from dealscore.features.build import (
     fit_feature_state,
 )
 from dealscore.features.icp import IcpRule, parse_icp
-from dealscore.features.snapshots import SnapshotSettings, sample_snapshots
+from dealscore.features.snapshots import SnapshotSettings
 
 __all__ = [
     "CATALOGUE",
@@ -19,5 +19,4 @@ __all__ = [
     "build_features",
     "fit_feature_state",
     "parse_icp",
-    "sample_snapshots",
 ]

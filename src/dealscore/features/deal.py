@@ -23,6 +23,8 @@ FEATURES = family(
     age_days="days since the deal was created",
     age_vs_won_cycle="age over the typical (geometric mean) cycle of deals won before as_of",
     stage_rank="rank of the current stage in the fitted stage order (typical order of entry)",
+    crm_probability="the CRM's own win probability for the deal (stage history: the stage's "
+    "default, or a rep's override)",
     days_in_stage="days since the deal entered its current stage",
     stage_time_vs_won="days in the current stage over what won deals spent in it, before as_of",
     stage_regressions="times the deal moved back to an earlier stage",
@@ -118,6 +120,11 @@ def _history_features(
     h["amount"] = (
         history[StageHistory.amount].to_numpy() if StageHistory.amount in history else np.nan
     )
+    h["probability"] = (
+        history[StageHistory.probability].to_numpy(dtype=float)
+        if StageHistory.probability in history
+        else np.nan
+    )
     h["close"] = np.nan
     if StageHistory.close_date in history:
         close = history[StageHistory.close_date]
@@ -140,6 +147,7 @@ def _history_features(
         "t",
         [
             "rank",
+            "probability",
             "amount",
             "close",
             "regressions",
@@ -151,6 +159,7 @@ def _history_features(
         ],
     )
     out["stage_rank"] = state["rank"].to_numpy()
+    out["crm_probability"] = state["probability"].to_numpy()
     out["days_in_stage"] = (as_of - state["entered"].to_numpy()) / DAY
     out["stage_regressions"] = state["regressions"].to_numpy()
     out["close_date_pushes"] = state["pushes"].to_numpy()

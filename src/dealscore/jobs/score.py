@@ -88,12 +88,8 @@ def _score_on_pandas(
     held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
     del export
     tables = held.tables
-    if not held.deals.empty:
-        progress(
-            "quarantined "
-            + ", ".join(f"{n:,} {name} rows" for name, n in held.dropped.items() if n)
-            + f" ({len(held.deals):,} deals) that break the data contract; `validate` lists them"
-        )
+    if said := held.describe():
+        progress(said)
     lap("read")
     if warning := loaded.mismatch(tables.coverage()):
         progress(f"WARNING: {warning}")

@@ -11,8 +11,6 @@ import pandas as pd
 from dealscore.features import FeatureState
 from dealscore.model.drift import Reference
 from dealscore.model.estimator import WinProbabilityModel
-from dealscore.model.outcomes import BaseRate
-from dealscore.model.reasons import TreeArrays
 from dealscore.schemas.tables import coverage_change
 
 
@@ -20,12 +18,11 @@ from dealscore.schemas.tables import coverage_change
 class ModelBundle:
     """Everything scoring needs besides the CRM tables."""
 
-    estimator: WinProbabilityModel
+    estimator: WinProbabilityModel  # the rung of the model ladder that scores, calibrated
     feature_state: FeatureState
     feature_names: list[str]
     metadata: dict[str, str] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)  # training distributions, for drift
-    trees: TreeArrays | None = None  # the trees flattened for reasons (model/reasons.py)
     in_quarter: WinProbabilityModel | None = None  # P(won before the quarter ends), for compare
     horizon_days: float | None = None  # win_probability = P(won within this many days)
     forward: pd.DataFrame | None = None  # the recipe's forward test (pipeline/forward.py), per date
@@ -33,7 +30,7 @@ class ModelBundle:
     # reasons compare each deal with it. None in bundles saved before it existed.
     won_profile: pd.DataFrame | None = None
     # P(no decision | not won within H), to split the rest (model/outcomes.py); None: not trained.
-    no_decision: WinProbabilityModel | BaseRate | None = None
+    no_decision: WinProbabilityModel | None = None
     # The training export's filled `table.column`s (CrmTables.coverage): scoring another CRM's
     # export, or promoting over another CRM's champion, is caught by comparing them.
     coverage: tuple[str, ...] | None = None

@@ -1,7 +1,15 @@
-"""The win-probability estimator: LightGBM, early-stopped on a later slice, then calibrated.
+"""The win-probability estimator: one rung of the model ladder, cross-fitted over time folds,
+calibrated on its out-of-fold scores, then refitted on every labelled row.
 
 Follows scikit-learn's contract: hyper-parameters in __init__, `fit` returns self, fitted state
 ends in `_`. No class re-weighting (is_unbalance, scale_pos_weight): it would spoil probabilities.
+
+The rungs, simplest first (model/ladder.py picks one on the data):
+- `base_rate`: the history's win rate, for every deal.
+- `crm_rates`: what the CRM itself says, learned from history: the stage, the rep's forecast
+  category and the CRM's stage probability, in a penalised logistic regression.
+- `logistic_regression`: every feature, in a penalised logistic regression.
+- `lightgbm`: every feature, in boosted trees.
 """
 
 from __future__ import annotations
@@ -9,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -18,17 +25,26 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
+from dealscore.model.scorers import BaseRateScorer, BoostedScorer, LinearScorer, logit, sigmoid
+from dealscore.model.split import TimeFolds
+
 Calibration = Literal["auto", "isotonic", "sigmoid"]
+Rung = Literal["base_rate", "crm_rates", "logistic_regression", "lightgbm"]
+RUNGS: tuple[Rung, ...] = ("base_rate", "crm_rates", "logistic_regression", "lightgbm")
+# The CRM's own view of a deal: its stage, the rep's forecast category, the CRM's probability.
+CRM_COLUMNS = ("stage_rank", "rep_category_rank", "crm_probability")
 
 
 class _Sigmoid:
     """Platt scaling on the raw (log-odds) score."""
 
-    def fit(self, raw: np.ndarray, y: np.ndarray) -> _Sigmoid:
-        self.model = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
+    def fit(self, raw: np.ndarray, y: np.ndarray, sample_weight=None) -> _Sigmoid:
+        self.model = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y, sample_weight)
         return self
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
+        if not len(raw):  # nothing to score (no deal open at the date)
+            return np.empty(0)
         return self.model.predict_proba(raw.reshape(-1, 1))[:, 1]
 
 
@@ -40,20 +56,23 @@ def _calibrator(kind: str):
     )
 
 
-def _choose_calibration(raw: np.ndarray, y: np.ndarray, seed: int) -> str:
-    """Isotonic or sigmoid by held-out log loss: fit on one half of the slice, score the other."""
+def _choose_calibration(raw: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> str:
+    """Isotonic or sigmoid by held-out log loss: fit on one half of the rows, score the other
+    (rows weighted by `w`)."""
     rng = np.random.default_rng(seed)
     half = rng.random(len(y)) < 0.5
     losses = {}
     for kind in ("isotonic", "sigmoid"):
         total = 0.0
-        for fit_part in (half, ~half):
-            if len(np.unique(y[fit_part])) < 2 or (~fit_part).sum() == 0:
+        for fit, other in ((half, ~half), (~half, half)):
+            if len(np.unique(y[fit])) < 2 or not other.any():
                 return "sigmoid"  # too little data to tell: the smoother choice
-            p = _calibrator(kind).fit(raw[fit_part], y[fit_part]).predict(raw[~fit_part])
+            p = _calibrator(kind).fit(raw[fit], y[fit], sample_weight=w[fit]).predict(raw[other])
             total += (
-                log_loss(y[~fit_part], np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])
-                * (~fit_part).sum()
+                log_loss(
+                    y[other], np.clip(p, 1e-6, 1 - 1e-6), sample_weight=w[other], labels=[0, 1]
+                )
+                * w[other].sum()
             )
         losses[kind] = total
     return min(losses, key=lambda kind: losses[kind])
@@ -62,18 +81,22 @@ def _choose_calibration(raw: np.ndarray, y: np.ndarray, seed: int) -> str:
 class WinProbabilityModel(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
+        rung: Rung = "lightgbm",
         n_estimators: int = 2000,
-        learning_rate: float = 0.03,
+        learning_rate: float = 0.05,
         num_leaves: int = 31,
         min_child_samples: int = 50,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
         reg_lambda: float = 1.0,
-        early_stopping_rounds: int = 100,
+        early_stopping_rounds: int = 50,
         calibration: Calibration = "auto",
         random_state: int = 0,
         n_jobs: int = 2,
+        max_bagged_rows: int = 250_000,
+        penalty: float | None = None,
     ):
+        self.rung = rung
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -85,77 +108,138 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.max_bagged_rows = max_bagged_rows
+        self.penalty = penalty  # the linear rungs' C; None: chosen on the folds
+
+    def _scorer(self) -> BaseRateScorer | LinearScorer | BoostedScorer:
+        if self.rung == "base_rate":
+            return BaseRateScorer()
+        penalties = LinearScorer.PENALTIES if self.penalty is None else (self.penalty,)
+        if self.rung == "crm_rates":
+            return LinearScorer(
+                CRM_COLUMNS,
+                categorical=("stage_rank", "rep_category_rank"),
+                probabilities=("crm_probability",),
+                penalties=penalties,
+                seed=self.random_state,
+            )
+        if self.rung == "logistic_regression":
+            return LinearScorer(penalties=penalties, seed=self.random_state)
+        if self.rung == "lightgbm":
+            params = {
+                "objective": "binary",
+                "learning_rate": self.learning_rate,
+                "num_leaves": self.num_leaves,
+                "min_child_samples": self.min_child_samples,
+                "subsample": self.subsample,
+                "subsample_freq": 1,
+                "colsample_bytree": self.colsample_bytree,
+                "reg_lambda": self.reg_lambda,
+                "seed": self.random_state,
+                "num_threads": self.n_jobs,
+                "verbose": -1,
+            }
+            return BoostedScorer(
+                params, self.n_estimators, self.early_stopping_rounds, self.max_bagged_rows
+            )
+        raise ValueError(f"rung must be one of {', '.join(RUNGS)}, got {self.rung!r}")
 
     def fit(
         self,
         X: pd.DataFrame,
         y: np.ndarray,
         *,
-        X_val: pd.DataFrame,
-        y_val: np.ndarray,
-        X_cal: pd.DataFrame,
-        y_cal: np.ndarray,
+        folds: TimeFolds,
         sample_weight: np.ndarray | None = None,
         callbacks: Sequence[Callable[..., None]] = (),
     ) -> WinProbabilityModel:
-        """Boost on (X, y), stop early on the later (X_val, y_val), calibrate on (X_cal, y_cal);
+        """Cross-fit the rung over `folds` (out-of-fold raw scores, and its rounds or penalty
+        chosen on them), fit the calibration on those scores, then refit on every row.
         `callbacks` are LightGBM's, called after each round (progress reports)."""
         if self.calibration not in ("auto", "isotonic", "sigmoid"):
             raise ValueError(
                 f"calibration must be auto, isotonic or sigmoid, got {self.calibration!r}"
             )
-        y, y_val, y_cal = (np.asarray(v).astype(int) for v in (y, y_val, y_cal))
-        for name, labels in (("training", y), ("validation", y_val), ("calibration", y_cal)):
-            if len(np.unique(labels)) < 2:
-                raise ValueError(
-                    f"the {name} slice needs both won and not-won rows; it has {len(labels)} rows"
-                )
+        y = np.asarray(y).astype(int)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"training needs both won and not-won rows; it has {len(y):,} rows")
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.booster_ = lgb.LGBMClassifier(
-            objective="binary",
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            subsample=self.subsample,
-            subsample_freq=1,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            verbose=-1,
-        ).fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            eval_X=X_val[X.columns],  # LightGBM 4.7 replaced eval_set with eval_X / eval_y
-            eval_y=y_val,
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False), *callbacks],
-        )
-        self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
-        raw = self.raw_score(X_cal)
+        scorer = self._scorer()
+        oof_raw = scorer.cross_fit(X, y, w, folds, callbacks)
+        held = np.isfinite(oof_raw)
+        recency = folds.recency()
+        if len(np.unique(y[held])) < 2:
+            raise ValueError(
+                "no time fold could be held out with both won and not-won rows to learn from: "
+                "the history is too short for its label horizon"
+            )
         self.calibration_ = (
-            _choose_calibration(raw, y_cal, self.random_state)
+            _choose_calibration(oof_raw[held], y[held], recency[held], self.random_state)
             if self.calibration == "auto"
             else self.calibration
         )
-        self.calibrator_ = _calibrator(self.calibration_).fit(raw, y_cal)
+        self.calibrator_ = _calibrator(self.calibration_).fit(
+            oof_raw[held], y[held], sample_weight=recency[held]
+        )
+        self.oof_ = self._cross_calibrated(oof_raw, y, folds)
+        self.scorer_ = scorer.fit(X, y, w, callbacks)
+        self.best_iteration_ = int(getattr(self.scorer_, "rounds_", 0))
+        self.shift_ = 0.0
         self.classes_ = np.array([0, 1])
         return self
 
-    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The boosted log-odds before calibration."""
-        check_is_fitted(self, "booster_")
-        return np.asarray(
-            self.booster_.predict(
-                X[self.feature_names_in_], raw_score=True, num_iteration=self.best_iteration_
+    def _cross_calibrated(self, raw: np.ndarray, y: np.ndarray, folds: TimeFolds) -> np.ndarray:
+        """Out-of-fold probabilities: each block's raw scores calibrated by a calibrator fitted
+        on the other blocks' (the pooled one where the others hold one outcome)."""
+        out = np.full(len(y), np.nan)
+        held = np.isfinite(raw)
+        recency = folds.recency()
+        for fold in range(folds.k):
+            rows = held & (folds.block == fold)
+            if not rows.any():
+                continue
+            others = held & (folds.block != fold)
+            calibrator = (
+                _calibrator(self.calibration_).fit(
+                    raw[others], y[others], sample_weight=recency[others]
+                )
+                if len(np.unique(y[others])) == 2
+                else self.calibrator_
             )
-        )
+            out[rows] = np.clip(calibrator.predict(raw[rows]), 0.0, 1.0)
+        return out
+
+    def adjust(self, shift: float) -> WinProbabilityModel:
+        """Move every calibrated probability by `shift` in log-odds (a recent change of the
+        win rate the labelled history cannot show yet: model/recent.py)."""
+        check_is_fitted(self, "calibrator_")
+        self.shift_ = float(shift)
+        return self
+
+    @property
+    def base_(self) -> float:
+        """The raw score before any feature moves it."""
+        check_is_fitted(self, "scorer_")
+        return float(self.scorer_.base_)
+
+    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
+        """The rung's log-odds before calibration."""
+        check_is_fitted(self, "scorer_")
+        return np.asarray(self.scorer_.raw_score(X[self.feature_names_in_]), dtype=float)
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features) credits: `base_` plus a row's credits is its raw score."""
+        check_is_fitted(self, "scorer_")
+        return self.scorer_.contributions(X[self.feature_names_in_])
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         """Win probability from raw scores (for callers that computed them another way)."""
         check_is_fitted(self, "calibrator_")
-        return np.clip(self.calibrator_.predict(np.asarray(raw, dtype=float)), 0.0, 1.0)
+        p = np.clip(self.calibrator_.predict(np.asarray(raw, dtype=float)), 0.0, 1.0)
+        if not self.shift_:
+            return p
+        return sigmoid(logit(p) + self.shift_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities: column 1 is the win probability."""

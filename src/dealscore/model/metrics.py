@@ -71,3 +71,25 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "rows": float(len(y)),
         "positive_rate": float(np.mean(y)) if len(y) else float("nan"),
     }
+
+
+def row_loss(y: np.ndarray, p: np.ndarray, metric: str = "log_loss") -> np.ndarray:
+    """Each row's share of `metric` (log_loss or brier): their mean is the metric."""
+    y = np.asarray(y, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    if metric == "brier":
+        return (p - y) ** 2
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def clustered_mean(
+    values: np.ndarray, groups: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[float, float]:
+    """The (weighted) mean of per-row values and its standard error, rows of one group (a deal
+    scored at several dates) counted as dependent."""
+    values = np.asarray(values, dtype=float)
+    w = np.ones(len(values)) if weight is None else np.asarray(weight, dtype=float)
+    mean = float(np.average(values, weights=w))
+    codes, _ = pd.factorize(np.asarray(groups))
+    sums = np.bincount(codes, weights=w * (values - mean))
+    return mean, float(np.sqrt((sums**2).sum()) / w.sum())

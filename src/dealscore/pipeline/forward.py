@@ -19,14 +19,17 @@ from dealscore.features import build_features
 from dealscore.features.asof import last_event, tables_as_of
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.build import FeatureState
-from dealscore.features.snapshots import label_horizon
-from dealscore.model.estimator import WinProbabilityModel
-from dealscore.model.metrics import evaluate, reliability_table
+from dealscore.features.snapshots import history_start, label_horizon
+from dealscore.model.estimator import RUNGS
+from dealscore.model.ladder import Ladder
+from dealscore.model.metrics import clustered_mean, evaluate, reliability_table, row_loss
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
 
 POOLED = "pooled"
-CONTENDERS = ("model", "rep_forecast", "stage_probability")
+# The recipe's model (whichever rung it chose at each date), each rung of its ladder, the CRM's.
+CONTENDERS = ("model", *RUNGS, "rep_forecast", "stage_probability")
+EVERY_DAYS_BOUNDS = (14.0, 56.0)  # auto spacing of the dates: a tenth of the history, within
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ForwardTest:
     rows: pd.DataFrame  # every deal scored: as_of, opportunity_id, horizon_days, label, contenders
     table: pd.DataFrame  # per date and pooled, per contender: metrics, mean predicted, actual
     skipped: dict[str, str] = field(default_factory=dict)  # date -> why it could not be replayed
+    rungs: dict[str, str] = field(default_factory=dict)  # date -> the rung the recipe chose
 
     def pooled(self, contender: str = "model") -> dict[str, float]:
         """The pooled metrics of one contender (empty when it was not measured)."""
@@ -50,22 +54,57 @@ class ForwardTest:
         if not m:
             return "forward test: nothing scored"
         skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
+        rungs = ", ".join(sorted(set(self.rungs.values())))
         return (
             f"forward test ({int(m['rows']):,} open deals at {self.table['date'].nunique() - 1} "
-            f"past dates): mean predicted {m['mean_predicted']:.3f} vs actual {m['actual']:.3f}, "
-            f"ECE {m['ece']:.3f}, ROC AUC {m['roc_auc']:.3f}, Brier {m['brier']:.3f}{skipped}"
+            f"past dates, {rungs}): mean predicted {m['mean_predicted']:.3f} vs actual "
+            f"{m['actual']:.3f}, ECE {m['ece']:.3f}, ROC AUC {m['roc_auc']:.3f}, "
+            f"Brier {m['brier']:.3f}{skipped}"
         )
+
+    def worse_than_simpler(self, rung: str, metric: str, tolerance: float) -> str:
+        """Why the recipe's model, which scores with `rung` now, is worse on the forward test
+        than a simpler rung: by more than `tolerance` in `metric` (lower is better) and by more
+        than twice the standard error of the difference on these deals (so a few hundred deals
+        cannot refuse a model by chance); "" when it is not. A model worse than a simpler rung
+        is never promoted."""
+        model = self.pooled()
+        if not model or rung not in RUNGS:
+            return ""
+        for simpler in RUNGS[: RUNGS.index(rung)]:
+            other = self.pooled(simpler)
+            if not other:
+                continue
+            worse, se = model[metric] - other[metric], 0.0
+            if {"model", simpler, "label", "opportunity_id"} <= set(self.rows.columns):
+                rows = self.rows.dropna(subset=["model", simpler])
+                y = rows["label"].to_numpy()
+                worse, se = clustered_mean(
+                    row_loss(y, rows["model"], metric) - row_loss(y, rows[simpler], metric),
+                    rows["opportunity_id"].to_numpy(),
+                )
+            if worse > max(tolerance, 2 * se):
+                return (
+                    f"worse than the simpler {simpler} rung on the forward test: {metric} "
+                    f"{model[metric]:.4f} against {other[metric]:.4f} (more than the tolerance "
+                    f"{tolerance:g} and twice the standard error, {2 * se:.4f})"
+                )
+        return ""
 
 
 def default_dates(
     tables: CrmTables, count: int, every_days: float = 56.0, horizon_days: float = 0.0
 ) -> list[pd.Timestamp]:
-    """The latest `count` dates, `every_days` apart, whose label window (the horizon: the
-    setting, else the auto horizon training at that date computes) ended by the export's last
-    event; at midnight UTC, oldest first. Set by the export's dates, never by its outcomes."""
+    """The latest `count` dates, `every_days` apart (0: a tenth of the history, within 14..56
+    days), whose label window (the horizon: the setting, else the auto horizon training at that
+    date computes) ended by the export's last event; at midnight UTC, oldest first. Set by the
+    export's dates, never by its outcomes."""
     last = last_event(tables)
     deals = tables.opportunities
     first = deals[Opportunities.created_at].min()
+    if not every_days:
+        span = (last - history_start(deals, last)) / pd.Timedelta(days=1)
+        every_days = float(np.clip(round(span / 10), *EVERY_DAYS_BOUNDS))
 
     def window_ends(date: pd.Timestamp) -> pd.Timestamp:
         # The horizon training at `date` computes (deals won before it are all it can see).
@@ -82,7 +121,7 @@ def default_dates(
     return sorted(dates)
 
 
-Fit = Callable[[CrmTables], tuple[WinProbabilityModel, FeatureState]]
+Fit = Callable[[CrmTables], tuple[Ladder, FeatureState]]
 
 
 def forward_test(
@@ -97,7 +136,7 @@ def forward_test(
     computes it on that export) from the full export."""
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     last = last_event(tables)
-    parts, skipped = [], {}
+    parts, skipped, rungs = [], {}, {}
     for as_of in dates:
         past = tables_as_of(tables, as_of)
         # The horizon training at as_of uses (the legacy schemes have none: read with the auto one).
@@ -110,7 +149,7 @@ def forward_test(
             )
         progress(f"forward test at {as_of:%Y-%m-%d}: training on the export as it stood then")
         try:
-            model, state = fit(past)
+            ladder, state = fit(past)
         except ValueError as exc:  # too little history then: say so, replay the other dates
             skipped[f"{as_of:%Y-%m-%d}"] = str(exc)
             progress(f"forward test at {as_of:%Y-%m-%d}: skipped: {exc}")
@@ -118,6 +157,7 @@ def forward_test(
         features = build_features(past, as_of, state)
         if features.empty:
             continue
+        rungs[f"{as_of:%Y-%m-%d}"] = ladder.chosen
         keys = features[["opportunity_id", "as_of"]]
         crm = keys.merge(crm_baselines(past, keys), on=["opportunity_id", "as_of"], how="left")
         closed = keys["opportunity_id"].map(deals[Opportunities.closed_at])
@@ -126,7 +166,8 @@ def forward_test(
             keys.assign(
                 horizon_days=horizon,
                 label=(won & (closed < as_of + pd.Timedelta(days=horizon))).astype(np.int64),
-                model=model.predict_proba(features[model.feature_names_in_])[:, 1],
+                rung=ladder.chosen,
+                **ladder.predict(features, every=True),
                 rep_forecast=crm["rep_probability"].to_numpy(dtype=float),
                 stage_probability=crm["stage_probability"].to_numpy(dtype=float),
             )
@@ -135,7 +176,7 @@ def forward_test(
         reasons = "; ".join(f"{date}: {why}" for date, why in skipped.items())
         raise DataError(f"forward test: nothing could be replayed ({reasons or 'no open deals'})")
     rows = pd.concat(parts, ignore_index=True)
-    return ForwardTest(rows, forward_table(rows), skipped)
+    return ForwardTest(rows, forward_table(rows), skipped, rungs)
 
 
 def forward_table(rows: pd.DataFrame) -> pd.DataFrame:

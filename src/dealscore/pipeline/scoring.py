@@ -27,7 +27,7 @@ from dealscore.io.scores import Run, ScoreStore
 from dealscore.model.bundle import LoadedModel, ModelBundle
 from dealscore.model.drift import shift_since_previous
 from dealscore.model.outcomes import three_outcomes
-from dealscore.model.reasons import path_contributions, top_factors, tree_arrays
+from dealscore.model.reasons import top_factors
 from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Opportunities
@@ -144,15 +144,15 @@ def explain(
     """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
     memory for a million deals); the rep's own forecast is a reason only with rep_reasons."""
     estimator = bundle.estimator
-    trees = bundle.trees or tree_arrays(estimator.booster_.booster_, estimator.best_iteration_)
     names = np.asarray(bundle.feature_names)
     if X.empty:
         return np.empty(0), {name: np.empty(0, dtype=object) for name in FACTOR_COLUMNS}
     probabilities, parts = [], []
     for start in range(0, max(len(X), 1), chunk):
         part = X.iloc[start : start + chunk]
-        credits = path_contributions(trees, part.to_numpy(dtype=float))
-        probabilities.append(estimator.calibrate(trees.base + credits.sum(axis=1)))
+        # One pass gives the reasons and, summed, the raw score (model/scorers.py).
+        credits = estimator.contributions(part)
+        probabilities.append(estimator.calibrate(estimator.base_ + credits.sum(axis=1)))
         parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names, bundle, rep_reasons))
         if len(X) > chunk:
             done = min(start + chunk, len(X))

@@ -1,5 +1,7 @@
-"""Job: train the win-probability model on time-sliced snapshots, compare it with the baselines
-on the same test rows, and (unless tracking is off) log the run and register the model in MLflow.
+"""Training: grid snapshots of the whole usable history, cross-fitted over purged time folds
+through the model ladder (the data picks the rung), corrected for a change in the last horizon,
+and every contender compared on the newest fold's out-of-fold predictions. Used by the train
+job, the forward test and the backtest; logging and registering is tracking's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pydantic.dataclasses
 from pydantic import Field
-from sklearn.metrics import roc_auc_score
 
 from dealscore.errors import DataError, InputError
 from dealscore.features import (
@@ -32,22 +33,32 @@ from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import DAY, micros, quarter_end_micros
 from dealscore.features.sentences import won_profile
-from dealscore.features.snapshots import label_horizon, snapshots
+from dealscore.features.snapshots import (
+    auto_horizon,
+    grid_snapshots,
+    history_start,
+    recent_snapshots,
+)
 from dealscore.io.icp import load_icp
-from dealscore.model.baselines import logistic_baseline
 from dealscore.model.drift import Reference, reference
-from dealscore.model.estimator import WinProbabilityModel
+from dealscore.model.estimator import RUNGS, Rung, WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
+from dealscore.model.ladder import Ladder, fit_ladder
 from dealscore.model.metrics import evaluate
-from dealscore.model.outcomes import BaseRate, outcome_labels, outcome_metrics, three_outcomes
-from dealscore.model.split import PURGED, SLICES, SliceShares, assign_slices, date_slices
+from dealscore.model.outcomes import outcome_labels, outcome_metrics, three_outcomes
+from dealscore.model.recent import recent_shift, win_timing
+from dealscore.model.split import TimeFolds, time_folds
 from dealscore.pipeline.forward import ForwardTest, default_dates, forward_test
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.settings import SETTINGS, default
 from dealscore.synthetic.truth import Truth, ceiling
 
-Share = Annotated[float, Field(gt=0, lt=1)]
+# What the recipe needs, in one sentence: the docs quote it and the data-minimum check says it.
+RECIPE_NEEDS = (
+    "dealscore trains on an export holding at least {won:,} won and {not_won:,} lost or "
+    "no-decision deals, and {days:g} days of history since the first date by which it records both"
+)
 
 
 def _estimator_default(name: str) -> Any:
@@ -58,17 +69,26 @@ def _estimator_default(name: str) -> Any:
 class TrainSettings:
     """The training recipe; defaults come from the classes that use them."""
 
-    snapshot_scheme: Literal["grid", "per_deal", "periodic"] = default(SnapshotSettings, "scheme")
-    snapshots_per_deal: Annotated[int, Field(ge=1)] = default(SnapshotSettings, "per_deal")
     every_days: Annotated[float, Field(gt=0)] = default(SnapshotSettings, "every_days")
     horizon_days: Annotated[float, Field(ge=0)] = default(SnapshotSettings, "horizon_days")
     age_weight_days: Annotated[float, Field(gt=0)] = default(SnapshotSettings, "age_weight_days")
-    train_share: Share = default(SliceShares, "train")
-    validation_share: Share = default(SliceShares, "validation")
-    calibration_share: Share = default(SliceShares, "calibration")
-    test_share: Share = default(SliceShares, "test")
-    min_won: int = 50
-    min_not_won: int = 50
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    # The rungs the data may pick from, simplest first (model/estimator.py).
+    ladder: tuple[Rung, ...] = RUNGS
+    # A rung replaces a simpler one only if its out-of-fold log loss is lower by more than this
+    # (and by more than one standard error).
+    ladder_tolerance: Annotated[float, Field(ge=0)] = 0.002
+    # Read a change of the win rate in the last horizon from its early wins (model/recent.py),
+    # once the labelled snapshots span enough time to tell a change from the season.
+    recent_correction: bool = True
+    recent_prior_sd: Annotated[float, Field(ge=0)] = 0.5
+    recent_min_history_days: Annotated[float, Field(ge=0)] = 365.0
+    min_won: Annotated[int, Field(ge=1)] = 40
+    min_not_won: Annotated[int, Field(ge=1)] = 40
+    min_history_days: Annotated[float, Field(ge=0)] = 90.0
+    # Deals whose rows break the data contract leave training with them (as in scoring); above
+    # this share of the export's deals nothing is trained.
+    max_rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     cohort_warning_ratio: float = 1.5
     n_estimators: Annotated[int, Field(ge=1)] = _estimator_default("n_estimators")
     learning_rate: Annotated[float, Field(gt=0)] = _estimator_default("learning_rate")
@@ -85,9 +105,9 @@ class TrainSettings:
     independent_contender: bool = True
     # P(no decision | not won within H): splits the rest into lost and no decision.
     outcome_model: bool = True
-    min_no_decision_auc: float = 0.6  # below it on validation: split by the base rate
     forward_dates: int = 3
-    forward_every_days: float = 56.0
+    # Days between forward-test dates; 0: a tenth of the history, within 14..56 days.
+    forward_every_days: Annotated[float, Field(ge=0)] = 0.0
     max_forward_ece: float = 0.05
     heroic_weight: Annotated[float, Field(ge=0, le=1)] = 1.0
     heroic_max_icp_score: float = default(HeroicsRule, "max_icp_score")
@@ -106,30 +126,21 @@ class TrainSettings:
     promotion_tolerance: Annotated[float, Field(ge=0)] = 0.002
 
     def __post_init__(self) -> None:
-        self.shares()  # the four shares must sum to 1: checked on load, not after the read
+        if not self.ladder:
+            raise ValueError("ladder must name at least one rung")
 
     def snapshots(self) -> SnapshotSettings:
-        return SnapshotSettings(
-            self.snapshot_scheme,
-            self.snapshots_per_deal,
-            self.every_days,
-            self.horizon_days,
-            self.age_weight_days,
-            self.seed,
-        )
-
-    def shares(self) -> SliceShares:
-        return SliceShares(
-            self.train_share, self.validation_share, self.calibration_share, self.test_share
-        )
+        return SnapshotSettings(self.every_days, self.horizon_days, self.age_weight_days, self.seed)
 
     def heroics(self) -> HeroicsRule:
         return HeroicsRule(
             self.heroic_max_icp_score, self.heroic_min_discount, self.heroic_discount_window_days
         )
 
-    def model(self) -> WinProbabilityModel:
+    def model(self, rung: Rung = "lightgbm", penalty: float | None = None) -> WinProbabilityModel:
         return WinProbabilityModel(
+            rung=rung,
+            penalty=penalty,
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
@@ -139,9 +150,15 @@ class TrainSettings:
             random_state=self.seed,
         )
 
+    def needs(self) -> str:
+        """What the recipe needs, in one sentence."""
+        return RECIPE_NEEDS.format(
+            won=self.min_won, not_won=self.min_not_won, days=self.min_history_days
+        )
+
 
 class DataMinimumError(DataError):
-    """Too few resolved deals to train on."""
+    """Too little history to train on."""
 
 
 @dataclass(frozen=True)
@@ -176,32 +193,37 @@ class TrainResult:
     feature_state: FeatureState
     comparison: pd.DataFrame  # contender x segment metrics on the same test rows
     outcomes: pd.DataFrame  # the model's mean probability per final outcome, test rows
-    slice_rows: dict[str, int]
-    boundaries: pd.Series
-    test: pd.DataFrame  # test snapshots with features, label, outcome and life fraction
-    predictions: dict[str, np.ndarray]  # every contender on the test rows
+    fold_rows: dict[str, int]  # labelled snapshot rows per time fold, oldest first
+    ladder: Ladder  # every rung of the win model, and which one scores and why
+    test: pd.DataFrame  # the newest fold's snapshots with features, label and outcome
+    predictions: dict[str, np.ndarray]  # every contender on the test rows, out of fold
     heroics: Heroics
     window: dict[str, pd.Timestamp] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)  # for drift checks when scoring
     in_quarter: WinProbabilityModel | None = None  # P(won before the snapshot's quarter ends)
     in_quarter_metrics: dict[str, float] = field(default_factory=dict)
-    horizon_days: float | None = None  # grid: win_probability = P(won within this many days)
-    scheme: str = "grid"
+    horizon_days: float | None = None  # win_probability = P(won within this many days)
     forward: ForwardTest | None = None  # the recipe replayed at past dates (run_forward)
     won_profile: pd.DataFrame | None = None  # won deals' typical features per stage, for reasons
-    no_decision: WinProbabilityModel | BaseRate | None = None  # P(no decision | not won in H)
+    no_decision: WinProbabilityModel | None = None  # P(no decision | not won in H)
     outcome_metrics: pd.DataFrame | None = None  # three outcomes against baselines, test rows
+    notes: tuple[str, ...] = ()  # what the recipe decided about this export, in words
     tracking: Tracking | None = None
 
 
-def check_minimums(tables: CrmTables, settings: TrainSettings) -> None:
+def check_minimums(
+    tables: CrmTables, settings: TrainSettings, start: pd.Timestamp, cutoff: pd.Timestamp
+) -> None:
+    """Refuse, with the recipe's one-sentence need, an export too small or too short."""
     status = tables.opportunities[Opportunities.status]
     won = int((status == Status.WON).sum())
     not_won = int(status.isin([Status.LOST, Status.NO_DECISION]).sum())
-    if won < settings.min_won or not_won < settings.min_not_won:
+    days = (cutoff - start) / pd.Timedelta(days=1)
+    if won < settings.min_won or not_won < settings.min_not_won or days < settings.min_history_days:
         raise DataMinimumError(
-            f"too little history to train: {won:,} won and {not_won:,} lost or no-decision resolved deals; "
-            f"need at least {settings.min_won:,} and {settings.min_not_won:,} (min_won / min_not_won)"
+            f"too little history to train: {won:,} won and {not_won:,} lost or no-decision "
+            f"deals, {days:,.0f} days since {start:%Y-%m-%d}; {settings.needs()} "
+            "(min_won, min_not_won, min_history_days)"
         )
 
 
@@ -236,7 +258,7 @@ def _icp_rules(settings: TrainSettings, progress: Progress):
 
 
 def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, float]:
-    """Each forecast category's win rate on the training slice: the reps' calls, calibrated."""
+    """Each forecast category's win rate on the given rows: the reps' calls, calibrated."""
     calls = crm_baselines(tables, train[["opportunity_id", "as_of"]])
     calls = train[["opportunity_id", "as_of", "label"]].merge(calls, on=["opportunity_id", "as_of"])
     return calls.dropna(subset=["rep_category"]).groupby("rep_category")["label"].mean().to_dict()
@@ -244,69 +266,70 @@ def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, flo
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """Snapshots with features and labels, cut into slices, and what was learned to build them."""
+    """Labelled snapshots with features, their time folds, the recent unlabelled snapshots, and
+    what was learned or decided to build them."""
 
-    parts: dict[str, pd.DataFrame]  # slice name -> rows (features, label, label_in_quarter, ...)
-    boundaries: pd.Series
+    rows: pd.DataFrame  # features, label, label_in_quarter, label_no_decision, days_to_win, ...
+    folds: TimeFolds
     state: FeatureState
-    state_before: pd.Timestamp
+    start: pd.Timestamp  # where the usable history starts (features/snapshots.history_start)
     cutoff: pd.Timestamp
     horizon: float
     rules: tuple
-    scheme: str
+    recent: pd.DataFrame  # the last horizon's snapshots: features, elapsed_days, won_so_far
+    notes: tuple[str, ...] = ()
 
-    @property
-    def grid(self) -> bool:
-        return self.scheme == "grid"
+
+def _features(tables: CrmTables, keys: pd.DataFrame, state: FeatureState) -> pd.DataFrame:
+    features = build_features(tables, keys[["opportunity_id", "as_of"]], state)
+    return keys.merge(features, on=["opportunity_id", "as_of"], validate="one_to_one")
 
 
 def training_rows(
     tables: CrmTables, settings: TrainSettings, progress: Progress = silent
 ) -> TrainingRows:
-    """Snapshots (docs/features.md), their features and labels, in time slices."""
-    check_minimums(tables, settings)
+    """Grid snapshots of the usable history (docs/features.md), their features, labels and
+    time folds, and the recent snapshots whose windows have not ended."""
     deals = tables.opportunities
     cutoff = last_event(tables) + pd.Timedelta(microseconds=1)
+    start = history_start(deals, cutoff)
+    check_minimums(tables, settings, start, cutoff)
     rules = _icp_rules(settings, progress)
-    snap_settings = settings.snapshots()
-    grid = snap_settings.scheme == "grid"
-    horizon = settings.horizon_days or label_horizon(deals, cutoff)
+    notes = []
+    late = (start - deals[Opportunities.created_at].min()) / pd.Timedelta(days=1)
+    if late > 4 * settings.every_days:
+        notes.append(
+            f"training starts at {start:%Y-%m-%d}, the first date by which the export records "
+            f"both a won and a lost deal: the {late:,.0f} days before it, with one outcome "
+            "only, are set aside"
+        )
+    horizon, why = (
+        (settings.horizon_days, "") if settings.horizon_days else auto_horizon(deals, cutoff)
+    )
+    if why:
+        notes.append(f"label horizon {horizon:g} days: {why}")
+    for note in notes:
+        progress(note)
 
     progress("sampling snapshots and building features")
-    snaps = snapshots(deals, cutoff, snap_settings, horizon)
-    if grid:
-        if snaps.empty:
-            raise DataMinimumError(
-                f"no snapshot has a complete label window: the export spans less than the label "
-                f"horizon of {horizon:g} days (horizon_days)"
-            )
-        try:
-            slices, boundaries = date_slices(
-                snaps["as_of"], snaps["opportunity_id"], horizon, settings.shares(), settings.seed
-            )
-        except ValueError as exc:
-            raise DataMinimumError(str(exc)) from exc
-        snaps = snaps.assign(slice=slices)
-        snaps = snaps[snaps["slice"] != PURGED]
-        state_before = boundaries["calibration"]
-    else:
-        boundaries = settings.shares().boundaries(deals)
-        snaps = snaps.assign(slice=assign_slices(snaps, deals, boundaries))
-        state_before = boundaries["validation"]
-    # Learned once, from history before the calibration (grid) or validation slice, kept for scoring.
-    state = fit_feature_state(tables, state_before, rules, maturity_days=horizon)
-    features = build_features(tables, snaps[["opportunity_id", "as_of"]], state)
-    rows = snaps.merge(features, on=["opportunity_id", "as_of"], validate="one_to_one")
+    snaps = grid_snapshots(deals, cutoff, settings.snapshots(), horizon, start)
+    if snaps.empty:
+        raise DataMinimumError(
+            f"no snapshot has a complete label window: the history since {start:%Y-%m-%d} is "
+            f"shorter than the label horizon of {horizon:g} days (horizon_days); "
+            + settings.needs()
+        )
+    # Learned from history before the cut-off: the stage order reads no outcome.
+    state = fit_feature_state(tables, cutoff, rules, maturity_days=horizon)
+    rows = _features(tables, snaps, state)
     closed_us = micros(
         rows["opportunity_id"].map(
             deals.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
         )
     )
     as_of_us = micros(rows["as_of"])
-    # Won before the snapshot's quarter ends (and, on the grid, within the label window).
-    in_quarter_end = quarter_end_micros(as_of_us)
-    if grid:
-        in_quarter_end = np.minimum(in_quarter_end, as_of_us + int(horizon * DAY))
+    # Won before the snapshot's quarter ends, and within the label window.
+    in_quarter_end = np.minimum(quarter_end_micros(as_of_us), as_of_us + int(horizon * DAY))
     rows["label_in_quarter"] = (
         (rows["outcome"] == Status.WON.value) & (closed_us < in_quarter_end)
     ).astype(np.int64)
@@ -315,21 +338,38 @@ def training_rows(
     rows["label_no_decision"] = (
         rows["outcome"].isin([Status.NO_DECISION.value, "open"]).astype(np.int64)
     )
+    rows["days_to_win"] = np.where(rows["label"] == 1, (closed_us - as_of_us) / DAY, np.nan)
     warning = cohort_warning(rows, settings.cohort_warning_ratio)
     if warning:
         progress(f"WARNING: {warning}")
+    recent = pd.DataFrame()
+    labelled_days = (rows["as_of"].max() - rows["as_of"].min()) / pd.Timedelta(days=1)
+    if settings.recent_correction and labelled_days >= settings.recent_min_history_days:
+        recent = _features(tables, recent_snapshots(deals, cutoff, horizon, settings.seed), state)
+    elif settings.recent_correction:
+        note = (
+            f"no recent correction: {labelled_days:,.0f} days of labelled snapshots cannot tell "
+            f"a change of the win rate from the season (recent_min_history_days "
+            f"{settings.recent_min_history_days:g})"
+        )
+        notes.append(note)
+        progress(note)
     if not settings.rep_inputs:
-        rows = without_rep_inputs(rows)
-    parts = {name: rows[rows["slice"] == name] for name in SLICES}
-    progress("slices: " + ", ".join(f"{name} {len(part):,}" for name, part in parts.items()))
-    return TrainingRows(
-        parts, boundaries, state, state_before, cutoff, horizon, rules, snap_settings.scheme
+        rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
+    folds = time_folds(rows["as_of"], horizon, settings.folds)
+    progress(
+        f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
+        f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days); "
+        f"{len(recent):,} recent rows whose windows have not ended"
     )
+    return TrainingRows(rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes))
 
 
 def without_rep_inputs(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows with the reps' inputs blanked: a feature missing on every training row never
     makes a split, so the model cannot use it, whatever scoring later passes in."""
+    if rows.empty:
+        return rows
     return rows.assign(**{name: np.nan for name in sorted(REP_INPUTS)})
 
 
@@ -359,55 +399,91 @@ def round_progress(
         if now - last[0] < every:
             return
         last[0] = now
-        scores = ", ".join(
-            f"{metric} {value:.4f}" for _, metric, value, _ in env.evaluation_result_list
-        )
+        # (data, metric, value, higher is better[, stdv across folds])
+        scores = ", ".join(f"{entry[1]} {entry[2]:.4f}" for entry in env.evaluation_result_list)
         progress(f"{what}: round {env.iteration + 1:,} of at most {env.end_iteration:,} ({scores})")
 
     return report
 
 
-def _fit(
-    prepared: TrainingRows,
+def _ladder(
+    rows: pd.DataFrame,
+    folds: TimeFolds,
     settings: TrainSettings,
-    sample_weight: np.ndarray,
+    weight: np.ndarray,
     label: str = "label",
     progress: Progress = silent,
     what: str = "win model",
-) -> WinProbabilityModel:
-    """Boost on the train slice, stop early on validation, calibrate on the calibration slice."""
-    train, val, cal = (prepared.parts[name] for name in SLICES[:3])
-    for name, part in zip(SLICES[:3], (train, val, cal), strict=True):
-        if part[label].nunique() < 2:  # too little history: a backtest skips the period
-            raise DataMinimumError(
-                f"the {name} slice needs both won and not-won rows ({label}); it has "
-                f"{len(part):,} rows: more history, or a shorter horizon_days"
-            )
-    return settings.model().fit(
-        train[FEATURE_NAMES],
-        train[label],
-        X_val=val[FEATURE_NAMES],
-        y_val=val[label],
-        X_cal=cal[FEATURE_NAMES],
-        y_cal=cal[label],
-        sample_weight=sample_weight,
-        callbacks=[round_progress(progress, what)],
-    )
+    rungs: tuple[Rung, ...] = (),
+    penalty: float | None = None,
+) -> Ladder:
+    """The model ladder on `label`, every rung cross-fitted over the same folds (the linear
+    rungs with `penalty`, else with the one the folds choose)."""
+    try:
+        return fit_ladder(
+            rows[FEATURE_NAMES],
+            rows[label].to_numpy(),
+            folds,
+            weight,
+            rows["opportunity_id"].to_numpy(),
+            lambda rung: settings.model(rung, penalty),
+            rungs or settings.ladder,
+            settings.ladder_tolerance,
+            progress=lambda message: progress(f"{what}: {message}"),
+            callbacks=lambda rung: [round_progress(progress, f"{what} ({rung})")],
+        )
+    except ValueError as exc:  # too little history: a backtest skips the period
+        raise DataMinimumError(f"{what} ({label}): {exc}; {settings.needs()}") from exc
+
+
+def _side_rungs(ladder: Ladder) -> tuple[Rung, ...]:
+    """The rungs a side model (won this quarter, without the reps, no decision) chooses from:
+    the win model's, or the base rate when it learns nothing there. Never a richer one."""
+    return tuple(dict.fromkeys(("base_rate", ladder.model.rung)))
 
 
 def _weights(prepared: TrainingRows, heroic_ids: pd.Series, settings: TrainSettings) -> np.ndarray:
-    train = prepared.parts["train"]
-    is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
-    return train["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
+    rows = prepared.rows
+    is_heroic = rows["opportunity_id"].isin(heroic_ids).to_numpy()
+    return rows["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)
+
+
+def correct_recent(ladder: Ladder, prepared: TrainingRows, settings: TrainSettings) -> float:
+    """Shift each rung by what the last horizon's early wins say (model/recent.py); returns the
+    chosen rung's shift in log-odds (0 when off, or nothing recent to go by)."""
+    recent, rows = prepared.recent, prepared.rows
+    if not settings.recent_correction or recent.empty:
+        return 0.0
+    won = (rows["label"] == 1).to_numpy()
+    for model in ladder.models.values():
+        timing = win_timing(
+            model.oof_[won],
+            rows["days_to_win"].to_numpy()[won],
+            rows["days_to_quarter_end"].to_numpy()[won],
+        )
+        shift = recent_shift(
+            model.predict_proba(recent[FEATURE_NAMES])[:, 1],
+            recent["elapsed_days"].to_numpy(),
+            recent["days_to_quarter_end"].to_numpy(),
+            recent["won_so_far"].to_numpy(),
+            recent["opportunity_id"].to_numpy(),
+            timing,
+            settings.recent_prior_sd,
+        )
+        model.adjust(shift)
+    return ladder.model.shift_
 
 
 def fit_recipe(
     tables: CrmTables, settings: TrainSettings, progress: Progress = silent
-) -> tuple[WinProbabilityModel, FeatureState]:
-    """The win model and its feature state, nothing else: what the forward test replays."""
+) -> tuple[Ladder, FeatureState]:
+    """The win model's ladder and its feature state, nothing else: what the forward test
+    replays."""
     prepared = training_rows(tables, settings)
     weight = _weights(prepared, _heroic_ids(tables, prepared, settings), settings)
-    return _fit(prepared, settings, weight, progress=progress), prepared.state
+    ladder = _ladder(prepared.rows, prepared.folds, settings, weight, progress=progress)
+    correct_recent(ladder, prepared, settings)
+    return ladder, prepared.state
 
 
 def fit_and_evaluate(
@@ -416,83 +492,95 @@ def fit_and_evaluate(
     truth: Truth | None = None,
     progress: Progress = silent,
 ) -> TrainResult:
-    """Snapshots, features, time slices, the model, and every contender on the same test rows."""
+    """Snapshots, features, time folds, the model ladder, and every contender on the newest
+    fold's out-of-fold predictions (the same rows for each)."""
     prepared = training_rows(tables, settings, progress)
     deals = tables.opportunities
-    parts, boundaries, state = prepared.parts, prepared.boundaries, prepared.state
-    cutoff, horizon, grid = prepared.cutoff, prepared.horizon, prepared.grid
-    train, test = parts["train"], parts["test"]
+    rows, folds, state = prepared.rows, prepared.folds, prepared.state
+    cutoff, horizon = prepared.cutoff, prepared.horizon
     heroic_ids = _heroic_ids(tables, prepared, settings)
-    is_heroic = train["opportunity_id"].isin(heroic_ids).to_numpy()
     weight = _weights(prepared, heroic_ids, settings)
+    notes = list(prepared.notes)
 
-    def fit(sample_weight: np.ndarray, label: str = "label") -> WinProbabilityModel:
-        what = "win model" if label == "label" else "won-this-quarter model"
-        return _fit(prepared, settings, sample_weight, label, progress, what)
+    win = _ladder(rows, folds, settings, weight, progress=progress)
+    notes.append(f"scored by the {win.chosen} rung of the model ladder: {win.reason}")
+    shift = correct_recent(win, prepared, settings)
+    if shift:
+        notes.append(
+            f"recent correction: the early wins of the last {horizon:g} days move the "
+            f"probabilities by {shift:+.3f} in log-odds"
+        )
+    for note in notes[len(prepared.notes) :]:
+        progress(note)
+    model = win.model
+    newest = folds.newest()
+    test = rows.iloc[newest].reset_index(drop=True)
+    X_test = test[FEATURE_NAMES]
+    # Side models: the win model's rung with its penalty, or the base rate where that rung
+    # learns nothing; never a richer one, nor a second search of penalties.
+    side = partial(
+        _ladder,
+        settings=settings,
+        progress=progress,
+        rungs=_side_rungs(win),
+        penalty=getattr(model.scorer_, "C_", None),
+    )
 
-    progress("training LightGBM (early stopping on the validation slice), calibrating")
-    model = fit(weight)
     unweighted = None
     if settings.heroic_weight < 1.0:
-        progress(f"heroics: {is_heroic.sum():,} training rows down-weighted; refitting without")
-        plain = fit(train["weight"].to_numpy())
-        unweighted = evaluate(test["label"], plain.predict_proba(test[FEATURE_NAMES])[:, 1])
+        progress("heroics: refitting without down-weighting the heroic wins")
+        plain = side(rows, folds, weight=rows["weight"].to_numpy(), what="unweighted")
+        unweighted = evaluate(test["label"], plain.model.oof_[newest])
 
     in_quarter, in_quarter_metrics = None, {}
     if settings.in_quarter_model:
         # Winning this quarter is not winning ever (deals slip): the same features, labelled won
         # before the end of the snapshot's quarter, for `dealscore compare` (docs/forecast.md).
-        progress("training the won-this-quarter model")
         try:
-            in_quarter = fit(weight, "label_in_quarter")
-            in_quarter_metrics = evaluate(
-                test["label_in_quarter"], in_quarter.predict_proba(test[FEATURE_NAMES])[:, 1]
+            quarter = side(
+                rows, folds, weight=weight, label="label_in_quarter", what="won-this-quarter model"
             )
-        except ValueError as exc:  # too few in-quarter wins in a slice: compare uses slips
+        except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
             progress(f"no won-this-quarter model: {exc}")
+        else:
+            in_quarter = quarter.model
+            in_quarter_metrics = evaluate(test["label_in_quarter"], in_quarter.oof_[newest])
 
     independent = None
-    has_rep_inputs = bool(train[sorted(REP_INPUTS)].notna().to_numpy().any())
+    has_rep_inputs = bool(rows[sorted(REP_INPUTS)].notna().to_numpy().any())
     if settings.rep_inputs and settings.independent_contender and has_rep_inputs:
-        progress("training the independent model (without the reps' forecasts)")
-        blank = {name: without_rep_inputs(part) for name, part in parts.items()}
-        independent = _fit(
-            replace(prepared, parts=blank), settings, weight, progress=progress, what="independent"
-        )
+        independent = side(without_rep_inputs(rows), folds, weight=weight, what="independent model")
 
-    no_decision: WinProbabilityModel | BaseRate | None = None
+    no_decision: WinProbabilityModel | None = None
+    q_test = np.full(len(test), np.nan)
     if settings.outcome_model:
-        progress("training the no-decision model (how the deals not won end)")
-        not_won = {name: part[part["label"] == 0] for name, part in parts.items()}
+        not_won = (rows["label"] == 0).to_numpy()
         try:
-            no_decision = _fit(
-                replace(prepared, parts=not_won),
-                settings,
-                weight[train["label"].to_numpy() == 0],
-                "label_no_decision",
-                progress,
-                "no-decision model",
+            split = side(
+                rows[not_won],
+                folds.subset(not_won),
+                weight=weight[not_won],
+                label="label_no_decision",
+                what="no-decision model",
             )
         except DataMinimumError as exc:  # e.g. an export without no-decision deals
             progress(f"no no-decision model: {exc}")
         else:
-            no_decision = _or_base_rate(
-                no_decision, not_won, settings.min_no_decision_auc, progress
-            )
+            no_decision = split.model
+            # Won test rows were never its training rows; the others get their out-of-fold q.
+            q_test = no_decision.predict_proba(X_test)[:, 1]
+            test_not_won = not_won[newest]
+            q_test[test_not_won] = no_decision.oof_[(np.cumsum(not_won) - 1)[newest][test_not_won]]
 
-    progress("evaluating against the baselines on the test slice")
-    logistic = logistic_baseline().fit(train[FEATURE_NAMES], train["label"])
+    progress("evaluating against the baselines on the newest fold")
     keys = test[["opportunity_id", "as_of"]]
     crm = keys.merge(crm_baselines(tables, keys), on=["opportunity_id", "as_of"], how="left")
-    learned = crm["rep_category"].map(_learned_categories(tables, train))
+    learned = crm["rep_category"].map(
+        _learned_categories(tables, rows.iloc[folds.train[folds.k - 1]])
+    )
     predictions = {
-        "model": model.predict_proba(test[FEATURE_NAMES])[:, 1],
-        **(
-            {"model_without_reps": independent.predict_proba(test[FEATURE_NAMES])[:, 1]}
-            if independent is not None
-            else {}
-        ),
-        "logistic_regression": logistic.predict_proba(test[FEATURE_NAMES])[:, 1],
+        **win.oof(newest),
+        **({"model_without_reps": independent.model.oof_[newest]} if independent else {}),
         "rep_forecast": crm["rep_probability"].to_numpy(dtype=float),
         "rep_category_learned": learned.to_numpy(dtype=float),
         "stage_probability": crm["stage_probability"].to_numpy(dtype=float),
@@ -516,14 +604,12 @@ def fit_and_evaluate(
         )
     if unweighted is not None:
         heroics = replace(
-            heroics,
-            weighted=evaluate(test["label"], predictions["model"]),
-            unweighted=unweighted,
+            heroics, weighted=evaluate(test["label"], predictions["model"]), unweighted=unweighted
         )
     outcomes = None
     if no_decision is not None:
         outcomes = _outcome_comparison(
-            test, predictions, no_decision, parts["train"], crm["rep_probability"]
+            test, predictions, q_test, rows[rows["label"] == 0], crm["rep_probability"]
         )
     drift_reference = latest_pipeline_reference(tables, cutoff, state, model)
     return TrainResult(
@@ -531,67 +617,39 @@ def fit_and_evaluate(
         feature_state=state,
         comparison=compare(test, predictions),
         outcomes=by_outcome(test, predictions["model"]),
-        slice_rows={name: len(part) for name, part in parts.items()},
-        boundaries=boundaries,
-        test=test.reset_index(drop=True),
+        fold_rows={f"fold_{b + 1}": int((folds.block == b).sum()) for b in range(folds.k)},
+        ladder=win,
+        test=test,
         predictions=predictions,
         heroics=heroics,
         reference=drift_reference,
-        won_profile=won_profile(train[FEATURE_NAMES], train["label"].to_numpy()),
+        won_profile=won_profile(rows[FEATURE_NAMES], rows["label"].to_numpy()),
         no_decision=no_decision,
         outcome_metrics=outcomes,
         in_quarter=in_quarter,
         in_quarter_metrics=in_quarter_metrics,
         window={
             "first_created": deals[Opportunities.created_at].min(),
+            "history_start": prepared.start,
             "cutoff": cutoff,
-            "state_fitted_before": prepared.state_before,
-            **{f"{name}_from": boundaries[name] for name in boundaries.index},
+            **{f"fold_{b + 1}_from": s for b, s in enumerate(folds.starts)},
         },
-        horizon_days=horizon if grid else None,
-        scheme=prepared.scheme,
+        horizon_days=horizon,
+        notes=tuple(notes),
     )
-
-
-def _or_base_rate(
-    model: WinProbabilityModel,
-    not_won: dict[str, pd.DataFrame],
-    min_auc: float,
-    progress: Progress,
-) -> WinProbabilityModel | BaseRate:
-    """The no-decision model, or the base rate when it barely ranks the validation slice's
-    deals not won (too little history to learn how they end). Ranking, not log loss: the
-    share of no decisions moves between time slices, which says nothing about the model."""
-    rate = float(not_won["train"]["label_no_decision"].mean())
-    val = not_won["validation"]
-    y = val["label_no_decision"].to_numpy()
-    auc = (
-        roc_auc_score(y, model.predict_proba(val[FEATURE_NAMES])[:, 1])
-        if len(np.unique(y)) == 2
-        else float("nan")
-    )
-    if auc >= min_auc:
-        return model
-    progress(
-        f"the no-decision model ranks the validation slice at ROC AUC {auc:.3f}, below "
-        f"min_no_decision_auc {min_auc}: the rest is split by the base rate, {rate:.1%}"
-    )
-    return BaseRate(rate)
 
 
 def _outcome_comparison(
     test: pd.DataFrame,
     predictions: dict[str, np.ndarray],
-    no_decision: WinProbabilityModel | BaseRate,
-    train: pd.DataFrame,
+    q: np.ndarray,
+    not_won: pd.DataFrame,
     rep_probability: pd.Series,
 ) -> pd.DataFrame:
     """The three outcomes on the test rows: the model's, and what P(won) alone gives when the
     rest is split by the training rows' share of no decisions (the model's and the reps')."""
     outcome = outcome_labels(test["label"], test["label_no_decision"])
-    q = no_decision.predict_proba(test[FEATURE_NAMES])[:, 1]
-    base = float(train.loc[train["label"] == 0, "label_no_decision"].mean())
-    flat = np.full(len(test), base)
+    flat = np.full(len(test), float(not_won["label_no_decision"].mean()))
     contenders = {
         "model": three_outcomes(predictions["model"], q),
         "model_won_flat_split": three_outcomes(predictions["model"], flat),

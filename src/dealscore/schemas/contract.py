@@ -423,6 +423,26 @@ class Quarantined:
     dropped: dict[str, int]  # rows taken out per table
     report: ValidationReport  # the export as it came: every problem, as `validate` says
 
+    @property
+    def share(self) -> float:
+        """The share of the export's deals taken out."""
+        total = len(self.tables.opportunities) + len(self.deals)
+        return len(self.deals) / total if total else 0.0
+
+    def describe(self) -> str:
+        """What was taken out, by table and by rule: "" when nothing was."""
+        if self.deals.empty:
+            return ""
+        rows = ", ".join(f"{n:,} {name} rows" for name, n in self.dropped.items() if n)
+        rules = "; ".join(
+            f"{rule} ({n:,} deal{'s' if n > 1 else ''})"
+            for rule, n in self.deals["reason"].value_counts().items()
+        )
+        return (
+            f"quarantined {rows} ({len(self.deals):,} deals) that break the data contract: "
+            f"{rules}; `validate` lists them"
+        )
+
 
 def _touched_deals(tables: CrmTables, table: str, bad: pd.DataFrame) -> pd.Series:
     """The deals whose features a broken row would make wrong."""

@@ -35,5 +35,4 @@ class SnapshotFrame(pa.DataFrameModel):
     as_of: Series[UtcTimestamp]
     label: Series[int] = pa.Field(isin=[0, 1])
     outcome: Series[str]
-    life_fraction: Series[float] | None = pa.Field(ge=0, le=1)  # legacy schemes only
     weight: Series[float] = pa.Field(gt=0, le=1)

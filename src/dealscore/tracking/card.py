@@ -25,10 +25,9 @@ def model_card(
     *,
     source: str,
     window: dict[str, pd.Timestamp],
-    slice_rows: dict[str, int],
+    fold_rows: dict[str, int],
     comparison: pd.DataFrame,
-    calibration: str,
-    best_iteration: int,
+    model: str,
     heroics: str,
     limits: list[str],
     horizon_days: float | None = None,
@@ -54,15 +53,12 @@ def model_card(
         "",
         f"- Source: `{source}`",
         *[f"- {name.replace('_', ' ')}: {value}" for name, value in window.items()],
-        "- Snapshot rows per slice: "
-        + ", ".join(f"{name} {rows:,}" for name, rows in slice_rows.items()),
+        "- Labelled snapshot rows per time fold, oldest first (the newest fold is the test "
+        "rows): " + ", ".join(f"{name} {rows:,}" for name, rows in fold_rows.items()),
         "",
         "## Model",
         "",
-        (
-            f"- LightGBM, {best_iteration} boosting rounds (early-stopped on the validation "
-            f"slice), {calibration} calibration fitted on the calibration slice only."
-        ),
+        f"- Scored by {model}",
         f"- Heroic wins: {heroics}",
         (
             "- Inputs: the CRM history and the reps' own forecasts (the model learns how far to "
@@ -74,7 +70,7 @@ def model_card(
             "used, so the model is an opinion independent of the reps."
         ),
         "",
-        "## Test slice: every contender on the same rows",
+        "## Newest fold: every contender on the same rows, out of fold",
         "",
         _table(overall),
         "",

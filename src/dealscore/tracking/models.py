@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException
 
 from dealscore.errors import DealscoreError
 from dealscore.model.bundle import LoadedModel
-from dealscore.tracking.pyfunc import load_bundle
+from dealscore.tracking.pyfunc import OutdatedModelError, load_bundle
 from dealscore.tracking.store import missing_local_store
 from dealscore.tracking.store import tracking_uri as resolve
 
@@ -93,6 +93,8 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
         ) from exc
     try:
         bundle = load_bundle(model)
+    except OutdatedModelError as exc:
+        raise ModelNotFoundError(f"cannot score with {uri}: {exc}") from exc
     except (TypeError, AttributeError) as exc:
         raise ModelNotFoundError(
             f"{uri} is not a dealscore model (a pyfunc without dealscore's bundle): {exc}"

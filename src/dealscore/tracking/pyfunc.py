@@ -87,12 +87,21 @@ def save_bundle(bundle: ModelBundle, folder: Path) -> Path:
     return path
 
 
+class OutdatedModelError(ValueError):
+    """A dealscore model this version cannot score with."""
+
+
 def load_bundle(model: PyFuncModel) -> ModelBundle:
     """The `ModelBundle` inside a loaded dealscore pyfunc model."""
     inner = model.unwrap_python_model()
     bundle = getattr(inner, "bundle", None)
     if not isinstance(bundle, ModelBundle):
         raise TypeError(f"a {type(inner).__name__} pyfunc, not a dealscore model")
+    if not hasattr(bundle.estimator, "scorer_"):
+        raise OutdatedModelError(
+            "it was trained by an older dealscore, before the model ladder; retrain it with "
+            "`dealscore train`"
+        )
     # A bundle pickled by an older dealscore lacks the fields added since: give their defaults.
     for spec in fields(ModelBundle):
         if spec.name not in vars(bundle):

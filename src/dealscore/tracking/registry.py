@@ -45,14 +45,24 @@ def current_champion(client: mlflow.MlflowClient, name: str) -> ModelVersion | N
 
 
 def decide(
-    metric: str, challenger: float, champion: float | None, tolerance: float, champion_version: str
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    tolerance: float,
+    champion_version: str,
+    rows: int = 0,
 ) -> Decision:
-    """Not worse (lower is better) within `tolerance`, on the same rows; no champion: promote."""
+    """Not worse (lower is better) within `tolerance`, on the same `rows`; no champion: promote."""
     if champion is None:
         return Decision(True, "no champion yet")
     verdict = (
         f"challenger {metric} {challenger:.4f} vs champion v{champion_version} {champion:.4f} "
-        f"(tolerance {tolerance})"
+        f"(tolerance {tolerance}"
+        + (
+            f", on {rows:,} rows of the newest fold the champion never learned from)"
+            if rows
+            else ")"
+        )
     )
     if challenger <= champion + tolerance:
         return Decision(True, f"not worse: {verdict}")

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
@@ -20,7 +20,6 @@ from dealscore import __version__
 from dealscore.features import CATALOGUE, FEATURE_NAMES, build_features
 from dealscore.io.secrets import redact
 from dealscore.model.metrics import chance_ece, evaluate, lift_by_decile, reliability_table
-from dealscore.model.reasons import tree_arrays
 from dealscore.pipeline.training import Tracking, TrainResult, TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
@@ -94,15 +93,14 @@ def _heroics_text(result: TrainResult) -> str:
 def _limits(result: TrainResult) -> list[str]:
     limits = [
         (
-            "Probabilities are calibrated on the calibration slice; if the win rate drifts after "
-            "it (see the test slice's positive_rate), calibration drifts with it. Retrain often."
+            "Probabilities are calibrated on out-of-fold scores over the whole labelled history, "
+            "then moved by what the last horizon's early wins say (the recent correction); a "
+            "change of the business after the export is not in them. Retrain often."
         ),
         (
-            "Snapshots are sampled from resolved deals; very long open deals are rarer in "
-            "training than in the open pipeline (docs/features.md, length bias)."
-            if result.scheme != "grid"
-            else "Training rows are the deals open on a weekly grid of dates whose label window "
-            "had ended by the export: the last horizon before the export is not trained on."
+            "Training rows are the deals open on a weekly grid of dates whose label window had "
+            "ended by the export: the last horizon before the export is not trained on, only "
+            "read for the recent correction."
         ),
         (
             "Win within the quarter is a second model (in_quarter), used by `dealscore compare`."
@@ -121,6 +119,21 @@ def _limits(result: TrainResult) -> list[str]:
     return limits
 
 
+def _model_text(result: TrainResult) -> str:
+    """The rung that scores and why, its calibration and the recent correction, in words."""
+    model = result.model
+    rounds = f", {model.best_iteration_} boosting rounds" if model.best_iteration_ else ""
+    shift = (
+        f"; moved by {model.shift_:+.3f} in log-odds for the last horizon's early wins"
+        if model.shift_
+        else ""
+    )
+    return (
+        f"the {model.rung} rung of the model ladder{rounds}, {model.calibration_} calibration "
+        f"fitted on out-of-fold scores{shift}. Why this rung: {result.ladder.reason}"
+    )
+
+
 def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder: Path) -> None:
     """Tables, plots, the catalogue and the model card, written into `folder`."""
     test, predictions = result.test, result.predictions
@@ -131,15 +144,20 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
     plots.save(plots.reliability_figure(y[same], on_same), folder / "plots/reliability.png")
     plots.save(plots.roc_figure(y[same], on_same), folder / "plots/roc.png")
     plots.save(plots.lift_figure(y, predictions["model"]), folder / "plots/lift.png")
-    booster = result.model.booster_.booster_
+    # Mean absolute credit in log-odds on the test rows: the same measure for every rung.
     importance = pd.Series(
-        booster.feature_importance("gain", iteration=result.model.best_iteration_),
-        index=booster.feature_name(),
+        np.abs(result.model.contributions(test[FEATURE_NAMES])).mean(axis=0),
+        index=list(FEATURE_NAMES),
     )
     plots.save(plots.importance_figure(importance), folder / "plots/feature_importance.png")
     tables = folder / "tables"
     tables.mkdir()
     result.comparison.to_csv(tables / "comparison.csv", index=False)
+    pd.DataFrame(
+        {"rung": list(result.ladder.losses), "oof_log_loss": list(result.ladder.losses.values())}
+    ).assign(chosen=lambda t: t["rung"] == result.ladder.chosen).to_csv(
+        tables / "ladder.csv", index=False
+    )
     if result.outcome_metrics is not None:
         result.outcome_metrics.to_csv(tables / "outcomes.csv", index=False)
     if result.forward is not None:
@@ -148,7 +166,9 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
     result.outcomes.to_csv(tables / "by_outcome.csv", index=False)
     reliability_table(y, predictions["model"]).to_csv(tables / "reliability.csv", index=False)
     lift_by_decile(y, predictions["model"]).to_csv(tables / "lift.csv", index=False)
-    importance.sort_values(ascending=False).rename("gain").to_csv(tables / "importance.csv")
+    importance.sort_values(ascending=False).rename("mean_abs_credit").to_csv(
+        tables / "importance.csv"
+    )
     pd.DataFrame([asdict(f) for f in CATALOGUE]).to_csv(
         folder / "feature_catalogue.csv", index=False
     )
@@ -157,10 +177,9 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
         model_card(
             source=source,
             window=result.window,
-            slice_rows=result.slice_rows,
+            fold_rows=result.fold_rows,
             comparison=result.comparison,
-            calibration=result.model.calibration_,
-            best_iteration=result.model.best_iteration_,
+            model=_model_text(result),
             horizon_days=result.horizon_days,
             forward=result.forward.table if result.forward is not None else None,
             heroics=_heroics_text(result),
@@ -171,41 +190,73 @@ def _artifacts(result: TrainResult, settings: TrainSettings, source: str, folder
     )
 
 
-def _champion_score(
+MIN_COMPARED_ROWS = 200  # rows of the newest fold the champion never learned from
+
+
+@dataclass(frozen=True)
+class ChampionCheck:
+    """The champion against the challenger, on the newest fold's rows the champion never
+    learned from (it was refitted on every labelled row of its own export)."""
+
+    version: str | None = None
+    champion: float | None = None  # its promotion metric on those rows
+    challenger: float | None = None  # the challenger's, out of fold, on the same rows
+    rows: int = 0
+    problem: str = ""  # why the challenger may not replace it: another CRM's, or it fails
+
+
+def _champion_check(
     client: mlflow.MlflowClient,
     name: str,
     settings: TrainSettings,
     tables: CrmTables,
     coverage: tuple[str, ...],
     result: TrainResult,
-) -> tuple[str | None, float | None, str]:
-    """The champion's score on this run's test rows, with its own fitted feature state, or why
-    it may not be compared: another CRM's model (other columns filled), or one that fails."""
+) -> ChampionCheck:
+    """The champion's score and the challenger's on the same rows, with the champion's own
+    fitted feature state, or why it may not be compared: another CRM's model (other columns
+    filled), or one that fails."""
     champion = current_champion(client, name)
     if champion is None:
-        return None, None, ""
+        return ChampionCheck()
+    version = champion.version
     try:
-        bundle = load_bundle(mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}"))
+        bundle = load_bundle(mlflow.pyfunc.load_model(f"models:/{name}/{version}"))
     except Exception as exc:
-        return champion.version, None, f"champion v{champion.version} could not be loaded: {exc}"
+        return ChampionCheck(version, problem=f"champion v{version} could not be loaded: {exc}")
     change = coverage_change(bundle.coverage, coverage)
     if change and not settings.allow_coverage_change:
         why = (
-            f"{change.replace('the model', f'champion v{champion.version}', 1)}: another CRM's "
+            f"{change.replace('the model', f'champion v{version}', 1)}: another CRM's "
             "export? Give it its own registered_model, or set allow_coverage_change "
             "(--allow-coverage-change) if this CRM's export really changed"
         )
-        return champion.version, None, why
+        return ChampionCheck(version, problem=why)
+    # Its labelled rows were those whose window ended by its cut-off: judge it on the others.
+    test = result.test
+    learned_until = bundle.feature_state.fitted_before
+    unseen = np.ones(len(test), dtype=bool)
+    if learned_until is not None:
+        window = pd.Timedelta(days=bundle.horizon_days or 0.0)
+        unseen = (test["as_of"] + window > learned_until).to_numpy()
+    if unseen.sum() < MIN_COMPARED_ROWS:
+        return ChampionCheck(version, rows=int(unseen.sum()))
     try:
-        keys = result.test[["opportunity_id", "as_of"]]
+        keys = test.loc[unseen, ["opportunity_id", "as_of"]]
         rows = keys.merge(
             build_features(tables, keys, bundle.feature_state), on=["opportunity_id", "as_of"]
         )
         p = bundle.predict(rows)
     except Exception as exc:
-        return champion.version, None, f"champion v{champion.version} could not score: {exc}"
-    score = evaluate(result.test["label"].to_numpy(), p)[settings.promotion_metric]
-    return champion.version, score, ""
+        return ChampionCheck(version, problem=f"champion v{version} could not score: {exc}")
+    y = test.loc[unseen, "label"].to_numpy()
+    metric = settings.promotion_metric
+    return ChampionCheck(
+        version,
+        evaluate(y, p)[metric],
+        evaluate(y, result.predictions["model"][unseen])[metric],
+        int(unseen.sum()),
+    )
 
 
 def _experiment(settings: TrainSettings) -> tuple[str, str | None]:
@@ -250,14 +301,20 @@ def track_training(
                 # Not "data" / "mapping": `mlflow run` logs its entry-point parameters under those.
                 "data_source": source,
                 "data_mapping": str(mapping or ""),
+                "rung": result.model.rung,
                 "calibration_chosen": result.model.calibration_,
                 "best_iteration": result.model.best_iteration_,
-                **{f"rows_{name}": rows for name, rows in result.slice_rows.items()},
+                "recent_shift": result.model.shift_,
+                **{f"rows_{name}": rows for name, rows in result.fold_rows.items()},
                 **{name: str(value) for name, value in result.window.items()},
                 "label_horizon_days": result.horizon_days or "",
             }
         )
         mlflow.log_metrics(_metrics(result.comparison))
+        mlflow.log_metrics(
+            {f"ladder.{rung}.oof_log_loss": loss for rung, loss in result.ladder.losses.items()}
+        )
+        mlflow.set_tag("dealscore.rung", f"{result.ladder.chosen}: {result.ladder.reason}"[:5000])
         mlflow.log_metrics({f"in_quarter.{k}": v for k, v in result.in_quarter_metrics.items()})
         if result.outcome_metrics is not None:
             mlflow.log_metrics(
@@ -312,7 +369,6 @@ def track_training(
                 feature_names=list(FEATURE_NAMES),
                 metadata={"run_id": run.info.run_id, "dealscore_version": __version__},
                 reference=result.reference,
-                trees=tree_arrays(result.model.booster_.booster_, result.model.best_iteration_),
                 in_quarter=result.in_quarter,
                 horizon_days=result.horizon_days,
                 forward=result.forward.table if result.forward is not None else None,
@@ -346,16 +402,23 @@ def track_training(
 
 
 def _gate(result: TrainResult, settings: TrainSettings) -> tuple[dict[str, float], str]:
-    """(the test-slice metrics, why the challenger may never be champion: "" when it may)."""
+    """(the newest fold's metrics, why the challenger may never be champion: "" when it may)."""
     measured = evaluate(result.test["label"].to_numpy(), result.predictions["model"])
     if result.forward is not None:
         ece, where = result.forward.pooled()["ece"], "the forward test"
         chance = chance_ece(result.forward.rows["model"].to_numpy())
     else:
-        ece, where = measured["ece"], "the test slice (no forward test ran)"
+        ece, where = measured["ece"], "the newest fold (no forward test ran)"
         chance = chance_ece(result.predictions["model"])
     mlflow.log_metric("gate.chance_ece", chance)
-    return measured, refuse(measured, ece, settings.max_forward_ece, where, chance)
+    refusals = [refuse(measured, ece, settings.max_forward_ece, where, chance)]
+    if result.forward is not None:
+        refusals.append(
+            result.forward.worse_than_simpler(
+                result.model.rung, settings.promotion_metric, settings.promotion_tolerance
+            )
+        )
+    return measured, "; ".join(r for r in refusals if r)
 
 
 def _register_and_gate(
@@ -374,19 +437,26 @@ def _register_and_gate(
     with contextlib.redirect_stderr(io.StringIO()):
         version = str(mlflow.register_model(model_uri, name).version)
     client.set_model_version_tag(name, version, "dealscore.data", source)
-    measured, refusal = _gate(result, settings)
-    champion_version, champion_score, problem = _champion_score(
-        client, name, settings, tables, coverage, result
-    )
-    decision = decide(
-        settings.promotion_metric,
-        measured[settings.promotion_metric],
-        champion_score,
-        settings.promotion_tolerance,
-        champion_version or "",
-    )
-    if problem:
-        decision = Decision(False, f"not promoted: {problem}")
+    _, refusal = _gate(result, settings)
+    check = _champion_check(client, name, settings, tables, coverage, result)
+    if check.version and check.champion is None and not check.problem:
+        decision = Decision(
+            True,
+            f"champion v{check.version} learned from the newest fold's rows (only {check.rows:,} "
+            f"it never saw, fewer than {MIN_COMPARED_ROWS}), so the two cannot be compared "
+            "fairly on them: promoted on the forward test's gates",
+        )
+    else:
+        decision = decide(
+            settings.promotion_metric,
+            check.challenger if check.challenger is not None else float("nan"),
+            check.champion,
+            settings.promotion_tolerance,
+            check.version or "",
+            check.rows,
+        )
+    if check.problem:
+        decision = Decision(False, f"not promoted: {check.problem}")
     if refusal:
         decision = Decision(False, f"not promoted: {refusal}")
     set_aliases(client, name, version, decision)
@@ -397,6 +467,12 @@ def _register_and_gate(
             "dealscore.promotion_reason": decision.reason,
         }
     )
-    if champion_score is not None:
-        mlflow.log_metric(f"champion.{settings.promotion_metric}", champion_score)
+    if check.champion is not None and check.challenger is not None:
+        mlflow.log_metrics(
+            {
+                f"champion.{settings.promotion_metric}": check.champion,
+                f"challenger.{settings.promotion_metric}": check.challenger,
+                "champion.compared_rows": check.rows,
+            }
+        )
     return version, decision
