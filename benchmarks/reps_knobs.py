@@ -5,8 +5,9 @@
 For each setting of the generator's rep knobs: generate a CRM (same seed, so the same deals and
 outcomes; only the reps' calls differ), train with the default recipe, and print the Brier score
 of the model, the reps' own probability, and the ceiling (P(won within H | hidden state)) on the
-test slice and on the forward test, plus the model's Brier gain over the reps. Then, for the
-default reps, the model against the ceiling and the creation-day probability by deal age.
+newest fold (out of fold) and on the forward test, plus the model's Brier gain over the reps.
+Then, for the default reps, the model against the ceiling and the creation-day probability by
+deal age.
 """
 
 from __future__ import annotations

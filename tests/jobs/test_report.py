@@ -119,8 +119,9 @@ def test_the_page_is_self_contained(report):
     ]
     positions = [text.index(title) for title in order]
     assert positions == sorted(positions)
-    # what a probability means, and the champion's forward test
+    # what a probability means, which rung of the ladder scores and why, and its forward test
     assert re.search(r"P\(won within \d+ days\)", text)
+    assert re.search(r"Scored by the \w+ rung of the model ladder \(.*out-of-fold log loss", text)
     assert 'class="forward"' in page and "pooled" in page
     # nothing fetched from anywhere: every image is inline, no external script or style
     assert not re.search(r'(src|href)="(https?:)?//', page)

@@ -150,6 +150,10 @@ def test_cli_score_prints_the_reconciliation_and_bands(crm, model_store, tmp_pat
     )
     assert result.exit_code == 0, result.output
     assert "open deals" in result.output and "band A" in result.output
+    # and it says which rung of the model ladder scored, and why training chose it
+    assert "scored by the lightgbm rung of the model ladder (lightgbm: the simplest rung" in (
+        result.output
+    )
     (written,) = (out / "scores").glob("*.csv")
     assert len(pd.read_csv(written)) > 0
     # and drift was logged with the scoring run

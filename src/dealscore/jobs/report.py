@@ -508,6 +508,7 @@ def run_report(
             open_amount=float(scores["amount"].sum()),
             charts=charts,
             forward=_forward(bundle.forward),
+            rung=loaded.rung(),
             **_attention(scores, features, tables),
         )
     )

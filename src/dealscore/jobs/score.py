@@ -101,6 +101,7 @@ def _score_on_pandas(
     horizon = getattr(loaded.bundle, "horizon_days", None)
     meaning = f": P(won within {horizon:g} days)" if horizon else ""
     progress(f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}" + meaning)
+    progress(f"scored by {loaded.rung()}")
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
     held_open = contract_rejects(held.deals, as_of, loaded, scores["scored_at"])
     rejected = pd.concat([rejected, held_open], ignore_index=True)

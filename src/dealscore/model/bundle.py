@@ -57,6 +57,13 @@ class LoadedModel:
         """'model dealscore-demo-crm v3 (champion)'."""
         return f"model {self.name} v{self.version}" + (f" ({self.alias})" if self.alias else "")
 
+    def rung(self) -> str:
+        """Which rung of the model ladder scores, and why (as training said it)."""
+        why = self.bundle.metadata.get("rung_reason", "")
+        return f"the {self.bundle.estimator.rung} rung of the model ladder" + (
+            f" ({why})" if why else ""
+        )
+
     def mismatch(self, coverage: tuple[str, ...]) -> str:
         """The warning when an export fills other columns than this model's training export
         (`CrmTables.coverage`); "" when they match."""

@@ -1,15 +1,13 @@
 """Three outcomes: won, lost to a competitor, or no decision (lost to the status quo).
 
 A deal that is not won within the horizon H either closes lost within it or ends in no decision:
-closed as such, or still undecided at H (the 90th percentile of won cycles has passed and nobody
-decided). P(won) is the win model's; a second model gives q = P(no decision | not won within H),
-so P(no decision) = (1 - P(won)) q and P(lost) = (1 - P(won)) (1 - q): the three sum to 1 and
-P(won) keeps its meaning.
+closed as such, or still undecided at H (the window has passed and nobody decided). P(won) is
+the win model's; a second model gives q = P(no decision | not won within H), so P(no decision) =
+(1 - P(won)) q and P(lost) = (1 - P(won)) (1 - q): the three sum to 1 and P(won) keeps its
+meaning.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,17 +15,6 @@ import pandas as pd
 from dealscore.model.metrics import evaluate
 
 OUTCOMES = ("won", "lost", "no_decision")
-
-
-@dataclass(frozen=True)
-class BaseRate:
-    """The training share of no decisions among deals not won, for every deal: what the split
-    falls back to when the model of it does no better on the validation slice (small exports)."""
-
-    rate: float
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([np.full(len(X), 1 - self.rate), np.full(len(X), self.rate)])
 
 
 def three_outcomes(p_won: np.ndarray, q_no_decision: np.ndarray) -> np.ndarray:

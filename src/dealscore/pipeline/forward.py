@@ -3,7 +3,7 @@
 At each date T: the export as it stood then (`tables_as_of`), a model trained only on that with
 the run's own recipe, every deal open at T scored, and the outcome read from the later export
 (won within the model's horizon of T). Its calibration is what users of the nightly scores get;
-a test slice, however carefully cut, is not the same thing.
+out-of-fold scores of the labelled history, however carefully purged, are not the same thing.
 """
 
 from __future__ import annotations

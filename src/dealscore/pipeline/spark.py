@@ -725,6 +725,7 @@ def score_on_spark(
         f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()} "
         f"in {groups} groups ({len(ref.opportunities):,} closed deals broadcast)"
     )
+    progress(f"scored by {loaded.rung()}")
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     routed = route(frames, as_of, groups)
 

@@ -16,7 +16,9 @@ from dealscore.model.metrics import lift_by_decile, reliability_table
 
 
 def reliability_figure(
-    y: np.ndarray, contenders: dict[str, np.ndarray], title: str = "Reliability on the test slice"
+    y: np.ndarray,
+    contenders: dict[str, np.ndarray],
+    title: str = "Reliability on the newest fold (out of fold)",
 ) -> Figure:
     """Observed win rate against mean predicted probability per bin, one line per contender."""
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -42,7 +44,11 @@ def roc_figure(y: np.ndarray, contenders: dict[str, np.ndarray]) -> Figure:
     for name, p in contenders.items():
         fpr, tpr, _ = roc_curve(y, p)
         ax.plot(fpr, tpr, label=name)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test slice")
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title="ROC, newest fold (out of fold)",
+    )
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     return fig

@@ -82,7 +82,7 @@ def refuse(
     if not all(np.isfinite(list(test.values()))):  # one class: ROC and PR AUC are NaN
         rate = test.get("positive_rate", float("nan"))
         return (
-            f"it cannot be measured: its test slice ({int(test.get('rows', 0)):,} rows) holds one "
+            f"it cannot be measured: its newest fold ({int(test.get('rows', 0)):,} rows) holds one "
             f"class (win rate {rate:.0%}), so ROC AUC is undefined"
         )
     if not ece <= max(max_ece, chance):

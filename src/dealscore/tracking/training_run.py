@@ -367,7 +367,11 @@ def track_training(
                 estimator=result.model,
                 feature_state=result.feature_state,
                 feature_names=list(FEATURE_NAMES),
-                metadata={"run_id": run.info.run_id, "dealscore_version": __version__},
+                metadata={
+                    "run_id": run.info.run_id,
+                    "dealscore_version": __version__,
+                    "rung_reason": result.ladder.reason,
+                },
                 reference=result.reference,
                 in_quarter=result.in_quarter,
                 horizon_days=result.horizon_days,
