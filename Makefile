@@ -47,7 +47,8 @@ check: install
 bench: install
 	$(BIN)/python benchmarks/generate_validate.py --deals 1000000
 	$(BIN)/python benchmarks/features.py --deals 1000000
-	$(BIN)/python benchmarks/train.py --deals 330000
+	$(BIN)/python benchmarks/train.py --deals 300000
+	$(BIN)/python benchmarks/worlds.py
 	$(BIN)/python benchmarks/score.py --deals 1000000
 	$(BIN)/python benchmarks/spark_score.py --deals 1000000
 

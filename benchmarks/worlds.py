@@ -83,7 +83,8 @@ def judge(name: str, settings: TrainSettings) -> pd.DataFrame:
         )
     print(
         f"{name}: horizon {result.horizon_days:g} days, labelled rows "
-        f"{sum(result.fold_rows.values()):,}, rung {result.ladder.chosen}, recent shift "
+        f"{len(result.model.oof_):,} (cross-fitted {sum(result.fold_rows.values()):,}), rung "
+        f"{result.ladder.chosen} ({result.ladder.reason}), recent shift "
         f"{result.model.shift_:+.3f}; {seconds:.0f} s",
         flush=True,
     )

@@ -108,6 +108,21 @@ def test_an_independent_model_never_reads_the_reps_forecasts(crm):
     assert overall.loc["model", "roc_auc"] > overall.loc["stage_probability", "roc_auc"]
 
 
+def test_a_big_history_is_cross_fitted_on_a_deal_sample_and_refitted_on_all(crm):
+    # given a cap on the rows cross-fitted below what the export has
+    said: list[str] = []
+    lean = replace(FAST, crossfit_max_rows=5000, in_quarter_model=False, outcome_model=False)
+    # when
+    capped = run_train(crm, lean, progress=said.append)
+    # then only a sample of the rows gets out-of-fold scores, and the progress says so
+    covered = np.isfinite(capped.model.oof_)
+    assert 0.2 * 5000 < covered.sum() <= 5000 < len(covered)
+    assert any("cross-fitted on a random" in m and "refitted on all" in m for m in said)
+    # and the model, refitted on every row, still ranks the newest fold well
+    overall = capped.comparison[capped.comparison["segment"] == "all"].set_index("contender")
+    assert overall.loc["model", "roc_auc"] > overall.loc["stage_probability", "roc_auc"]
+
+
 def test_reasons_compare_with_what_won_deals_looked_like(crm):
     # when a model is trained, then it keeps the won deals' typical features per stage
     profile = run_train(crm, FAST).won_profile
@@ -193,6 +208,10 @@ def test_long_boosting_says_how_far_it_got_at_most_every_15_seconds(crm):
         "win model: round 6 of at most 2,000 (binary_logloss 0.4123)",
         "win model: round 9 of at most 2,000 (binary_logloss 0.4123)",
     ]
+    # and a refit, which evaluates nothing, says what it is doing
+    for iteration in range(10, 12):
+        report(SimpleNamespace(iteration=iteration, end_iteration=80, evaluation_result_list=[]))
+    assert said[-1] == "win model: round 12 of at most 80 (refit on every row)"
 
 
 def test_training_reports_progress_from_inside_the_boosting(crm, monkeypatch):

@@ -117,6 +117,17 @@ def test_scikit_learn_contract(rows, fitted):
         )
 
 
+def test_a_contender_only_judged_is_cross_fitted_without_a_refit(rows):
+    # given a rung fitted for its out-of-fold probabilities only
+    folds = time_folds(rows["as_of"], HORIZON, k=4)
+    model = WinProbabilityModel(n_estimators=50, calibration="sigmoid")
+    model.fit(rows[FEATURE_NAMES], rows["label"], folds=folds, refit=False)
+    # then it has them, and its rounds, but nothing to score with
+    assert np.isfinite(model.oof_).mean() > 0.7 and model.best_iteration_ > 0
+    with pytest.raises(NotFittedError):
+        model.predict_proba(rows[FEATURE_NAMES])
+
+
 def test_one_outcome_or_no_usable_fold_is_refused(rows):
     X, as_of = rows[FEATURE_NAMES], rows["as_of"]
     with pytest.raises(ValueError, match="needs both won and not-won rows"):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.model.split import time_folds
+from dealscore.model.split import deal_sample, time_folds
 
 
 def _as_of(days: int = 400, per_day: int = 5) -> pd.Series:
@@ -65,3 +65,28 @@ def test_a_few_dates_give_fewer_blocks_and_no_rows_none():
     assert time_folds(_as_of(days=3), 10, k=5).k == 3
     with pytest.raises(ValueError, match="no labelled snapshots"):
         time_folds(pd.Series([], dtype="datetime64[us, UTC]"), 10)
+
+
+def test_a_deal_sample_cross_fits_whole_deals_within_the_cap_and_nothing_else():
+    # given 400 days of snapshots of deals with 1 to 9 rows each
+    as_of = _as_of()
+    rng = np.random.default_rng(0)
+    deals = np.repeat(np.arange(700), rng.integers(1, 10, 700))[: len(as_of)]
+    deals = np.r_[deals, np.full(len(as_of) - len(deals), 700)]
+    folds = time_folds(as_of, 30, k=5)
+    # when at most 600 rows are cross-fitted
+    keep = deal_sample(deals, 600, seed=1)
+    sampled = folds.sample(keep)
+    # then whole deals, at most 600 rows, and about that many
+    assert 500 < keep.sum() <= 600
+    kept = set(deals[keep])
+    assert not kept & set(deals[~keep])
+    # and the rows left out are neither held out nor learned from, the rest as before
+    assert (sampled.block[~keep] == -1).all()
+    np.testing.assert_array_equal(sampled.block[keep], folds.block[keep])
+    for (train, held), (all_train, _) in zip(sampled.splits(), folds.splits(), strict=True):
+        assert keep[train].all() and keep[held].all()
+        np.testing.assert_array_equal(train, all_train[keep[all_train]])
+    assert (sampled.recency()[~keep] == 0).all()
+    # and under the cap, every row
+    assert deal_sample(deals, len(deals), seed=1).all()

@@ -152,10 +152,12 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         folds: TimeFolds,
         sample_weight: np.ndarray | None = None,
         callbacks: Sequence[Callable[..., None]] = (),
+        refit: bool = True,
     ) -> WinProbabilityModel:
         """Cross-fit the rung over `folds` (out-of-fold raw scores, and its rounds or penalty
-        chosen on them), fit the calibration on those scores, then refit on every row.
-        `callbacks` are LightGBM's, called after each round (progress reports)."""
+        chosen on them), fit the calibration on those scores, then refit on every row (not when
+        only the out-of-fold probabilities are wanted: `refit` false, and nothing to predict
+        with). `callbacks` are LightGBM's, called after each round (progress reports)."""
         if self.calibration not in ("auto", "isotonic", "sigmoid"):
             raise ValueError(
                 f"calibration must be auto, isotonic or sigmoid, got {self.calibration!r}"
@@ -183,8 +185,11 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             oof_raw[held], y[held], sample_weight=recency[held]
         )
         self.oof_ = self._cross_calibrated(oof_raw, y, folds)
-        self.scorer_ = scorer.fit(X, y, w, callbacks)
-        self.best_iteration_ = int(getattr(self.scorer_, "rounds_", 0))
+        if refit:
+            self.scorer_ = scorer.fit(X, y, w, callbacks)
+        elif isinstance(scorer, BoostedScorer):
+            scorer.data_ = None  # the binned rows are not kept
+        self.best_iteration_ = int(getattr(scorer, "rounds_", 0))
         self.shift_ = 0.0
         self.classes_ = np.array([0, 1])
         return self

@@ -134,10 +134,11 @@ def fit_ladder(
     tolerance: float = 0.002,
     progress: Say = lambda _: None,
     callbacks: Callable[[str], Sequence[Callable[..., None]]] = lambda _: (),
+    refit: bool = True,
 ) -> Ladder:
     """Fit each rung of `rungs` (simplest first) with `make(rung)`, skipping those the data
     cannot fit, and choose among them (`choose`). `callbacks(rung)` gives a rung's LightGBM
-    callbacks (progress from inside the boosting)."""
+    callbacks (progress from inside the boosting); `refit` false: out-of-fold only."""
     models: dict[str, WinProbabilityModel] = {}
     skipped: dict[str, str] = {}
     y = np.asarray(y).astype(int)
@@ -148,7 +149,7 @@ def fit_ladder(
         progress(f"cross-fitting {rung} over {folds.k} time folds")
         try:
             models[rung] = make(rung).fit(
-                X, y, folds=folds, sample_weight=weight, callbacks=callbacks(rung)
+                X, y, folds=folds, sample_weight=weight, callbacks=callbacks(rung), refit=refit
             )
         except ValueError as exc:
             skipped[rung] = str(exc)

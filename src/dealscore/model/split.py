@@ -23,7 +23,7 @@ from dealscore.features.pit import DAY, micros
 class TimeFolds:
     """K blocks of snapshot dates and, for each, the rows a model held out from it may learn from."""
 
-    block: np.ndarray  # per row, its block: 0 the oldest dates, k - 1 the newest
+    block: np.ndarray  # per row, its block: 0 the oldest dates, k - 1 the newest; -1 left out
     train: tuple[np.ndarray, ...]  # per block, positions of the rows whose windows miss it
     starts: tuple[pd.Timestamp, ...]  # per block, its first snapshot date
     horizon_days: float
@@ -50,6 +50,13 @@ class TimeFolds:
     def newest(self) -> np.ndarray:
         """Positions of the newest block: predicted by models that saw only older rows."""
         return self.held_out(self.k - 1)
+
+    def sample(self, keep: np.ndarray) -> TimeFolds:
+        """The same blocks, cross-fitting only the rows where `keep` holds: the others are
+        neither held out nor learned from (block -1), and get no out-of-fold prediction."""
+        keep = np.asarray(keep, dtype=bool)
+        train = tuple(t[keep[t]] for t in self.train)
+        return TimeFolds(np.where(keep, self.block, -1), train, self.starts, self.horizon_days)
 
     def subset(self, mask: np.ndarray) -> TimeFolds:
         """The same blocks over the rows where `mask` holds (positions renumbered)."""
@@ -83,3 +90,15 @@ def time_folds(as_of: pd.Series, horizon_days: float, k: int = 5) -> TimeFolds:
     )
     starts = tuple(pd.Timestamp(int(t), unit="us", tz="UTC") for t in first)
     return TimeFolds(block, train, starts, horizon_days)
+
+
+def deal_sample(groups: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """Per row, whether its deal is in a random sample of whole deals holding at most
+    `max_rows` rows (every row when they fit). Chosen by deal id only, never by outcome or date."""
+    ids, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    if counts.sum() <= max_rows:
+        return np.ones(len(inverse), dtype=bool)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    chosen = np.zeros(len(ids), dtype=bool)
+    chosen[order[np.cumsum(counts[order]) <= max_rows]] = True
+    return chosen[inverse]

@@ -47,7 +47,7 @@ from dealscore.model.ladder import Ladder, fit_ladder
 from dealscore.model.metrics import evaluate
 from dealscore.model.outcomes import outcome_labels, outcome_metrics, three_outcomes
 from dealscore.model.recent import recent_shift, win_timing
-from dealscore.model.split import TimeFolds, time_folds
+from dealscore.model.split import TimeFolds, deal_sample, time_folds
 from dealscore.pipeline.forward import ForwardTest, default_dates, forward_test
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
@@ -73,6 +73,10 @@ class TrainSettings:
     horizon_days: Annotated[float, Field(ge=0)] = default(SnapshotSettings, "horizon_days")
     age_weight_days: Annotated[float, Field(gt=0)] = default(SnapshotSettings, "age_weight_days")
     folds: Annotated[int, Field(ge=2, le=20)] = 5
+    # Above this many labelled rows, the folds cross-fit a random sample of whole deals holding
+    # at most this many (rounds, penalty, calibration and the rung are chosen on them); the
+    # chosen rung is still refitted on every row.
+    crossfit_max_rows: Annotated[int, Field(ge=1000)] = 250_000
     # The rungs the data may pick from, simplest first (model/estimator.py).
     ladder: tuple[Rung, ...] = RUNGS
     # A rung replaces a simpler one only if its out-of-fold log loss is lower by more than this
@@ -357,10 +361,18 @@ def training_rows(
     if not settings.rep_inputs:
         rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
     folds = time_folds(rows["as_of"], horizon, settings.folds)
+    sample = ""
+    if len(rows) > settings.crossfit_max_rows:
+        keep = deal_sample(rows["opportunity_id"], settings.crossfit_max_rows, settings.seed)
+        folds = folds.sample(keep)
+        sample = (
+            f" (cross-fitted on a random {int(keep.sum()):,} of them, whole deals: "
+            "crossfit_max_rows; refitted on all)"
+        )
     progress(
         f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
-        f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days); "
-        f"{len(recent):,} recent rows whose windows have not ended"
+        f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days)"
+        f"{sample}; {len(recent):,} recent rows whose windows have not ended"
     )
     return TrainingRows(rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes))
 
@@ -399,9 +411,12 @@ def round_progress(
         if now - last[0] < every:
             return
         last[0] = now
-        # (data, metric, value, higher is better[, stdv across folds])
+        # (data, metric, value, higher is better[, stdv across folds]); none in the refit
         scores = ", ".join(f"{entry[1]} {entry[2]:.4f}" for entry in env.evaluation_result_list)
-        progress(f"{what}: round {env.iteration + 1:,} of at most {env.end_iteration:,} ({scores})")
+        progress(
+            f"{what}: round {env.iteration + 1:,} of at most {env.end_iteration:,}"
+            + (f" ({scores})" if scores else " (refit on every row)")
+        )
 
     return report
 
@@ -416,9 +431,11 @@ def _ladder(
     what: str = "win model",
     rungs: tuple[Rung, ...] = (),
     penalty: float | None = None,
+    refit: bool = True,
 ) -> Ladder:
     """The model ladder on `label`, every rung cross-fitted over the same folds (the linear
-    rungs with `penalty`, else with the one the folds choose)."""
+    rungs with `penalty`, else with the one the folds choose); `refit` false: out-of-fold
+    probabilities only (a contender judged on the newest fold, never used to score)."""
     try:
         return fit_ladder(
             rows[FEATURE_NAMES],
@@ -431,6 +448,7 @@ def _ladder(
             settings.ladder_tolerance,
             progress=lambda message: progress(f"{what}: {message}"),
             callbacks=lambda rung: [round_progress(progress, f"{what} ({rung})")],
+            refit=refit,
         )
     except ValueError as exc:  # too little history: a backtest skips the period
         raise DataMinimumError(f"{what} ({label}): {exc}; {settings.needs()}") from exc
@@ -529,7 +547,7 @@ def fit_and_evaluate(
     unweighted = None
     if settings.heroic_weight < 1.0:
         progress("heroics: refitting without down-weighting the heroic wins")
-        plain = side(rows, folds, weight=rows["weight"].to_numpy(), what="unweighted")
+        plain = side(rows, folds, weight=rows["weight"].to_numpy(), what="unweighted", refit=False)
         unweighted = evaluate(test["label"], plain.model.oof_[newest])
 
     in_quarter, in_quarter_metrics = None, {}
@@ -549,7 +567,9 @@ def fit_and_evaluate(
     independent = None
     has_rep_inputs = bool(rows[sorted(REP_INPUTS)].notna().to_numpy().any())
     if settings.rep_inputs and settings.independent_contender and has_rep_inputs:
-        independent = side(without_rep_inputs(rows), folds, weight=weight, what="independent model")
+        independent = side(
+            without_rep_inputs(rows), folds, weight=weight, what="independent model", refit=False
+        )
 
     no_decision: WinProbabilityModel | None = None
     q_test = np.full(len(test), np.nan)
