@@ -22,9 +22,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
+from dealscore.model.metrics import row_loss
 from dealscore.model.scorers import BaseRateScorer, BoostedScorer, LinearScorer, logit, sigmoid
 from dealscore.model.split import TimeFolds
 
@@ -68,12 +68,7 @@ def _choose_calibration(raw: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int
             if len(np.unique(y[fit])) < 2 or not other.any():
                 return "sigmoid"  # too little data to tell: the smoother choice
             p = _calibrator(kind).fit(raw[fit], y[fit], sample_weight=w[fit]).predict(raw[other])
-            total += (
-                log_loss(
-                    y[other], np.clip(p, 1e-6, 1 - 1e-6), sample_weight=w[other], labels=[0, 1]
-                )
-                * w[other].sum()
-            )
+            total += float((w[other] * row_loss(y[other], p)).sum())
         losses[kind] = total
     return min(losses, key=lambda kind: losses[kind])
 

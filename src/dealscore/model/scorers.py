@@ -20,8 +20,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 
+from dealscore.model.metrics import row_loss
 from dealscore.model.reasons import TreeArrays, path_contributions, tree_arrays
 from dealscore.model.split import TimeFolds
 
@@ -41,10 +41,6 @@ def sigmoid(raw: np.ndarray) -> np.ndarray:
 def _usable(y: np.ndarray, train: np.ndarray, held: np.ndarray) -> bool:
     """A fold can be fitted and judged: both outcomes among its training rows, rows held out."""
     return len(held) > 0 and len(np.unique(y[train])) == 2
-
-
-def _raw_log_loss(y: np.ndarray, raw: np.ndarray) -> float:
-    return float(log_loss(y, np.clip(sigmoid(raw), EPS, 1 - EPS), labels=[0, 1]))
 
 
 class BaseRateScorer:
@@ -211,7 +207,9 @@ class LinearScorer:
                 fitted = self._regression(Z, y[rows], w[rows], C)
                 oof[C][held] = fitted.decision_function(Z_held)
         losses = {
-            C: _raw_log_loss(y[done], raw[done]) if (done := np.isfinite(raw)).any() else np.inf
+            C: float(row_loss(y[done], sigmoid(raw[done])).mean())
+            if (done := np.isfinite(raw)).any()
+            else np.inf
             for C, raw in oof.items()
         }
         self.C_ = min(losses, key=lambda C: losses[C])
