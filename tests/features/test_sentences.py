@@ -186,6 +186,7 @@ EVERY_TEMPLATE = [
     ("rep_category_rank", 2, "rep's call: best case"),
     ("rep_category_change_28d", -2, "rep's call moved down 2 levels in 4 weeks"),
     ("days_since_forecast", 23.4, "rep's last forecast 23 days ago"),
+    ("forecast_from_earlier_quarter", 1.0, "rep's latest call made in an earlier quarter"),
     ("owner_forecast_bias", -0.12, "the owner's calls run 12% below outcomes"),
     ("meetings_30d", 3, "3 meetings in the last 30 days; won deals: 6"),
     ("demos_7d", 1, "1 demo in the last 7 days; won deals: 2"),

@@ -11,7 +11,14 @@ import pandas as pd
 
 from dealscore.features.catalogue import Feature, family
 from dealscore.features.icp import closed_deals
-from dealscore.features.pit import DAY, Snapshots, asof_by_key, asof_state, micros
+from dealscore.features.pit import (
+    DAY,
+    Snapshots,
+    asof_by_key,
+    asof_state,
+    micros,
+    quarter_end_micros,
+)
 from dealscore.schemas.tables import CrmTables, ForecastCategory, Forecasts, Opportunities
 
 # Conventional probabilities of forecast categories, for reps who give none. Evaluation can
@@ -37,6 +44,7 @@ FEATURES: list[Feature] = family(
     rep_category_rank="the rep's latest forecast category: omitted 0, pipeline 1, best case 2, commit 3",
     rep_category_change_28d="category rank now minus 28 days earlier (negative: the rep downgraded it)",
     days_since_forecast="days since the rep last submitted a forecast for the deal",
+    forecast_from_earlier_quarter="1 if the rep's latest call was made in an earlier quarter (a quarter-end call, stale once the quarter turns)",
     owner_forecast_bias="how far the owner's last call on deals closed before as_of ran above the outcome (probability minus won), shrunk to 0",
 )
 BIAS_PRIOR = 10.0  # closed deals' worth of weight on "no bias"
@@ -88,7 +96,14 @@ def forecast_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     out["rep_category_change_28d"] = rank - earlier["category"].map(CATEGORY_RANK).to_numpy(
         dtype=float
     )
-    out["days_since_forecast"] = (snaps.as_of - latest["submitted"].to_numpy()) / DAY
+    submitted = latest["submitted"].to_numpy()
+    out["days_since_forecast"] = (snaps.as_of - submitted) / DAY
+    # Reps push deals into commit as a quarter ends; at the next quarter's start that call is
+    # still the latest one, about a quarter already over.
+    made_earlier = quarter_end_micros(np.nan_to_num(submitted).astype(np.int64)) <= snaps.as_of
+    out["forecast_from_earlier_quarter"] = np.where(
+        np.isnan(submitted), np.nan, made_earlier.astype(float)
+    )
     out["owner_forecast_bias"] = owner_forecast_bias(tables, snaps)
     return out
 

@@ -95,6 +95,10 @@ FLAGS: dict[str, tuple[str, str]] = {
         "entered the pipeline at proposal or later",
         "entered the pipeline before proposal",
     ),
+    "forecast_from_earlier_quarter": (
+        "rep's latest call made in an earlier quarter",
+        "rep's latest call made this quarter",
+    ),
     "close_in_quarter_last_weeks": (
         "close date in the quarter's last 3 weeks",
         "close date before the quarter's last 3 weeks",
@@ -144,6 +148,7 @@ MISSING: dict[str, str] = {
     "days_since_two_way": "no two-way contact yet",
     "days_since_last_activity": "no activity yet",
     "days_since_forecast": "no rep forecast yet",
+    "forecast_from_earlier_quarter": "no rep forecast yet",
     "rep_probability": "no rep forecast yet",
     "rep_category_rank": "no rep forecast yet",
     "response_latency_hours": "the prospect has not replied yet",
