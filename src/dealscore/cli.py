@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import mlflow  # noqa: F401  - imported first: it sets its loggers up on import
+import numpy as np
 import pandas as pd
 import typer
 
@@ -32,7 +33,9 @@ from dealscore.jobs.score import (
 )
 from dealscore.jobs.train import run_train
 from dealscore.pipeline.forward import ForwardTest
-from dealscore.pipeline.periods import period_bounds
+from dealscore.pipeline.moves import TOP_MOVERS, Moves
+from dealscore.pipeline.periods import WEEKS, period_bounds
+from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber
 from dealscore.pipeline.training import TrainSettings, run_forward
 from dealscore.schemas import ContractError
 from dealscore.settings import as_toml, load_settings
@@ -789,6 +792,42 @@ PeriodsOption = Annotated[
 ]
 
 
+def _number_lines(number: QuarterNumber) -> list[str]:
+    """The quarter's number with its parts and range, then the reps' rollups beside it."""
+    lines = [
+        f"the quarter's number (model): {number.model:,.0f} = booked {number.booked:,.0f} "
+        f"+ the {number.open_deals:,} open deals {number.open:,.0f} "
+        f"+ deals not yet created {number.new:,.0f}; "
+        f"{RANGE_WORDS} {number.low:,.0f} to {number.high:,.0f}",
+        *number.notes,
+    ]
+    if not np.isnan(number.rep_commit):
+        lines.append(
+            f"the reps' rollups: booked + commit {number.rep_commit:,.0f}, "
+            f"booked + commit + best case {number.rep_commit_best_case:,.0f}"
+        )
+    return lines
+
+
+def _moves_lines(moves: Moves) -> list[str]:
+    """The pipeline's moves since the earlier date, and the deals whose probability moved most."""
+    lines = [
+        f"what moved since {moves.since:%Y-%m-%d %H:%M} UTC: the pipeline due in the quarter "
+        f"went from {moves.start:,.0f} to {moves.end:,.0f}"
+    ]
+    flow = moves.flow.to_string(index=False, formatters={"amount": "{:+,.0f}".format})
+    lines += ["  " + line for line in flow.splitlines()]
+    top = moves.deals[moves.deals["p_now"] != moves.deals["p_then"]].head(TOP_MOVERS)
+    if not top.empty:
+        lines.append(f"the {len(top)} deals whose probability moved most (by amount at stake):")
+        for _, row in top.iterrows():
+            lines.append(
+                f"  {row['deal']} ({row['owner'] or 'no owner'}, {row['amount']:,.0f}): "
+                f"{row['p_then']:.0%} -> {row['p_now']:.0%}: {row['change_reason']}"
+            )
+    return lines
+
+
 @app.command()
 def compare(
     data: DataOption,
@@ -813,23 +852,48 @@ def compare(
         str | None,
         typer.Option(metavar="GROUP", help="Break down by team, owner or segment (industry)."),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            show_default="a week before --as-of",
+            help="Show what moved in the quarter's pipeline from this date (UTC) to --as-of.",
+        ),
+    ] = None,
     model: ModelOption = "",
     tracking_uri: TrackingOption = None,
     mapping: MappingOption = None,
 ) -> None:
     """A quarter's bookings forecast: the model's against the reps' and, once over, the actual.
 
-    The model: amount x P(won within the quarter); the reps: commit, commit + best case and
-    probability-weighted, from their latest call. Deals: open at --as-of and expected to close in
-    the quarter. For a quarter already over the actual and each forecast's error are shown.
+    The quarter's number, whole, when --as-of lies in it: booked so far + every open deal's
+    amount x P(won before the quarter ends) + what deals not yet created will bring (learned
+    from past quarters at the same point), with a range, beside the reps' rollups (booked +
+    commit, booked + commit + best case). Then, on the deals open at --as-of and due in the
+    quarter, the model against the reps' commit, commit + best case and probability-weighted
+    call; for a quarter already over the actual and each forecast's error. And what moved
+    since --since: deals won, lost, pushed out, pulled in, new, and the deals whose
+    probability moved most, with the factors that moved it.
     """
     _quiet_mlflow()
     with _failures(f"{data}: not compared"):
         if period is not None:
             period_bounds(period)  # a bad quarter is refused before any data is read
         stamp = _timestamp(as_of, "--as-of") if as_of else None
+        since_stamp = _timestamp(since, "--since") if since else None
+        if stamp is not None and since_stamp is not None and since_stamp >= stamp:
+            _fail(f"--since ({since}) must be before --as-of ({as_of})")
         result = run_compare(
-            data, period, stamp, by, model, tracking_uri or "", mapping, _Progress()
+            data,
+            period,
+            stamp,
+            by,
+            model,
+            tracking_uri or "",
+            mapping,
+            _Progress(),
+            since=since_stamp,
         )
     state = "closed: actual known" if result.closed else "still open: no actual yet"
     typer.echo(
@@ -838,6 +902,13 @@ def compare(
     )
     if result.coverage_warning:
         typer.secho(f"WARNING: {result.coverage_warning}", fg=typer.colors.YELLOW)
+    if result.number is not None:
+        for line in _number_lines(result.number):
+            typer.echo(line)
+    if result.moves is not None:
+        for line in _moves_lines(result.moves):
+            typer.echo(line)
+    typer.echo("on the deals due in the quarter only:")
     if result.deals.empty:
         typer.echo(
             "no deal open then has an expected close date in the period "
@@ -854,42 +925,100 @@ def compare(
         )
 
 
+WeeksOption = Annotated[
+    str,
+    typer.Option(
+        metavar="LIST",
+        help="The weeks into each quarter to forecast it at, comma-separated (0: its start).",
+    ),
+]
+
+
+DEFAULT_WEEKS = ",".join(map(str, WEEKS))
+
+
+def _weeks(text: str) -> tuple[int, ...]:
+    """'0,4,8' -> (0, 4, 8); a week outside 0 to 13 or not a number is refused."""
+    try:
+        weeks = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        weeks = ()
+    if not weeks or weeks[0] < 0 or weeks[-1] > 13:
+        _fail(f"--weeks must be whole weeks from 0 to 13, comma-separated, got {text!r}")
+    return weeks
+
+
+def _accuracy_table(accuracy: pd.DataFrame) -> str:
+    """Per week and forecast: accuracy ratio, absolute error, bias, and the counts."""
+    shown = accuracy.rename(
+        columns={
+            "accuracy_ratio": "forecast/actual",
+            "abs_pct_error": "abs err",
+            "in_green": "in 85-115%",
+            "in_range": "actual in range",
+            "model_closer": "model closer",
+        }
+    )
+    counts = [c for c in ("actual in range", "model closer") if c in shown]
+    formats = {
+        "forecast/actual": "{:.0%}".format,
+        "abs err": "{:.1%}".format,
+        "bias": _signed_pct,
+        **{c: (lambda v: "-" if pd.isna(v) else f"{v:.0f}") for c in counts},
+    }
+    return shown.to_string(index=False, formatters=formats, na_rep="-")
+
+
 @app.command()
 def backtest(
     data: DataOption,
     periods: PeriodsOption = 8,
+    weeks: WeeksOption = DEFAULT_WEEKS,
     config: ConfigOption = None,
     mapping: MappingOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Also write every forecast as CSV: period, week, as_of, forecast, amount, actual.",
+        ),
+    ] = None,
 ) -> None:
-    """Replay the last closed quarters, each forecast by a model trained only on the past.
+    """Replay the last closed quarters through the quarter, with models that knew only the past.
 
-    Each quarter is forecast at its start by a model trained only on the history before it, and
-    set against what closed; prints the model's and the reps' error per quarter and how often
-    the model was closer.
+    Each quarter is forecast whole (booked + the open deals + deals not yet created, with a
+    range) at weeks 0, 2, ... 12 into it by a model trained only on the history before the
+    quarter, and set against its total bookings, beside the reps' rollups (booked + commit,
+    booked + commit + best case). Prints each forecast's accuracy per week.
     """
+    chosen = _weeks(weeks)
     with _failures(f"{data}: not backtested"):
         settings = load_settings(TrainSettings, config)
-        result = run_backtest(data, periods, settings, mapping, _Progress())
+        result = run_backtest(data, periods, settings, mapping, _Progress(), chosen, out)
     for period, why in result.skipped.items():
         typer.echo(f"{period}: skipped: {why}")
-    typer.echo(_forecast_table(result.table))
-    accuracy = result.table.filter(regex="_abs_pct_error$").mean()
-    bias = result.table[[c.replace("_abs_pct", "_pct") for c in accuracy.index]].mean()
+    wide = result.wide()
+    first = wide[wide["week"] == wide["week"].min()]
+    columns = ["period", "actual", "model", "model_low", "model_high", "booked", "model_open"]
+    columns += ["model_new", *[c for c in ("rep_commit", "rep_commit_best_case") if c in first]]
+    typer.echo(f"each quarter at week {int(first['week'].iloc[0])}:")
     typer.echo(
-        "mean absolute error: "
-        + ", ".join(f"{c.removesuffix('_abs_pct_error')} {v:.1%}" for c, v in accuracy.items())
-    )
-    typer.echo(
-        "mean bias: "
-        + ", ".join(f"{c.removesuffix('_pct_error')} {v:+.1%}" for c, v in bias.items())
-    )
-    n = len(result.table)
-    typer.echo(
-        "model closer than: "
-        + ", ".join(
-            f"{rep} in {round(share * n)} of {n} quarters" for rep, share in result.closer().items()
+        first[columns]
+        .rename(
+            columns={
+                "model_low": "low",
+                "model_high": "high",
+                "model_open": "open",
+                "model_new": "not yet created",
+            }
         )
+        .to_string(index=False, float_format="{:,.0f}".format, na_rep="-")
     )
+    quarters = wide["period"].nunique()
+    typer.echo(f"accuracy per week over {quarters} quarter{'' if quarters == 1 else 's'}:")
+    typer.echo(_accuracy_table(result.accuracy()))
 
 
 @app.command()

@@ -95,28 +95,75 @@ def test_backtest_retrains_for_each_period_and_compares_with_the_actual(crm):
     # the models a quarter's forecast needs)
     assert any(line.startswith("2025Q4: win model: cross-fitting") for line in said)
     assert not any("no-decision model" in line for line in said)
-    table = result.table.set_index("period")
-    # then each period has its actual bookings and every forecast, with errors
-    assert list(table.index) == periods
-    assert (table["actual"] > 0).all() and (table["deals"] > 0).all()
-    for forecast in ("model", "rep_commit", "rep_commit_best_case", "rep_weighted"):
-        np.testing.assert_allclose(table[f"{forecast}_error"], table[forecast] - table["actual"])
-        np.testing.assert_allclose(
-            table[f"{forecast}_pct_error"], table[f"{forecast}_error"] / table["actual"]
+    wide = result.wide()
+    # then each period is forecast at every week of the quarter, against its total bookings
+    assert list(wide["period"].unique()) == periods
+    assert sorted(wide["week"].unique()) == [0, 2, 4, 6, 8, 10, 12]
+    assert (wide["actual"] > 0).all()
+    for period in periods:
+        start, end = period_bounds(period)
+        deals = tables.opportunities
+        won = (
+            (deals["status"] == "won") & (deals["closed_at"] >= start) & (deals["closed_at"] < end)
         )
-    assert set(result.closer()) == {"rep_commit", "rep_commit_best_case", "rep_weighted"}
+        np.testing.assert_allclose(
+            wide.loc[wide["period"] == period, "actual"], deals.loc[won, "amount"].sum()
+        )
+        # and each week's date is that many weeks into the quarter
+        at = wide[wide["period"] == period]
+        assert (at["as_of"] == start + pd.to_timedelta(7 * at["week"], unit="D")).all()
+    # and the model's number is its parts, inside its range; the reps' rollups are there
+    np.testing.assert_allclose(
+        wide["model"], wide["booked"] + wide["model_open"] + wide["model_new"]
+    )
+    assert ((wide["model_low"] <= wide["model"]) & (wide["model"] <= wide["model_high"])).all()
+    assert (wide["rep_commit"] <= wide["rep_commit_best_case"]).all()
+    # and what is booked grows through the quarter, from nothing at its start
+    assert (wide.loc[wide["week"] == 0, "booked"] == 0).all()
+    assert (wide.groupby("period")["booked"].diff().dropna() >= 0).all()
+    accuracy = result.accuracy()
+    assert set(accuracy["forecast"]) == {"model", "rep_commit", "rep_commit_best_case"}
+    assert (accuracy["quarters"] == 2).all()
 
 
-def test_cli_backtest_prints_errors_and_how_often_the_model_was_closer(crm, tmp_path):
+def test_cli_backtest_prints_accuracy_per_week_and_writes_every_forecast(crm, tmp_path):
     config = tmp_path / "fast.toml"
     config.write_text('n_estimators = 40\nlearning_rate = 0.2\nicp = ""\n')
+    out = tmp_path / "replay.csv"
+    # when
     result = CliRunner().invoke(
-        app, ["backtest", "--data", str(crm), "--periods", "1", "--config", str(config)]
+        app,
+        [
+            "backtest",
+            "--data",
+            str(crm),
+            "--periods",
+            "1",
+            "--config",
+            str(config),
+            "--weeks",
+            "0,4,8",
+            "--out",
+            str(out),
+        ],
     )
+    # then it prints the quarter's parts and the accuracy per week
     assert result.exit_code == 0, result.output
-    assert "2026Q1" in result.output and "mean absolute error: model" in result.output
-    assert "mean bias: model" in result.output
-    assert "model closer than: rep_commit in" in result.output
+    assert "2026Q1" in result.output and "not yet created" in result.output
+    assert "accuracy per week over 1 quarter" in result.output
+    assert "forecast/actual" in result.output and "model closer" in result.output
+    # and the CSV holds one row per week and forecast, from which the table can be recomputed
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["period", "week", "as_of", "forecast", "amount", "actual"]
+    assert sorted(frame["week"].unique()) == [0, 4, 8]
+    assert {"model", "rep_commit", "rep_commit_best_case", "model_low", "model_high"} <= set(
+        frame["forecast"]
+    )
+    model = frame[frame["forecast"] == "model"].set_index("week")
+    assert (model["period"] == "2026Q1").all()
+    # and a bad week list is refused before any work
+    bad = CliRunner().invoke(app, ["backtest", "--data", str(crm), "--weeks", "0,20"])
+    assert bad.exit_code == 2 and "--weeks" in bad.output
 
 
 def test_a_period_without_enough_history_is_skipped_with_the_reason(crm, tmp_path):
@@ -134,7 +181,7 @@ def test_a_period_without_enough_history_is_skipped_with_the_reason(crm, tmp_pat
     assert result.exit_code == 0, result.output
     assert "2025Q4: skipped: " in result.output
     assert "min_history_days" in result.output  # the reason names the setting to change
-    assert "2026Q1" in result.output and "mean absolute error: model" in result.output
+    assert "2026Q1" in result.output and "accuracy per week" in result.output
     # and with no period to train on, the command fails with every reason
     config.write_text(
         'n_estimators = 40\nlearning_rate = 0.2\nicp = ""\nmin_history_days = 1000.0\n'

@@ -110,7 +110,7 @@ def test_the_page_is_self_contained(report):
     # the questions in the order a sales manager asks them
     order = [
         "This quarter so far",
-        "Past quarters: the model against the reps",
+        "Past quarters: the model against the reps, week by week",
         "Deals to act on",
         "Open pipeline by band",
         "Can the probabilities be trusted?",
@@ -141,18 +141,41 @@ def test_this_quarter_sets_the_model_beside_the_reps_and_what_is_booked(report, 
     # when the page is read
     rows = _table(report.read_text(), "this-quarter")
     # then every forecast starts from the same booked amount, the reps' numbers included
+    assert rows[0] == [
+        "forecast",
+        "booked so far",
+        "from open deals",
+        "from deals not yet created",
+        "quarter total",
+        "range (10th to 90th percentile)",
+    ]
     assert [r[0] for r in rows[1:]] == [
         "model",
-        "model, every open deal",
-        "reps: commit",
-        "reps: commit + best case",
-        "reps: probability-weighted",
+        "reps: booked + commit",
+        "reps: booked + commit + best case",
     ]
     assert {r[1] for r in rows[1:]} == {money(won["amount"].sum(), "USD")}
-    model, every, commit = rows[1], rows[2], rows[3]
-    assert model[3] != commit[3]  # two different calls, not one number twice
-    # deals due later can close early: every open deal expects more than those due alone
-    assert money_value(every[2]) > money_value(model[2])
+    model, commit = rows[1], rows[2]
+    assert model[4] != commit[4]  # two different calls, not one number twice
+    # the model's total has a range around it; the reps' numbers have no new-deal part
+    low, high = (money_value(v) for v in model[5].split(" to "))
+    assert low <= money_value(model[4]) <= high
+    assert commit[3] == "–" and commit[5] == "–"
+
+
+def test_past_quarters_show_accuracy_week_by_week(report):
+    # when the page is read
+    page = report.read_text()
+    rows = _table(page, "accuracy")
+    # then there is one row per week of the replay, the model beside the reps' rollups
+    assert rows[0][0] == "week" and "model: forecast / actual" in rows[0]
+    assert "reps: booked + commit: forecast / actual" in rows[0]
+    assert [r[0] for r in rows[1:]] == ["0", "2", "4", "6", "8", "10", "12"]
+    assert all(re.fullmatch(r"\d+ of \d+", r[-1]) for r in rows[1:])
+    # and the quarter-by-quarter table shows the parts of the model's number
+    history = _table(page, "history")
+    assert history[0][:5] == ["quarter", "actual", "booked", "open deals", "not yet created"]
+    assert "Past quarters, forecast week by week" in _text(page)
 
 
 def test_the_deals_to_act_on_name_the_deal_account_owner_and_stage(report, crm):
@@ -213,7 +236,7 @@ def test_the_replay_is_cached_per_export_and_settings(crm, trained_store, tmp_pa
     monkeypatch.setattr("dealscore.jobs.report.backtest", no_replay)
     again = run_report(crm, tmp_path / "b.html", 2, tracking_uri=uri, settings=FAST_REPORT)
     assert again.cached
-    pd.testing.assert_frame_equal(again.backtest.table, first.backtest.table)
+    pd.testing.assert_frame_equal(again.backtest.forecasts, first.backtest.forecasts)
     assert "Replay reused from the cache" in (tmp_path / "b.html").read_text()
     # but other settings replay (and --no-cache would too)
     with pytest.raises(AssertionError, match="ran again"):
@@ -261,9 +284,12 @@ def test_it_renders_in_a_headless_browser_without_console_errors(report):
     )
     # then every chart loaded, the console stayed clean, and a screenshot is there to look at
     assert 'data-charts-loaded="3"' in dom.stdout, dom.stderr[-2000:]
-    # with this quarter's table, the reps' numbers in it, and deals named with their owners
+    # with this quarter's table, the reps' numbers in it, the past quarters week by week, and
+    # deals named with their owners
     quarter = _table(dom.stdout, "this-quarter")
-    assert {"model", "reps: commit"} <= {r[0] for r in quarter[1:]}
+    assert {"model", "reps: booked + commit"} <= {r[0] for r in quarter[1:]}
+    weeks = _table(dom.stdout, "accuracy")
+    assert [r[0] for r in weeks[1:]] == ["0", "2", "4", "6", "8", "10", "12"]
     deals = _table(dom.stdout, "deals")
     assert deals[0][:3] == ["deal", "account", "owner"] and len(deals) > 2
     assert "Uncaught" not in logged.stderr and ":CONSOLE(" not in logged.stderr
@@ -334,3 +360,51 @@ def test_compare_says_a_closed_quarter_is_in_sample(crm, trained_store):
     assert result.exit_code == 0, result.output
     assert "as of 2026-01-01 00:00 UTC, closed: actual known" in result.output
     assert "in-sample" in result.output and "dealscore backtest" in result.output
+
+
+def _compare_since(crm, uri: str, since: str):
+    """compare as of 2026-05-15 (inside 2026Q2), with what moved since `since`."""
+    args = ["compare", "--data", str(crm), "--tracking-uri", uri, "--as-of", "2026-05-15"]
+    return CliRunner().invoke(app, [*args, "--since", since])
+
+
+def test_compare_shows_the_whole_number_and_what_moved_since(crm, trained_store):
+    _, uri = trained_store
+    # when compared as of a date inside a quarter, since a week before
+    result = _compare_since(crm, uri, "2026-05-08")
+    assert result.exit_code == 0, result.output
+    # then the quarter's number is its parts with a range, beside the reps' rollups
+    number = re.search(
+        r"the quarter's number \(model\): ([\d,]+) = booked ([\d,]+) \+ the [\d,]+ open deals "
+        r"([\d,]+) \+ deals not yet created ([\d,]+); 10th to 90th percentile ([\d,]+) to ([\d,]+)",
+        result.output,
+    )
+    assert number, result.output
+    total, booked, opened, new, low, high = (int(v.replace(",", "")) for v in number.groups())
+    assert abs(total - (booked + opened + new)) <= 2  # each rounded on its own
+    assert low <= total <= high
+    assert "booked + commit" in result.output
+    # and what moved in the pipeline since, with the deals whose probability moved and why
+    assert "what moved since 2026-05-08 00:00 UTC" in result.output
+    for move in ("won", "lost", "pushed out", "pulled in", "new", "amount changed"):
+        assert re.search(rf"^\s+{move}\s+\d+", result.output, re.MULTILINE), move
+    assert re.search(r"\d+% -> \d+%: (up|down): ", result.output)
+    # and --since after --as-of is refused
+    bad = _compare_since(crm, uri, "2026-05-20")
+    assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_the_report_shows_what_moved_this_week(report):
+    page = report.read_text()
+    rows = _table(page, "moves")
+    assert [r[0] for r in rows[1:]] == [
+        "won",
+        "lost",
+        "pushed out",
+        "pulled in",
+        "new",
+        "amount changed",
+    ]
+    movers = _table(page, "movers")
+    assert movers[0] == ["deal", "owner", "amount", "a week ago", "now", "why"]
+    assert len(movers) > 1 and re.match(r"(up|down): ", movers[1][5])

@@ -4,25 +4,30 @@ The forecasting itself is pipeline.periods."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
+from dealscore.io.write import atomic_write
 from dealscore.model.bundle import LoadedModel
+from dealscore.pipeline.moves import Moves, deal_moves
 from dealscore.pipeline.periods import (
+    WEEKS,
     BacktestResult,
     backtest,
+    deal_labels,
     groups_of,
+    open_deals,
     period_bounds,
-    period_deals,
     summarise,
 )
+from dealscore.pipeline.quarter import QuarterNumber, quarter_number
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
-from dealscore.schemas import CrmTables
+from dealscore.schemas import CrmTables, Opportunities
 from dealscore.tracking.models import load_model
 from dealscore.tracking.registry import champion_uri
 
@@ -38,6 +43,9 @@ class CompareResult:
     deals: pd.DataFrame
     model: LoadedModel
     coverage_warning: str = ""
+    # The quarter's number, whole, when as_of lies in the period (pipeline/quarter.py).
+    number: QuarterNumber | None = None
+    moves: Moves | None = None  # what moved since an earlier date (pipeline/moves.py)
 
 
 def default_as_of(tables: CrmTables, period: str | None) -> tuple[str, pd.Timestamp]:
@@ -59,9 +67,11 @@ def run_compare(
     tracking_uri: str = "",
     mapping: str | Path | None = None,
     progress: Progress = silent,
+    since: pd.Timestamp | None = None,
 ) -> CompareResult:
     """The period's forecasts with the registered model (see `run_backtest` for past periods);
-    model "": the champion of the export's own CRM."""
+    model "": the champion of the export's own CRM; `since` (default: a week before as_of):
+    what moved in the quarter's pipeline from then to as_of."""
     loaded = load_model(model or champion_uri(data), tracking_uri)
     tables = read_valid(data, mapping, progress)
     mismatch = loaded.mismatch(tables.coverage())
@@ -69,7 +79,7 @@ def run_compare(
     as_of = default if as_of is None else as_of
     _, end = period_bounds(period)
     progress(f"{period} forecast as of {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
-    deals = period_deals(
+    every = open_deals(
         tables,
         loaded.bundle.estimator,
         loaded.bundle.feature_state,
@@ -78,7 +88,29 @@ def run_compare(
         as_of,
         getattr(loaded.bundle, "in_quarter", None),
     )
+    start, _ = period_bounds(period)
+    number = (
+        quarter_number(tables, as_of, every, getattr(loaded.bundle, "in_quarter_error", None))
+        if start <= as_of
+        else None
+    )
+    deals = every[every["due"]].drop(columns="due").reset_index(drop=True)
     closed = bool(last_event(tables) >= end)
+    since = as_of - pd.Timedelta(days=7) if since is None else since
+    moves = None
+    if since < as_of and since > tables.opportunities[Opportunities.created_at].min():
+        moves = deal_moves(
+            tables,
+            loaded.bundle.estimator,
+            loaded.bundle.feature_state,
+            loaded.bundle.feature_names,
+            start,
+            end,
+            since,
+            as_of,
+        )
+        labels = deal_labels(tables, moves.deals["opportunity_id"])
+        moves = replace(moves, deals=moves.deals.assign(deal=labels["deal"], owner=labels["owner"]))
     return CompareResult(
         period,
         as_of,
@@ -87,6 +119,8 @@ def run_compare(
         deals,
         loaded,
         coverage_warning=mismatch,
+        number=number,
+        moves=moves,
     )
 
 
@@ -96,6 +130,14 @@ def run_backtest(
     settings: TrainSettings | None = None,
     mapping: str | Path | None = None,
     progress: Progress = silent,
+    weeks: tuple[int, ...] = WEEKS,
+    out: Path | None = None,
 ) -> BacktestResult:
-    """Read and validate the export, then `backtest` it."""
-    return backtest(read_valid(data, mapping, progress), periods, settings, progress)
+    """Read and validate the export, `backtest` it, and write its forecasts to `out` (CSV: one
+    row per quarter, week and forecast, with the quarter's actual bookings) when given."""
+    result = backtest(read_valid(data, mapping, progress), periods, settings, progress, weeks)
+    if out is not None:
+        frame = result.forecasts.assign(as_of=result.forecasts["as_of"].dt.strftime("%Y-%m-%d"))
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        progress(f"forecasts written to {out}")
+    return result

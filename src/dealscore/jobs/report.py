@@ -29,17 +29,17 @@ from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
 from dealscore.io.write import atomic_write, write_text
 from dealscore.model.bundle import LoadedModel
+from dealscore.pipeline.moves import TOP_MOVERS, Moves, deal_moves
 from dealscore.pipeline.periods import (
-    FORECASTS,
     BacktestResult,
     NoHistoryError,
     backtest,
     deal_labels,
+    open_deals,
     period_bounds,
-    period_deals,
     rep_calls,
-    summarise,
 )
+from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber, quarter_number
 from dealscore.pipeline.scoring import ScoreSettings, score_deals
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
@@ -53,10 +53,11 @@ TOP_DEALS = 10
 TEMPLATES = Path(__file__).with_name("templates")
 FORECAST_NAMES = {
     "model": "model",
-    "rep_commit": "reps: commit",
-    "rep_commit_best_case": "reps: commit + best case",
-    "rep_weighted": "reps: probability-weighted",
+    "rep_commit": "reps: booked + commit",
+    "rep_commit_best_case": "reps: booked + commit + best case",
 }
+# The replay's layout: a cache written by another layout is replayed again.
+REPLAY_FORMAT = "weekly-1"
 
 
 def _png(fig) -> str:
@@ -66,16 +67,28 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def forecast_chart(table: pd.DataFrame) -> str:
+def convergence_chart(wide: pd.DataFrame) -> str:
+    """Each past quarter's forecast / actual by week: the model's (solid, with its range) and
+    the reps' booked + commit (dashed)."""
     fig, ax = plots.plt.subplots(figsize=(9, 4))
-    x = np.arange(len(table))
-    ax.bar(x - 0.2, table["actual"] / 1e6, width=0.4, label="actual", color="tab:grey")
-    ax.plot(x, table["model"] / 1e6, marker="o", label="model", color="tab:blue")
-    ax.plot(x, table["rep_commit"] / 1e6, marker="s", label="rep commit", color="tab:orange")
-    ax.plot(x, table["rep_weighted"] / 1e6, marker="^", label="rep weighted", color="tab:red")
-    ax.set_xticks(x, table["period"])
-    ax.set(ylabel="bookings (millions)", title="Forecast at the quarter's start vs actual")
-    ax.legend(fontsize="small")
+    ax.axhspan(0.85, 1.15, color="tab:green", alpha=0.08, label="within 15%")
+    ax.axhline(1.0, color="grey", linewidth=1)
+    colors = plots.plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (period, rows) in enumerate(wide.groupby("period", sort=False)):
+        color = colors[k % len(colors)]
+        ratio = rows[["model", "model_low", "model_high"]].div(rows["actual"], axis=0)
+        ax.plot(rows["week"], ratio["model"], marker="o", color=color, label=f"{period} model")
+        ax.fill_between(
+            rows["week"], ratio["model_low"], ratio["model_high"], color=color, alpha=0.1
+        )
+        if "rep_commit" in rows and rows["rep_commit"].notna().any():
+            ax.plot(rows["week"], rows["rep_commit"] / rows["actual"], linestyle="--", color=color)
+    ax.set(
+        xlabel="weeks into the quarter",
+        ylabel="forecast / actual",
+        title="Past quarters: the forecast week by week (dashed: reps' booked + commit)",
+    )
+    ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     return _png(fig)
 
@@ -165,7 +178,8 @@ def cached_backtest(
     per quarter, minutes of work: it is kept per export fingerprint, settings and version."""
     key = hashlib.sha256(
         json.dumps(
-            [tables.fingerprint(), periods, asdict(settings), __version__], default=str
+            [tables.fingerprint(), periods, asdict(settings), __version__, REPLAY_FORMAT],
+            default=str,
         ).encode()
     ).hexdigest()[:20]
     path = cache_dir() / "backtest" / f"{key}.joblib"
@@ -186,89 +200,108 @@ def cached_backtest(
     return result, "", False
 
 
-def _quarter(
-    tables,
-    current: pd.DataFrame,
-    start: pd.Timestamp,
-    now: pd.Timestamp,
-    every_open: float | None = None,
-) -> dict:
-    """This quarter so far: booked, and each forecast of the quarter's total on the deals due
-    in it; `every_open`, the model's expected bookings from every open deal (deals due later
-    close early too), when it has a won-this-quarter model."""
-    deals = tables.opportunities
-    amount = deals.get(Opportunities.amount, pd.Series(0.0, index=deals.index)).fillna(0.0)
-    won = (
-        (deals[Opportunities.status] == Status.WON)
-        & (deals[Opportunities.closed_at] >= start)
-        & (deals[Opportunities.closed_at] < now)
-    )
-    booked = float(amount[won].sum())
-    has_reps = current["rep_category"].notna().any() or current["rep_probability"].notna().any()
-    # The same sums compare prints, on the deals due this quarter.
-    sums = summarise(current, np.full(len(current), "all", dtype=object), closed=False)
-    open_part = {forecast: float(sums[forecast].sum()) for forecast in FORECASTS}
+def _quarter(number: QuarterNumber, booked_deals: int) -> dict:
+    """This quarter so far: booked, and the quarter's total as the model and the reps call it."""
+    has_reps = bool(np.isfinite(number.rep_commit))
     rows = [
-        {"name": FORECAST_NAMES[k], "open": v, "total": booked + v}
-        for k, v in open_part.items()
-        if k == "model" or has_reps
+        {
+            "name": "model",
+            "open": number.open,
+            "new": number.new,
+            "total": number.model,
+            "range": f"{money(number.low)} to {money(number.high)}",
+        }
     ]
-    if every_open is not None:
-        rows.insert(
-            1, {"name": "model, every open deal", "open": every_open, "total": booked + every_open}
-        )
+    if has_reps:
+        rows += [
+            {
+                "name": FORECAST_NAMES[name],
+                "open": value - number.booked,
+                "new": None,
+                "total": value,
+                "range": "",
+            }
+            for name, value in (
+                ("rep_commit", number.rep_commit),
+                ("rep_commit_best_case", number.rep_commit_best_case),
+            )
+        ]
     return {
-        "booked": booked,
-        "booked_deals": int(won.sum()),
-        "open_deals": len(current),
-        "pipeline": float(current["amount"].sum()),
+        "booked": number.booked,
+        "booked_deals": booked_deals,
+        "open_deals": number.open_deals,
         "rows": rows,
-        "has_reps": bool(has_reps),
+        "has_reps": has_reps,
+        "notes": number.notes,
+        "range_words": RANGE_WORDS,
+        "new_from": ", ".join(number.new_history["period"]),
     }
 
 
-def _every_open(loaded, features: pd.DataFrame, scores: pd.DataFrame) -> float | None:
-    """Sum over every open deal of amount x P(won before the quarter ends)."""
-    in_quarter = loaded.bundle.in_quarter
-    if in_quarter is None or features.empty:
+def _moves(moves: Moves | None, tables: CrmTables) -> dict | None:
+    """The week's moves in the quarter's pipeline, and the deals whose probability moved most."""
+    if moves is None:
         return None
-    p = in_quarter.predict_proba(features[loaded.bundle.feature_names])[:, 1]
-    amount = features["opportunity_id"].map(scores.set_index("opportunity_id")["amount"])
-    return float((amount.fillna(0.0).to_numpy() * p).sum())
+    top = moves.deals[moves.deals["p_now"] != moves.deals["p_then"]].head(TOP_MOVERS)
+    labels = deal_labels(tables, top["opportunity_id"])
+    return {
+        "since": moves.since,
+        "start": moves.start,
+        "end": moves.end,
+        "flow": moves.flow.to_dict("records"),
+        "deals": [
+            {
+                "deal": labels["deal"].iloc[k],
+                "owner": labels["owner"].iloc[k],
+                "amount": row["amount"],
+                "then": row["p_then"],
+                "now": row["p_now"],
+                "why": row["change_reason"],
+            }
+            for k, (_, row) in enumerate(top.iterrows())
+        ],
+    }
 
 
 def _history(replay: BacktestResult | None) -> dict | None:
     if replay is None:
         return None
-    table = replay.table
-    has_reps = bool((table[["rep_commit", "rep_weighted"]] > 0).any().any())
-    shown = FORECASTS if has_reps else ["model"]
+    wide = replay.wide()
+    accuracy = replay.accuracy()
+    has_reps = "rep_commit" in accuracy["forecast"].to_numpy()
+    shown = [f for f in FORECAST_NAMES if f in accuracy["forecast"].to_numpy()]
+    weeks = []
+    for week, at in accuracy.groupby("week"):
+        by = at.set_index("forecast")
+        model = by.loc["model"]
+        weeks.append(
+            {
+                "week": int(week),
+                "cells": [
+                    (by.loc[f, "accuracy_ratio"], by.loc[f, "abs_pct_error"], by.loc[f, "bias"])
+                    for f in shown
+                ],
+                "in_range": int(model["in_range"]),
+                "closer": int(by.loc["rep_commit", "model_closer"]) if has_reps else None,
+                "quarters": int(model["quarters"]),
+            }
+        )
+    first = wide[wide["week"] == wide["week"].min()]
     rows = [
         {
             "period": row["period"],
-            "deals": int(row["deals"]),
             "actual": row["actual"],
-            "forecasts": [(row[f], row[f"{f}_pct_error"]) for f in shown],
+            "parts": [row["booked"], row["model_open"], row["model_new"]],
+            "forecasts": [(row[f], row[f] / row["actual"] - 1) for f in shown],
         }
-        for _, row in table.iterrows()
-    ]
-    n = len(table)
-    spoken = {
-        "rep_commit": "the reps' commit",
-        "rep_commit_best_case": "their commit + best case",
-        "rep_weighted": "their probability-weighted call",
-    }
-    closer = [
-        f"{spoken[rep]} in {round(share * n)} of {n} quarter{'' if n == 1 else 's'}"
-        for rep, share in replay.closer().items()
-        if has_reps
+        for _, row in first.iterrows()
     ]
     return {
         "names": [FORECAST_NAMES[f] for f in shown],
+        "weeks": weeks,
+        "first_week": int(first["week"].iloc[0]),
         "rows": rows,
-        "periods": n,
-        "closer": "The model was closer than " + ", than ".join(closer) + "." if closer else "",
-        "mae": float(table["model_abs_pct_error"].mean()),
+        "periods": int(wide["period"].nunique()),
         "skipped": replay.skipped,
     }
 
@@ -411,7 +444,7 @@ def _deal_lists(scores: pd.DataFrame, tables: CrmTables) -> list[dict[str, Any]]
 def _charts(replay: BacktestResult | None, bands: pd.DataFrame) -> list[tuple[str, str]]:
     charts = []
     if replay is not None:
-        charts.append(("Forecast at each quarter's start vs actual", forecast_chart(replay.table)))
+        charts.append(("Past quarters, forecast week by week", convergence_chart(replay.wide())))
         reliability = reliability_chart(
             replay.deals["p_win_in_period"].to_numpy(), replay.deals["won_in_period"].to_numpy()
         )
@@ -471,7 +504,7 @@ def run_report(
     quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
     start, end = period_bounds(quarter)
     bundle = loaded.bundle
-    current = period_deals(
+    every = open_deals(
         tables,
         bundle.estimator,
         bundle.feature_state,
@@ -479,6 +512,30 @@ def run_report(
         quarter,
         now,
         bundle.in_quarter,
+    )
+    number = quarter_number(tables, now, every, getattr(bundle, "in_quarter_error", None))
+    since = now - pd.Timedelta(days=7)
+    moves = (
+        deal_moves(
+            tables,
+            bundle.estimator,
+            bundle.feature_state,
+            bundle.feature_names,
+            start,
+            end,
+            since,
+            now,
+        )
+        if since > tables.opportunities[Opportunities.created_at].min()
+        else None
+    )
+    deals = tables.opportunities
+    booked_deals = int(
+        (
+            (deals[Opportunities.status] == Status.WON)
+            & (deals[Opportunities.closed_at] >= start)
+            & (deals[Opportunities.closed_at] < now)
+        ).sum()
     )
     bands = _bands(scores, score_settings)
     charts = _charts(replay, bands)
@@ -496,9 +553,8 @@ def run_report(
             end=end,
             elapsed=(now - start).days + 1,
             length=(end - start).days,
-            this_quarter=_quarter(
-                tables, current, start, now, _every_open(loaded, features, scores)
-            ),
+            this_quarter=_quarter(number, booked_deals),
+            moves=_moves(moves, tables),
             history=_history(replay),
             no_history=no_history,
             cached=cached,

@@ -11,6 +11,7 @@ import pandas as pd
 from dealscore.features import FeatureState
 from dealscore.model.drift import Reference
 from dealscore.model.estimator import WinProbabilityModel
+from dealscore.model.totals import CollectiveError
 from dealscore.schemas.tables import coverage_change
 
 
@@ -24,6 +25,7 @@ class ModelBundle:
     metadata: dict[str, str] = field(default_factory=dict)
     reference: Reference = field(default_factory=Reference)  # training distributions, for drift
     in_quarter: WinProbabilityModel | None = None  # P(won before the quarter ends), for compare
+    in_quarter_error: CollectiveError | None = None  # its quarter totals' past error
     horizon_days: float | None = None  # win_probability = P(won within this many days)
     forward: pd.DataFrame | None = None  # the recipe's forward test (pipeline/forward.py), per date
     # What deals that went on to win looked like, per stage (features.sentences.won_profile):

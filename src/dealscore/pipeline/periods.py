@@ -24,6 +24,7 @@ from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, r
 from dealscore.features.horizon import close_by, won_slips
 from dealscore.features.pit import DAY, micros
 from dealscore.model.estimator import WinProbabilityModel
+from dealscore.pipeline.quarter import bookings, quarter_number
 from dealscore.pipeline.training import DataMinimumError, TrainSettings, fit_and_evaluate
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
@@ -106,7 +107,14 @@ def rep_calls(tables: CrmTables, keys: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return latest["category"].to_numpy(dtype=object), rep_probability(latest, CATEGORY_PROBABILITY)
 
 
-def period_deals(
+def due_in(features: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Whether each deal's expected close (as known at its as_of) falls in [start, end)."""
+    expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
+    start_us, end_us = micros(pd.Series([start, end])).tolist()
+    return (expected >= start_us) & (expected < end_us)
+
+
+def open_deals(
     tables: CrmTables,
     estimator: WinProbabilityModel,
     state: FeatureState,
@@ -115,8 +123,8 @@ def period_deals(
     as_of: pd.Timestamp | None = None,
     in_quarter: WinProbabilityModel | None = None,
 ) -> pd.DataFrame:
-    """Per deal open at as_of and expected to close in the period: amount, the model's
-    probabilities (ever, and within the period), the rep's call, and what happened.
+    """Per deal open at as_of: amount, the model's probabilities (ever, and within the period),
+    whether its expected close falls in the period (`due`), the rep's call, and what happened.
 
     Within the period: the won-this-quarter model when as_of lies in the period (its label is
     "won before the end of as_of's quarter"), else P(win) x the slips of history."""
@@ -126,14 +134,15 @@ def period_deals(
         raise InputError(f"as_of {as_of} is not before the end of {period}")
     features = build_features(tables, as_of, state)
     expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
-    start_us, end_us, as_of_us = micros(pd.Series([start, end, as_of])).tolist()
-    in_period = (expected >= start_us) & (expected < end_us)
-    features, expected = features[in_period].reset_index(drop=True), expected[in_period]
+    end_us, as_of_us = micros(pd.Series([end, as_of])).tolist()
+    due = due_in(features, start, end)
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     if in_quarter is not None and start <= as_of and len(features):
         p_in_period = in_quarter.predict_proba(features[feature_names])[:, 1]
     else:
-        p_in_period = p_win * close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
+        # A deal without an expected close date: not due, and no slips to discount it by.
+        slipped = close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
+        p_in_period = p_win * np.where(np.isnan(slipped), 0.0, slipped)
     amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
     category, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
@@ -143,9 +152,10 @@ def period_deals(
     return pd.DataFrame(
         {
             "opportunity_id": ids,
-            "amount": amount,
+            "amount": np.nan_to_num(amount),
             "p_win": p_win,
             "p_win_in_period": p_in_period,
+            "due": due,
             "rep_category": category,
             "rep_probability": rep_p,
             "won_in_period": won_in_period.to_numpy(),
@@ -185,19 +195,60 @@ class NoHistoryError(DataError):
     """Not one of the periods asked for could be replayed: the history is too short."""
 
 
+WEEKS = (0, 2, 4, 6, 8, 10, 12)  # the points of a quarter the backtest forecasts it at
+JUDGED = ("model", "rep_commit", "rep_commit_best_case")  # the forecasts the accuracy covers
+
+
 @dataclass(frozen=True)
 class BacktestResult:
-    table: pd.DataFrame  # one row per period: actual, each forecast, errors
-    deals: pd.DataFrame  # every period's deals (period_deals rows) with their period
+    """Past quarters forecast at several weeks into each by models that knew only the past."""
+
+    # One row per quarter, week and forecast: period, week, as_of, forecast, amount, actual (the
+    # quarter's total bookings). Forecasts: quarter.QuarterNumber.forecasts().
+    forecasts: pd.DataFrame
+    deals: pd.DataFrame  # every replayed open deal (open_deals rows) with its period and week
     skipped: dict[str, str] = field(default_factory=dict)  # period -> why no model then
 
-    def closer(self) -> dict[str, float]:
-        """Share of periods where the model's error was smaller than each rep forecast's."""
-        model = (self.table["model"] - self.table["actual"]).abs()
-        return {
-            rep: float((model < (self.table[rep] - self.table["actual"]).abs()).mean())
-            for rep in FORECASTS[1:]
-        }
+    def wide(self) -> pd.DataFrame:
+        """One row per quarter and week: each forecast as a column, and the actual."""
+        table = self.forecasts.pivot_table(
+            index=["period", "week", "as_of", "actual"],
+            columns="forecast",
+            values="amount",
+            sort=False,
+        )
+        return table.reset_index().rename_axis(columns=None)
+
+    def accuracy(self) -> pd.DataFrame:
+        """Per week and forecast, over the quarters: the mean accuracy ratio (forecast /
+        actual), absolute % error and bias; for the reps' rollups, in how many quarters the
+        model was closer; for the model, in how many the actual fell in its range."""
+        wide = self.wide()
+        rows = []
+        for week, at in wide.groupby("week", sort=True):
+            model_error = (at["model"] - at["actual"]).abs()
+            for forecast in JUDGED:
+                if forecast not in at or at[forecast].isna().all():
+                    continue
+                ratio = at[forecast] / at["actual"].where(at["actual"] > 0)
+                row = {
+                    "week": int(week),
+                    "forecast": forecast,
+                    "quarters": int(ratio.notna().sum()),
+                    "accuracy_ratio": float(ratio.mean()),
+                    "abs_pct_error": float((ratio - 1).abs().mean()),
+                    "bias": float((ratio - 1).mean()),
+                    "in_green": int(((ratio >= 0.85) & (ratio <= 1.15)).sum()),
+                }
+                if forecast == "model":
+                    inside = (at["actual"] >= at["model_low"]) & (at["actual"] <= at["model_high"])
+                    row["in_range"] = int(inside.sum())
+                else:
+                    row["model_closer"] = int(
+                        (model_error < (at[forecast] - at["actual"]).abs()).sum()
+                    )
+                rows.append(row)
+        return pd.DataFrame(rows)
 
 
 def last_closed_periods(tables: CrmTables, count: int) -> list[str]:
@@ -217,9 +268,13 @@ def backtest(
     periods: int = 8,
     settings: TrainSettings | None = None,
     progress: Progress = silent,
+    weeks: tuple[int, ...] = WEEKS,
 ) -> BacktestResult:
-    """Each of the last `periods` closed quarters, forecast as of its start by a model trained
-    only on the history before that start (no model sees the outcomes it forecasts)."""
+    """Each of the last `periods` closed quarters forecast whole (quarter.quarter_number) at
+    each of `weeks` into it, against its total bookings. One model per quarter, trained only on
+    the history before its start, serves all its weeks: it knew less than each week's date
+    allows, never more. Features, the rep calls and the not-yet-created part are as of each
+    week's date."""
     # Only the win and won-this-quarter models forecast a quarter: the contenders are skipped.
     settings = replace(
         settings or TrainSettings(),
@@ -231,7 +286,7 @@ def backtest(
     rows, all_deals, skipped = [], [], {}
     first = tables.opportunities[Opportunities.created_at].min()
     for period in last_closed_periods(tables, periods):
-        start, _ = period_bounds(period)
+        start, end = period_bounds(period)
         if start <= first:
             skipped[period] = f"it starts before the export's first deal ({first:%Y-%m-%d})"
             progress(f"{period}: skipped: {skipped[period]}")
@@ -245,22 +300,37 @@ def backtest(
             skipped[period] = str(exc)
             progress(f"{period}: skipped: {exc}")
             continue
-        deals = period_deals(
-            tables,
-            trained.model,
-            trained.feature_state,
-            list(trained.model.feature_names_in_),
-            period,
-            in_quarter=trained.in_quarter,
-        )
-        summary = summarise(deals, np.full(len(deals), period, dtype=object), closed=True)
-        rows.append(summary.rename(columns={"group": "period"}))
-        all_deals.append(deals.assign(period=period))
+        actual = bookings(tables, start, end)
+        for week in weeks:
+            as_of = start + pd.Timedelta(days=7 * week)
+            if as_of >= end:
+                continue
+            deals = open_deals(
+                tables,
+                trained.model,
+                trained.feature_state,
+                list(trained.model.feature_names_in_),
+                period,
+                as_of,
+                in_quarter=trained.in_quarter,
+            )
+            number = quarter_number(tables, as_of, deals, trained.in_quarter_error)
+            rows += [
+                {
+                    "period": period,
+                    "week": week,
+                    "as_of": as_of,
+                    "forecast": name,
+                    "amount": amount,
+                    "actual": actual,
+                }
+                for name, amount in number.forecasts().items()
+            ]
+            all_deals.append(deals.assign(period=period, week=week))
+        progress(f"{period}: forecast at weeks {', '.join(map(str, weeks))}")
     if not rows:
         raise NoHistoryError(
             "backtest: no period had enough history to train on; "
             + "; ".join(f"{p}: {why}" for p, why in skipped.items())
         )
-    return BacktestResult(
-        pd.concat(rows, ignore_index=True), pd.concat(all_deals, ignore_index=True), skipped
-    )
+    return BacktestResult(pd.DataFrame(rows), pd.concat(all_deals, ignore_index=True), skipped)

@@ -48,6 +48,7 @@ from dealscore.model.metrics import evaluate
 from dealscore.model.outcomes import outcome_labels, outcome_metrics, three_outcomes
 from dealscore.model.recent import recent_shift, win_timing
 from dealscore.model.split import TimeFolds, deal_sample, time_folds
+from dealscore.model.totals import CollectiveError, collective_error
 from dealscore.pipeline.forward import ForwardTest, default_dates, forward_test
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
@@ -206,6 +207,8 @@ class TrainResult:
     reference: Reference = field(default_factory=Reference)  # for drift checks when scoring
     in_quarter: WinProbabilityModel | None = None  # P(won before the snapshot's quarter ends)
     in_quarter_metrics: dict[str, float] = field(default_factory=dict)
+    # How its quarter totals compared with the bookings at past dates (pipeline/quarter.py).
+    in_quarter_error: CollectiveError | None = None
     horizon_days: float | None = None  # win_probability = P(won within this many days)
     forward: ForwardTest | None = None  # the recipe replayed at past dates (run_forward)
     won_profile: pd.DataFrame | None = None  # won deals' typical features per stage, for reasons
@@ -550,7 +553,7 @@ def fit_and_evaluate(
         plain = side(rows, folds, weight=rows["weight"].to_numpy(), what="unweighted", refit=False)
         unweighted = evaluate(test["label"], plain.model.oof_[newest])
 
-    in_quarter, in_quarter_metrics = None, {}
+    in_quarter, in_quarter_metrics, in_quarter_error = None, {}, None
     if settings.in_quarter_model:
         # Winning this quarter is not winning ever (deals slip): the same features, labelled won
         # before the end of the snapshot's quarter, for `dealscore compare` (docs/forecast.md).
@@ -563,6 +566,22 @@ def fit_and_evaluate(
         else:
             in_quarter = quarter.model
             in_quarter_metrics = evaluate(test["label_in_quarter"], in_quarter.oof_[newest])
+            final = (
+                rows["opportunity_id"].map(
+                    deals.set_index(Opportunities.opportunity_id)[Opportunities.amount]
+                )
+                if Opportunities.amount in deals
+                else pd.Series(np.nan, index=rows.index)
+            )
+            as_of_amount = 10 ** rows["amount_log"].to_numpy() - 1
+            in_quarter_error = collective_error(
+                rows["as_of"],
+                rows["days_to_quarter_end"].to_numpy(),
+                as_of_amount,
+                final.fillna(pd.Series(as_of_amount, index=rows.index)).to_numpy(dtype=float),
+                in_quarter.oof_,
+                rows["label_in_quarter"].to_numpy(),
+            )
 
     independent = None
     has_rep_inputs = bool(rows[sorted(REP_INPUTS)].notna().to_numpy().any())
@@ -648,6 +667,7 @@ def fit_and_evaluate(
         outcome_metrics=outcomes,
         in_quarter=in_quarter,
         in_quarter_metrics=in_quarter_metrics,
+        in_quarter_error=in_quarter_error,
         window={
             "first_created": deals[Opportunities.created_at].min(),
             "history_start": prepared.start,

@@ -374,6 +374,7 @@ def track_training(
                 },
                 reference=result.reference,
                 in_quarter=result.in_quarter,
+                in_quarter_error=result.in_quarter_error,
                 horizon_days=result.horizon_days,
                 forward=result.forward.table if result.forward is not None else None,
                 won_profile=result.won_profile,

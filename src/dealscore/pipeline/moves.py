@@ -1,0 +1,158 @@
+"""What moved in a quarter's pipeline between two dates (this week against last), as Dynamics 365
+shows it, and why each deal's probability moved, in the seller's words of the reasons.
+
+The pipeline at a date: the deals open then whose expected close (as known then) falls in the
+quarter, at their amounts then. Between `since` and `as_of` a deal of either pipeline moved one
+way: won or lost (closed in between), pushed out (still open, now due after the quarter),
+pulled in (open at `since` but due later then), new (created in between), or stayed (its amount
+may have changed). The pipeline at `since` plus the moves is the pipeline at `as_of`, to the cent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dealscore.features import build_features
+from dealscore.features.build import FeatureState
+from dealscore.features.sentences import sentences
+from dealscore.model.estimator import WinProbabilityModel
+from dealscore.pipeline.periods import due_in
+from dealscore.schemas import CrmTables, Opportunities, Status
+
+MOVES = ("won", "lost", "pushed out", "pulled in", "new", "amount changed")
+TOP_MOVERS = 10
+CHANGE_FACTORS = 2  # the factors named in a change reason
+
+
+@dataclass(frozen=True)
+class Moves:
+    since: pd.Timestamp
+    as_of: pd.Timestamp
+    flow: pd.DataFrame  # move, deals, amount: from the pipeline at since to the one at as_of
+    start: float  # the pipeline's amount at since
+    end: float  # ... and at as_of
+    deals: pd.DataFrame  # per deal open at both dates: p_then, p_now, amounts, change_reason
+
+
+def _pipeline(
+    tables: CrmTables,
+    as_of: pd.Timestamp,
+    state: FeatureState,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """Every deal open at as_of, its features, amount then and whether it is due in [start, end)."""
+    features = build_features(tables, as_of, state)
+    return features.assign(
+        amount=np.nan_to_num(10 ** features["amount_log"].to_numpy() - 1),
+        due=due_in(features, start, end),
+    ).set_index("opportunity_id")
+
+
+def change_reasons(
+    estimator: WinProbabilityModel,
+    names: list[str],
+    then: pd.DataFrame,
+    now: pd.DataFrame,
+    state: FeatureState,
+    k: int = CHANGE_FACTORS,
+) -> np.ndarray:
+    """Per deal (rows of `then` and `now` aligned), the factors whose credit to its score moved
+    most between the two dates, said as they stand now ("no activity for 21 days; ...")."""
+    if then.empty:
+        return np.empty(0, dtype=object)
+    delta = estimator.contributions(now[names]) - estimator.contributions(then[names])
+    order = np.argsort(-np.abs(delta), axis=1)[:, :k]
+    rows = np.arange(len(delta))[:, None]
+    feature = np.asarray(names, dtype=object)[order]
+    value = now[names].to_numpy(dtype=float)[rows, order]
+    moved = np.abs(delta[rows, order]) > 1e-9
+    stage_names = {rank: name for name, rank in state.stage_order.items()}
+    stage = now["stage_rank"].to_numpy(dtype=float) if "stage_rank" in now else None
+    chosen = feature.copy()
+    chosen[~moved] = None  # no sentence for a factor that did not move
+    said = sentences(
+        chosen.ravel(),
+        value.ravel(),
+        None if stage is None else np.repeat(stage, k),
+        stage_names,
+    ).reshape(-1, k)
+    signs = np.where(delta[rows, order] > 0, "up: ", "down: ")
+    parts = np.where(moved, np.char.add(signs, said.astype(str)), "")
+    text = parts[:, 0]
+    for j in range(1, k):  # a factor's column at a time, every deal at once
+        part = parts[:, j]
+        text = np.where(
+            part == "", text, np.where(text == "", part, np.char.add(np.char.add(text, "; "), part))
+        )
+    return np.where(text == "", "nothing changed", text).astype(object)
+
+
+def deal_moves(
+    tables: CrmTables,
+    estimator: WinProbabilityModel,
+    state: FeatureState,
+    names: list[str],
+    period_start: pd.Timestamp,
+    period_end: pd.Timestamp,
+    since: pd.Timestamp,
+    as_of: pd.Timestamp,
+) -> Moves:
+    """The quarter's pipeline at `since` and at `as_of`, the moves between them, and per deal
+    open at both its probability then and now and why it moved. Features at each date see
+    only what was known then (build_features), so the same export serves both."""
+    if since >= as_of:
+        raise ValueError(f"since ({since}) must be before as_of ({as_of})")
+    then = _pipeline(tables, since, state, period_start, period_end)
+    now = _pipeline(tables, as_of, state, period_start, period_end)
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    before = then[then["due"]]
+    after = now[now["due"]]
+    closed = deals.reindex(before.index)[Opportunities.closed_at]
+    status = deals.reindex(before.index)[Opportunities.status]
+    closed_between = closed.notna() & (closed < as_of)
+    won = before.index[closed_between & (status == Status.WON)]
+    lost = before.index[closed_between & (status != Status.WON)]
+    still = before.index[~closed_between]
+    pushed = still.difference(after.index)
+    stayed = still.intersection(after.index)
+    arrived = after.index.difference(before.index)
+    new = arrived[arrived.isin(deals.index[deals[Opportunities.created_at] >= since])]
+    pulled = arrived.difference(new)
+    changed = after.loc[stayed, "amount"] - before.loc[stayed, "amount"]
+    flow = pd.DataFrame(
+        [
+            ("won", len(won), -before.loc[won, "amount"].sum()),
+            ("lost", len(lost), -before.loc[lost, "amount"].sum()),
+            ("pushed out", len(pushed), -before.loc[pushed, "amount"].sum()),
+            ("pulled in", len(pulled), after.loc[pulled, "amount"].sum()),
+            ("new", len(new), after.loc[new, "amount"].sum()),
+            ("amount changed", int((changed.abs() > 0).sum()), changed.sum()),
+        ],
+        columns=["move", "deals", "amount"],
+    )
+    both = then.index.intersection(now.index)
+    p_then = estimator.predict_proba(then.loc[both, names])[:, 1] if len(both) else np.empty(0)
+    p_now = estimator.predict_proba(now.loc[both, names])[:, 1] if len(both) else np.empty(0)
+    movers = pd.DataFrame(
+        {
+            "opportunity_id": both,
+            "amount": now.loc[both, "amount"].to_numpy(),
+            "p_then": p_then,
+            "p_now": p_now,
+            "due": now.loc[both, "due"].to_numpy(),
+        }
+    )
+    movers["change_reason"] = change_reasons(estimator, names, then.loc[both], now.loc[both], state)
+    movers["stake"] = (movers["p_now"] - movers["p_then"]) * movers["amount"]
+    return Moves(
+        since,
+        as_of,
+        flow,
+        float(before["amount"].sum()),
+        float(after["amount"].sum()),
+        movers.sort_values("stake", key=np.abs, ascending=False, ignore_index=True),
+    )

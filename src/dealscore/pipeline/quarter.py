@@ -1,0 +1,208 @@
+"""The quarter's number, whole: what is booked, what the open deals will bring before the quarter
+ends, and what deals not yet created will bring; with a range, beside the reps' rollups.
+
+- booked: the amounts of the deals won in the quarter before as_of;
+- open: over every deal open at as_of (due in the quarter or not: deals due later close early),
+  amount x P(won before the quarter ends), the won-this-quarter model's probability;
+- new: deals created after as_of and won within the quarter. Learned from the past quarters that
+  ended before as_of, at the same point of each: what such deals brought, per deal created in
+  the 90 days before that point (the pace of new pipeline, so growth carries over), times the
+  deals created in the 90 days before as_of;
+- the range: the 10th and 90th percentiles of booked + open + new when the open part strays from
+  its expectation as far as it did at past dates at the same point of the quarter (out of fold,
+  in training: model/totals.py) and the new part's rate is one of the past quarters';
+- the reps' rollups on the same footing: booked + commit, booked + commit + best case, from their
+  latest call on the open deals whose expected close falls in the quarter (Salesforce's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dealscore.model.totals import CollectiveError
+from dealscore.schemas import CrmTables, Opportunities, Status
+
+NEW_QUARTERS = 4  # the past quarters the not-yet-created part is learned from
+MIN_NEW_QUARTERS = 2
+PACE_DAYS = 90  # the window whose new deals measure the pace of new pipeline
+RANGE = (0.1, 0.9)
+RANGE_WORDS = "10th to 90th percentile"
+DRAWS = 4000
+PARTS = ("booked", "open", "new")
+
+
+def quarter_of(time: pd.Timestamp) -> pd.Period:
+    """The calendar quarter a UTC time falls in."""
+    return pd.Period(time.tz_convert("UTC").tz_localize(None), freq="Q")
+
+
+def bounds(quarter: pd.Period) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(start, first instant after) of a quarter, in UTC."""
+    return (
+        quarter.start_time.tz_localize("UTC"),
+        (quarter + 1).start_time.tz_localize("UTC"),
+    )
+
+
+def _amount(deals: pd.DataFrame) -> pd.Series:
+    if Opportunities.amount not in deals:
+        return pd.Series(0.0, index=deals.index)
+    return deals[Opportunities.amount].fillna(0.0).astype(float)
+
+
+def bookings(tables: CrmTables, start: pd.Timestamp, end: pd.Timestamp) -> float:
+    """The amounts of the deals won in [start, end)."""
+    deals = tables.opportunities
+    closed = deals[Opportunities.closed_at]
+    won = (deals[Opportunities.status] == Status.WON) & (closed >= start) & (closed < end)
+    return float(_amount(deals)[won].sum())
+
+
+def new_deal_history(
+    tables: CrmTables, as_of: pd.Timestamp, quarters: int = NEW_QUARTERS
+) -> pd.DataFrame:
+    """Per past quarter that ended by as_of, at the point as far into it as as_of is into its
+    own: the bookings of deals created from that point on and won within that quarter (`new`),
+    the deals created in the PACE_DAYS before the point (`pace`), and `rate` = new / pace.
+
+    Reads only deals created before as_of and outcomes dated before the past quarter's end, so
+    nothing at or after as_of; a quarter whose pace window starts before the export's first deal
+    is left out (its pace would be undercounted)."""
+    deals = tables.opportunities
+    deals = deals[deals[Opportunities.created_at] < as_of]
+    created = deals[Opportunities.created_at]
+    closed = deals[Opportunities.closed_at]
+    amount = _amount(deals)
+    won = deals[Opportunities.status] == Status.WON
+    first = created.min()
+    here = quarter_of(as_of)
+    elapsed = as_of - bounds(here)[0]
+    rows = []
+    for back in range(1, quarters + 1):  # a handful of quarters, not a loop over deals
+        quarter = here - back
+        start, end = bounds(quarter)
+        point = min(start + elapsed, end)
+        if pd.isna(first) or point - pd.Timedelta(days=PACE_DAYS) < first:
+            continue
+        new = won & (created >= point) & (closed < end)
+        pace = (created >= point - pd.Timedelta(days=PACE_DAYS)) & (created < point)
+        rows.append(
+            {"period": str(quarter), "new": float(amount[new].sum()), "pace": int(pace.sum())}
+        )
+    frame = pd.DataFrame(rows, columns=["period", "new", "pace"])
+    frame["rate"] = frame["new"] / frame["pace"].where(frame["pace"] > 0)
+    return frame.dropna(subset=["rate"]).reset_index(drop=True)
+
+
+def pace(tables: CrmTables, as_of: pd.Timestamp) -> int:
+    """The deals created in the PACE_DAYS before as_of."""
+    created = tables.opportunities[Opportunities.created_at]
+    return int(((created >= as_of - pd.Timedelta(days=PACE_DAYS)) & (created < as_of)).sum())
+
+
+@dataclass(frozen=True)
+class QuarterNumber:
+    """The quarter's number as of a time: its parts, its range and the reps' rollups."""
+
+    period: str
+    as_of: pd.Timestamp
+    booked: float
+    open: float  # every open deal: amount x P(won before the quarter ends)
+    new: float  # deals not yet created
+    low: float
+    high: float
+    rep_commit: float  # booked + commit, NaN without rep forecasts
+    rep_commit_best_case: float
+    open_deals: int
+    new_history: pd.DataFrame  # new_deal_history's rows the new part was learned from
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def model(self) -> float:
+        return self.booked + self.open + self.new
+
+    def forecasts(self) -> dict[str, float]:
+        """Each forecast of the quarter's total bookings, and the model's parts."""
+        return {
+            "model": self.model,
+            "model_low": self.low,
+            "model_high": self.high,
+            "booked": self.booked,
+            "model_open": self.open,
+            "model_new": self.new,
+            "rep_commit": self.rep_commit,
+            "rep_commit_best_case": self.rep_commit_best_case,
+        }
+
+
+def quarter_number(
+    tables: CrmTables,
+    as_of: pd.Timestamp,
+    open_deals: pd.DataFrame,
+    error: CollectiveError | None = None,
+    seed: int = 0,
+) -> QuarterNumber:
+    """The quarter of as_of, whole. `open_deals`: every deal open at as_of with `amount`,
+    `p_win_in_period` (P(won before the quarter ends)), `due` (expected close in the quarter)
+    and `rep_category` (their latest call, None where none). `error`: the CollectiveError of the
+    model that gave the probabilities; None: no amount factor, and each deal won or not on its
+    own (a narrower range)."""
+    quarter = quarter_of(as_of)
+    start, _ = bounds(quarter)
+    notes = []
+    booked = bookings(tables, start, as_of)
+    amount = open_deals["amount"].to_numpy(dtype=float)
+    p = np.nan_to_num(open_deals["p_win_in_period"].to_numpy(dtype=float))
+    days_left = (bounds(quarter)[1] - as_of) / pd.Timedelta(days=1)
+    factor, sd = error.at(days_left) if error is not None else (1.0, None)
+    open_part = float((amount * p).sum()) * factor
+
+    history = new_deal_history(tables, as_of)
+    now_pace = pace(tables, as_of)
+    rates = history["rate"].to_numpy()
+    if len(rates) >= MIN_NEW_QUARTERS:
+        new = float(now_pace * rates.mean())
+    else:
+        rates = np.zeros(1)
+        new = 0.0
+        notes.append(
+            f"deals not yet created: not counted (fewer than {MIN_NEW_QUARTERS} past quarters "
+            f"with {PACE_DAYS} days of history before the same point of the quarter)"
+        )
+
+    rng = np.random.default_rng(seed)
+    if sd is not None:
+        opened = open_part * np.exp(rng.normal(-(sd**2) / 2, sd, DRAWS))  # mean open_part
+    else:  # each deal on its own: a normal with the same mean and variance
+        each = float(np.sqrt((amount**2 * p * (1 - p)).sum()))
+        opened = rng.normal(open_part, each, DRAWS)
+    # The new part at one of the past quarters' rates.
+    draws = (
+        booked
+        + np.clip(opened, 0.0, amount.sum() * max(factor, 1.0))
+        + now_pace * rng.choice(rates, DRAWS)
+    )
+    low, high = np.quantile(draws, RANGE)
+
+    due = open_deals["due"].to_numpy(dtype=bool)
+    category = open_deals["rep_category"]
+    has_reps = bool(category.notna().any())
+    commit = float(amount[due & (category == "commit").to_numpy()].sum())
+    best = float(amount[due & category.isin(["commit", "best_case"]).to_numpy()].sum())
+    return QuarterNumber(
+        period=str(quarter),
+        as_of=as_of,
+        booked=booked,
+        open=open_part,
+        new=new,
+        low=float(low),
+        high=float(high),
+        rep_commit=booked + commit if has_reps else np.nan,
+        rep_commit_best_case=booked + best if has_reps else np.nan,
+        open_deals=len(open_deals),
+        new_history=history,
+        notes=tuple(notes),
+    )
