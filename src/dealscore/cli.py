@@ -905,6 +905,13 @@ def compare(
     if result.number is not None:
         for line in _number_lines(result.number):
             typer.echo(line)
+    if result.numbers is not None:
+        typer.echo(f"by {by}:")
+        typer.echo(
+            result.numbers.rename(
+                columns={"group": by or "group", "new": "not yet created"}
+            ).to_string(index=False, float_format="{:,.0f}".format, na_rep="-")
+        )
     if result.moves is not None:
         for line in _moves_lines(result.moves):
             typer.echo(line)

@@ -389,6 +389,19 @@ def test_compare_shows_the_whole_number_and_what_moved_since(crm, trained_store)
     for move in ("won", "lost", "pushed out", "pulled in", "new", "amount changed"):
         assert re.search(rf"^\s+{move}\s+\d+", result.output, re.MULTILINE), move
     assert re.search(r"\d+% -> \d+%: (up|down): ", result.output)
+    # and by team, each team's number, with a total that adds the teams' parts up
+    args = ["compare", "--data", str(crm), "--tracking-uri", uri, "--as-of", "2026-05-15"]
+    by_team = CliRunner().invoke(app, [*args, "--by", "team"])
+    assert by_team.exit_code == 0, by_team.output
+    table = by_team.output.split("by team:\n", 1)[1].split("what moved since", 1)[0]
+    lines = table.splitlines()
+    assert lines[0].split()[:6] == ["team", "booked", "open", "not", "yet", "created"]
+    models = {line.split()[0]: int(line.split()[4].replace(",", "")) for line in lines[1:]}
+    assert len(models) >= 3 and "total" in models
+    teams = sum(v for k, v in models.items() if k != "total")
+    assert abs(models["total"] - teams) <= len(models)  # each rounded on its own
+    # (the booked part is the same however it is split)
+    assert int(lines[-1].split()[1].replace(",", "")) == pytest.approx(booked, abs=2)
     # and --since after --as-of is refused
     bad = _compare_since(crm, uri, "2026-05-20")
     assert bad.exit_code == 2 and "--since" in bad.output

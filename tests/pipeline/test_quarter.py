@@ -13,6 +13,9 @@ from dealscore.pipeline.quarter import (
     pace,
     quarter_number,
 )
+from dealscore.pipeline.quarter import (
+    numbers_by_group as quarter_numbers,
+)
 from dealscore.schemas import CrmTables, Opportunities, validate_tables
 
 
@@ -205,3 +208,32 @@ def test_the_backtest_accuracy_is_ratio_error_bias_and_who_was_closer():
     assert accuracy.loc["rep_commit", "bias"] == pytest.approx(-0.2)
     assert accuracy.loc["rep_commit", "model_closer"] == 2
     assert accuracy.loc["rep_commit", "in_green"] == 0
+
+
+def test_by_team_each_uses_its_own_new_deal_rate_only_with_enough_history(monkeypatch):
+    # given team A holding the deals created and won within past quarters (and those created
+    # before them), team B the deals won only in the next quarter
+    monkeypatch.setattr("dealscore.pipeline.quarter.MIN_NEW_WINS", 3)
+    tables = quick_world()
+    ids = tables.opportunities["opportunity_id"]
+    in_b = ids.str.endswith("L") | (ids == "SEED")
+    team = pd.Series(np.where(in_b, "B", "A"), index=ids.to_numpy())
+    book = open_book([0.25, 0.5], [True, False], ["commit", None])
+    book["opportunity_id"] = ["Q4P0", "Q4L"]  # one open deal per team
+    as_of = ts("2026-01-11")
+    # when
+    table = quarter_numbers(tables, as_of, book, team).set_index("group")
+    # then A learns new deals from its own 4 wins (2025Q3 and Q4); B, with none, at the whole
+    # export's rate
+    assert table.loc["A", "new_from"] == "own history"
+    assert table.loc["B", "new_from"] == "the whole export"
+    whole = quarter_number(tables, as_of, book)
+    rate = new_deal_history(tables, as_of)["rate"].mean()
+    b_only = tables.with_tables(opportunities=tables.opportunities[in_b])
+    assert table.loc["B", "new"] == pytest.approx(pace(b_only, as_of) * rate)
+    # and each team's parts are its own deals', and the total row adds them up
+    assert table.loc["A", "open"] == pytest.approx(250.0)
+    assert table.loc["B", "open"] == pytest.approx(500.0)
+    assert table.loc["B", "booked"] == whole.booked  # the 5000 won on 2026-01-09 is B's
+    for column in ("booked", "open", "new", "model"):
+        assert table.loc["total", column] == pytest.approx(table.loc[["A", "B"], column].sum())

@@ -24,7 +24,7 @@ from dealscore.pipeline.periods import (
     period_bounds,
     summarise,
 )
-from dealscore.pipeline.quarter import QuarterNumber, quarter_number
+from dealscore.pipeline.quarter import QuarterNumber, numbers_by_group, quarter_number
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
@@ -43,8 +43,10 @@ class CompareResult:
     deals: pd.DataFrame
     model: LoadedModel
     coverage_warning: str = ""
-    # The quarter's number, whole, when as_of lies in the period (pipeline/quarter.py).
+    # The quarter's number, whole, when as_of lies in the period (pipeline/quarter.py), and
+    # per group with --by.
     number: QuarterNumber | None = None
+    numbers: pd.DataFrame | None = None
     moves: Moves | None = None  # what moved since an earlier date (pipeline/moves.py)
 
 
@@ -94,6 +96,13 @@ def run_compare(
         if start <= as_of
         else None
     )
+    numbers = None
+    if number is not None and by is not None:
+        ids = tables.opportunities[Opportunities.opportunity_id]
+        group_of = pd.Series(groups_of(tables, ids, by), index=ids.to_numpy())
+        numbers = numbers_by_group(
+            tables, as_of, every, group_of, getattr(loaded.bundle, "in_quarter_error", None)
+        )
     deals = every[every["due"]].drop(columns="due").reset_index(drop=True)
     closed = bool(last_event(tables) >= end)
     since = as_of - pd.Timedelta(days=7) if since is None else since
@@ -120,6 +129,7 @@ def run_compare(
         loaded,
         coverage_warning=mismatch,
         number=number,
+        numbers=numbers,
         moves=moves,
     )
 

@@ -27,6 +27,7 @@ from dealscore.schemas import CrmTables, Opportunities, Status
 
 NEW_QUARTERS = 4  # the past quarters the not-yet-created part is learned from
 MIN_NEW_QUARTERS = 2
+MIN_NEW_WINS = 10  # won new deals a group's own history needs before its own rate is used
 PACE_DAYS = 90  # the window whose new deals measure the pace of new pipeline
 RANGE = (0.1, 0.9)
 RANGE_WORDS = "10th to 90th percentile"
@@ -90,9 +91,14 @@ def new_deal_history(
         new = won & (created >= point) & (closed < end)
         pace = (created >= point - pd.Timedelta(days=PACE_DAYS)) & (created < point)
         rows.append(
-            {"period": str(quarter), "new": float(amount[new].sum()), "pace": int(pace.sum())}
+            {
+                "period": str(quarter),
+                "new": float(amount[new].sum()),
+                "new_wins": int(new.sum()),
+                "pace": int(pace.sum()),
+            }
         )
-    frame = pd.DataFrame(rows, columns=["period", "new", "pace"])
+    frame = pd.DataFrame(rows, columns=["period", "new", "new_wins", "pace"])
     frame["rate"] = frame["new"] / frame["pace"].where(frame["pace"] > 0)
     return frame.dropna(subset=["rate"]).reset_index(drop=True)
 
@@ -144,12 +150,14 @@ def quarter_number(
     open_deals: pd.DataFrame,
     error: CollectiveError | None = None,
     seed: int = 0,
+    pooled_rate: float | None = None,
 ) -> QuarterNumber:
     """The quarter of as_of, whole. `open_deals`: every deal open at as_of with `amount`,
     `p_win_in_period` (P(won before the quarter ends)), `due` (expected close in the quarter)
     and `rep_category` (their latest call, None where none). `error`: the CollectiveError of the
     model that gave the probabilities; None: no amount factor, and each deal won or not on its
-    own (a narrower range)."""
+    own (a narrower range). `pooled_rate`: for a group of the export (a team), the rate of
+    new deals to use where its own history holds fewer than MIN_NEW_WINS won new deals."""
     quarter = quarter_of(as_of)
     start, _ = bounds(quarter)
     notes = []
@@ -163,7 +171,10 @@ def quarter_number(
     history = new_deal_history(tables, as_of)
     now_pace = pace(tables, as_of)
     rates = history["rate"].to_numpy()
-    if len(rates) >= MIN_NEW_QUARTERS:
+    if pooled_rate is not None and history["new_wins"].sum() < MIN_NEW_WINS:
+        rates = np.array([pooled_rate])
+        new = float(now_pace * pooled_rate)
+    elif len(rates) >= MIN_NEW_QUARTERS:
         new = float(now_pace * rates.mean())
     else:
         rates = np.zeros(1)
@@ -206,3 +217,42 @@ def quarter_number(
         new_history=history,
         notes=tuple(notes),
     )
+
+
+def numbers_by_group(
+    tables: CrmTables,
+    as_of: pd.Timestamp,
+    open_deals: pd.DataFrame,
+    group_of: pd.Series,
+    error: CollectiveError | None = None,
+) -> pd.DataFrame:
+    """The quarter's number per group (`group_of`: every deal's group, by opportunity_id):
+    booked, open and new from the group's own deals; the new part at the group's own rate where
+    its history holds MIN_NEW_WINS won new deals, else at the export's rate (`new_from` says
+    which). One row per group and a `total` row."""
+    pooled = quarter_number(tables, as_of, open_deals, error)
+    rate = float(pooled.new_history["rate"].mean()) if pooled.new else 0.0
+    deals = tables.opportunities
+    group = deals[Opportunities.opportunity_id].map(group_of).to_numpy()
+    open_group = open_deals["opportunity_id"].map(group_of).to_numpy()
+    rows = []
+    for name in pd.unique(group):  # a handful of teams, not a loop over deals
+        own = tables.with_tables(opportunities=deals[group == name])
+        number = quarter_number(own, as_of, open_deals[open_group == name], error, pooled_rate=rate)
+        own_rate = number.new_history["new_wins"].sum() >= MIN_NEW_WINS
+        rows.append(
+            {
+                "group": name,
+                "booked": number.booked,
+                "open": number.open,
+                "new": number.new,
+                "model": number.model,
+                "rep_commit": number.rep_commit,
+                "rep_commit_best_case": number.rep_commit_best_case,
+                "new_from": "own history" if own_rate else "the whole export",
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("group", ignore_index=True)
+    total = table.drop(columns=["group", "new_from"]).sum(min_count=1)
+    total_row = pd.DataFrame([{"group": "total", **total.to_dict(), "new_from": ""}])
+    return pd.concat([table, total_row], ignore_index=True)
