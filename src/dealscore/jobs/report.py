@@ -44,7 +44,7 @@ from dealscore.pipeline.scoring import ScoreSettings, score_deals
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
-from dealscore.schemas.tables import Opportunities, Status
+from dealscore.schemas.tables import Opportunities
 from dealscore.tracking import plots
 from dealscore.tracking.models import load_model
 from dealscore.tracking.registry import champion_uri
@@ -200,7 +200,7 @@ def cached_backtest(
     return result, "", False
 
 
-def _quarter(number: QuarterNumber, booked_deals: int) -> dict:
+def _quarter(number: QuarterNumber) -> dict:
     """This quarter so far: booked, and the quarter's total as the model and the reps call it."""
     has_reps = bool(np.isfinite(number.rep_commit))
     rows = [
@@ -228,7 +228,7 @@ def _quarter(number: QuarterNumber, booked_deals: int) -> dict:
         ]
     return {
         "booked": number.booked,
-        "booked_deals": booked_deals,
+        "booked_deals": number.booked_deals,
         "open_deals": number.open_deals,
         "rows": rows,
         "has_reps": has_reps,
@@ -529,14 +529,6 @@ def run_report(
         if since > tables.opportunities[Opportunities.created_at].min()
         else None
     )
-    deals = tables.opportunities
-    booked_deals = int(
-        (
-            (deals[Opportunities.status] == Status.WON)
-            & (deals[Opportunities.closed_at] >= start)
-            & (deals[Opportunities.closed_at] < now)
-        ).sum()
-    )
     bands = _bands(scores, score_settings)
     charts = _charts(replay, bands)
     page = (
@@ -553,7 +545,7 @@ def run_report(
             end=end,
             elapsed=(now - start).days + 1,
             length=(end - start).days,
-            this_quarter=_quarter(number, booked_deals),
+            this_quarter=_quarter(number),
             moves=_moves(moves, tables),
             history=_history(replay),
             no_history=no_history,

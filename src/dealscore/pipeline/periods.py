@@ -24,7 +24,7 @@ from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, r
 from dealscore.features.horizon import close_by, won_slips
 from dealscore.features.pit import DAY, micros
 from dealscore.model.estimator import WinProbabilityModel
-from dealscore.pipeline.quarter import bookings, quarter_number
+from dealscore.pipeline.quarter import bookings, bounds, quarter_number
 from dealscore.pipeline.training import DataMinimumError, TrainSettings, fit_and_evaluate
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
@@ -40,8 +40,7 @@ def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         quarter = pd.Period(period.upper(), freq="Q")
     except (ValueError, TypeError) as exc:
         raise InputError(f"period must look like 2026Q3, got {period!r}") from exc
-    start = quarter.start_time.tz_localize("UTC")
-    return start, (quarter + 1).start_time.tz_localize("UTC")
+    return bounds(quarter)
 
 
 def _names(tables: CrmTables, table: str, key: str, ids: pd.Series) -> pd.Series:

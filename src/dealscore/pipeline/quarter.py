@@ -3,7 +3,8 @@ ends, and what deals not yet created will bring; with a range, beside the reps' 
 
 - booked: the amounts of the deals won in the quarter before as_of;
 - open: over every deal open at as_of (due in the quarter or not: deals due later close early),
-  amount x P(won before the quarter ends), the won-this-quarter model's probability;
+  amount x P(won before the quarter ends), the won-this-quarter model's probability, times what
+  won deals closed at against their amount at the same point of past quarters (discounts);
 - new: deals created after as_of and won within the quarter. Learned from the past quarters that
   ended before as_of, at the same point of each: what such deals brought, per deal created in
   the 90 days before that point (the pace of new pipeline, so growth carries over), times the
@@ -32,7 +33,6 @@ PACE_DAYS = 90  # the window whose new deals measure the pace of new pipeline
 RANGE = (0.1, 0.9)
 RANGE_WORDS = "10th to 90th percentile"
 DRAWS = 4000
-PARTS = ("booked", "open", "new")
 
 
 def quarter_of(time: pd.Timestamp) -> pd.Period:
@@ -54,12 +54,16 @@ def _amount(deals: pd.DataFrame) -> pd.Series:
     return deals[Opportunities.amount].fillna(0.0).astype(float)
 
 
-def bookings(tables: CrmTables, start: pd.Timestamp, end: pd.Timestamp) -> float:
-    """The amounts of the deals won in [start, end)."""
+def won_between(tables: CrmTables, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """Whether each deal was won in [start, end)."""
     deals = tables.opportunities
     closed = deals[Opportunities.closed_at]
-    won = (deals[Opportunities.status] == Status.WON) & (closed >= start) & (closed < end)
-    return float(_amount(deals)[won].sum())
+    return (deals[Opportunities.status] == Status.WON) & (closed >= start) & (closed < end)
+
+
+def bookings(tables: CrmTables, start: pd.Timestamp, end: pd.Timestamp) -> float:
+    """The amounts of the deals won in [start, end)."""
+    return float(_amount(tables.opportunities)[won_between(tables, start, end)].sum())
 
 
 def new_deal_history(
@@ -116,6 +120,7 @@ class QuarterNumber:
     period: str
     as_of: pd.Timestamp
     booked: float
+    booked_deals: int
     open: float  # every open deal: amount x P(won before the quarter ends)
     new: float  # deals not yet created
     low: float
@@ -207,6 +212,7 @@ def quarter_number(
         period=str(quarter),
         as_of=as_of,
         booked=booked,
+        booked_deals=int(won_between(tables, start, as_of).sum()),
         open=open_part,
         new=new,
         low=float(low),
