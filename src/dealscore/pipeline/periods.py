@@ -1,12 +1,12 @@
-"""Job: the period's forecast three ways, the model's, the reps' and (once it is over) the actual.
+"""A period's deals and forecasts, the model's against the reps', and the backtest.
 
-For the deals open at as_of (default: the export's own time, as in score and report; for a
-period already over, its start) whose expected close falls in the period: the model's expected
-bookings, sum of amount x P(win) x P(close by the period's end | win)
-(features/horizon.py); the reps' commit, commit plus best case, and probability-weighted sum
-from their latest forecast before as_of; and the bookings those deals actually brought in
-within the period. `backtest` replays past periods with a model trained only on what was known
-at each period's start.
+`open_deals`: every deal open at as_of with its amount then, P(won within the period) (the
+won-this-quarter model when as_of lies in the period, else P(win) x P(close by the period's end
+| win) from history's slips, features/horizon.py), whether it is due in the period, the rep's
+latest call and what happened. `summarise`: on the deals due, the model against the reps'
+commit, commit + best case and probability-weighted call, and the actual once over. `backtest`
+replays past quarters through the quarter, each forecast whole (pipeline/quarter.py) at several
+weeks by a model trained only on the history before it.
 """
 
 from __future__ import annotations
