@@ -33,7 +33,7 @@ from dealscore.jobs.score import (
 )
 from dealscore.jobs.train import run_train
 from dealscore.pipeline.forward import ForwardTest
-from dealscore.pipeline.moves import TOP_MOVERS, Moves
+from dealscore.pipeline.moves import Moves
 from dealscore.pipeline.periods import WEEKS, period_bounds
 from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber
 from dealscore.pipeline.training import TrainSettings, run_forward
@@ -817,7 +817,7 @@ def _moves_lines(moves: Moves) -> list[str]:
     ]
     flow = moves.flow.to_string(index=False, formatters={"amount": "{:+,.0f}".format})
     lines += ["  " + line for line in flow.splitlines()]
-    top = moves.deals[moves.deals["p_now"] != moves.deals["p_then"]].head(TOP_MOVERS)
+    top = moves.top()
     if not top.empty:
         lines.append(f"the {len(top)} deals whose probability moved most (by amount at stake):")
         for _, row in top.iterrows():

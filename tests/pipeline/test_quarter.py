@@ -221,13 +221,13 @@ def test_by_team_each_uses_its_own_new_deal_rate_only_with_enough_history(monkey
     book = open_book([0.25, 0.5], [True, False], ["commit", None])
     book["opportunity_id"] = ["Q4P0", "Q4L"]  # one open deal per team
     as_of = ts("2026-01-11")
+    whole = quarter_number(tables, as_of, book)
     # when
-    table = quarter_numbers(tables, as_of, book, team).set_index("group")
+    table = quarter_numbers(tables, as_of, book, team, whole).set_index("group")
     # then A learns new deals from its own 4 wins (2025Q3 and Q4); B, with none, at the whole
     # export's rate
     assert table.loc["A", "new_from"] == "own history"
     assert table.loc["B", "new_from"] == "the whole export"
-    whole = quarter_number(tables, as_of, book)
     rate = new_deal_history(tables, as_of)["rate"].mean()
     b_only = tables.with_tables(opportunities=tables.opportunities[in_b])
     assert table.loc["B", "new"] == pytest.approx(pace(b_only, as_of) * rate)

@@ -46,6 +46,11 @@ LATE_SHARE = 0.6  # entering 60% of the way through the open stages: proposal or
 PRIOR_CYCLE_DAYS = 60.0
 
 
+def amount_as_of(features: pd.DataFrame) -> np.ndarray:
+    """Each row's amount as of its as_of, from its `amount_log` (NaN where not known)."""
+    return 10 ** features["amount_log"].to_numpy(dtype=float) - 1
+
+
 def stage_order(
     history: pd.DataFrame, opportunities: pd.DataFrame, before: pd.Timestamp
 ) -> dict[str, int]:

@@ -4,7 +4,7 @@ The forecasting itself is pipeline.periods."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,13 +18,17 @@ from dealscore.pipeline.periods import (
     WEEKS,
     BacktestResult,
     backtest,
-    deal_labels,
     groups_of,
     open_deals,
     period_bounds,
     summarise,
 )
-from dealscore.pipeline.quarter import QuarterNumber, numbers_by_group, quarter_number
+from dealscore.pipeline.quarter import (
+    QuarterNumber,
+    numbers_by_group,
+    quarter_number,
+    quarter_of,
+)
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
@@ -55,7 +59,7 @@ def default_as_of(tables: CrmTables, period: str | None) -> tuple[str, pd.Timest
     report), and the quarter it falls in; a period already over is forecast from its start."""
     now = export_time(last_event(tables))
     if period is None:
-        period = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
+        period = str(quarter_of(now))
     start, end = period_bounds(period)
     return period, (start if end <= now else now)
 
@@ -79,7 +83,7 @@ def run_compare(
     mismatch = loaded.mismatch(tables.coverage())
     period, default = default_as_of(tables, period)
     as_of = default if as_of is None else as_of
-    _, end = period_bounds(period)
+    start, end = period_bounds(period)
     progress(f"{period} forecast as of {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
     every = open_deals(
         tables,
@@ -90,25 +94,18 @@ def run_compare(
         as_of,
         getattr(loaded.bundle, "in_quarter", None),
     )
-    start, _ = period_bounds(period)
-    number = (
-        quarter_number(tables, as_of, every, getattr(loaded.bundle, "in_quarter_error", None))
-        if start <= as_of
-        else None
-    )
+    error = getattr(loaded.bundle, "in_quarter_error", None)
+    number = quarter_number(tables, as_of, every, error) if start <= as_of else None
     numbers = None
     if number is not None and by is not None:
         ids = tables.opportunities[Opportunities.opportunity_id]
         group_of = pd.Series(groups_of(tables, ids, by), index=ids.to_numpy())
-        numbers = numbers_by_group(
-            tables, as_of, every, group_of, getattr(loaded.bundle, "in_quarter_error", None)
-        )
+        numbers = numbers_by_group(tables, as_of, every, group_of, number, error)
     deals = every[every["due"]].drop(columns="due").reset_index(drop=True)
     closed = bool(last_event(tables) >= end)
     since = as_of - pd.Timedelta(days=7) if since is None else since
-    moves = None
-    if since < as_of and since > tables.opportunities[Opportunities.created_at].min():
-        moves = deal_moves(
+    moves = (
+        deal_moves(
             tables,
             loaded.bundle.estimator,
             loaded.bundle.feature_state,
@@ -118,8 +115,9 @@ def run_compare(
             since,
             as_of,
         )
-        labels = deal_labels(tables, moves.deals["opportunity_id"])
-        moves = replace(moves, deals=moves.deals.assign(deal=labels["deal"], owner=labels["owner"]))
+        if since < as_of
+        else None
+    )
     return CompareResult(
         period,
         as_of,

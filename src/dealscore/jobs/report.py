@@ -29,7 +29,7 @@ from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
 from dealscore.io.write import atomic_write, write_text
 from dealscore.model.bundle import LoadedModel
-from dealscore.pipeline.moves import TOP_MOVERS, Moves, deal_moves
+from dealscore.pipeline.moves import Moves, deal_moves
 from dealscore.pipeline.periods import (
     BacktestResult,
     NoHistoryError,
@@ -39,7 +39,7 @@ from dealscore.pipeline.periods import (
     period_bounds,
     rep_calls,
 )
-from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber, quarter_number
+from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber, quarter_number, quarter_of
 from dealscore.pipeline.scoring import ScoreSettings, score_deals
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
@@ -238,12 +238,10 @@ def _quarter(number: QuarterNumber) -> dict:
     }
 
 
-def _moves(moves: Moves | None, tables: CrmTables) -> dict | None:
+def _moves(moves: Moves | None) -> dict | None:
     """The week's moves in the quarter's pipeline, and the deals whose probability moved most."""
     if moves is None:
         return None
-    top = moves.deals[moves.deals["p_now"] != moves.deals["p_then"]].head(TOP_MOVERS)
-    labels = deal_labels(tables, top["opportunity_id"])
     return {
         "since": moves.since,
         "start": moves.start,
@@ -251,14 +249,14 @@ def _moves(moves: Moves | None, tables: CrmTables) -> dict | None:
         "flow": moves.flow.to_dict("records"),
         "deals": [
             {
-                "deal": labels["deal"].iloc[k],
-                "owner": labels["owner"].iloc[k],
+                "deal": row["deal"],
+                "owner": row["owner"],
                 "amount": row["amount"],
                 "then": row["p_then"],
                 "now": row["p_now"],
                 "why": row["change_reason"],
             }
-            for k, (_, row) in enumerate(top.iterrows())
+            for _, row in moves.top().iterrows()
         ],
     }
 
@@ -501,7 +499,7 @@ def run_report(
     progress(f"scoring the open pipeline as of {now:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
     score_settings = ScoreSettings(track=False)
     scores, features = _open_pipeline(tables, loaded, now, score_settings)
-    quarter = str(pd.Period(now.tz_convert("UTC").tz_localize(None), freq="Q"))
+    quarter = str(quarter_of(now))
     start, end = period_bounds(quarter)
     bundle = loaded.bundle
     every = open_deals(
@@ -514,20 +512,15 @@ def run_report(
         bundle.in_quarter,
     )
     number = quarter_number(tables, now, every, getattr(bundle, "in_quarter_error", None))
-    since = now - pd.Timedelta(days=7)
-    moves = (
-        deal_moves(
-            tables,
-            bundle.estimator,
-            bundle.feature_state,
-            bundle.feature_names,
-            start,
-            end,
-            since,
-            now,
-        )
-        if since > tables.opportunities[Opportunities.created_at].min()
-        else None
+    moves = deal_moves(
+        tables,
+        bundle.estimator,
+        bundle.feature_state,
+        bundle.feature_names,
+        start,
+        end,
+        now - pd.Timedelta(days=7),
+        now,
     )
     bands = _bands(scores, score_settings)
     charts = _charts(replay, bands)
@@ -546,7 +539,7 @@ def run_report(
             elapsed=(now - start).days + 1,
             length=(end - start).days,
             this_quarter=_quarter(number),
-            moves=_moves(moves, tables),
+            moves=_moves(moves),
             history=_history(replay),
             no_history=no_history,
             cached=cached,

@@ -17,9 +17,10 @@ import pandas as pd
 
 from dealscore.features import build_features
 from dealscore.features.build import FeatureState
+from dealscore.features.deal import amount_as_of
 from dealscore.features.sentences import sentences
 from dealscore.model.estimator import WinProbabilityModel
-from dealscore.pipeline.periods import due_in
+from dealscore.pipeline.periods import deal_labels, due_in, expected_close
 from dealscore.schemas import CrmTables, Opportunities, Status
 
 MOVES = ("won", "lost", "pushed out", "pulled in", "new", "amount changed")
@@ -34,7 +35,12 @@ class Moves:
     flow: pd.DataFrame  # move, deals, amount: from the pipeline at since to the one at as_of
     start: float  # the pipeline's amount at since
     end: float  # ... and at as_of
-    deals: pd.DataFrame  # per deal open at both dates: p_then, p_now, amounts, change_reason
+    # per deal open at both dates: p_then, p_now, amount, change_reason, deal and owner names
+    deals: pd.DataFrame
+
+    def top(self, count: int = TOP_MOVERS) -> pd.DataFrame:
+        """The deals whose probability moved most, by the amount it moved."""
+        return self.deals[self.deals["p_now"] != self.deals["p_then"]].head(count)
 
 
 def _pipeline(
@@ -47,8 +53,8 @@ def _pipeline(
     """Every deal open at as_of, its features, amount then and whether it is due in [start, end)."""
     features = build_features(tables, as_of, state)
     return features.assign(
-        amount=np.nan_to_num(10 ** features["amount_log"].to_numpy() - 1),
-        due=due_in(features, start, end),
+        amount=np.nan_to_num(amount_as_of(features)),
+        due=due_in(expected_close(features), start, end),
     ).set_index("opportunity_id")
 
 
@@ -100,12 +106,15 @@ def deal_moves(
     period_end: pd.Timestamp,
     since: pd.Timestamp,
     as_of: pd.Timestamp,
-) -> Moves:
+) -> Moves | None:
     """The quarter's pipeline at `since` and at `as_of`, the moves between them, and per deal
-    open at both its probability then and now and why it moved. Features at each date see
-    only what was known then (build_features), so the same export serves both."""
+    open at both its probability then and now, why it moved, its name and owner. Features at
+    each date see only what was known then (build_features), so the same export serves both.
+    None when the export starts after `since`: there was no pipeline then to compare with."""
     if since >= as_of:
         raise ValueError(f"since ({since}) must be before as_of ({as_of})")
+    if since <= tables.opportunities[Opportunities.created_at].min():
+        return None
     then = _pipeline(tables, since, state, period_start, period_end)
     now = _pipeline(tables, as_of, state, period_start, period_end)
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
@@ -148,6 +157,8 @@ def deal_moves(
     )
     movers["change_reason"] = change_reasons(estimator, names, then.loc[both], now.loc[both], state)
     movers["stake"] = (movers["p_now"] - movers["p_then"]) * movers["amount"]
+    labels = deal_labels(tables, movers["opportunity_id"])
+    movers = movers.assign(deal=labels["deal"], owner=labels["owner"])
     return Moves(
         since,
         as_of,

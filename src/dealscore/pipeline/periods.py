@@ -20,11 +20,12 @@ from dealscore.errors import DataError, InputError
 from dealscore.features import build_features
 from dealscore.features.asof import last_event, tables_as_of
 from dealscore.features.build import FeatureState, snapshots_at
+from dealscore.features.deal import amount_as_of
 from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.horizon import close_by, won_slips
 from dealscore.features.pit import DAY, micros
 from dealscore.model.estimator import WinProbabilityModel
-from dealscore.pipeline.quarter import bookings, bounds, quarter_number
+from dealscore.pipeline.quarter import bookings, bounds, quarter_number, quarter_of
 from dealscore.pipeline.training import DataMinimumError, TrainSettings, fit_and_evaluate
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
@@ -106,9 +107,13 @@ def rep_calls(tables: CrmTables, keys: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return latest["category"].to_numpy(dtype=object), rep_probability(latest, CATEGORY_PROBABILITY)
 
 
-def due_in(features: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
-    """Whether each deal's expected close (as known at its as_of) falls in [start, end)."""
-    expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
+def expected_close(features: pd.DataFrame) -> np.ndarray:
+    """Each deal's expected close as known at its as_of, in microseconds (NaN where none)."""
+    return micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
+
+
+def due_in(expected: np.ndarray, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Whether each expected close (`expected_close`) falls in [start, end)."""
     start_us, end_us = micros(pd.Series([start, end])).tolist()
     return (expected >= start_us) & (expected < end_us)
 
@@ -132,9 +137,9 @@ def open_deals(
     if as_of >= end:
         raise InputError(f"as_of {as_of} is not before the end of {period}")
     features = build_features(tables, as_of, state)
-    expected = micros(features["as_of"]) + features["close_date_days_out"].to_numpy() * DAY
+    expected = expected_close(features)
     end_us, as_of_us = micros(pd.Series([end, as_of])).tolist()
-    due = due_in(features, start, end)
+    due = due_in(expected, start, end)
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     if in_quarter is not None and start <= as_of and len(features):
         p_in_period = in_quarter.predict_proba(features[feature_names])[:, 1]
@@ -142,7 +147,6 @@ def open_deals(
         # A deal without an expected close date: not due, and no slips to discount it by.
         slipped = close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
         p_in_period = p_win * np.where(np.isnan(slipped), 0.0, slipped)
-    amount = 10 ** features["amount_log"].to_numpy() - 1  # the amount as of as_of
     category, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     ids = features["opportunity_id"]
@@ -151,7 +155,7 @@ def open_deals(
     return pd.DataFrame(
         {
             "opportunity_id": ids,
-            "amount": np.nan_to_num(amount),
+            "amount": np.nan_to_num(amount_as_of(features)),
             "p_win": p_win,
             "p_win_in_period": p_in_period,
             "due": due,
@@ -252,8 +256,7 @@ class BacktestResult:
 
 def last_closed_periods(tables: CrmTables, count: int) -> list[str]:
     """The `count` latest calendar quarters that ended before the export's last event."""
-    last = last_event(tables)
-    current = pd.Period(last.tz_convert("UTC").tz_localize(None), freq="Q")
+    current = quarter_of(last_event(tables))
     return [str(current - k) for k in range(count, 0, -1)]
 
 

@@ -93,7 +93,7 @@ def new_deal_history(
         if pd.isna(first) or point - pd.Timedelta(days=PACE_DAYS) < first:
             continue
         new = won & (created >= point) & (closed < end)
-        pace = (created >= point - pd.Timedelta(days=PACE_DAYS)) & (created < point)
+        pace = _paced(created, point)
         rows.append(
             {
                 "period": str(quarter),
@@ -107,10 +107,14 @@ def new_deal_history(
     return frame.dropna(subset=["rate"]).reset_index(drop=True)
 
 
+def _paced(created: pd.Series, point: pd.Timestamp) -> pd.Series:
+    """Whether each deal was created in the PACE_DAYS before `point`."""
+    return (created >= point - pd.Timedelta(days=PACE_DAYS)) & (created < point)
+
+
 def pace(tables: CrmTables, as_of: pd.Timestamp) -> int:
     """The deals created in the PACE_DAYS before as_of."""
-    created = tables.opportunities[Opportunities.created_at]
-    return int(((created >= as_of - pd.Timedelta(days=PACE_DAYS)) & (created < as_of)).sum())
+    return int(_paced(tables.opportunities[Opportunities.created_at], as_of).sum())
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,12 @@ def quarter_number(
     own (a narrower range). `pooled_rate`: for a group of the export (a team), the rate of
     new deals to use where its own history holds fewer than MIN_NEW_WINS won new deals."""
     quarter = quarter_of(as_of)
-    start, _ = bounds(quarter)
+    start, end = bounds(quarter)
     notes = []
     booked = bookings(tables, start, as_of)
     amount = open_deals["amount"].to_numpy(dtype=float)
     p = np.nan_to_num(open_deals["p_win_in_period"].to_numpy(dtype=float))
-    days_left = (bounds(quarter)[1] - as_of) / pd.Timedelta(days=1)
+    days_left = (end - as_of) / pd.Timedelta(days=1)
     factor, sd = error.at(days_left) if error is not None else (1.0, None)
     open_part = float((amount * p).sum()) * factor
 
@@ -230,14 +234,15 @@ def numbers_by_group(
     as_of: pd.Timestamp,
     open_deals: pd.DataFrame,
     group_of: pd.Series,
+    whole: QuarterNumber,
     error: CollectiveError | None = None,
 ) -> pd.DataFrame:
     """The quarter's number per group (`group_of`: every deal's group, by opportunity_id):
     booked, open and new from the group's own deals; the new part at the group's own rate where
     its history holds MIN_NEW_WINS won new deals, else at the export's rate (`new_from` says
-    which). One row per group and a `total` row."""
-    pooled = quarter_number(tables, as_of, open_deals, error)
-    rate = float(pooled.new_history["rate"].mean()) if pooled.new else 0.0
+    which; `whole`: the quarter_number of every group at once). One row per group and a `total`
+    row."""
+    rate = float(whole.new_history["rate"].mean()) if whole.new else 0.0
     deals = tables.opportunities
     group = deals[Opportunities.opportunity_id].map(group_of).to_numpy()
     open_group = open_deals["opportunity_id"].map(group_of).to_numpy()

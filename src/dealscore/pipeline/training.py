@@ -29,6 +29,7 @@ from dealscore.features import (
 )
 from dealscore.features.asof import last_event
 from dealscore.features.baselines import crm_baselines
+from dealscore.features.deal import amount_as_of
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.heroics import HeroicsRule, heroic_wins
 from dealscore.features.pit import DAY, micros, quarter_end_micros
@@ -573,7 +574,7 @@ def fit_and_evaluate(
                 if Opportunities.amount in deals
                 else pd.Series(np.nan, index=rows.index)
             )
-            as_of_amount = 10 ** rows["amount_log"].to_numpy() - 1
+            as_of_amount = amount_as_of(rows)
             in_quarter_error = collective_error(
                 rows["as_of"],
                 rows["days_to_quarter_end"].to_numpy(),
