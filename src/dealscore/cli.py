@@ -26,6 +26,7 @@ from dealscore.jobs.compare import run_backtest, run_compare
 from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
+from dealscore.jobs.monitor import MonitorResult, MonitorSettings, run_monitor
 from dealscore.jobs.report import run_report
 from dealscore.jobs.score import (
     ScoreSettings,
@@ -1080,6 +1081,120 @@ def report(
             use_cache=cache,
         )
     typer.echo(f"report with {_count(result.charts, 'chart')} written to {result.path}")
+
+
+ScoresOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scores",
+        metavar="URL|FOLDER",
+        show_default="sqlite:///scores.db",
+        help="Where `score` wrote its scores: a database URL or a folder.",
+    ),
+]
+
+
+def _monitor_table(table: pd.DataFrame) -> str:
+    """Rows, pending, and predicted against won with ECE, Brier and ROC AUC; the reps' beside."""
+    shown = table[
+        ["group", "rows", "pending", "mean_predicted", "won", "ece", "brier", "roc_auc"]
+        + [c for c in ("rep_mean_predicted", "rep_ece") if c in table]
+    ].rename(
+        columns={"mean_predicted": "predicted", "rep_mean_predicted": "reps", "rep_ece": "reps ece"}
+    )
+    counts = {c: "{:,.0f}".format for c in ("rows", "pending")}
+    rates = {c: "{:.3f}".format for c in shown if c not in ("group", "rows", "pending")}
+    return shown.to_string(index=False, formatters={**counts, **rates}, na_rep="-")
+
+
+def _echo_monitor(result: MonitorResult, nights: int) -> None:
+    counts = result.counts
+    typer.echo(
+        f"{result.model_name}: {sum(counts.values()):,} scores written; {counts['elapsed']:,} "
+        f"elapsed (their window ended by {result.now:%Y-%m-%d}), {counts['pending']:,} pending, "
+        f"{counts['gone']:,} of deals no longer in the export"
+    )
+    if counts["gone"]:
+        typer.echo("  gone: " + ", ".join(result.gone()))
+    table = result.table
+    for by, title in (
+        ("pooled", "pooled"),
+        ("model_version", "by model version"),
+        ("band", "by band"),
+        ("month", "by month scored"),
+    ):
+        part = table[table["by"] == by]
+        if len(part):
+            typer.echo(f"\n{title}:\n{_monitor_table(part)}")
+    elapsed = table[(table["by"] == "as_of") & (table["rows"] > 0)]
+    if len(elapsed):
+        typer.echo(f"\nthe last {min(nights, len(elapsed))} elapsed nights:")
+        typer.echo(_monitor_table(elapsed.tail(nights)))
+
+
+@app.command()
+def monitor(
+    data: DataOption,
+    scores: ScoresOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Also write the table, one row per group, to this CSV (or .parquet) file.",
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            show_default="the export's own model",
+            help="Whose scores: a registered model name, or '*' for every model's.",
+        ),
+    ] = None,
+    horizon_days: Annotated[
+        float | None,
+        typer.Option(
+            metavar="DAYS",
+            help="The label window of scores written before dealscore kept it in each row.",
+        ),
+    ] = None,
+    nights: Annotated[
+        int | None,
+        typer.Option(metavar="N", show_default="28", help="How many elapsed nights to list."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", metavar="FORMAT", help="A folder store's files: parquet or csv."),
+    ] = None,
+    config: ConfigOption = None,
+    mapping: MappingOption = None,
+) -> None:
+    """How the scores already written turned out: did the deals called 70% close 70%?
+
+    Every score written (by `score` or `nightly`) whose window (win_probability = won within H
+    days of its as_of) ended by the export's own time is checked against what happened: rows,
+    mean predicted against won, ECE, Brier and ROC AUC, pooled, per model version, band, month
+    and night, with the reps' calls on the same rows and the same for P(lost) and P(no
+    decision). Scores whose window is still open are counted as pending, never as losses;
+    deals no longer in the export are counted and named.
+    """
+    _quiet_mlflow()
+    with _failures(f"{data}: not monitored"):
+        settings = load_settings(
+            MonitorSettings,
+            config,
+            scores=scores,
+            model_name=model_name,
+            horizon_days=horizon_days,
+            nights=nights,
+            format=fmt,
+        )
+        result = run_monitor(data, settings, mapping, _Progress(), out)
+    _echo_monitor(result, settings.nights)
+    if out is not None:
+        typer.echo(f"\nwritten to {out} ({len(result.table):,} groups)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,7 @@ def scores(n: int, p: float, as_of: pd.Timestamp = AS_OF, version: str = "3", ma
             "win_probability": p,
             "lost_probability": (1 - p) * 0.6,
             "no_decision_probability": (1 - p) * 0.4,
+            "horizon_days": 90.0,
             "band": "B",
             "expected_amount": 1000.0 * p,
             "previous_probability": np.nan,
@@ -268,3 +269,35 @@ def test_a_table_written_by_an_earlier_version_gains_the_new_columns_and_keeps_i
     assert len(rows) == 6
     assert rows["no_decision_probability"].isna().sum() == 3
     assert rows["no_decision_probability"].dropna().tolist() == pytest.approx([0.32] * 3)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "parquet", "csv"])
+def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(
+    kind, tmp_path, request
+):
+    # given two nights of one model and one night of another CRM's model, in each kind of store
+    target = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'scores.db'}",
+        "postgresql": lambda: request.getfixturevalue("postgres"),
+        "parquet": lambda: str(tmp_path / "scores"),
+        "csv": lambda: str(tmp_path / "scores"),
+    }[kind]()
+    store = open_store(target, "csv" if kind == "csv" else "parquet")
+    name = f"history-{kind}"  # the PostgreSQL server is shared by the session's tests
+    before = AS_OF - pd.Timedelta(days=1)
+    for as_of, p in ((before, 0.2), (AS_OF, 0.7)):
+        store.write(
+            Run(as_of, name, "3"),
+            scores(4, p, as_of=as_of).assign(model_name=name),
+            rejected(0, as_of).assign(model_name=name),
+        )
+    store.write(Run(AS_OF, "other", "1"), scores(2, 0.5).assign(model_name="other"), rejected(0))
+    # when the history of the first model is read
+    history = store.history(name)
+    # then it holds both nights' rows with what each promised, and nothing of the other model
+    assert len(history) == 8 and set(history["model_name"]) == {name}
+    night = history.set_index("as_of")["win_probability"]
+    assert night.loc[before].tolist() == pytest.approx([0.2] * 4)
+    assert night.loc[AS_OF].tolist() == pytest.approx([0.7] * 4)
+    assert (history["horizon_days"] == 90.0).all() and set(history["band"]) == {"B"}
+    assert len(store.history()) >= 10

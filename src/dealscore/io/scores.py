@@ -18,12 +18,13 @@ from typing import Protocol
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from dealscore.errors import DealscoreError
 from dealscore.io.secrets import redact
 from dealscore.io.write import write_frame
-from dealscore.schemas.scores import KEY, Rejected, Scores
+from dealscore.schemas.scores import HISTORY_COLUMNS, KEY, Rejected, ScoreHistory, Scores
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 SCORES_TABLE = "scores"
@@ -51,6 +52,9 @@ class ScoreStore(Protocol):
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
         """Replace the run's rows with these, atomically."""
+
+    def history(self, model_name: str | None = None) -> pd.DataFrame:
+        """Every score written (by this model name), as `ScoreHistory` rows."""
 
     def describe(self) -> str: ...
 
@@ -86,6 +90,16 @@ def _rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
         else:
             columns.append(values.astype(object).where(values.notna(), None).tolist())
     return list(zip(*columns, strict=True))
+
+
+def _history(frame: pd.DataFrame, model_name: str | None) -> pd.DataFrame:
+    """Rows of one model name (all without one) in the `ScoreHistory` shape; columns an older
+    dealscore did not write come back empty."""
+    if model_name is not None:
+        frame = frame[frame["model_name"] == model_name]
+    frame = frame.reindex(columns=HISTORY_COLUMNS)
+    frame = frame.assign(as_of=pd.to_datetime(frame["as_of"], utc=True))
+    return ScoreHistory.validate(frame.reset_index(drop=True))
 
 
 def _driver_hint(exc: Exception) -> str:
@@ -197,6 +211,18 @@ class SqlStore:
         frame["previous_model_version"] = frame["previous_model_version"].astype(str)
         return frame
 
+    def history(self, model_name: str | None = None) -> pd.DataFrame:
+        s = self.scores
+        query = sa.select(*[s.c[name] for name in HISTORY_COLUMNS])
+        if model_name is not None:
+            query = query.where(s.c.model_name == model_name)
+        try:
+            with self.engine.connect() as connection:
+                frame = pd.DataFrame(connection.execute(query).all(), columns=HISTORY_COLUMNS)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(redact(f"cannot read scores from {self.describe()}: {exc}")) from exc
+        return _history(frame, None)
+
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
         with self.engine.begin() as connection:
             if self.engine.dialect.name == "postgresql":
@@ -283,6 +309,23 @@ class FolderStore:
                 "model_version": "previous_model_version",
             }
         )[PREVIOUS].reset_index(drop=True)
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        """One run's file, only the history's columns (those it has)."""
+        wanted = set(HISTORY_COLUMNS)
+        if self.fmt == "parquet":
+            return pd.read_parquet(
+                path, columns=[c for c in pq.read_schema(path).names if c in wanted]
+            )
+        text = {"opportunity_id": str, "model_name": str, "model_version": str, "band": str}
+        return pd.read_csv(path, usecols=lambda c: c in wanted, dtype=text)
+
+    def history(self, model_name: str | None = None) -> pd.DataFrame:
+        paths = sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
+        frames = [self._read(path) for path in paths]
+        if not frames:
+            return _history(pd.DataFrame(columns=HISTORY_COLUMNS), model_name)
+        return _history(pd.concat(frames, ignore_index=True), model_name)
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
         name = f"{run.slug()}.{self.fmt}"

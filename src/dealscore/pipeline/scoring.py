@@ -221,6 +221,7 @@ def score_deals(
             "win_probability": p,
             "lost_probability": outcomes[:, 1],
             "no_decision_probability": outcomes[:, 2],
+            "horizon_days": bundle.horizon_days or np.nan,
             "band": bands(np.nan_to_num(p), (settings.band_a, settings.band_b, settings.band_c)),
             "expected_amount": amount * p,
             "previous_probability": np.nan,

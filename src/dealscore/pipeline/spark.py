@@ -102,6 +102,7 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "win_probability": "double",
     "lost_probability": "double",
     "no_decision_probability": "double",
+    "horizon_days": "double",
     "band": "string",
     "expected_amount": "double",
     **{c: "double" if c.endswith("_contribution") else "string" for c in FACTOR_COLUMNS},

@@ -58,6 +58,9 @@ class Scores(pa.DataFrameModel):
     # to 1; empty for a model trained without the no-decision model.
     lost_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
     no_decision_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    # What win_probability promises: won within this many days of as_of (the model's label
+    # window); what `monitor` checks it against. Empty in rows written before it was kept.
+    horizon_days: Series[float] = pa.Field(gt=0, nullable=True)
     band: Series[str] = pa.Field(isin=values(Band))
     expected_amount: Series[float] = pa.Field(ge=0, nullable=True)
     previous_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
@@ -87,6 +90,28 @@ class Scores(pa.DataFrameModel):
         ordered = True
         coerce = True
         unique = KEY
+
+
+# What `monitor` reads back from a store: each written score's key and what it promised, as
+# `Scores` says them. Rows written before a column was kept have it empty.
+HISTORY_COLUMNS = [
+    *KEY,
+    "win_probability",
+    "lost_probability",
+    "no_decision_probability",
+    "horizon_days",
+    "band",
+]
+ScoreHistory = pa.DataFrameSchema(
+    {
+        name: column
+        for name, column in Scores.to_schema().columns.items()
+        if name in HISTORY_COLUMNS
+    },
+    strict="filter",
+    coerce=True,
+    unique=KEY,
+)
 
 
 class Rejected(pa.DataFrameModel):
