@@ -27,8 +27,10 @@ from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.monitor import MonitorResult, MonitorSettings, run_monitor
+from dealscore.jobs.nightly import NightlySettings, run_nightly
 from dealscore.jobs.report import run_report
 from dealscore.jobs.score import (
+    ScoreResult,
     ScoreSettings,
     run_score,
 )
@@ -39,7 +41,7 @@ from dealscore.pipeline.periods import WEEKS, period_bounds
 from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber
 from dealscore.pipeline.training import TrainSettings, run_forward
 from dealscore.schemas import ContractError
-from dealscore.settings import as_toml, load_settings
+from dealscore.settings import as_toml, default, load_settings
 from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
 
 app = typer.Typer(
@@ -620,39 +622,44 @@ def evaluate(
         typer.echo(f"wrote {len(forward.rows):,} scored deals to {out}")
 
 
+ScoreOutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="URL|FOLDER",
+        show_default="sqlite:///scores.db",
+        help="Where scores go: a SQLAlchemy URL (postgresql+psycopg://user@host/db), a JDBC "
+        "URL (jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
+    ),
+]
+ScoreModelOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URI",
+        show_default="models:/dealscore-<the export's name>@champion",
+        help="The model: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) or runs:/.",
+    ),
+]
+ScoreAsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        metavar="DATE",
+        show_default="the export's own time",
+        help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). The export's own "
+        "time is the second after its latest created or closed date, so a rerun on the same "
+        "export replaces its own rows. A past date rebuilds features as the data stood then.",
+    ),
+]
+
+
 @app.command()
 def score(
     data: DataOption,
-    out: Annotated[
-        str | None,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="URL|FOLDER",
-            show_default="sqlite:///scores.db",
-            help="Where scores go: a SQLAlchemy URL (postgresql+psycopg://user@host/db), a JDBC "
-            "URL (jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URI",
-            show_default="models:/dealscore-<the export's name>@champion",
-            help="The model: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) or runs:/.",
-        ),
-    ] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            metavar="DATE",
-            show_default="the export's own time",
-            help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). The export's own "
-            "time is the second after its latest created or closed date, so a rerun on the same "
-            "export replaces its own rows. A past date rebuilds features as the data stood then.",
-        ),
-    ] = None,
+    out: ScoreOutOption = None,
+    model: ScoreModelOption = None,
+    as_of: ScoreAsOfOption = None,
     config: ConfigOption = None,
     mapping: MappingOption = None,
     fmt: Annotated[
@@ -729,6 +736,11 @@ def score(
             _print_config(settings)
         stamp = _timestamp(as_of, "--as-of") if as_of else None
         result = run_score(data, settings, stamp, mapping, progress=_Progress())
+    _echo_scores(result, settings.psi_warning)
+
+
+def _echo_scores(result: ScoreResult, psi_warning: float) -> None:
+    """The reconciliation, the bands, the trends, the rejects, drift, and where it went."""
     typer.echo(
         f"open deals {result.open_deals:,} = scored {len(result.scores):,} "
         f"+ rejected {len(result.rejected):,}"
@@ -746,16 +758,16 @@ def score(
             "rejected: "
             + ", ".join(f"{k} {v:,}" for k, v in result.rejected["rule"].value_counts().items())
         )
-    drifted = result.drift[result.drift > settings.psi_warning].sort_values(ascending=False)
+    drifted = result.drift[result.drift > psi_warning].sort_values(ascending=False)
     if len(drifted):
         typer.secho(
             f"drift warning: {len(drifted)} of {len(result.drift)} inputs moved (PSI > "
-            f"{settings.psi_warning}): "
+            f"{psi_warning}): "
             + ", ".join(f"{name} {value:.2f}" for name, value in drifted.head(5).items()),
             fg=typer.colors.YELLOW,
         )
     shift = result.shift_since_previous
-    if shift is not None and shift > settings.psi_warning:
+    if shift is not None and shift > psi_warning:
         typer.secho(
             f"drift warning: the scores moved against the previous run (PSI {shift:.2f} over the "
             "deals scored both times): a new model, or a change in the export",
@@ -1195,6 +1207,106 @@ def monitor(
     _echo_monitor(result, settings.nights)
     if out is not None:
         typer.echo(f"\nwritten to {out} ({len(result.table):,} groups)")
+
+
+@app.command()
+def nightly(
+    data: DataOption,
+    out: ScoreOutOption = None,
+    model: ScoreModelOption = None,
+    as_of: ScoreAsOfOption = None,
+    retrain_every_days: Annotated[
+        float | None,
+        typer.Option(
+            metavar="DAYS",
+            show_default="30",
+            help="Train a challenger once the champion's data is this many days old.",
+        ),
+    ] = None,
+    max_realised_ece: Annotated[
+        float | None,
+        typer.Option(
+            metavar="ECE",
+            show_default="0.05",
+            help="Train a challenger when the champion's last elapsed nights are off by more.",
+        ),
+    ] = None,
+    nights: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", show_default="28", help="How many elapsed nights the check looks at."
+        ),
+    ] = None,
+    train_config: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            show_default="the defaults",
+            help="Training settings (TOML) a challenger is trained with.",
+        ),
+    ] = None,
+    retrain: Annotated[
+        bool | None,
+        typer.Option(
+            "--retrain/--no-retrain",
+            metavar="",
+            show_default="--retrain",
+            help="Train a challenger when one is due, or only say so.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", metavar="FORMAT", help="A folder store's files: parquet or csv."),
+    ] = None,
+    tracking_uri: TrackingOption = None,
+    config: ConfigOption = None,
+    mapping: MappingOption = None,
+    print_config: PrintConfigOption = False,
+) -> None:
+    """The night's whole job: score, see how past scores did, retrain when due.
+
+    Scores every open deal with the champion (as `score`), then reads every score written so
+    far against the export's outcomes (as `monitor`), and trains a challenger when the champion
+    learned from data older than --retrain-every-days, its last elapsed nights are off by more
+    than --max-realised-ece (and than chance), or its inputs drifted. The registry's gate
+    decides whether the challenger takes over; the last line says what happened. Each night is
+    an MLflow run (experiment dealscore-nightly). A rerun on the same export replaces its scores
+    and does not train again.
+    """
+    _quiet_mlflow()
+    with _failures(f"{data}: nightly run failed"):
+        settings = load_settings(
+            NightlySettings,
+            config,
+            out=out,
+            model=model,
+            format=fmt,
+            tracking_uri=tracking_uri,
+            retrain_every_days=retrain_every_days,
+            max_realised_ece=max_realised_ece,
+            nights=nights,
+            train_config=train_config,
+            retrain=retrain,
+        )
+        if print_config:
+            _print_config(settings)
+        stamp = _timestamp(as_of, "--as-of") if as_of else None
+        result = run_nightly(data, settings, stamp, mapping, progress=_Progress())
+    _echo_scores(result.score, default(ScoreSettings, "psi_warning"))
+    counts = result.monitor.counts
+    pooled = result.monitor.table.iloc[0]
+    judged = (
+        f"predicted {pooled['mean_predicted']:.3f}, won {pooled['won']:.3f}, ECE {pooled['ece']:.3f}"
+        if counts["elapsed"]
+        else "none elapsed yet"
+    )
+    typer.echo(
+        f"scores written so far: {counts['elapsed']:,} elapsed ({judged}), "
+        f"{counts['pending']:,} pending, {counts['gone']:,} of deals gone from the export"
+    )
+    for reason in result.reasons:
+        typer.echo(f"retraining due: {reason}")
+    typer.echo(result.decision)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,3 +100,25 @@ def set_aliases(client: mlflow.MlflowClient, name: str, version: str, decision: 
     client.set_model_version_tag(name, version, "promotion", decision.reason)
     if decision.promote:
         client.set_registered_model_alias(name, CHAMPION, version)
+
+
+EXPORT_TAG = "dealscore.trained_on_export"  # the export time a nightly retrain learned from
+
+
+def trained_on(client: mlflow.MlflowClient, name: str, export: str) -> ModelVersion | None:
+    """The version a nightly run already trained on the export of this time, if any: a rerun
+    of the same night must not train again."""
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    done = [v for v in versions if v.tags.get(EXPORT_TAG) == export]
+    return max(done, key=lambda v: int(v.version)) if done else None
+
+
+def registered_at(client: mlflow.MlflowClient, name: str, version: str) -> float | None:
+    """When a version was registered (seconds since the epoch); None if it cannot be found."""
+    try:
+        return client.get_model_version(name, version).creation_timestamp / 1000
+    except MlflowException:
+        return None

@@ -371,6 +371,8 @@ def track_training(
                     "run_id": run.info.run_id,
                     "dealscore_version": __version__,
                     "rung_reason": result.ladder.reason,
+                    # What the model has seen: `nightly` retrains once it is too old.
+                    "cutoff": result.window["cutoff"].isoformat(),
                 },
                 reference=result.reference,
                 in_quarter=result.in_quarter,
