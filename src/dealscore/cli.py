@@ -19,6 +19,7 @@ import typer
 from dealscore import __version__
 from dealscore.errors import DealscoreError
 from dealscore.features import CATALOGUE
+from dealscore.flows.nightly import NightlySettings, run_nightly
 from dealscore.io import read_valid
 from dealscore.io.secrets import redact
 from dealscore.io.write import TableFormat, write_frame
@@ -27,7 +28,6 @@ from dealscore.jobs.features import DEFAULT_ICP, run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.monitor import MonitorResult, MonitorSettings, run_monitor
-from dealscore.jobs.nightly import NightlySettings, run_nightly
 from dealscore.jobs.report import run_report
 from dealscore.jobs.score import (
     ScoreResult,

@@ -1,4 +1,4 @@
-"""Job: the night's whole loop. Score the open deals with the champion, see how the scores
+"""Flow: the night's whole loop. Score the open deals with the champion, see how the scores
 already written turned out (jobs.monitor), and train a challenger when the champion is due:
 its data too old, its realised calibration off, or its inputs drifted. The registry's gate
 decides whether the challenger takes over. Safe to rerun on the same export: the scores of the
