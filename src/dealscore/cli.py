@@ -1041,6 +1041,17 @@ def backtest(
     typer.echo(_accuracy_table(result.accuracy()))
 
 
+ScoresOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scores",
+        metavar="URL|FOLDER",
+        show_default="sqlite:///scores.db",
+        help="Where `score` wrote its scores: a database URL or a folder.",
+    ),
+]
+
+
 @app.command()
 def report(
     data: DataOption,
@@ -1060,6 +1071,7 @@ def report(
             help="The currency the export's amounts are in, shown beside them (USD, EUR).",
         ),
     ] = "",
+    scores: ScoresOption = None,
     cache: Annotated[
         bool,
         typer.Option(
@@ -1091,19 +1103,9 @@ def report(
             progress=_Progress(),
             currency=currency,
             use_cache=cache,
+            scores_at=scores or "",
         )
     typer.echo(f"report with {_count(result.charts, 'chart')} written to {result.path}")
-
-
-ScoresOption = Annotated[
-    str | None,
-    typer.Option(
-        "--scores",
-        metavar="URL|FOLDER",
-        show_default="sqlite:///scores.db",
-        help="Where `score` wrote its scores: a database URL or a folder.",
-    ),
-]
 
 
 def _monitor_table(table: pd.DataFrame) -> str:

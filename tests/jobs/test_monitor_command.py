@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
@@ -55,13 +56,25 @@ def test_monitor_judges_the_nights_whose_window_ended_and_writes_one_row_per_gro
     assert f"{ended.sum():,} elapsed" in result.output and "by band" in result.output
 
 
-def test_monitor_without_scores_says_what_to_run(crm, tmp_path):
-    # given a store nothing was written to
+@pytest.mark.parametrize("where", ["folder", "sqlite"])
+def test_monitor_without_scores_says_what_to_run_and_creates_nothing(where, crm, tmp_path):
+    # given a place nothing was written to
+    target = {"folder": str(tmp_path / "none"), "sqlite": f"sqlite:///{tmp_path / 'none.db'}"}
     # when the monitor is asked about it
-    result = CliRunner().invoke(
-        app, ["monitor", "--data", str(crm), "--scores", str(tmp_path / "none")]
-    )
-    # then it says so and what to do, without a traceback
+    result = CliRunner().invoke(app, ["monitor", "--data", str(crm), "--scores", target[where]])
+    # then it says so and what to do, without a traceback, and leaves no empty store behind
     assert result.exit_code == 2, result.output
-    assert "no scores of dealscore-" in result.output and "dealscore score" in result.output
+    assert "no scores at" in result.output and "dealscore score" in result.output
     assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_monitor_of_another_models_scores_names_the_models_there(crm, model_store, tmp_path):
+    # given scores written by the model `dealscore`
+    scores = str(tmp_path / "scores")
+    _score(crm, model_store, scores, "2026-05-20")
+    # when the monitor looks for the export's own model's scores (another name)
+    result = CliRunner().invoke(app, ["monitor", "--data", str(crm), "--scores", scores])
+    # then it names the models whose scores are there and how to pick one
+    assert result.exit_code == 2, result.output
+    assert "it holds scores of ['dealscore']" in result.output and "--model-name" in result.output

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from dealscore.cli import app
 from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.io import read_export, write_tables
 from dealscore.jobs.report import _days, money, run_report
+from dealscore.jobs.score import ScoreSettings, run_score
 from dealscore.jobs.train import run_train
 from dealscore.pipeline.training import TrainSettings
 
@@ -80,11 +82,25 @@ def _report(data: Path, folder: Path, uri: str, *extra: str):
     )
 
 
+WRITTEN_NIGHTS = ("2025-12-01", "2026-01-01", "2026-05-25")  # two judged by the export, one not
+
+
 @pytest.fixture(scope="module")
 def report(crm, trained_store) -> Path:
     folder, uri = trained_store
+    # scores written on past nights, as the nightly job keeps them
+    written = ScoreSettings(out=str(folder / "scores"), tracking_uri=uri, track=False)
+    model = f"models:/dealscore-{crm.name}@champion"
+    for night in WRITTEN_NIGHTS:
+        run_score(crm, replace(written, model=model), pd.Timestamp(night, tz="UTC"))
     # no --model: the champion of this export's own CRM
-    result = _report(crm, folder, uri, "--out", str(folder / "report.html"), "--periods", "2")
+    result = _report(
+        crm,
+        folder,
+        uri,
+        *("--out", str(folder / "report.html"), "--periods", "2"),
+        *("--scores", written.out),
+    )
     assert result.exit_code == 0, result.output
     return folder / "report.html"
 
@@ -114,6 +130,7 @@ def test_the_page_is_self_contained(report):
         "Deals to act on",
         "Open pipeline by band",
         "Can the probabilities be trusted?",
+        "How the scores we wrote did",
         "No next step booked",
         "Drifting into no decision",
     ]
@@ -125,7 +142,7 @@ def test_the_page_is_self_contained(report):
     assert 'class="forward"' in page and "pooled" in page
     # nothing fetched from anywhere: every image is inline, no external script or style
     assert not re.search(r'(src|href)="(https?:)?//', page)
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == 4
     # never a "nan", and amounts carry the currency and no false precision
     assert not re.search(r"\bnan\b", text, re.IGNORECASE)
     assert re.search(r"USD \d+(\.\d+)?[kM]", text) and not re.search(r"\d{7}", text)
@@ -213,7 +230,12 @@ def test_a_short_history_says_so_and_never_shows_nan(crm, trained_store, tmp_pat
     write_tables(tables_as_of(tables, cut), short)
     model = f"models:/dealscore-{crm.name}@champion"  # the CRM's model, scored on its past
     # when the report is written with the default number of quarters
-    result = _report(short, folder, uri, "--out", str(tmp_path / "r.html"), "--model", model)
+    result = _report(
+        short,
+        folder,
+        uri,
+        *("--out", str(tmp_path / "r.html"), "--model", model, "--scores", str(tmp_path / "no")),
+    )
     # then it is written, says why there is no history, and has no "nan" or empty chart
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text()
@@ -283,7 +305,7 @@ def test_it_renders_in_a_headless_browser_without_console_errors(report):
         check=False,
     )
     # then every chart loaded, the console stayed clean, and a screenshot is there to look at
-    assert 'data-charts-loaded="3"' in dom.stdout, dom.stderr[-2000:]
+    assert 'data-charts-loaded="4"' in dom.stdout, dom.stderr[-2000:]
     # with this quarter's table, the reps' numbers in it, the past quarters week by week, and
     # deals named with their owners
     quarter = _table(dom.stdout, "this-quarter")
@@ -421,3 +443,23 @@ def test_the_report_shows_what_moved_this_week(report):
     movers = _table(page, "movers")
     assert movers[0] == ["deal", "owner", "amount", "a week ago", "now", "why"]
     assert len(movers) > 1 and re.match(r"(up|down): ", movers[1][5])
+
+
+def test_the_page_shows_how_the_scores_we_wrote_did(report, crm):
+    # given scores written on three nights, the last one too recent for its window to be over
+    page = report.read_text()
+    text = _text(page)
+    written = pd.concat(
+        [pd.read_parquet(p) for p in (report.parent / "scores" / "scores").glob("*.parquet")]
+    )
+    now = export_time(last_event(read_export(crm).tables))
+    ended = written["as_of"] + pd.to_timedelta(written["horizon_days"], unit="D") <= now
+    # then the section counts them, judges only the elapsed ones, and draws them by month
+    assert f"{len(written):,} scores written to" in text
+    assert f"{ended.sum():,} have, {(~ended).sum():,} are still pending" in text
+    months = _table(page, "written")
+    assert [row[0] for row in months[1:]] == ["2025-12", "2026-01", "2026-05"]
+    assert months[-1][1:3] == ["0", f"{(~ended).sum():,}"]  # the recent night: pending only
+    won = written.loc[ended & (written["as_of"].dt.month == 12)]
+    assert months[1][1] == f"{len(won):,}"
+    assert 'alt="How the scores we wrote did"' in page

@@ -360,6 +360,22 @@ def from_jdbc(url: str) -> str:
     ).render_as_string(hide_password=False)
 
 
+def store_exists(out: str) -> bool:
+    """Whether scores may have been written there, found without creating anything: a SQLite
+    file or a folder's scores must exist; any other database is asked when opened."""
+    if out.startswith("jdbc:"):
+        out = from_jdbc(out)
+    if "://" not in out:
+        return (Path(out) / "scores").is_dir()
+    try:
+        url = sa.engine.make_url(out)
+    except sa.exc.ArgumentError:
+        return True  # opening it says what is wrong
+    if url.get_backend_name() == "sqlite":
+        return bool(url.database) and Path(url.database).exists()
+    return True
+
+
 def open_store(out: str, fmt: str = "parquet") -> ScoreStore:
     """A SQLAlchemy URL ("sqlite:///scores.db", "postgresql+psycopg://..."), a JDBC URL of
     PostgreSQL or SQLite, or a folder."""

@@ -14,7 +14,7 @@ from pydantic import Field
 from dealscore.errors import InputError
 from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_export
-from dealscore.io.scores import open_store
+from dealscore.io.scores import open_store, store_exists
 from dealscore.io.secrets import redact
 from dealscore.io.write import write_frame
 from dealscore.pipeline.monitor import (
@@ -76,6 +76,11 @@ def run_monitor(
 ) -> MonitorResult:
     """Join the written scores with the export's outcomes; with `out`, write the table (CSV or
     Parquet by its suffix)."""
+    if not store_exists(settings.scores):
+        raise InputError(
+            f"no scores at {redact(settings.scores)}: run `dealscore score --out ...` first (each "
+            "night's run adds its scores), or point --scores where it wrote them"
+        )
     store = open_store(settings.scores, settings.format)
     name = {"": model_name(data), "*": None}.get(settings.model_name, settings.model_name)
     progress(f"reading the scores in {store.describe()}")

@@ -27,8 +27,12 @@ import pandas as pd
 from dealscore import __version__
 from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
+from dealscore.io.scores import open_store, store_exists
+from dealscore.io.secrets import redact
 from dealscore.io.write import atomic_write, write_text
 from dealscore.model.bundle import LoadedModel
+from dealscore.model.metrics import reliability_table
+from dealscore.pipeline.monitor import ELAPSED, monitor_table, scored_outcomes
 from dealscore.pipeline.moves import Moves, deal_moves
 from dealscore.pipeline.periods import (
     BacktestResult,
@@ -97,6 +101,40 @@ def reliability_chart(p: np.ndarray, won: np.ndarray) -> str:
     fig = plots.reliability_figure(
         won.astype(int), {"model, won within the quarter": p}, "Reliability, past quarters"
     )
+    return _png(fig)
+
+
+WRITTEN_MONTHS = 6  # the months of written scores the realised reliability chart draws
+
+
+def written_chart(outcomes: pd.DataFrame) -> str:
+    """Realised reliability of the scores written, one line per month scored (the latest
+    WRITTEN_MONTHS with elapsed scores) and all of them pooled."""
+    done = outcomes[outcomes["state"] == ELAPSED]
+    month = done["as_of"].dt.strftime("%Y-%m")
+    fig, ax = plots.plt.subplots(figsize=(6, 6))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    lines = [(m, done[month == m]) for m in sorted(month.unique())[-WRITTEN_MONTHS:]]
+    for label, rows in [*lines, ("all written scores", done)]:
+        table = reliability_table(rows["won"].to_numpy(), rows["win_probability"].to_numpy())
+        pooled = label == "all written scores"
+        ax.plot(
+            table["predicted"],
+            table["observed"],
+            marker="o",
+            linewidth=2.5 if pooled else 1,
+            color="black" if pooled else None,
+            label=label,
+        )
+    ax.set(
+        xlabel="win probability written",
+        ylabel="won within its window",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="How the scores we wrote did, by month scored",
+    )
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -373,6 +411,39 @@ def _forward(forward: pd.DataFrame | None) -> dict | None:
     }
 
 
+def _written(
+    scores: str, loaded: LoadedModel, tables: CrmTables, progress: Progress
+) -> dict[str, Any]:
+    """How the scores this model's name wrote turned out (pipeline.monitor): counts, a row per
+    month scored, and the realised reliability chart once some have elapsed."""
+    where = redact(scores)
+    none = {"where": where, "written": 0, "chart": None}
+    if not store_exists(scores):
+        return none
+    progress(f"reading the scores written to {where}")
+    history = open_store(scores).history(loaded.name)
+    if history.empty:
+        return none
+    now = export_time(last_event(tables))
+    outcomes = scored_outcomes(history, tables, now, loaded.bundle.horizon_days)
+    table = monitor_table(outcomes)
+    months = table[table["by"] == "month"]
+    counts = outcomes["state"].value_counts()
+    waiting = outcomes.loc[outcomes["state"] != ELAPSED, "window_end"]
+    return {
+        "where": where,
+        "written": len(outcomes),
+        "first": outcomes["as_of"].min(),
+        "elapsed": int(counts.get(ELAPSED, 0)),
+        "pending": int(counts.get("pending", 0)),
+        "gone": int(counts.get("gone", 0)),
+        "next": waiting.min() if len(waiting) else None,
+        "pooled": table.iloc[0].to_dict(),
+        "months": months.to_dict("records"),
+        "chart": written_chart(outcomes) if counts.get(ELAPSED, 0) else None,
+    }
+
+
 def _recipe(settings, horizon_days: float | None):
     """The training settings for the replay, with the model's own label horizon unless the
     settings fix one: the past quarters are then forecast by the recipe of the model shown."""
@@ -485,6 +556,7 @@ def run_report(
     progress: Progress = silent,
     currency: str = "",
     use_cache: bool = True,
+    scores_at: str = "",  # where score wrote (default: ScoreSettings.out), for "how they did"
 ) -> ReportResult:
     """Read, replay past quarters (cached), score the open pipeline, render, write atomically;
     model "": the champion of the export's own CRM."""
@@ -524,6 +596,7 @@ def run_report(
     )
     bands = _bands(scores, score_settings)
     charts = _charts(replay, bands)
+    written = _written(scores_at or score_settings.out, loaded, tables, progress)
     page = (
         _environment()
         .get_template("report.html")
@@ -549,9 +622,10 @@ def run_report(
             open_amount=float(scores["amount"].sum()),
             charts=charts,
             forward=_forward(bundle.forward),
+            written=written,
             rung=loaded.rung(),
             **_attention(scores, features, tables),
         )
     )
     path = write_text(page, Path(out))
-    return ReportResult(path, replay, len(charts), cached)
+    return ReportResult(path, replay, len(charts) + bool(written.get("chart")), cached)
