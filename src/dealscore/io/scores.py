@@ -372,7 +372,8 @@ def store_exists(out: str) -> bool:
     except sa.exc.ArgumentError:
         return True  # opening it says what is wrong
     if url.get_backend_name() == "sqlite":
-        return bool(url.database) and Path(url.database).exists()
+        database = url.database or ""  # none: in memory, nothing kept
+        return bool(database) and Path(database).exists()
     return True
 
 
