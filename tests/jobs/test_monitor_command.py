@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from dealscore.cli import app
@@ -78,3 +79,25 @@ def test_monitor_of_another_models_scores_names_the_models_there(crm, model_stor
     # then it names the models whose scores are there and how to pick one
     assert result.exit_code == 2, result.output
     assert "it holds scores of ['dealscore']" in result.output and "--model-name" in result.output
+
+
+def test_monitor_reads_the_scores_back_from_postgresql(crm, model_store, postgres):
+    # given a database of its own on the server, and scores written to it on two nights
+    server = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql("DROP DATABASE IF EXISTS monitored")
+        connection.exec_driver_sql("CREATE DATABASE monitored")
+    server.dispose()
+    url = sa.engine.make_url(postgres).set(database="monitored").render_as_string(False)
+    for night in ("2025-12-01", "2026-05-20"):
+        _score(crm, model_store, url, night)
+    # when the monitor reads them
+    result = CliRunner().invoke(
+        app, ["monitor", "--data", str(crm), "--scores", url, "--model-name", "dealscore"]
+    )
+    # then the first night is judged and the second pending, as from any other store
+    assert result.exit_code == 0, result.output
+    written = pd.read_sql_table("scores", sa.create_engine(url))
+    first = (pd.to_datetime(written["as_of"], utc=True) < "2026-01-01").sum()
+    assert f"{first:,} elapsed" in result.output
+    assert f"{len(written) - first:,} pending" in result.output
