@@ -758,14 +758,8 @@ def _echo_scores(result: ScoreResult, psi_warning: float) -> None:
             "rejected: "
             + ", ".join(f"{k} {v:,}" for k, v in result.rejected["rule"].value_counts().items())
         )
-    drifted = result.drift[result.drift > psi_warning].sort_values(ascending=False)
-    if len(drifted):
-        typer.secho(
-            f"drift warning: {len(drifted)} of {len(result.drift)} inputs moved (PSI > "
-            f"{psi_warning}): "
-            + ", ".join(f"{name} {value:.2f}" for name, value in drifted.head(5).items()),
-            fg=typer.colors.YELLOW,
-        )
+    for warning in result.drift_warnings:
+        typer.secho(f"drift warning: {warning}", fg=typer.colors.YELLOW)
     shift = result.shift_since_previous
     if shift is not None and shift > psi_warning:
         typer.secho(

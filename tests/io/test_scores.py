@@ -272,9 +272,7 @@ def test_a_table_written_by_an_earlier_version_gains_the_new_columns_and_keeps_i
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "parquet", "csv"])
-def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(
-    kind, tmp_path, request
-):
+def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(kind, tmp_path, request):
     # given two nights of one model and one night of another CRM's model, in each kind of store
     target = {
         "sqlite": lambda: f"sqlite:///{tmp_path / 'scores.db'}",

@@ -102,6 +102,7 @@ def test_both_engines_write_the_same_scores_reasons_and_rejects(
     assert spark_run.open_deals == pandas_run.open_deals
     # and measured the same drift
     pd.testing.assert_series_equal(spark_run.drift.sort_index(), pandas_run.drift.sort_index())
+    assert spark_run.drift_warnings == pandas_run.drift_warnings
 
 
 @pytest.mark.slow  # run by make test-all (CI)

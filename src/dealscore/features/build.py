@@ -24,6 +24,37 @@ CATALOGUE: list[Feature] = [
     *forecast.FEATURES,
 ]
 FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
+# What a drift check must not read as a change in the business (model/drift.py): inputs whose
+# values change with the date alone, in a world where nothing else does.
+# Statistics of past outcomes, recomputed at each as_of: a segment's few distinct values jump as
+# its deals close (drift compares the segments' share of the open deals instead).
+LEARNED_FEATURES: frozenset[str] = frozenset(
+    {
+        "lookalike_win_rate",
+        *(f"{stat}_{name}" for stat in ("win_rate", "won_value") for name, _, _ in icp.SEGMENTS),
+        "owner_win_rate",
+        "age_vs_won_cycle",
+        "stage_time_vs_won",
+        "owner_forecast_bias",
+    }
+)
+CUMULATIVE_FEATURES: frozenset[str] = frozenset({"owner_past_deals"})  # grow with the calendar
+# Follow the week or the quarter by construction: close dates bunch at quarter ends, and the
+# rep's call is weekly (a Friday's run has a week-old call, a Sunday's a fresh one).
+RHYTHM_FEATURES: frozenset[str] = frozenset(
+    {
+        *deal.CALENDAR_FEATURES,
+        "close_date_days_out",
+        "days_since_forecast",
+        "forecast_from_earlier_quarter",
+    }
+)
+DRIFT_UNCOMPARED: frozenset[str] = LEARNED_FEATURES | CUMULATIVE_FEATURES | RHYTHM_FEATURES
+# The rep's call, present from the first weekly submission on: compared over the deals that have
+# one, since how many new deals have none yet depends on the day of the week.
+DRIFT_PRESENT_ONLY: frozenset[str] = frozenset(
+    {"rep_probability", "rep_category_rank", "rep_category_change_28d"}
+)
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,18 @@ def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | N
     return deals[Opportunities.account_id].map(values)
 
 
+def segment_values(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
+    """Each snapshot's segment per `SEGMENTS` name (industry, size band, region, product, lead
+    source) as text; missing where the deal has none or the export lacks the attribute."""
+    out = {}
+    for name, table, column in SEGMENTS:
+        values = _deal_attribute(tables, table, column)
+        if values is None:  # not in the export: no deal has one
+            values = pd.Series(pd.NA, index=tables.opportunities.index, dtype="string")
+        out[name] = pd.array(values.astype("string").to_numpy()[snaps.deal], dtype="string")
+    return pd.DataFrame(out, index=range(len(snaps)))
+
+
 def closed_deals(tables: CrmTables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(mask, closed time, won flag, amount) over all deals; outcomes dated by closed_at."""
     deals = tables.opportunities

@@ -123,9 +123,14 @@ def run_nightly(
     check = monitored.realised(champion.version, settings.nights)
     uri = resolve(settings.tracking_uri)
     age = _age(scored, uri)
-    drift = tuple(getattr(scored, "drift_warnings", ()))
     reasons = tuple(
-        retrain_reasons(age, settings.retrain_every_days, check, settings.max_realised_ece, drift)
+        retrain_reasons(
+            age,
+            settings.retrain_every_days,
+            check,
+            settings.max_realised_ece,
+            scored.drift_warnings,
+        )
     )
     export = monitored.now.isoformat()
     trained = None

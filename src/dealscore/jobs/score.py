@@ -19,12 +19,11 @@ from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
 from dealscore.model.bundle import LoadedModel
-from dealscore.model.drift import population_stability
 from dealscore.pipeline.scoring import (
     ScoreResult,
     ScoreSettings,
     contract_rejects,
-    drift_inputs,
+    measure_drift,
     score_deals,
     settle,
     utc_as_of,
@@ -110,7 +109,17 @@ def _score_on_pandas(
     open_deals = len(features) + len(held_open)
     scores, rejected = settle(scores, rejected, open_deals, store, run, settings, progress)
     lap("validate + write")
-    drift = population_stability(loaded.bundle.reference, drift_inputs(features, scores))
+    drift, warnings = measure_drift(
+        tables, features, scores, loaded.bundle.reference, settings.psi_warning
+    )
     return ScoreResult(
-        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, lap.seconds
+        scores,
+        rejected,
+        open_deals,
+        store.describe(),
+        loaded,
+        as_of,
+        drift,
+        lap.seconds,
+        drift_warnings=warnings,
     )

@@ -141,10 +141,7 @@ def monitor_table(outcomes: pd.DataFrame) -> pd.DataFrame:
     )
     # Every row once per grouping: one groupby serves them all.
     long = pd.concat(
-        [
-            keyed.assign(by=by, group=keyed[by].astype(str))
-            for by in GROUPINGS
-        ],
+        [keyed.assign(by=by, group=keyed[by].astype(str)) for by in GROUPINGS],
         ignore_index=True,
     )
     keys = ["by", "group"]

@@ -22,15 +22,23 @@ from dealscore.features import build_features
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.forecast import REP_INPUTS
+from dealscore.features.icp import segment_values
 from dealscore.features.sentences import sentences
 from dealscore.io.scores import Run, ScoreStore
 from dealscore.model.bundle import LoadedModel, ModelBundle
-from dealscore.model.drift import shift_since_previous
+from dealscore.model.drift import (
+    Reference,
+    assess,
+    bin_counts,
+    category_counts,
+    shift_since_previous,
+)
 from dealscore.model.outcomes import three_outcomes
 from dealscore.model.reasons import top_factors
 from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
 from dealscore.progress import Progress, silent
-from dealscore.schemas import Opportunities
+from dealscore.schemas import CrmTables, Opportunities
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 from dealscore.settings import SETTINGS
@@ -86,8 +94,10 @@ class ScoreResult:
     destination: str
     model: LoadedModel
     as_of: pd.Timestamp
-    drift: pd.Series  # PSI per feature and for the score
+    drift: pd.Series  # PSI per input, segment ("segment.<name>") and for the score, all logged
     seconds: dict[str, float] = field(default_factory=dict)
+    # What moved beyond psi_warning and chance, one plain sentence each (model/drift.py).
+    drift_warnings: tuple[str, ...] = ()
 
     @functools.cached_property  # read by the CLI and the MLflow run: computed once
     def shift_since_previous(self) -> float | None:
@@ -297,6 +307,25 @@ def drift_inputs(features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return features.drop(columns=list(CALENDAR_FEATURES)).assign(
         win_probability=features["opportunity_id"].map(probability)
     )
+
+
+def drift_segments(tables: CrmTables, features: pd.DataFrame) -> pd.DataFrame:
+    """The segment (industry, size band, region, product, lead source) of each feature row: what
+    drift compares instead of the segment values learned from past outcomes."""
+    return segment_values(tables, snapshots_at(tables, features[[OPPORTUNITY_ID, AS_OF]]))
+
+
+def measure_drift(
+    tables: CrmTables,
+    features: pd.DataFrame,
+    scores: pd.DataFrame,
+    ref: Reference,
+    psi_warning: float,
+) -> tuple[pd.Series, tuple[str, ...]]:
+    """(PSI of every input and segment, the drift warnings) of the open deals against the
+    training reference."""
+    counts = bin_counts(ref, drift_inputs(features, scores))
+    return assess(ref, counts, category_counts(drift_segments(tables, features)), psi_warning)
 
 
 def settle(

@@ -13,7 +13,8 @@ Same features, model and write-back as the pandas engine; only where the work ru
    time per stage, forecast bias) is collected once and broadcast; the model, with its fitted
    feature state, travels with the function.
 4. Each group runs `score_deals`, the pandas engine's own function, on its rows plus the
-   broadcast: features, calibrated probabilities, reasons, rejects and drift counts.
+   broadcast: features, calibrated probabilities, reasons, rejects and drift counts (deals per
+   reference bin of each input, per value of each segment).
 5. The driver reconciles the open deals counted in Spark with the groups' output, then `settle`
    (previous scores, trends, schema quarantine, reject limit, one atomic write) as for pandas.
 
@@ -29,6 +30,7 @@ import json
 import os
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -44,11 +46,12 @@ from dealscore.errors import DealscoreError, InputError
 from dealscore.features.asof import export_time, stale_as_of
 from dealscore.io.scores import Run, ScoreStore
 from dealscore.model.bundle import LoadedModel
-from dealscore.model.drift import bin_counts, stability_from_counts
+from dealscore.model.drift import assess, bin_counts, category_counts
 from dealscore.pipeline.scoring import (
     ScoreResult,
     ScoreSettings,
     drift_inputs,
+    drift_segments,
     score_deals,
     settle,
     utc_as_of,
@@ -655,12 +658,17 @@ def score_group(
     scores, rejected, features = score_deals(tables, loaded, as_of, settings, scored_at=scored_at)
     inputs = drift_inputs(features, scores).drop(columns=["win_probability"])
     counts = bin_counts(loaded.bundle.reference, inputs)
+    categories = category_counts(drift_segments(tables, features))
     drift = pd.DataFrame(
         {
             KIND: [DRIFT],
             "payload": [
                 json.dumps(
-                    {"open": len(features), "counts": {k: v.tolist() for k, v in counts.items()}}
+                    {
+                        "open": len(features),
+                        "counts": {k: v.tolist() for k, v in counts.items()},
+                        "categories": categories,
+                    }
                 )
             ],
         }
@@ -752,9 +760,17 @@ def score_on_spark(
     if "win_probability" in ref_bins.edges:  # after the quarantine, as the pandas engine does
         p = np.r_[scores["win_probability"].to_numpy(dtype=float), np.full(len(rejected), np.nan)]
         counts |= bin_counts(ref_bins, pd.DataFrame({"win_probability": p}))
-    drift = stability_from_counts(ref_bins, counts)
+    drift, warnings = assess(ref_bins, counts, drift_counts["categories"], settings.psi_warning)
     return ScoreResult(
-        scores, rejected, open_deals, store.describe(), loaded, as_of, drift, lap.seconds
+        scores,
+        rejected,
+        open_deals,
+        store.describe(),
+        loaded,
+        as_of,
+        drift,
+        lap.seconds,
+        drift_warnings=warnings,
     )
 
 
@@ -788,12 +804,14 @@ def _open_at(deals: DataFrame, as_of: pd.Timestamp) -> DataFrame:
 def _split(collected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The groups' output as the pandas engine's (scores, rejected) and summed drift counts."""
     kind = collected[KIND]
-    total: dict = {"open": 0, "counts": {}}
+    total: dict = {"open": 0, "counts": {}, "categories": {}}
     for payload in collected.loc[kind == DRIFT, "payload"]:
         part = json.loads(payload)
         total["open"] += part["open"]
         for name, values in part["counts"].items():
             total["counts"][name] = np.add(total["counts"].get(name, 0), values)
+        for name, found in part["categories"].items():  # rows per segment value, summed
+            total["categories"].setdefault(name, Counter()).update(found)
     for column in ("as_of", "scored_at"):
         collected[column] = to_utc_timestamps(collected[column])
     scores = collected[kind == SCORED].reset_index(drop=True)

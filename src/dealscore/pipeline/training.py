@@ -51,6 +51,7 @@ from dealscore.model.recent import recent_shift, win_timing
 from dealscore.model.split import TimeFolds, deal_sample, time_folds
 from dealscore.model.totals import CollectiveError, collective_error
 from dealscore.pipeline.forward import ForwardTest, default_dates, forward_test
+from dealscore.pipeline.scoring import drift_segments
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.settings import SETTINGS, default
@@ -705,16 +706,18 @@ def latest_pipeline_reference(
     tables: CrmTables, cutoff: pd.Timestamp, state: FeatureState, model: WinProbabilityModel
 ) -> Reference:
     """What scoring compares its open deals with: the deals open at the training cut-off, with
-    their calibrated scores; the population of a nightly run on the training export. (Years of
-    training snapshots are another population: history that accumulates would "drift" by
-    construction, and one segment's rate at many dates would fill bins of its own.)"""
+    their calibrated scores and their segments; the population of a nightly run on the training
+    export. (Years of training snapshots are another population: history that accumulates would
+    "drift" by construction, and one segment's rate at many dates would fill bins of its own.)"""
     pipeline = build_features(tables, cutoff, state)
     if pipeline.empty:
         return Reference()
     scored = pipeline[FEATURE_NAMES].assign(
         win_probability=model.predict_proba(pipeline[FEATURE_NAMES])[:, 1]
     )
-    return reference(scored, [*FEATURE_NAMES, "win_probability"])
+    # The segments the learned values stand for: who the open deals are, not what was learned.
+    segments = drift_segments(tables, pipeline)
+    return reference(scored, [*FEATURE_NAMES, "win_probability"], segments=segments)
 
 
 def run_forward(

@@ -38,6 +38,7 @@ def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
                 "rejected": len(result.rejected),
                 "mean_probability": float(result.scores["win_probability"].mean()),
                 "psi_max": float(result.drift.max()) if len(result.drift) else 0.0,
+                "drift_warnings": len(result.drift_warnings),
                 **{f"band_{band}": float(bands_share.get(band, 0.0)) for band in "ABCD"},
                 **{f"psi.{name}": float(v) for name, v in result.drift.items()},
                 **(
@@ -47,3 +48,5 @@ def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
                 ),
             }
         )
+        if result.drift_warnings:  # what moved, in the words the command line prints
+            mlflow.log_text("\n".join(result.drift_warnings) + "\n", "drift_warnings.txt")
