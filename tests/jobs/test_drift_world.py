@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.features import FEATURE_NAMES
 from dealscore.features.asof import tables_as_of
 from dealscore.io import read_export
 from dealscore.jobs.generate import run_generate
-from dealscore.model.bundle import LoadedModel, ModelBundle
+from dealscore.model.bundle import LoadedModel
 from dealscore.pipeline.scoring import ScoreSettings, measure_drift, score_deals
 from dealscore.pipeline.training import TrainSettings, fit_and_evaluate
 from dealscore.schemas import CrmTables
@@ -39,15 +38,7 @@ def model(world) -> LoadedModel:
         n_estimators=80, learning_rate=0.1, icp="", forward_dates=0, ladder=("lightgbm",)
     )
     result = fit_and_evaluate(tables_as_of(world, TRAINED_AT), settings)
-    bundle = ModelBundle(
-        estimator=result.model,
-        feature_state=result.feature_state,
-        feature_names=list(FEATURE_NAMES),
-        reference=result.reference,
-        horizon_days=result.horizon_days,
-        won_profile=result.won_profile,
-        no_decision=result.no_decision,
-    )
+    bundle = result.bundle()
     return LoadedModel(bundle, "drift-world", "1", "local")
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.features import FEATURE_NAMES
 from dealscore.features.asof import export_time, last_event, tables_as_of
-from dealscore.model.bundle import LoadedModel, ModelBundle
+from dealscore.model.bundle import LoadedModel
 from dealscore.pipeline.monitor import (
     ELAPSED,
     GONE,
@@ -66,14 +65,7 @@ def worlds() -> dict[str, tuple[CrmTables, pd.DataFrame]]:
     steady = generate_crm(GeneratorSettings(deals=2500, years=2.5, seed=3, export_date=EXPORT))
     tables = steady.tables
     trained = fit_and_evaluate(tables_as_of(tables, TRAINED), QUICK)
-    bundle = ModelBundle(
-        trained.model,
-        trained.feature_state,
-        list(FEATURE_NAMES),
-        horizon_days=trained.horizon_days,
-        won_profile=trained.won_profile,
-        no_decision=trained.no_decision,
-    )
+    bundle = trained.bundle()
     loaded = LoadedModel(bundle, "dealscore-test", "1", "run")
     changed = _halved(tables)
     return {

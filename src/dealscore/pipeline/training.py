@@ -41,6 +41,7 @@ from dealscore.features.snapshots import (
     recent_snapshots,
 )
 from dealscore.io.icp import load_icp
+from dealscore.model.bundle import ModelBundle
 from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import RUNGS, Rung, WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
@@ -218,6 +219,27 @@ class TrainResult:
     outcome_metrics: pd.DataFrame | None = None  # three outcomes against baselines, test rows
     notes: tuple[str, ...] = ()  # what the recipe decided about this export, in words
     tracking: Tracking | None = None
+
+    def bundle(
+        self, metadata: dict[str, str] | None = None, coverage: tuple[str, ...] | None = None
+    ) -> ModelBundle:
+        """What scoring needs of this result: the model, its feature state and what it keeps
+        (drift reference, in-quarter model, forward test, won profile, no-decision model), with
+        the training cut-off in its metadata (nightly retrains once it is too old)."""
+        return ModelBundle(
+            estimator=self.model,
+            feature_state=self.feature_state,
+            feature_names=list(FEATURE_NAMES),
+            metadata={"cutoff": self.window["cutoff"].isoformat(), **(metadata or {})},
+            reference=self.reference,
+            in_quarter=self.in_quarter,
+            in_quarter_error=self.in_quarter_error,
+            horizon_days=self.horizon_days,
+            forward=self.forward.table if self.forward is not None else None,
+            won_profile=self.won_profile,
+            no_decision=self.no_decision,
+            coverage=coverage,
+        )
 
 
 def check_minimums(

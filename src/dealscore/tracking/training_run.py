@@ -30,7 +30,6 @@ from dealscore.tracking.pyfunc import (
     BUNDLE_ARTIFACT,
     ENTRY_SCRIPT,
     PACKAGE_DIR,
-    ModelBundle,
     load_bundle,
     pip_requirements,
     save_bundle,
@@ -363,25 +362,13 @@ def track_training(
             mlflow.log_artifacts(str(folder))
             progress("logging the model")
             coverage = tables.coverage()  # kept in the model, and compared with the champion's
-            bundle = ModelBundle(
-                estimator=result.model,
-                feature_state=result.feature_state,
-                feature_names=list(FEATURE_NAMES),
-                metadata={
+            bundle = result.bundle(
+                {
                     "run_id": run.info.run_id,
                     "dealscore_version": __version__,
                     "rung_reason": result.ladder.reason,
-                    # What the model has seen: `nightly` retrains once it is too old.
-                    "cutoff": result.window["cutoff"].isoformat(),
                 },
-                reference=result.reference,
-                in_quarter=result.in_quarter,
-                in_quarter_error=result.in_quarter_error,
-                horizon_days=result.horizon_days,
-                forward=result.forward.table if result.forward is not None else None,
-                won_profile=result.won_profile,
-                no_decision=result.no_decision,
-                coverage=coverage,
+                coverage,
             )
             info = mlflow.pyfunc.log_model(
                 name="model",
