@@ -13,6 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dealscore.features.asof import tables_as_of
+from dealscore.model.bundle import LoadedModel
+from dealscore.pipeline.training import TrainSettings, fit_and_evaluate
 from dealscore.schemas import (
     Accounts,
     Activities,
@@ -23,6 +26,7 @@ from dealscore.schemas import (
     Owners,
     StageHistory,
 )
+from dealscore.synthetic import GeneratorSettings, generate_crm
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
@@ -119,6 +123,25 @@ def tables() -> CrmTables:
             {Owners.owner_id: ["U1", "U2", "M1"], Owners.manager_id: ["M1", "M1", None]}
         ),
     )
+
+
+YEAR_EXPORT = pd.Timestamp("2026-06-01", tz="UTC")
+TRAINED_A_YEAR_BEFORE = YEAR_EXPORT - pd.Timedelta(days=365)
+
+
+@pytest.fixture(scope="session")
+def year_after_training() -> tuple[CrmTables, LoadedModel]:
+    """A steady generated world (2,500 deals over 2.5 years to 2026-06-01) and a champion trained
+    on its export as it stood a year before its end (`loaded.bundle.metadata["cutoff"]`),
+    bundled as the training job bundles it, without MLflow: the year after is there to score."""
+    tables = generate_crm(
+        GeneratorSettings(deals=2500, years=2.5, seed=3, export_date=YEAR_EXPORT)
+    ).tables
+    quick = TrainSettings(
+        n_estimators=80, learning_rate=0.1, icp="", forward_dates=0, ladder=("lightgbm",)
+    )
+    trained = fit_and_evaluate(tables_as_of(tables, TRAINED_A_YEAR_BEFORE), quick)
+    return tables, LoadedModel(trained.bundle(), "dealscore-year", "1", "run")
 
 
 @pytest.fixture

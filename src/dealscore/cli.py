@@ -1172,6 +1172,14 @@ def monitor(
         int | None,
         typer.Option(metavar="N", show_default="28", help="How many elapsed nights to list."),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            show_default="every score kept",
+            help="Only the scores as of this date (UTC) or later.",
+        ),
+    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option("--format", metavar="FORMAT", help="A folder store's files: parquet or csv."),
@@ -1198,6 +1206,7 @@ def monitor(
             horizon_days=horizon_days,
             nights=nights,
             format=fmt,
+            since=_timestamp(since, "--since") if since else None,
         )
         result = run_monitor(data, settings, mapping, _Progress(), out)
     _echo_monitor(result, settings.nights)

@@ -28,7 +28,7 @@ QUICK = TrainSettings(
 def test_an_old_champion_gets_a_challenger_once_and_the_gate_decides(tmp_path):
     # given a small CRM, and a champion trained on its export as it stood five months ago
     crm = tmp_path / "crm"
-    world = GeneratorSettings(deals=1200, years=2.0, seed=5, export_date=EXPORT)
+    world = GeneratorSettings(deals=800, years=1.5, seed=5, export_date=EXPORT)
     write_tables(generate_crm(world).tables, crm)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     old = tmp_path / "old"

@@ -299,3 +299,6 @@ def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(kind,
     assert night.loc[AS_OF].tolist() == pytest.approx([0.7] * 4)
     assert (history["horizon_days"] == 90.0).all() and set(history["band"]) == {"B"}
     assert len(store.history()) >= 10
+    # and from a date on, only the nights since (a nightly check need not read every year kept)
+    recent = store.history(name, since=AS_OF - pd.Timedelta(hours=1))
+    assert len(recent) == 4 and (recent["as_of"] == AS_OF).all()

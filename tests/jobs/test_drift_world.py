@@ -7,14 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.features.asof import tables_as_of
-from dealscore.io import read_export
-from dealscore.jobs.generate import run_generate
 from dealscore.model.bundle import LoadedModel
 from dealscore.pipeline.scoring import ScoreSettings, measure_drift, score_deals
-from dealscore.pipeline.training import TrainSettings, fit_and_evaluate
 from dealscore.schemas import CrmTables
-from dealscore.synthetic import GeneratorSettings
 
 EXPORT = pd.Timestamp("2026-06-01", tz="UTC")
 TRAINED_AT = pd.Timestamp("2025-06-01", tz="UTC")  # two years of history, a year to score
@@ -23,23 +18,18 @@ NEW_SOURCE_FROM = TRAINED_AT + pd.DateOffset(months=6)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> CrmTables:
+def world(year_after_training) -> CrmTables:
     """A steady generated world: nothing changes in it but time."""
-    folder = tmp_path_factory.mktemp("steady")
-    settings = GeneratorSettings(deals=2500, seed=5, export_date=EXPORT, years=3.0)
-    run_generate(settings, folder, progress=lambda _: None)
-    return read_export(folder).tables
+    return year_after_training[0]
 
 
 @pytest.fixture(scope="module")
-def model(world) -> LoadedModel:
+def model(year_after_training) -> LoadedModel:
     """A model trained on the export as it stood at TRAINED_AT, bundled as the train job does."""
-    settings = TrainSettings(
-        n_estimators=80, learning_rate=0.1, icp="", forward_dates=0, ladder=("lightgbm",)
-    )
-    result = fit_and_evaluate(tables_as_of(world, TRAINED_AT), settings)
-    bundle = result.bundle()
-    return LoadedModel(bundle, "drift-world", "1", "local")
+    loaded = year_after_training[1]
+    cutoff = pd.Timestamp(loaded.bundle.metadata["cutoff"])
+    assert TRAINED_AT - pd.Timedelta(days=2) < cutoff <= TRAINED_AT
+    return loaded
 
 
 def monthly(tables: CrmTables, model: LoadedModel) -> list[tuple[pd.Series, tuple[str, ...]]]:

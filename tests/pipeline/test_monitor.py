@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.features.asof import export_time, last_event, tables_as_of
+from dealscore.features.asof import export_time, last_event
 from dealscore.model.bundle import LoadedModel
 from dealscore.pipeline.monitor import (
     ELAPSED,
@@ -19,17 +19,12 @@ from dealscore.pipeline.monitor import (
     scored_outcomes,
 )
 from dealscore.pipeline.scoring import ScoreSettings, score_deals
-from dealscore.pipeline.training import TrainSettings, fit_and_evaluate
 from dealscore.schemas import CrmTables
 from dealscore.schemas.scores import ScoreHistory
-from dealscore.synthetic import GeneratorSettings, generate_crm
 
-EXPORT = pd.Timestamp("2026-06-01", tz="UTC")
+EXPORT = pd.Timestamp("2026-06-01", tz="UTC")  # the shared world's (year_after_training)
 TRAINED = EXPORT - pd.Timedelta(days=365)  # the champion's cut-off: a year of nights follows
 CHANGE = TRAINED + pd.Timedelta(days=182)  # the win rate halves for deals closing from here
-QUICK = TrainSettings(
-    n_estimators=80, learning_rate=0.1, icp="", track=False, forward_dates=0, ladder=("lightgbm",)
-)
 
 
 def _halved(tables: CrmTables, seed: int = 0) -> CrmTables:
@@ -59,14 +54,12 @@ def _nightly(tables: CrmTables, loaded: LoadedModel) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def worlds() -> dict[str, tuple[CrmTables, pd.DataFrame]]:
+def worlds(year_after_training) -> dict[str, tuple[CrmTables, pd.DataFrame]]:
     """A steady world and the same world with its win rate halved from CHANGE on, each scored
     every night by one champion trained on the export as it stood a year before its end."""
-    steady = generate_crm(GeneratorSettings(deals=2500, years=2.5, seed=3, export_date=EXPORT))
-    tables = steady.tables
-    trained = fit_and_evaluate(tables_as_of(tables, TRAINED), QUICK)
-    bundle = trained.bundle()
-    loaded = LoadedModel(bundle, "dealscore-test", "1", "run")
+    tables, loaded = year_after_training
+    cutoff = pd.Timestamp(loaded.bundle.metadata["cutoff"])
+    assert TRAINED - pd.Timedelta(days=2) < cutoff <= TRAINED
     changed = _halved(tables)
     return {
         "steady": (tables, _nightly(tables, loaded)),

@@ -16,6 +16,7 @@ import pandas as pd
 import pydantic.dataclasses
 from pydantic import Field
 
+from dealscore.features.snapshots import HORIZON_BOUNDS
 from dealscore.jobs.monitor import MonitorResult, MonitorSettings, run_monitor
 from dealscore.jobs.score import run_score
 from dealscore.jobs.train import run_train
@@ -108,6 +109,9 @@ def run_nightly(
     )
     scored = run_score(data, score_settings, as_of, mapping, progress)
     champion = scored.model
+    # What the check reads: the last `nights` judged runs, at up to four days apart, not the
+    # whole history (a year of a million deals a night would not fit in memory).
+    window = (champion.bundle.horizon_days or HORIZON_BOUNDS[1]) + 4 * settings.nights
     monitored = run_monitor(
         data,
         MonitorSettings(
@@ -116,6 +120,7 @@ def run_nightly(
             model_name=champion.name,
             nights=settings.nights,
             max_realised_ece=settings.max_realised_ece,
+            since=scored.as_of - window * DAY,
         ),
         mapping,
         progress,

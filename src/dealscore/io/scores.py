@@ -53,8 +53,11 @@ class ScoreStore(Protocol):
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
         """Replace the run's rows with these, atomically."""
 
-    def history(self, model_name: str | None = None) -> pd.DataFrame:
-        """Every score written (by this model name), as `ScoreHistory` rows."""
+    def history(
+        self, model_name: str | None = None, since: pd.Timestamp | None = None
+    ) -> pd.DataFrame:
+        """Every score written (by this model name, as of `since` or later), as `ScoreHistory`
+        rows."""
 
     def describe(self) -> str: ...
 
@@ -92,14 +95,19 @@ def _rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
     return list(zip(*columns, strict=True))
 
 
-def _history(frame: pd.DataFrame, model_name: str | None) -> pd.DataFrame:
-    """Rows of one model name (all without one) in the `ScoreHistory` shape; columns an older
-    dealscore did not write come back empty."""
-    if model_name is not None:
-        frame = frame[frame["model_name"] == model_name]
+def _history(
+    frame: pd.DataFrame, model_name: str | None, since: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Rows of one model name (all without one) as of `since` or later, in the `ScoreHistory`
+    shape; columns an older dealscore did not write come back empty."""
     frame = frame.reindex(columns=HISTORY_COLUMNS)
     frame = frame.assign(as_of=pd.to_datetime(frame["as_of"], utc=True))
-    return ScoreHistory.validate(frame.reset_index(drop=True))
+    keep = pd.Series(True, index=frame.index)
+    if model_name is not None:
+        keep &= frame["model_name"] == model_name
+    if since is not None:
+        keep &= frame["as_of"] >= since
+    return ScoreHistory.validate(frame[keep].reset_index(drop=True))
 
 
 def _driver_hint(exc: Exception) -> str:
@@ -211,11 +219,15 @@ class SqlStore:
         frame["previous_model_version"] = frame["previous_model_version"].astype(str)
         return frame
 
-    def history(self, model_name: str | None = None) -> pd.DataFrame:
+    def history(
+        self, model_name: str | None = None, since: pd.Timestamp | None = None
+    ) -> pd.DataFrame:
         s = self.scores
         query = sa.select(*[s.c[name] for name in HISTORY_COLUMNS])
         if model_name is not None:
             query = query.where(s.c.model_name == model_name)
+        if since is not None:
+            query = query.where(s.c.as_of >= since.to_pydatetime())
         try:
             with self.engine.connect() as connection:
                 frame = pd.DataFrame(connection.execute(query).all(), columns=HISTORY_COLUMNS)
@@ -240,6 +252,13 @@ class SqlStore:
                 rows = _rows(frame, self.sqlite)
                 for start in range(0, len(rows), self.chunk):
                     connection.exec_driver_sql(insert, rows[start : start + self.chunk])
+
+
+def _slug_before(name: str, since: pd.Timestamp) -> bool:
+    """Whether a run file's name (`Run.slug`) says its as_of is before `since`; False when the
+    name says nothing (the rows are filtered after reading then)."""
+    stamp = pd.to_datetime(name[:15], format="%Y%m%dT%H%M%S", errors="coerce", utc=True)
+    return bool(pd.notna(stamp) and stamp < since.floor("s"))
 
 
 class FolderStore:
@@ -320,12 +339,16 @@ class FolderStore:
         text = {"opportunity_id": str, "model_name": str, "model_version": str, "band": str}
         return pd.read_csv(path, usecols=lambda c: c in wanted, dtype=text)
 
-    def history(self, model_name: str | None = None) -> pd.DataFrame:
+    def history(
+        self, model_name: str | None = None, since: pd.Timestamp | None = None
+    ) -> pd.DataFrame:
         paths = sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
+        if since is not None:  # a run's file is named after its as_of: older ones stay unread
+            paths = [p for p in paths if not _slug_before(p.name, since)]
         frames = [self._read(path) for path in paths]
         if not frames:
             return _history(pd.DataFrame(columns=HISTORY_COLUMNS), model_name)
-        return _history(pd.concat(frames, ignore_index=True), model_name)
+        return _history(pd.concat(frames, ignore_index=True), model_name, since)
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
         name = f"{run.slug()}.{self.fmt}"

@@ -29,7 +29,7 @@ from dealscore.pipeline.monitor import (
 from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas.contract import quarantine
-from dealscore.settings import SETTINGS, default
+from dealscore.settings import SETTINGS, UtcTime, default
 from dealscore.tracking.registry import model_name
 
 
@@ -41,6 +41,7 @@ class MonitorSettings:
     # For rows written before scores kept their horizon: the models' label window in days.
     horizon_days: Annotated[float, Field(gt=0)] | None = None
     nights: Annotated[int, Field(ge=1)] = 28  # the champion's last elapsed nights, for retraining
+    since: UtcTime | None = None  # only scores as of this time or later (None: every one kept)
     max_realised_ece: Annotated[float, Field(gt=0, le=1)] = 0.05
 
 
@@ -84,7 +85,7 @@ def run_monitor(
     store = open_store(settings.scores, settings.format)
     name = {"": model_name(data), "*": None}.get(settings.model_name, settings.model_name)
     progress(f"reading the scores in {store.describe()}")
-    history = store.history(name)
+    history = store.history(name, settings.since)
     if history.empty:
         others = sorted(store.history()["model_name"].unique()) if name else []
         raise InputError(
