@@ -11,11 +11,17 @@ from dealscore.cli import app
 SECRET = "s3cr3tPW"  # the test server trusts loopback, so any password connects
 
 
+SLASHED = "Sl/ash:9#9"  # a password SQLAlchemy and libpq accept raw: "/", ":" and "#"
+
+
 def _urls(postgres: str) -> dict[str, str]:
-    """The same server as a SQLAlchemy URL with a password and as a JDBC URL with one."""
+    """The same server as a SQLAlchemy URL with a password, with one as a query parameter, with
+    one holding "/", ":" and "#", and as a JDBC URL with one."""
     host = postgres.split("@", 1)[1]  # 127.0.0.1:PORT/postgres
     return {
         "sqlalchemy": f"postgresql+psycopg://dealscore:{SECRET}@{host}",
+        "query": f"postgresql+psycopg://dealscore@{host}?password={SECRET}",
+        "slashed": f"postgresql+psycopg://dealscore:{SLASHED}@{host}",
         "jdbc": f"jdbc:postgresql://{host}?user=dealscore&password={SECRET}",
     }
 
@@ -30,7 +36,7 @@ def _mlflow_text(store: str) -> str:
     return "\n".join(texts)
 
 
-@pytest.mark.parametrize("form", ["sqlalchemy", "jdbc"])
+@pytest.mark.parametrize("form", ["sqlalchemy", "query", "slashed", "jdbc"])
 def test_a_destination_password_is_in_no_output_and_no_mlflow_run(postgres, crm, model_store, form):
     # when the nightly job scores into the database, tracked in MLflow
     out = _urls(postgres)[form]
@@ -42,8 +48,10 @@ def test_a_destination_password_is_in_no_output_and_no_mlflow_run(postgres, crm,
     # then it worked, and the password is nowhere: output, errors, run parameters and tags
     assert result.exit_code == 0, result.output
     assert "written to postgresql" in result.output
-    assert SECRET not in result.output
-    assert SECRET not in _mlflow_text(model_store)
+    secret = SLASHED if form == "slashed" else SECRET
+    for part in (secret, secret.split("/")[-1]):  # not even the part after the "/"
+        assert part not in result.output
+        assert part not in _mlflow_text(model_store)
 
 
 def test_a_source_password_is_in_no_error_or_progress_line(postgres, crm, model_store, tmp_path):

@@ -26,6 +26,12 @@ def test_a_database_password_is_never_logged():
     assert redact(jdbc) == "jdbc:postgresql://db:5432/crm?user=crm&password=***&ssl=true"
     message = "cannot reach mysql+pymysql://root:s3cret@db/crm nor http://u:s3cret@mlflow:5000"
     assert "s3cret" not in redact(message) and redact(message).count("***") == 2
+    # a password holding what the driver accepts raw ("/", ":", "#"), or given as a parameter
+    slashed = "postgresql+psycopg://u:Sl/ash:9#9@db/crm is unreachable"
+    assert redact(slashed) == "postgresql+psycopg://u:***@db/crm is unreachable"
+    query = "postgresql+psycopg://scorer@db:5432/sales?password=s3cret&sslmode=require"
+    assert redact(query) == "postgresql+psycopg://scorer@db:5432/sales?password=***&sslmode=require"
+    assert redact("http://mlflow:5000/#/experiments") == "http://mlflow:5000/#/experiments"
 
 
 def test_not_worse_within_the_tolerance_is_promoted():

@@ -185,7 +185,8 @@ class SqlStore:
         return {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
 
     def describe(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        # hide_password masks user:password@ only; a password=... query parameter too.
+        return redact(self.engine.url.render_as_string(hide_password=True))
 
     def _run_filter(self, table: sa.Table, run: Run):
         return sa.and_(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 MASK = "***"
-# user:password@ in any URL (SQLAlchemy, JDBC, HTTP), and password-like query parameters.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*):(?P<secret>[^@\s/]*)@")
+# user:password@ in any URL (SQLAlchemy, JDBC, HTTP), and password-like query parameters. The
+# password runs to the next "@", as SQLAlchemy and libpq read it: it may hold "/", ":" or "#".
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*):(?P<secret>[^@\s]*)@")
 _QUERY = re.compile(
     r"(?P<key>[?&;](?:password|passwd|pwd|secret|token|access_?key|sslpassword)=)[^&;\s]*",
     re.IGNORECASE,

@@ -27,7 +27,7 @@ def log_scoring(result: ScoreResult, settings: ScoreSettings) -> None:
                 "score.model_version": result.model.version,
                 "score.model_run_id": result.model.run_id,
                 "score.as_of": str(result.as_of),
-                "score.destination": result.destination,
+                "score.destination": redact(result.destination),
             }
         )
         bands_share = result.scores["band"].value_counts(normalize=True)
