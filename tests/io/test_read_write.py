@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -260,3 +261,23 @@ def test_text_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     # then the old page is intact and no temporary file is left
     monkeypatch.undo()
     assert page.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+def test_a_tampered_manifest_cannot_delete_files_outside_the_folder(tables, tmp_path):
+    # given a folder written once, whose manifest was then edited to name files elsewhere
+    out = tmp_path / "crm"
+    write_tables(tables, out)
+    outside, absolute = tmp_path / "victim.txt", tmp_path / "elsewhere" / "opportunities.csv"
+    absolute.parent.mkdir()
+    for victim in (outside, absolute):
+        victim.write_text("keep me")
+    (out / "notes.txt").write_text("mine, not a table")
+    manifest = out / ".dealscore-tables.json"
+    listed = json.loads(manifest.read_text())["files"]
+    names = [*listed, "../victim.txt", str(absolute), "notes.txt", "sub/../../victim.txt"]
+    manifest.write_text(json.dumps({"files": names}))
+    # when tables are written there again (a str path, as scripts pass it)
+    write_tables(tables.with_tables(contacts=None), str(out))
+    # then only its own stale table went; nothing it did not write was touched
+    assert outside.read_text() == "keep me" and absolute.read_text() == "keep me"
+    assert (out / "notes.txt").exists() and not (out / "contacts.parquet").exists()

@@ -53,12 +53,24 @@ class FolderNotOursError(DealscoreError, RuntimeError):
 def _ours(out: Path) -> set[str]:
     """The files an earlier write_tables wrote here, by its manifest."""
     try:
-        return set(json.loads((out / MANIFEST).read_text())["files"])
+        listed = json.loads((out / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return set()
+    if not isinstance(listed, list):
+        return set()
+    return {name for name in listed if isinstance(name, str) and _table_file_name(name)}
 
 
-def write_tables(tables: CrmTables, out: Path, fmt: TableFormat = "parquet") -> list[Path]:
+def _table_file_name(name: str) -> bool:
+    """A plain table file name ("opportunities.parquet"): a manifest entry naming anything else
+    (a path, "..", another file) is never trusted, so nothing outside the folder is touched."""
+    if Path(name).name != name or "\\" in name:
+        return False
+    suffix = table_suffix(Path(name))
+    return bool(suffix) and name[: -len(suffix)].lower() in TABLE_NAMES
+
+
+def write_tables(tables: CrmTables, out: Path | str, fmt: TableFormat = "parquet") -> list[Path]:
     """Write each present table, then remove the table files an earlier write here left for
     tables now absent (a stale one would be read as part of this export).
 
@@ -66,6 +78,7 @@ def write_tables(tables: CrmTables, out: Path, fmt: TableFormat = "parquet") -> 
     other files named like contract tables (the raw export itself, say) is refused before
     anything is written, with the files named.
     """
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise FolderNotOursError(f"{out} is a file; tables go to a folder (nothing was written)")
     out.mkdir(parents=True, exist_ok=True)
