@@ -255,3 +255,27 @@ def test_presets_and_files_load(tmp_path):
     )
     with pytest.raises(MappingError, match="duplicate key 'opportunities'"):
         load_mapping(twice)
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join([f'*{chr(97 + k)}'] * 9)}]\n" for k in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (LAUGHS.encode(), "may not use YAML aliases"),  # "billion laughs": 9^9 items if expanded
+        ("name: caf\u00e9\n".encode("latin-1"), "not UTF-8 text"),
+        (b"? [opportunities, accounts]\n: x\n", "a key must be a plain name"),
+        (b"# padding\n" * 120_000, "more than a mapping needs"),
+    ],
+    ids=["aliases", "not-utf8", "list-key", "oversized"],
+)
+def test_a_hostile_or_broken_mapping_file_is_one_clear_error(tmp_path, content, message):
+    # given a mapping file built to exhaust memory, or not text, or shaped wrongly
+    path = tmp_path / "mapping.yaml"
+    path.write_bytes(content)
+    # when it is loaded, then it is refused at once with what is wrong
+    with pytest.raises(MappingError, match=message):
+        load_mapping(path)
