@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,27 @@ def test_cli_builds_nothing_from_an_invalid_export(tables, tmp_path):
     )
     assert result.exit_code == 1 and "opportunities.status" in result.output
     assert not out.exists()
+
+
+def test_a_deal_first_quoted_at_zero_has_no_amount_change_and_no_warning(tables):
+    # given an open deal whose first recorded amount was 0, then 500
+    history = pd.DataFrame(
+        {
+            "opportunity_id": ["O3", "O3"],
+            "changed_at": [
+                pd.Timestamp("2025-03-01", tz="UTC"),
+                pd.Timestamp("2025-03-05", tz="UTC"),
+            ],
+            "stage": ["prospecting", "qualification"],
+            "amount": [0.0, 500.0],
+        }
+    )
+    quoted = tables.with_tables(stage_history=pd.concat([tables.stage_history, history]))
+    # when its features are built, with a numeric warning an error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        row = build_features(quoted, pd.Timestamp("2025-03-10", tz="UTC")).set_index(
+            "opportunity_id"
+        )
+    # then its change since first quoted is missing, not infinite, and nothing was printed
+    assert np.isnan(row.loc["O3", "amount_change_pct"])

@@ -171,7 +171,12 @@ def _history_features(
     out["total_slip_days"] = (state["close"].to_numpy() - state["first_close"].to_numpy()) / DAY
     out["close_date_days_out"] = (state["close"].to_numpy() - as_of) / DAY
     out["amount_log"] = np.log10(1 + state["amount"].to_numpy())
-    out["amount_change_pct"] = state["amount"].to_numpy() / state["first_amount"].to_numpy() - 1
+    # No change can be said of a deal first recorded at 0 (or with no amount): missing, not inf.
+    first = state["first_amount"].to_numpy(dtype=float)
+    known = np.nan_to_num(first) > 0
+    out["amount_change_pct"] = np.where(
+        known, state["amount"].to_numpy(dtype=float) / np.where(known, first, 1.0) - 1, np.nan
+    )
     late_rank = LATE_SHARE * max(max(stages.values(), default=0), 1)
     out["late_entry"] = (state["first_rank"].to_numpy() >= late_rank).astype(float)
     out.loc[state["first_rank"].isna().to_numpy(), "late_entry"] = np.nan
