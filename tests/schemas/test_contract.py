@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from dealscore.features.asof import export_time, last_event
 from dealscore.schemas import (
     ContractError,
     CrmTables,
@@ -288,3 +289,27 @@ def test_coverage_lists_the_filled_columns_and_what_changed(tables):
     assert change.startswith("this export lacks") and "opportunities.amount" in change
     assert "adds" in coverage_change(thinner, full)
     assert coverage_change(full, full) == "" and coverage_change(None, thinner) == ""
+
+
+@pytest.mark.parametrize("stray", ["2099-06-01", "1600-01-01"])
+def test_a_fact_dated_far_outside_the_export_is_quarantined_and_never_its_time(tables, stray):
+    # given an export of 2025 deals, plus one open deal whose creation date is a placeholder
+    deals = tables.opportunities
+    odd = deals.iloc[[-1]].assign(
+        opportunity_id="O4", created_at=pd.Timestamp(stray, tz="UTC"), closed_at=pd.NaT
+    )
+    broken = tables.with_tables(opportunities=pd.concat([deals, odd], ignore_index=True))
+    # when it is validated, then the date is named by table, column and the export's own span
+    issue = only_error(broken)
+    assert (issue.table, issue.column, issue.count) == ("opportunities", "created_at", 1)
+    assert (
+        issue.rule.startswith("dated between 1970-01-01 and 2027-") and stray in issue.examples[0]
+    )
+    # and quarantine takes that deal out, so the export's own time stays the bulk's
+    held = quarantine(broken)
+    assert held.deals["opportunity_id"].tolist() == ["O4"]
+    assert export_time(last_event(held.tables)) < pd.Timestamp("2026-01-01", tz="UTC")
+    # while a booked next step a few months ahead is a plausible fact
+    ahead = tables.activities.assign(occurred_at=pd.Timestamp("2026-03-01", tz="UTC"))
+    _, report = validate_tables(tables.with_tables(activities=ahead))
+    assert report.ok, report.to_text()

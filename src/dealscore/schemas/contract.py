@@ -352,6 +352,50 @@ def timing_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Is
     return issues
 
 
+# A fact dated far from the export's bulk is a typo or a placeholder (2099-12-31, 0001-01-01),
+# not history: left in, it would become the export's own time and every deal would be scored
+# as of it. The bounds come from the export itself: its deals' creation dates.
+EARLIEST_PLAUSIBLE = pd.Timestamp("1970-01-01", tz="UTC")  # older than any CRM
+BULK_QUANTILE = 0.99  # the bulk's end: one stray row in a hundred cannot move it
+PLAUSIBLE_AFTER_BULK = pd.Timedelta(days=2 * 365)  # next steps and closes run ahead, not years
+NOT_DATED = {Opportunities.close_date}  # a plan, not a fact: a close date may lie far ahead
+
+
+def plausible_bounds(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """(earliest, latest) time a fact of this export may carry; None without creation dates."""
+    created = tables["opportunities"][Opportunities.created_at].dropna()
+    created = created[created >= EARLIEST_PLAUSIBLE]
+    if created.empty:
+        return None
+    bulk = created.quantile(BULK_QUANTILE, interpolation="lower")
+    return EARLIEST_PLAUSIBLE, bulk + PLAUSIBLE_AFTER_BULK
+
+
+def date_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Issue]:
+    """Rows dated before 1970 or more than two years after the bulk of the export's deals were
+    created: errors, so quarantine takes them out with their deals."""
+    bounds = plausible_bounds(tables)
+    if bounds is None:
+        return []
+    earliest, latest = bounds
+    rule = f"dated between {earliest:%Y-%m-%d} and {latest:%Y-%m-%d} (the export's own span)"
+    issues = []
+    for name, frame in tables.items():
+        for column in frame.columns:
+            if column in NOT_DATED or not isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+                continue
+            values = frame[column]
+            bad = (values < earliest) | (values > latest)
+            if not bad.any():
+                continue
+            if rows is not None:
+                rows.append(RowFailure(name, column, rule, frame.index[bad.to_numpy()]))
+            issues.append(
+                Issue(name, column, rule, int(bad.sum()), _examples(values[bad].astype(str)))
+            )
+    return issues
+
+
 def completeness_warnings(tables: dict[str, pd.DataFrame]) -> list[Issue]:
     opportunities = tables["opportunities"]
     if Opportunities.account_id not in opportunities:
@@ -401,6 +445,7 @@ def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, Va
     if complete:
         issues.extend(foreign_key_issues(checked, rows))
         issues.extend(timing_issues(checked, rows))
+        issues.extend(date_issues(checked, rows))
         issues.extend(completeness_warnings(checked))
     report = ValidationReport(tuple(issues), {name: len(frame) for name, frame in checked.items()})
     return CrmTables.from_dict(checked), report
