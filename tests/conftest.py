@@ -8,10 +8,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from dealscore.features.asof import tables_as_of
 from dealscore.model.bundle import LoadedModel
@@ -231,3 +233,19 @@ def postgres():
             env=env,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(postgres) -> Callable[[str], str]:
+    """Makes a fresh database of a name on the test server and returns its URL: a test that
+    counts rows must not see what other tests wrote to the shared one."""
+
+    def fresh(name: str) -> str:
+        engine = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        engine.dispose()
+        return sa.engine.make_url(postgres).set(database=name).render_as_string(False)
+
+    return fresh

@@ -276,12 +276,12 @@ def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(kind,
     # given two nights of one model and one night of another CRM's model, in each kind of store
     target = {
         "sqlite": lambda: f"sqlite:///{tmp_path / 'scores.db'}",
-        "postgresql": lambda: request.getfixturevalue("postgres"),
+        "postgresql": lambda: request.getfixturevalue("pg_database")("history"),
         "parquet": lambda: str(tmp_path / "scores"),
         "csv": lambda: str(tmp_path / "scores"),
     }[kind]()
     store = open_store(target, "csv" if kind == "csv" else "parquet")
-    name = f"history-{kind}"  # the PostgreSQL server is shared by the session's tests
+    name = f"history-{kind}"
     before = AS_OF - pd.Timedelta(days=1)
     for as_of, p in ((before, 0.2), (AS_OF, 0.7)):
         store.write(

@@ -74,14 +74,9 @@ def test_monitor_without_scores_says_what_to_run_and_creates_nothing(where, crm,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_monitor_reads_the_scores_back_from_postgresql(crm, model_store, postgres):
+def test_monitor_reads_the_scores_back_from_postgresql(crm, model_store, pg_database):
     # given a database of its own on the server, and scores written to it on two nights
-    server = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.exec_driver_sql("DROP DATABASE IF EXISTS monitored")
-        connection.exec_driver_sql("CREATE DATABASE monitored")
-    server.dispose()
-    url = sa.engine.make_url(postgres).set(database="monitored").render_as_string(False)
+    url = pg_database("monitored")
     for night in ("2025-12-01", "2026-05-20"):
         _score(crm, model_store, url, night)
     # when the monitor reads them

@@ -73,3 +73,18 @@ def test_a_source_password_is_in_no_error_or_progress_line(postgres, crm, model_
         assert "Traceback" not in result.output, result.output
         assert SECRET not in result.output, (args, result.output)
         assert "***" in result.output or "no opportunities table" in result.output, result.output
+
+
+def test_a_raw_at_sign_in_a_password_is_one_line_showing_no_part_of_it(crm, model_store):
+    # given a destination whose password holds a raw "@" (the driver reads part of it as host)
+    out = "postgresql+psycopg://scorer:pa@ss99word@127.0.0.1:9/sales"
+    # when scoring into it
+    result = CliRunner().invoke(
+        app,
+        ["score", "--data", str(crm), "--out", out, "--tracking-uri", model_store]
+        + ["--model", "models:/dealscore@champion"],
+    )
+    # then it fails at once with what to do, and neither half of the password shows
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "percent-encode" in result.output
+    assert "pa@" not in result.output and "ss99word" not in result.output

@@ -32,6 +32,8 @@ def test_a_database_password_is_never_logged():
     query = "postgresql+psycopg://scorer@db:5432/sales?password=s3cret&sslmode=require"
     assert redact(query) == "postgresql+psycopg://scorer@db:5432/sales?password=***&sslmode=require"
     assert redact("http://mlflow:5000/#/experiments") == "http://mlflow:5000/#/experiments"
+    # a raw "@" in it (the driver then takes part of it for the host): no part of it shows
+    assert "ss" not in redact("postgresql+psycopg://u:p@ss@db/crm").removesuffix("db/crm")
 
 
 def test_not_worse_within_the_tolerance_is_promoted():

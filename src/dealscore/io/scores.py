@@ -122,6 +122,12 @@ class SqlStore:
         self.url = url
         self.chunk = chunk
         try:
+            if "@" in (sa.engine.make_url(url).host or ""):  # a raw "@" in the password
+                raise StoreError(
+                    f"score destination {redact(url)}: its password holds a raw '@', so the "
+                    "host cannot be told from it; percent-encode it (@ -> %40, : -> %3A, "
+                    "# -> %23), or leave it out and use PGPASSWORD or ~/.pgpass"
+                )
             self.engine = sa.create_engine(url, **self._options(url))
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise StoreError(

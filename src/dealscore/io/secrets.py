@@ -6,8 +6,9 @@ import re
 
 MASK = "***"
 # user:password@ in any URL (SQLAlchemy, JDBC, HTTP), and password-like query parameters. The
-# password runs to the next "@", as SQLAlchemy and libpq read it: it may hold "/", ":" or "#".
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*):(?P<secret>[^@\s]*)@")
+# password may hold "/", ":" or "#" (SQLAlchemy and libpq read it to the "@"), and a raw "@"
+# too, mistakenly: everything up to the last "@" of the URL is masked, so no part of it shows.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*):(?P<secret>[^\s]*)@")
 _QUERY = re.compile(
     r"(?P<key>[?&;](?:password|passwd|pwd|secret|token|access_?key|sslpassword)=)[^&;\s]*",
     re.IGNORECASE,
