@@ -248,6 +248,7 @@ def test_an_existing_scores_table_of_another_shape_is_refused_untouched(tmp_path
     with pytest.raises(StoreError, match=r"table scores in .* is not dealscore's"):
         open_store(url)
     assert pd.read_sql_table("scores", url).to_dict("list") == {"deal": ["D1"], "score": [0.4]}
+    assert sa.inspect(sa.create_engine(url)).get_table_names() == ["scores"]  # nothing added
 
 
 def test_a_table_written_by_an_earlier_version_gains_the_new_columns_and_keeps_its_rows(tmp_path):

@@ -151,23 +151,29 @@ class SqlStore:
             SCORES_TABLE, metadata, *_columns(Scores), sa.PrimaryKeyConstraint(*KEY)
         )
         self.rejected = sa.Table(REJECTED_TABLE, metadata, *_columns(Rejected))
+        tables = (self.scores, self.rejected)
         try:
-            metadata.create_all(self.engine)
             inspector = sa.inspect(self.engine)
             existing = {
                 table.name: {c["name"] for c in inspector.get_columns(table.name)}
-                for table in (self.scores, self.rejected)
+                for table in tables
+                if inspector.has_table(table.name)
             }
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(
                 redact(f"cannot reach score destination {self.describe()}: {exc}")
             ) from exc
-        for table in (self.scores, self.rejected):
+        # Every existing table is checked before anything is created or altered: a refused
+        # destination is left exactly as it was.
+        widen = []
+        for table in tables:
+            if table.name not in existing:
+                continue
             missing = sorted({c.name for c in table.columns} - existing[table.name])
             added = [table.c[name] for name in missing if table.c[name].nullable]
             if added and set(KEY) <= existing[table.name]:
                 # A table written by an earlier dealscore: its rows stay, new columns are empty.
-                self._add_columns(table, added)
+                widen.append((table, added))
                 missing = [name for name in missing if not table.c[name].nullable]
             if missing:
                 raise StoreError(
@@ -175,6 +181,14 @@ class SqlStore:
                     f"{len(missing)} column(s), e.g. {missing[:5]}; write elsewhere (--out) or "
                     "rename that table"
                 )
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                redact(f"cannot create the score tables in {self.describe()}: {exc}")
+            ) from exc
+        for table, added in widen:
+            self._add_columns(table, added)
 
     def _add_columns(self, table: sa.Table, columns: list[sa.Column]) -> None:
         preparer = self.engine.dialect.identifier_preparer
