@@ -303,3 +303,18 @@ def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(kind,
     # and from a date on, only the nights since (a nightly check need not read every year kept)
     recent = store.history(name, since=AS_OF - pd.Timedelta(hours=1))
     assert len(recent) == 4 and (recent["as_of"] == AS_OF).all()
+
+
+def test_a_foreign_or_broken_file_in_the_scores_folder_is_named_or_left_alone(tmp_path):
+    # given a folder store with one run, a file of someone else's, and a broken run file
+    store = open_store(str(tmp_path / "scores"))
+    store.write(Run(AS_OF, "dealscore", "3"), scores(3, 0.4), rejected(0))
+    folder = tmp_path / "scores" / "scores"
+    pd.DataFrame({"x": [1]}).to_parquet(folder / "notes.parquet")
+    # when the history is read, the foreign file is not dealscore's: left alone
+    assert len(store.history("dealscore")) == 3
+    # and a file named like a run that cannot be read is one clear error naming it
+    broken = folder / "20260102T000000_dealscore_v3.parquet"
+    broken.write_bytes(b"not parquet at all")
+    with pytest.raises(StoreError, match=r"20260102T000000_dealscore_v3\.parquet.*move it out"):
+        store.previous(Run(AS_OF + pd.Timedelta(days=2), "dealscore", "3"))

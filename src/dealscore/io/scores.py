@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Protocol
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.lib as pa_errors
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -282,6 +284,9 @@ def _slug_before(name: str, since: pd.Timestamp) -> bool:
     return bool(pd.notna(stamp) and stamp < since.floor("s"))
 
 
+RUN_FILE = re.compile(r"^\d{8}T\d{6}_.+_v[^_/]+\.(parquet|csv)$")  # Run.slug + suffix
+
+
 class FolderStore:
     """`DIR/scores/<run>.parquet` and `DIR/rejected/<run>.parquet` (or .csv), one pair per run."""
 
@@ -319,28 +324,8 @@ class FolderStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def previous(self, run: Run) -> pd.DataFrame:
-        wanted = ["opportunity_id", "as_of", "model_name", "model_version", "win_probability"]
-        text = {"opportunity_id": str, "model_name": str, "model_version": str}
-        frames = [
-            pd.read_parquet(path, columns=wanted)
-            if self.fmt == "parquet"
-            else pd.read_csv(path, usecols=wanted, dtype=text)
-            for path in sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
-        ]
-        if not frames:
-            return pd.DataFrame(
-                {
-                    "opportunity_id": pd.Series(dtype="str"),
-                    "previous_probability": pd.Series(dtype=float),
-                    "previous_as_of": pd.Series(dtype=TIMESTAMP_DTYPE),
-                    "previous_model_version": pd.Series(dtype="str"),
-                }
-            )
-        history = pd.concat(frames, ignore_index=True)
-        history["as_of"] = pd.to_datetime(history["as_of"], utc=True).astype(TIMESTAMP_DTYPE)
-        history = history[
-            (history["model_name"] == run.model_name) & (history["as_of"] < run.as_of)
-        ]
+        history = self.history(run.model_name)
+        history = history[history["as_of"] < run.as_of].astype({"as_of": TIMESTAMP_DTYPE})
         latest = history.sort_values("as_of").drop_duplicates("opportunity_id", keep="last")
         return latest.rename(
             columns={
@@ -351,19 +336,31 @@ class FolderStore:
         )[PREVIOUS].reset_index(drop=True)
 
     def _read(self, path: Path) -> pd.DataFrame:
-        """One run's file, only the history's columns (those it has)."""
+        """One run's file, only the history's columns (those it has); a file dealscore cannot
+        read there is a StoreError naming it."""
         wanted = set(HISTORY_COLUMNS)
-        if self.fmt == "parquet":
-            return pd.read_parquet(
-                path, columns=[c for c in pq.read_schema(path).names if c in wanted]
-            )
         text = {"opportunity_id": str, "model_name": str, "model_version": str, "band": str}
-        return pd.read_csv(path, usecols=lambda c: c in wanted, dtype=text)
+        try:
+            if self.fmt == "parquet":
+                names = pq.read_schema(path).names
+                return pd.read_parquet(path, columns=[c for c in names if c in wanted])
+            return pd.read_csv(path, usecols=lambda c: c in wanted, dtype=text)
+        except (OSError, ValueError, pa_errors.ArrowException) as exc:
+            raise StoreError(
+                f"{path} is named like a run's scores but cannot be read "
+                f"({exc.__class__.__name__}: {str(exc)[:200]}); move it out of {path.parent}"
+            ) from exc
+
+    def _runs(self) -> list[Path]:
+        """The score files of runs: named `<as_of>_<model>_v<version>` (`Run.slug`); any other
+        file in the folder is not dealscore's and is left alone."""
+        paths = sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
+        return [p for p in paths if RUN_FILE.match(p.name)]
 
     def history(
         self, model_name: str | None = None, since: pd.Timestamp | None = None
     ) -> pd.DataFrame:
-        paths = sorted((self.folder / "scores").glob(f"*.{self.fmt}"))
+        paths = self._runs()
         if since is not None:  # a run's file is named after its as_of: older ones stay unread
             paths = [p for p in paths if not _slug_before(p.name, since)]
         frames = [self._read(path) for path in paths]
