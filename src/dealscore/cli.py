@@ -638,7 +638,8 @@ ScoreModelOption = Annotated[
     typer.Option(
         metavar="URI",
         show_default="models:/dealscore-<the export's name>@champion",
-        help="The model: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) or runs:/.",
+        help="The model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ or a model folder. "
+        "Loading it runs its code: only from a store you trust.",
     ),
 ]
 ScoreAsOfOption = Annotated[
@@ -789,7 +790,8 @@ ModelOption = Annotated[
     typer.Option(
         metavar="URI",
         show_default="models:/dealscore-<the export's name>@champion",
-        help="The model: a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) or runs:/.",
+        help="The model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ or a model folder. "
+        "Loading it runs its code: only from a store you trust.",
     ),
 ]
 
