@@ -411,3 +411,16 @@ def test_an_export_filling_other_columns_than_the_models_is_a_loud_warning(crm, 
     said.clear()
     run_score(crm, settings, as_of=AS_OF, progress=said.append)
     assert not [line for line in said if "lacks" in line]
+
+
+def test_a_tracking_store_in_a_folder_that_is_not_there_creates_nothing(crm, tmp_path):
+    # given a tracking URI whose folder does not exist (a typo in a path, say)
+    store = f"sqlite:///{tmp_path / 'no' / 'such' / 'mlflow.db'}"
+    # when scoring with it
+    result = CliRunner().invoke(
+        app, ["score", "--data", str(crm), "-o", str(tmp_path / "out"), "--tracking-uri", store]
+    )
+    # then it says there is no store there, and made neither the folder nor an empty store
+    assert result.exit_code == 2, result.output
+    assert "there is no MLflow store at" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

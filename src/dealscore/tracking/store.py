@@ -31,8 +31,11 @@ def missing_local_store(uri: str) -> str:
     if not uri.startswith("sqlite:///"):
         return ""
     path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    # A folder that is not there (or is a file) is an unusable store: use_store says so.
-    return "" if path.is_file() or not path.parent.is_dir() else str(path)
+    # Under a file: an unusable store, which use_store says. In a folder that is not there: as
+    # missing as the file (MLflow would create the folder too).
+    if path.is_file() or any(parent.is_file() for parent in path.parents):
+        return ""
+    return str(path)
 
 
 class TrackingError(DealscoreError, RuntimeError):
