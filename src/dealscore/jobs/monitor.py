@@ -18,13 +18,12 @@ from dealscore.io.scores import open_store, store_exists
 from dealscore.io.secrets import redact
 from dealscore.io.write import write_frame
 from dealscore.pipeline.monitor import (
-    ELAPSED,
     GONE,
-    PENDING,
     Realised,
     monitor_table,
     realised,
     scored_outcomes,
+    state_counts,
 )
 from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.progress import Progress, silent
@@ -56,8 +55,7 @@ class MonitorResult:
     @property
     def counts(self) -> dict[str, int]:
         """Written scores by state: elapsed, pending, gone."""
-        states = self.outcomes["state"].value_counts()
-        return {state: int(states.get(state, 0)) for state in (ELAPSED, PENDING, GONE)}
+        return state_counts(self.outcomes)
 
     def gone(self, limit: int = 10) -> list[str]:
         """The first deals scored and since gone from the export."""

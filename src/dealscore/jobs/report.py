@@ -32,7 +32,7 @@ from dealscore.io.secrets import redact
 from dealscore.io.write import atomic_write, write_text
 from dealscore.model.bundle import LoadedModel
 from dealscore.model.metrics import reliability_table
-from dealscore.pipeline.monitor import ELAPSED, monitor_table, scored_outcomes
+from dealscore.pipeline.monitor import ELAPSED, monitor_table, scored_outcomes, state_counts
 from dealscore.pipeline.moves import Moves, deal_moves
 from dealscore.pipeline.periods import (
     BacktestResult,
@@ -428,19 +428,17 @@ def _written(
     outcomes = scored_outcomes(history, tables, now, loaded.bundle.horizon_days)
     table = monitor_table(outcomes)
     months = table[table["by"] == "month"]
-    counts = outcomes["state"].value_counts()
+    counts = state_counts(outcomes)
     waiting = outcomes.loc[outcomes["state"] != ELAPSED, "window_end"]
     return {
         "where": where,
         "written": len(outcomes),
         "first": outcomes["as_of"].min(),
-        "elapsed": int(counts.get(ELAPSED, 0)),
-        "pending": int(counts.get("pending", 0)),
-        "gone": int(counts.get("gone", 0)),
+        **counts,
         "next": waiting.min() if len(waiting) else None,
         "pooled": table.iloc[0].to_dict(),
         "months": months.to_dict("records"),
-        "chart": written_chart(outcomes) if counts.get(ELAPSED, 0) else None,
+        "chart": written_chart(outcomes) if counts[ELAPSED] else None,
     }
 
 

@@ -164,13 +164,10 @@ def stability_from_counts(
     return pd.Series(out, name="psi", dtype=float)
 
 
-def population_stability(
-    ref: Reference, frame: pd.DataFrame, segments: pd.DataFrame | None = None
-) -> pd.Series:
+def population_stability(ref: Reference, frame: pd.DataFrame) -> pd.Series:
     """PSI per column: sum over bins of (now - then) * ln(now / then). Above 0.2: a real shift
     on large samples (`chance_threshold` for small ones)."""
-    found = category_counts(segments) if segments is not None else None
-    return stability_from_counts(ref, bin_counts(ref, frame), found)
+    return stability_from_counts(ref, bin_counts(ref, frame))
 
 
 def chance_threshold(bins: int, rows_then: int, rows_now: float, tests: int = 1) -> float:

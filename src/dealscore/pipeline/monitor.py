@@ -20,7 +20,6 @@ from dealscore.errors import InputError
 from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.pit import Snapshots, micros
 from dealscore.model.metrics import chance_ece, evaluate
-from dealscore.schemas.scores import ScoreHistory
 from dealscore.schemas.tables import CrmTables, Opportunities, Status
 
 ELAPSED, PENDING, GONE = "elapsed", "pending", "gone"
@@ -43,8 +42,8 @@ def scored_outcomes(
 ) -> pd.DataFrame:
     """Each written score with its window's end, its state (elapsed, pending, gone) and, when
     elapsed, won/lost/no_decision within the window, and the rep's latest call before as_of
-    (NaN where there is none). `horizon_days` stands in for rows that do not say their own."""
-    history = ScoreHistory.validate(history)
+    (NaN where there is none). `horizon_days` stands in for rows that do not say their own.
+    `history` is `ScoreHistory` rows, as the stores' history() returns them (validated there)."""
     horizon = history["horizon_days"].fillna(horizon_days if horizon_days else np.nan)
     if horizon.isna().any():
         raise InputError(
@@ -71,6 +70,12 @@ def scored_outcomes(
         no_decision=known * (~won & ~lost),
         rep_probability=_rep_calls(history, tables, present),
     )
+
+
+def state_counts(outcomes: pd.DataFrame) -> dict[str, int]:
+    """Written scores by state: elapsed, pending, gone."""
+    states = outcomes["state"].value_counts()
+    return {state: int(states.get(state, 0)) for state in (ELAPSED, PENDING, GONE)}
 
 
 def _rep_calls(history: pd.DataFrame, tables: CrmTables, present: np.ndarray) -> np.ndarray:
