@@ -713,8 +713,8 @@ def score(
     """Score every open deal with the champion model and write the scores back.
 
     Each row: calibrated win probability, band A-D, expected amount, the top 3 factors raising
-    and lowering it in plain words, and the previous score with a trend. A rerun replaces its
-    own rows; deals that cannot be scored are written to a rejected table with the reason, and
+    and lowering it in plain words, the previous score with a trend, and why a score moved. A
+    rerun replaces its own rows; deals that cannot be scored are written to a rejected table with the reason, and
     above max_rejected_share (5%) nothing is written and the command exits 1.
 
     --engine spark does the same on a Spark cluster, with the same results.

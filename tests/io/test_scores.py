@@ -35,6 +35,7 @@ def scores(n: int, p: float, as_of: pd.Timestamp = AS_OF, version: str = "3", ma
             "previous_probability": np.nan,
             "previous_as_of": pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]"),
             "trend": "new",
+            "change_reason": None,
             **{c: (np.nan if "contribution" in c else None) for c in FACTOR_COLUMNS},
         }
     )

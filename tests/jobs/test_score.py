@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
+from dealscore.features.sentences import sentences
 from dealscore.io import read_export, write_tables
 from dealscore.jobs.score import run_score
 from dealscore.pipeline.scoring import (
@@ -87,6 +88,45 @@ def test_a_rerun_replaces_its_rows_and_a_later_run_carries_the_trend(crm, settin
     assert set(seen["trend"]) <= {"improving", "steady", "declining"}
     assert (later.scores.loc[~later.scores.index.isin(seen.index), "trend"] == "new").all()
     assert len(read_scores(settings)) == len(first.scores) + len(later.scores)
+    # and a score that moved says why, the others say nothing
+    moved = later.scores["trend"].isin(["improving", "declining"])
+    assert moved.sum() > 5
+    assert later.scores.loc[~moved, "change_reason"].isna().all()
+    assert later.scores.loc[moved, "change_reason"].str.match(r"^(up|down): ").all()
+
+
+def test_why_a_score_moved_is_the_factor_that_carried_it_furthest(crm, settings):
+    # given a deal's score a week ago and now
+    run_score(crm, settings, as_of=AS_OF)
+    later = run_score(crm, settings, as_of=AS_OF + pd.Timedelta(days=7))
+    moved = later.scores[later.scores["trend"].isin(["improving", "declining"])]
+    # when its features at both times are built the plain way, each for every open deal
+    bundle = later.model.bundle
+    tables = read_export(crm).tables
+    names = bundle.feature_names
+    then, now = (
+        build_features(tables, t, bundle.feature_state)
+        .set_index("opportunity_id")
+        .loc[moved["opportunity_id"], names]
+        for t in (AS_OF, AS_OF + pd.Timedelta(days=7))
+    )
+    delta = bundle.estimator.contributions(now) - bundle.estimator.contributions(then)
+    rising = delta.sum(axis=1) > 0
+    np.testing.assert_array_equal(rising, moved["trend"] == "improving")
+    delta[:, np.isin(names, list(REP_INPUTS))] = 0.0  # the rep's own call is not a reason
+    top = np.asarray(names)[np.where(rising[:, None], delta, -delta).argmax(axis=1)]
+    # then the written reason names first the factor whose credit moved furthest the way the
+    # score moved, and the sentence the reasons use for it now
+    stage_names = {rank: name for name, rank in bundle.feature_state.stage_order.items()}
+    said = sentences(
+        top.astype(object),
+        now.to_numpy(dtype=float)[np.arange(len(top)), [names.index(f) for f in top]],
+        now["stage_rank"].to_numpy(dtype=float),
+        stage_names,
+    )
+    expected = [("up: " if up else "down: ") + text for up, text in zip(rising, said, strict=True)]
+    first = moved["change_reason"].str.split("; ").str[0].tolist()
+    assert len(first) > 5 and first == expected
 
 
 def test_rejects_are_recorded_and_too_many_write_nothing(crm, settings, tmp_path, unknown_stages):

@@ -132,6 +132,15 @@ def test_a_spark_rerun_replaces_its_rows_and_the_next_day_carries_the_trend(
         "declining",
     }
     assert len(written(tmp_path / "spark")) == len(first.scores) + len(later.scores)
+    # and the trends and why the moved scores moved are the pandas engine's
+    pandas_settings = replace(settings, out=str(tmp_path / "pandas"))
+    run_score(crm, pandas_settings, AS_OF)
+    ours = run_score(crm, pandas_settings, AS_OF + pd.Timedelta(days=7)).scores
+    columns = ["opportunity_id", "trend", "change_reason"]
+    theirs = later.scores[columns].sort_values("opportunity_id", ignore_index=True).fillna("")
+    ours = ours[columns].sort_values("opportunity_id", ignore_index=True).fillna("")
+    assert (ours["change_reason"] != "").sum() > 5
+    pd.testing.assert_frame_equal(theirs, ours)
 
 
 @pytest.mark.slow  # run by make test-all (CI)

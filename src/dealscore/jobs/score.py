@@ -101,11 +101,14 @@ def _score_on_pandas(
     meaning = f": P(won within {horizon:g} days)" if horizon else ""
     progress(f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}" + meaning)
     progress(f"scored by {loaded.rung()}")
-    scores, rejected, features = score_deals(tables, loaded, as_of, settings, progress)
+    run = Run(as_of, loaded.name, loaded.version)
+    previous = store.previous(run)
+    scores, rejected, features = score_deals(
+        tables, loaded, as_of, settings, progress, previous=previous
+    )
     held_open = contract_rejects(held.deals, as_of, loaded, scores["scored_at"])
     rejected = pd.concat([rejected, held_open], ignore_index=True)
     lap("features + score + reasons")
-    run = Run(as_of, loaded.name, loaded.version)
     open_deals = len(features) + len(held_open)
     scores, rejected = settle(scores, rejected, open_deals, store, run, settings, progress)
     lap("validate + write")

@@ -18,14 +18,13 @@ import pandas as pd
 from dealscore.features import build_features
 from dealscore.features.build import FeatureState
 from dealscore.features.deal import amount_as_of
-from dealscore.features.sentences import sentences
 from dealscore.model.estimator import WinProbabilityModel
+from dealscore.model.reasons import change_reasons
 from dealscore.pipeline.periods import deal_labels, due_in, expected_close
 from dealscore.schemas import CrmTables, Opportunities, Status
 
 MOVES = ("won", "lost", "pushed out", "pulled in", "new", "amount changed")
 TOP_MOVERS = 10
-CHANGE_FACTORS = 2  # the factors named in a change reason
 
 
 @dataclass(frozen=True)
@@ -56,45 +55,6 @@ def _pipeline(
         amount=np.nan_to_num(amount_as_of(features)),
         due=due_in(expected_close(features), start, end),
     ).set_index("opportunity_id")
-
-
-def change_reasons(
-    estimator: WinProbabilityModel,
-    names: list[str],
-    then: pd.DataFrame,
-    now: pd.DataFrame,
-    state: FeatureState,
-    k: int = CHANGE_FACTORS,
-) -> np.ndarray:
-    """Per deal (rows of `then` and `now` aligned), the factors whose credit to its score moved
-    most between the two dates, said as they stand now ("no activity for 21 days; ...")."""
-    if then.empty:
-        return np.empty(0, dtype=object)
-    delta = estimator.contributions(now[names]) - estimator.contributions(then[names])
-    order = np.argsort(-np.abs(delta), axis=1)[:, :k]
-    rows = np.arange(len(delta))[:, None]
-    feature = np.asarray(names, dtype=object)[order]
-    value = now[names].to_numpy(dtype=float)[rows, order]
-    moved = np.abs(delta[rows, order]) > 1e-9
-    stage_names = {rank: name for name, rank in state.stage_order.items()}
-    stage = now["stage_rank"].to_numpy(dtype=float) if "stage_rank" in now else None
-    chosen = feature.copy()
-    chosen[~moved] = None  # no sentence for a factor that did not move
-    said = sentences(
-        chosen.ravel(),
-        value.ravel(),
-        None if stage is None else np.repeat(stage, k),
-        stage_names,
-    ).reshape(-1, k)
-    signs = np.where(delta[rows, order] > 0, "up: ", "down: ")
-    parts = np.where(moved, np.char.add(signs, said.astype(str)), "")
-    text = parts[:, 0]
-    for j in range(1, k):  # a factor's column at a time, every deal at once
-        part = parts[:, j]
-        text = np.where(
-            part == "", text, np.where(text == "", part, np.char.add(np.char.add(text, "; "), part))
-        )
-    return np.where(text == "", "nothing changed", text).astype(object)
 
 
 def deal_moves(

@@ -34,12 +34,19 @@ from dealscore.model.drift import (
     shift_since_previous,
 )
 from dealscore.model.outcomes import three_outcomes
-from dealscore.model.reasons import top_factors
+from dealscore.model.reasons import change_reasons, top_factors
 from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
-from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, Rejected, Scores, factor_columns
+from dealscore.schemas.scores import (
+    FACTOR_COLUMNS,
+    FACTORS,
+    Rejected,
+    Scores,
+    Trend,
+    factor_columns,
+)
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 from dealscore.settings import SETTINGS
 
@@ -178,8 +185,11 @@ def score_deals(
     settings: ScoreSettings,
     progress: Progress = silent,
     scored_at: pd.Timestamp | None = None,
+    previous: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(scores, rejected, features) for every deal open at as_of; previous scores not yet set."""
+    """(scores, rejected, features) for every deal open at as_of. With `previous` (the store's
+    latest earlier score per deal, `ScoreStore.previous`), each row carries it, the trend and,
+    where the score moved, why."""
     bundle = loaded.bundle
     features = build_features(tables, as_of, bundle.feature_state)
     if scored_at is None:
@@ -237,13 +247,73 @@ def score_deals(
             "previous_probability": np.nan,
             "previous_as_of": pd.Series(pd.NaT, index=features.index, dtype=TIMESTAMP_DTYPE),
             "trend": "new",
+            "change_reason": NONE,
             **factors,
         }
     )
     frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)
     frame["scored_at"] = frame["scored_at"].astype(TIMESTAMP_DTYPE)
+    if previous is not None:
+        frame = carry_previous(frame, previous, settings.steady)
+        hidden = frozenset() if settings.rep_reasons else REP_INPUTS
+        frame["change_reason"] = why_moved(tables, bundle, frame, features, hidden, progress)
+    frame = frame[list(Scores.to_schema().columns)]
     rejected = rejects(frame[bad], rules[bad].astype(str), reasons[bad].astype(str))
     return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
+
+
+def carry_previous(scores: pd.DataFrame, previous: pd.DataFrame, steady: float) -> pd.DataFrame:
+    """The score rows with each deal's latest earlier score by this model name and the trend
+    since; `previous` as `ScoreStore.previous` reads it."""
+    out = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
+        previous, on=OPPORTUNITY_ID, how="left"
+    )
+    out["trend"] = trends(
+        out["win_probability"].to_numpy(),
+        out["previous_probability"].to_numpy(dtype=float),
+        steady,
+        (out["previous_model_version"] == out["model_version"]).to_numpy(dtype=bool),
+    )
+    return out.drop(columns=["previous_model_version"])
+
+
+def why_moved(
+    tables: CrmTables,
+    bundle: ModelBundle,
+    scores: pd.DataFrame,
+    features: pd.DataFrame,
+    hidden: frozenset[str] = frozenset(),
+    progress: Progress = silent,
+) -> np.ndarray:
+    """Per score row (aligned with `features`), why an improving or declining score moved since
+    its previous_as_of: the features are built again at that time, from the rows dated before
+    it only, for the moved deals alone; None for the other rows."""
+    out = np.full(len(scores), None, dtype=object)
+    moved = scores["trend"].isin([Trend.IMPROVING, Trend.DECLINING]).to_numpy()
+    if not moved.any():
+        return out
+    progress(f"explaining why {int(moved.sum()):,} scores moved since their previous run")
+    pairs = pd.DataFrame(
+        {
+            OPPORTUNITY_ID: scores.loc[moved, OPPORTUNITY_ID].to_numpy(),
+            AS_OF: scores.loc[moved, "previous_as_of"].to_numpy(),
+        }
+    )
+    now = features[moved].set_index(OPPORTUNITY_ID)
+    # A deal the export no longer shows open then (its creation date was edited) has no reason.
+    then = build_features(tables, pairs, bundle.feature_state).set_index(OPPORTUNITY_ID)
+    known = now.index.isin(then.index)
+    reasons = change_reasons(
+        bundle.estimator,
+        bundle.feature_names,
+        then.loc[now.index[known]],
+        now[known],
+        bundle.feature_state,
+        hidden=hidden,
+    )
+    rows = np.flatnonzero(moved)[known]
+    out[rows] = reasons
+    return out
 
 
 def rejects(rows: pd.DataFrame, rule: object, reason: object) -> pd.DataFrame:
@@ -337,19 +407,8 @@ def settle(
     settings: ScoreSettings,
     progress: Progress = silent,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Previous scores and trends, the schema quarantine, reconciliation and the reject limit,
-    then one write: the same for every engine. Returns what was written."""
-    previous = store.previous(run)
-    scores = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
-        previous, on="opportunity_id", how="left"
-    )
-    scores["trend"] = trends(
-        scores["win_probability"].to_numpy(),
-        scores["previous_probability"].to_numpy(dtype=float),
-        settings.steady,
-        (scores["previous_model_version"] == scores["model_version"]).to_numpy(dtype=bool),
-    )
-    scores = scores[list(Scores.to_schema().columns)]
+    """The schema quarantine, reconciliation and the reject limit, then one write: the same
+    for every engine. Returns what was written."""
     scores, rejected = _quarantine(scores, rejected)
     rejected = Rejected.validate(rejected)
     if open_deals != len(scores) + len(rejected):  # a bug, never bad data: refuse to write

@@ -13,10 +13,11 @@ Same features, model and write-back as the pandas engine; only where the work ru
    time per stage, forecast bias) is collected once and broadcast; the model, with its fitted
    feature state, travels with the function.
 4. Each group runs `score_deals`, the pandas engine's own function, on its rows plus the
-   broadcast: features, calibrated probabilities, reasons, rejects and drift counts (deals per
-   reference bin of each input, per value of each segment).
+   broadcast and the store's previous scores: features, calibrated probabilities, reasons, the
+   trend and why a score moved, rejects and drift counts (deals per reference bin of each input,
+   per value of each segment).
 5. The driver reconciles the open deals counted in Spark with the groups' output, then `settle`
-   (previous scores, trends, schema quarantine, reject limit, one atomic write) as for pandas.
+   (schema quarantine, reject limit, one atomic write) as for pandas.
 
 A feature of deal d at T may read d's own rows and closed-before-T deals' opportunity, account
 and last forecast. A feature needing more must extend `Reference`; the engines' agreement test
@@ -76,7 +77,6 @@ from dealscore.schemas.scores import FACTOR_COLUMNS, Scores
 from dealscore.schemas.tables import (
     TABLE_MODELS,
     TABLE_NAMES,
-    TIMESTAMP_DTYPE,
     Accounts,
     Activities,
     Contacts,
@@ -108,6 +108,10 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "horizon_days": "double",
     "band": "string",
     "expected_amount": "double",
+    "previous_probability": "double",
+    "previous_as_of": "timestamp",
+    "trend": "string",
+    "change_reason": "string",
     **{c: "double" if c.endswith("_contribution") else "string" for c in FACTOR_COLUMNS},
     "rule": "string",
     "reason": "string",
@@ -652,10 +656,13 @@ def score_group(
     as_of: pd.Timestamp,
     scored_at: pd.Timestamp,
     settings: ScoreSettings,
+    previous: pd.DataFrame,
 ) -> pd.DataFrame:
     """One group's score rows, reject rows and drift counts, in `OUTPUT_COLUMNS`."""
     tables = group_tables(packed, ref)
-    scores, rejected, features = score_deals(tables, loaded, as_of, settings, scored_at=scored_at)
+    scores, rejected, features = score_deals(
+        tables, loaded, as_of, settings, scored_at=scored_at, previous=previous
+    )
     inputs = drift_inputs(features, scores).drop(columns=["win_probability"])
     counts = bin_counts(loaded.bundle.reference, inputs)
     categories = category_counts(drift_segments(tables, features))
@@ -737,9 +744,11 @@ def score_on_spark(
     progress(f"scored by {loaded.rung()}")
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     routed = route(frames, as_of, groups)
+    run = Run(as_of, loaded.name, loaded.version)
+    previous = store.previous(run)  # shipped to every group with the model
 
     def score(packed):  # pd.DataFrame -> pd.DataFrame; unannotated for pyspark
-        return score_group(packed, ref, loaded, as_of, scored_at, settings)
+        return score_group(packed, ref, loaded, as_of, scored_at, settings, previous)
 
     with _utc(spark), _reporting(spark, progress):
         out = routed.groupBy(GROUP).applyInPandas(score, _output_schema())
@@ -752,7 +761,6 @@ def score_on_spark(
             f"reconciliation failed: {open_deals:,} deals open at as_of in Spark, "
             f"{drift_counts['open']:,} scored or rejected by the groups"
         )
-    run = Run(as_of, loaded.name, loaded.version)
     scores, rejected = settle(scores, rejected, open_deals, store, run, settings, progress)
     lap("validate + write")
     counts = {k: np.asarray(v, dtype=float) for k, v in drift_counts["counts"].items()}
@@ -812,14 +820,9 @@ def _split(collected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             total["counts"][name] = np.add(total["counts"].get(name, 0), values)
         for name, found in part["categories"].items():  # rows per segment value, summed
             total["categories"].setdefault(name, Counter()).update(found)
-    for column in ("as_of", "scored_at"):
+    for column in ("as_of", "scored_at", "previous_as_of"):
         collected[column] = to_utc_timestamps(collected[column])
     scores = collected[kind == SCORED].reset_index(drop=True)
-    scores = scores.assign(
-        previous_probability=np.nan,
-        previous_as_of=pd.Series(pd.NaT, index=scores.index, dtype=TIMESTAMP_DTYPE),
-        trend="new",
-    )
     scores = scores[[c for c in Scores.to_schema().columns]]
     rejected = collected.loc[kind == REJECTED, REJECT_COLUMNS].reset_index(drop=True)
     return scores, rejected, total

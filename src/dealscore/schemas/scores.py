@@ -66,6 +66,10 @@ class Scores(pa.DataFrameModel):
     previous_probability: Series[float] = pa.Field(ge=0, le=1, nullable=True)
     previous_as_of: Series[UtcTimestamp] = pa.Field(nullable=True)
     trend: Series[str] = pa.Field(isin=values(Trend))
+    # Why an improving or declining score moved since previous_as_of: the factors whose credit
+    # moved most, in the reasons' words ("up: 4 activities in the last 90 days; ..."); empty
+    # for a steady, new or model_changed trend.
+    change_reason: Series[str] = pa.Field(nullable=True)
     up_1_feature: Series[str] = pa.Field(nullable=True)
     up_1_contribution: Series[float] = pa.Field(nullable=True)
     up_1_reason: Series[str] = pa.Field(nullable=True)
