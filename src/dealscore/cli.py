@@ -21,10 +21,11 @@ from dealscore.errors import DealscoreError
 from dealscore.features import CATALOGUE
 from dealscore.flows.nightly import NightlySettings, run_nightly
 from dealscore.io import read_valid
+from dealscore.io.icp import BUILTIN_ICP
 from dealscore.io.secrets import redact
 from dealscore.io.write import TableFormat, write_frame
 from dealscore.jobs.compare import run_backtest, run_compare
-from dealscore.jobs.features import DEFAULT_ICP, run_build_features
+from dealscore.jobs.features import run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
 from dealscore.jobs.monitor import MonitorResult, MonitorSettings, run_monitor
@@ -354,18 +355,15 @@ def features_build(
     ] = None,
     mapping: MappingOption = None,
     icp: Annotated[
-        Path | None,
+        str,
         typer.Option(
             metavar="FILE",
-            show_default="features/icp.yaml if it exists",
-            help="The documented ICP (YAML).",
+            help="The documented ICP (YAML); builtin: the one shipped with dealscore; '': none.",
         ),
-    ] = None,
+    ] = BUILTIN_ICP,
 ) -> None:
     """Build features for every deal open at --as-of, using only rows dated before it."""
     stamp = _timestamp(as_of, "--as-of") if as_of else None
-    if icp is None and DEFAULT_ICP.is_file():
-        icp = DEFAULT_ICP
     with _failures(f"{data}: no features built"):
         result = run_build_features(data, stamp, out, mapping, icp, progress=_Progress())
     frame = result.frame

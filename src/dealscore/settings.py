@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import pandas as pd
 from pydantic import BeforeValidator, ConfigDict, ValidationError
@@ -30,6 +30,28 @@ def _utc(value: Any) -> Any:
 
 
 UtcTime = Annotated[pd.Timestamp, BeforeValidator(_utc)]
+
+
+@dataclass(frozen=True)
+class FileSetting:
+    """Marks a field holding a file's path (`Annotated[str, FileSetting()]`): written relative
+    in a settings file, it is read against that file's folder, so the file works from any
+    working directory. `keep`: values that are words, not paths."""
+
+    keep: tuple[str, ...] = ("",)
+
+
+def _against(cls: type, values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The file's relative paths, read against its folder."""
+    hints = get_type_hints(cls, include_extras=True)
+    out = dict(values)
+    for key, value in values.items():
+        marks = [
+            m for m in getattr(hints.get(key), "__metadata__", ()) if isinstance(m, FileSetting)
+        ]
+        if marks and isinstance(value, str) and value not in marks[0].keep:
+            out[key] = str(folder / value) if not Path(value).is_absolute() else value
+    return out
 
 
 def as_toml(values: object) -> str:
@@ -63,7 +85,9 @@ class SettingsError(InputError):
 
 
 def load_settings(cls: type[T], path: Path | None = None, **overrides: Any) -> T:
-    """File values first, then every override that is not None; unknown keys are an error."""
+    """File values first, then every override that is not None; unknown keys are an error. A
+    relative path in the file is read against the file's folder (`FileSetting`); one given as
+    an override, against the working directory."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     if path is not None:
@@ -78,6 +102,7 @@ def load_settings(cls: type[T], path: Path | None = None, **overrides: Any) -> T
             raise SettingsError(
                 f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}"
             )
+        values = _against(cls, values, Path(path).parent)
     values.update({k: v for k, v in overrides.items() if v is not None})
     where = f"{path}" if path is not None else "the options"
     try:

@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.errors import InputError
+from dealscore.io.icp import load_icp
 from dealscore.pipeline.training import TrainSettings
 from dealscore.settings import SettingsError, load_settings
 
@@ -105,3 +107,37 @@ def test_print_config_shows_the_effective_settings_and_reads_back(tmp_path):
     again = tmp_path / "again.toml"
     again.write_text(printed.output)
     assert load_settings(TrainSettings, again) == TrainSettings(num_leaves=15, seed=4)
+
+
+def test_a_path_in_a_settings_file_is_read_against_that_files_folder(tmp_path, monkeypatch):
+    # given a training recipe in its own folder naming an ICP file beside it
+    recipe = tmp_path / "recipes" / "train.toml"
+    recipe.parent.mkdir()
+    (recipe.parent / "our_icp.yaml").write_text(
+        "rules:\n  - name: big\n    column: employees\n    between: [500, 100000]\n"
+    )
+    recipe.write_text('icp = "our_icp.yaml"\n')
+    # when it is loaded from another working directory
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(TrainSettings, Path("../recipes/train.toml"))
+    # then the ICP is the file beside the recipe, and its rules load from here
+    assert Path(settings.icp).resolve() == (recipe.parent / "our_icp.yaml").resolve()
+    assert [rule.name for rule in load_icp(settings.icp)] == ["big"]
+    # and a path given on the command line stays relative to the working directory
+    assert load_settings(TrainSettings, recipe, icp="mine.yaml").icp == "mine.yaml"
+    # and the words "builtin" and "" are not paths
+    recipe.write_text('icp = "builtin"\n')
+    assert load_settings(TrainSettings, recipe).icp == "builtin"
+
+
+def test_the_builtin_icp_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    # given a working directory far from the repository
+    monkeypatch.chdir(tmp_path)
+    # when the default training settings' ICP is loaded
+    rules = load_icp(TrainSettings().icp)
+    # then it is the shipped one, and an ICP file that is not there is an error, not silence
+    assert {rule.column for rule in rules} >= {"industry", "employees", "region"}
+    with pytest.raises(InputError, match="does not exist"):
+        load_icp("features/icp.yaml")

@@ -70,14 +70,14 @@ class IcpRule:
 
 
 def parse_icp(spec: dict[str, Any]) -> tuple[IcpRule, ...]:
-    """Rules from the documented ICP (the parsed YAML of features/icp.yaml)."""
+    """Rules from a documented ICP (the parsed YAML of an ICP file)."""
     return tuple(IcpRule.parse(rule) for rule in spec.get("rules", []))
 
 
 FEATURES: list[Feature] = family(
     "icp",
     ("accounts", "opportunities"),
-    icp_rule_score="weighted share of the documented ICP rules the account matches (features/icp.yaml)",
+    icp_rule_score="weighted share of the documented ICP rules the account matches (training setting icp)",
     lookalike_win_rate="win rate of past deals whose account matches on industry, size band and region, shrunk to the industry rate",
     **{
         f"win_rate_{name}": f"share of past deals in the same {name} won within the horizon of their creation (deals created at least a horizon before as_of), shrunk to the global rate"

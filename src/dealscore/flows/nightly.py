@@ -24,7 +24,7 @@ from dealscore.pipeline.monitor import Realised, retrain_reasons
 from dealscore.pipeline.scoring import ScoreResult, ScoreSettings
 from dealscore.pipeline.training import TrainResult, TrainSettings
 from dealscore.progress import Progress, silent
-from dealscore.settings import SETTINGS, default, load_settings
+from dealscore.settings import SETTINGS, FileSetting, default, load_settings
 from dealscore.tracking.nightly_run import Night, log_nightly
 from dealscore.tracking.registry import EXPORT_TAG, registered_at, trained_on
 from dealscore.tracking.store import tracking_uri as resolve
@@ -46,7 +46,8 @@ class NightlySettings:
     max_realised_ece: Annotated[float, Field(gt=0, le=1)] = default(
         MonitorSettings, "max_realised_ece"
     )
-    train_config: str = ""  # the training settings (TOML) a challenger is trained with
+    # The training settings (TOML) a challenger is trained with.
+    train_config: Annotated[str, FileSetting()] = ""
     retrain: bool = True  # False: say whether a challenger is due, train none
 
 

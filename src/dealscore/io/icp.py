@@ -9,13 +9,26 @@ import yaml
 from dealscore.errors import InputError
 from dealscore.features import IcpRule, parse_icp
 
+# The ICP the generated CRMs' sales team documented, shipped inside dealscore so it is found
+# from any working directory: the training setting `icp = "builtin"`.
+BUILTIN_ICP = "builtin"
+BUILTIN_ICP_FILE = Path(__file__).with_name("builtin_icp.yaml")
 
-def load_icp(path: Path | None) -> tuple[IcpRule, ...]:
-    """The documented ICP rules from YAML; none when no file is given."""
+
+def icp_path(setting: str | Path | None) -> Path | None:
+    """The file an `icp` setting names: "builtin" is the shipped one, "" or None none."""
+    if setting is None or str(setting) == "":
+        return None
+    return BUILTIN_ICP_FILE if str(setting) == BUILTIN_ICP else Path(setting)
+
+
+def load_icp(setting: str | Path | None) -> tuple[IcpRule, ...]:
+    """The documented ICP rules from YAML ("builtin": the shipped file); none without one."""
+    path = icp_path(setting)
     if path is None:
         return ()
     if not path.is_file():
-        raise InputError(f"ICP file {path} does not exist")
+        raise InputError(f"ICP file {path} does not exist (setting icp)")
     try:
         return parse_icp(yaml.safe_load(path.read_text()) or {})
     except (yaml.YAMLError, ValueError, TypeError) as exc:

@@ -13,8 +13,6 @@ from dealscore.io import read_valid, write_frame
 from dealscore.io.icp import load_icp
 from dealscore.progress import Progress, silent
 
-DEFAULT_ICP = Path("features/icp.yaml")
-
 
 @dataclass(frozen=True)
 class FeaturesResult:
@@ -29,7 +27,7 @@ def run_build_features(
     as_of: pd.Timestamp | None,
     out: Path,
     mapping: str | Path | None = None,
-    icp: Path | None = None,
+    icp: str | Path | None = None,
     progress: Progress = silent,
 ) -> FeaturesResult:
     """Read and validate the export, fit the feature state before as_of, build, write. No

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -19,7 +18,7 @@ import pandas as pd
 import pydantic.dataclasses
 from pydantic import Field
 
-from dealscore.errors import DataError, InputError
+from dealscore.errors import DataError
 from dealscore.features import (
     FEATURE_NAMES,
     FeatureState,
@@ -40,7 +39,7 @@ from dealscore.features.snapshots import (
     history_start,
     recent_snapshots,
 )
-from dealscore.io.icp import load_icp
+from dealscore.io.icp import BUILTIN_ICP, load_icp
 from dealscore.model.bundle import ModelBundle
 from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import RUNGS, Rung, WinProbabilityModel
@@ -55,7 +54,7 @@ from dealscore.pipeline.forward import ForwardTest, default_dates, forward_test
 from dealscore.pipeline.scoring import drift_segments
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
-from dealscore.settings import SETTINGS, default
+from dealscore.settings import SETTINGS, FileSetting, default
 from dealscore.synthetic.truth import Truth, ceiling
 
 # What the recipe needs, in one sentence: the docs quote it and the data-minimum check says it.
@@ -105,7 +104,9 @@ class TrainSettings:
     early_stopping_rounds: Annotated[int, Field(ge=1)] = _estimator_default("early_stopping_rounds")
     calibration: Literal["auto", "sigmoid", "isotonic"] = _estimator_default("calibration")
     seed: int = 0
-    icp: str = "features/icp.yaml"
+    # The documented ICP (YAML): "builtin" (the generated CRMs' own, shipped with dealscore),
+    # a file (relative in a settings file: to that file's folder), or "" for none.
+    icp: Annotated[str, FileSetting(keep=("", BUILTIN_ICP))] = BUILTIN_ICP
     in_quarter_model: bool = True
     # false: the model never sees the reps' forecasts (an independent second opinion); true
     # also fits that independent model as a contender, so the card shows what the reps add.
@@ -277,15 +278,7 @@ def cohort_warning(rows: pd.DataFrame, ratio: float) -> str:
 
 
 def _icp_rules(settings: TrainSettings, progress: Progress):
-    if not settings.icp:
-        return ()
-    path = Path(settings.icp)
-    if not path.is_file():
-        if settings.icp == TrainSettings.icp:
-            progress(f"no ICP file at {path}: training without the documented ICP")
-            return ()
-        raise InputError(f"ICP file {path} does not exist (setting icp)")
-    return load_icp(path)
+    return load_icp(settings.icp)
 
 
 def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, float]:
