@@ -22,6 +22,8 @@ ALLOWED = {
     "jobs": {"pipeline", "tracking", "io", "features", "model", "schemas", "synthetic", *BASE},
     # A flow runs several jobs in order (score, monitor, train): the one place jobs meet.
     "flows": {"jobs", "pipeline", "tracking", "io", "features", "model", "schemas", *BASE},
+    # What each command says as JSON (--json), from the jobs' and flows' results.
+    "documents": {"flows", "jobs", "pipeline", "tracking", "io", "model", "schemas", *BASE},
 }
 # Imported inside a function on purpose: optional extras, and the fast `--version`.
 LAZY = {("pipeline/spark.py", "pyspark"), ("jobs/score.py", "dealscore"), ("entry.py", "dealscore")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -9,14 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import mlflow  # noqa: F401  - imported first: it sets its loggers up on import
 import numpy as np
 import pandas as pd
 import typer
 
-from dealscore import __version__
+from dealscore import __version__, documents
 from dealscore.errors import DealscoreError
 from dealscore.features import CATALOGUE
 from dealscore.flows.nightly import NightlySettings, run_nightly
@@ -48,13 +49,21 @@ from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
 app = typer.Typer(
     help="Calibrated win probabilities for B2B deals, learned from your CRM history.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-features_app = typer.Typer(
-    help="Point-in-time features: list the catalogue, build a feature frame.", no_args_is_help=True
-)
-app.add_typer(features_app, name="features")
+FEATURES_HELP = "Point-in-time features: list the catalogue, build a feature frame."
+features_app = typer.Typer(help=FEATURES_HELP, no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(features_app, name="features", short_help=FEATURES_HELP)
+
+
+def _option(*names: str, shown: str, **options: Any) -> Any:
+    """`typer.Option` whose default is said in words ("the export's own time"), printed
+    `[default: ...]` like any other default rather than in Click's parentheses."""
+    said = options.pop("help", "")
+    return typer.Option(*names, help=f"{said}  [default: {shown}]", show_default=False, **options)
+
 
 MappingOption = Annotated[
     str | None,
@@ -125,6 +134,16 @@ def main(
     ] = False,
 ) -> None:
     """Calibrated win probabilities for B2B deals, learned from your CRM history."""
+    _library_warnings_to_log()
+
+
+def _library_warnings_to_log() -> None:
+    """Python warnings from the libraries underneath (pandas deprecations, NumPy's RuntimeWarning,
+    MLflow's notices) go to the `py.warnings` log, not the terminal: what matters to the user
+    is said by the jobs in their own words. `python -W ...` or PYTHONWARNINGS shows them."""
+    if not sys.warnoptions:
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").propagate = False
 
 
 def _quiet_mlflow() -> None:
@@ -155,16 +174,37 @@ def _contract_failure(exc: ContractError, what: str) -> None:
 
 
 @contextmanager
-def _failures(what: str = "") -> Iterator[None]:
+def _failures(what: str = "", json_command: str = "") -> Iterator[None]:
     """The one place a failure becomes a message and an exit code: a broken data contract prints
-    every broken rule (exit 1); any other DealscoreError its message, with its exit code.
+    every broken rule (exit 1); any other DealscoreError its message, with its exit code. With
+    --json (json_command) the same in a JSON document on stdout, the line on stderr too.
     Anything else is a bug and keeps its traceback."""
     try:
         yield
     except ContractError as exc:
-        _contract_failure(exc, what or "the export breaks the data contract")
+        said = what or "the export breaks the data contract"
+        if json_command:
+            message = f"{said}: the export breaks the data contract"
+            _echo_json(documents.failure(json_command, message, 1, exc.report.issues))
+            _fail(message, code=1)
+        _contract_failure(exc, said)
     except DealscoreError as exc:
+        if json_command:
+            _echo_json(documents.failure(json_command, redact(str(exc)), exc.exit_code))
         _fail(str(exc), exc.exit_code)
+
+
+def _echo_json(doc: dict) -> None:
+    typer.echo(json.dumps(doc, indent=2, allow_nan=False))
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout instead of the text summary (docs/json.md).",
+    ),
+]
 
 
 def _table_format(fmt: str) -> TableFormat:
@@ -174,13 +214,18 @@ def _table_format(fmt: str) -> TableFormat:
 
 
 class _Progress:
-    """Timed progress lines on stderr, so stdout stays clean for the summary."""
+    """Timed progress lines on stderr, so stdout stays clean for the summary; the warnings said
+    along the way are kept for the JSON document."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.warnings: list[str] = []
 
     def __call__(self, message: str) -> None:
-        typer.echo(f"[{time.perf_counter() - self.started:7.1f}s] {redact(message)}", err=True)
+        message = redact(message)
+        if message.startswith("WARNING: "):
+            self.warnings.append(message.removeprefix("WARNING: "))
+        typer.echo(f"[{time.perf_counter() - self.started:7.1f}s] {message}", err=True)
 
 
 @app.command()
@@ -195,28 +240,24 @@ def generate(
         ),
     ],
     deals: Annotated[
-        int | None, typer.Option(metavar="N", show_default="20000", help="Number of deals.")
+        int | None, _option(metavar="N", shown="20000", help="Number of deals.")
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(
-            metavar="N", show_default="0", help="Random seed: the same seed gives the same CRM."
-        ),
+        _option(metavar="N", shown="0", help="Random seed: the same seed gives the same CRM."),
     ] = None,
     export_date: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="DATE",
-            show_default=DEFAULT_EXPORT_DATE,
+            shown=DEFAULT_EXPORT_DATE,
             help="The export's 'now' (YYYY-MM-DD, UTC): open deals are open as of this date. The "
             "default is the documented demo's, so its figures reproduce.",
         ),
     ] = None,
     years: Annotated[
         float | None,
-        typer.Option(
-            metavar="YEARS", show_default="3", help="Years of history before the export date."
-        ),
+        _option(metavar="YEARS", shown="3", help="Years of history before the export date."),
     ] = None,
     config: ConfigOption = None,
     fmt: FormatOption = "parquet",
@@ -258,14 +299,18 @@ def validate(
         ),
     ],
     mapping: MappingOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check an export against the data contract and summarise it.
 
     Reports every broken rule by table, column, rule, failing-row count and examples. Exits 1
     when there are errors; warnings (an open deal with no account, say) do not fail.
     """
-    with _failures():
+    with _failures(json_command="validate" if as_json else ""):
         result = run_validate(path, mapping, progress=_Progress())
+    if as_json:
+        _echo_json(documents.validate_document(result))
+        raise typer.Exit(0 if result.report.ok else 1)
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.summary is not None:
@@ -347,9 +392,9 @@ def features_build(
     ],
     as_of: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="DATE",
-            show_default="the export's own time",
+            shown="the export's own time",
             help="Features as of this time (UTC); every deal open then gets a row.",
         ),
     ] = None,
@@ -379,9 +424,9 @@ def features_build(
 
 TrackingOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         metavar="URI",
-        show_default="MLFLOW_TRACKING_URI, else ./mlflow.db",
+        shown="MLFLOW_TRACKING_URI, else ./mlflow.db",
         help="MLflow tracking URI.",
     ),
 ]
@@ -404,23 +449,21 @@ def train(
     mapping: MappingOption = None,
     n_estimators: Annotated[
         int | None,
-        typer.Option(
+        _option(
             metavar="N",
-            show_default="2000",
+            shown="2000",
             help="Maximum boosting rounds (early stopping picks fewer).",
         ),
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(
-            metavar="N", show_default="0", help="Random seed for snapshots and the model."
-        ),
+        _option(metavar="N", shown="0", help="Random seed for snapshots and the model."),
     ] = None,
     heroic_weight: Annotated[
         float | None,
-        typer.Option(
+        _option(
             metavar="W",
-            show_default="1",
+            shown="1",
             help="Weight of training rows from heroic wins (docs/training.md); 1 keeps them as "
             "they are, 0.2 down-weights them and reports the effect.",
         ),
@@ -428,18 +471,18 @@ def train(
     tracking_uri: TrackingOption = None,
     track: Annotated[
         bool | None,
-        typer.Option(
+        _option(
             "--track/--no-track",
             metavar="",
-            show_default="--track",
+            shown="--track",
             help="Log the run and register the model in MLflow.",
         ),
     ] = None,
     registered_model: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="NAME",
-            show_default="dealscore-<the export's folder or database>",
+            shown="dealscore-<the export's folder or database>",
             help="Registered model name: one per CRM, so training on another CRM never "
             "replaces this one's champion. Set it when the export's location changes nightly.",
         ),
@@ -456,9 +499,9 @@ def train(
     ] = None,
     horizon_days: Annotated[
         float | None,
-        typer.Option(
+        _option(
             metavar="DAYS",
-            show_default="0 (auto: the 90th percentile of won deals' cycles, at most a fifth "
+            shown="0 (auto: the 90th percentile of won deals' cycles, at most a fifth "
             "of the history)",
             help="The label: won within this many days of the snapshot. win_probability means "
             "exactly this.",
@@ -466,15 +509,16 @@ def train(
     ] = None,
     forward_dates: Annotated[
         int | None,
-        typer.Option(
+        _option(
             metavar="N",
-            show_default="3",
+            shown="3",
             help="Forward test at this many past dates (train on the export as it stood, score "
             "the deals open then, read their outcomes); 0 skips it.",
         ),
     ] = None,
     verbose: VerboseOption = False,
     print_config: PrintConfigOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train, test against the baselines and forward in time, register in MLflow.
 
@@ -489,7 +533,8 @@ def train(
     champion's.
     """
     _quiet_mlflow()
-    with _failures(f"{data}: not trained"):
+    progress = _Progress()
+    with _failures(f"{data}: not trained", "train" if as_json else ""):
         settings = load_settings(
             TrainSettings,
             config,
@@ -505,7 +550,10 @@ def train(
         )
         if print_config:
             _print_config(settings)
-        result = run_train(data, settings, mapping, progress=_Progress())
+        result = run_train(data, settings, mapping, progress=progress)
+    if as_json:
+        _echo_json(documents.train_document(result, progress.warnings))
+        return
     _echo_comparison(result.comparison, verbose)
     model = result.model
     rounds = f", {model.best_iteration_} boosting rounds" if model.best_iteration_ else ""
@@ -573,9 +621,9 @@ def evaluate(
     data: DataOption,
     as_of: Annotated[
         list[str] | None,
-        typer.Option(
+        _option(
             metavar="DATE",
-            show_default="the latest forward_dates dates, forward_every_days apart, whose "
+            shown="the latest forward_dates dates, forward_every_days apart, whose "
             "outcomes the export holds",
             help="A past date to replay (repeat for several).",
         ),
@@ -584,9 +632,7 @@ def evaluate(
     mapping: MappingOption = None,
     horizon_days: Annotated[
         float | None,
-        typer.Option(
-            metavar="DAYS", show_default="0 (auto, as in training)", help="Label horizon in days."
-        ),
+        _option(metavar="DAYS", shown="0 (auto, as in training)", help="Label horizon in days."),
     ] = None,
     out: Annotated[
         Path | None,
@@ -598,6 +644,7 @@ def evaluate(
             "each contender's probability.",
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """The forward test on its own: how honest the recipe's probabilities were at past dates.
 
@@ -606,46 +653,50 @@ def evaluate(
     loss, ECE and mean predicted vs actual per date and pooled, for the model, the reps'
     forecast and the CRM stage probability on the same deals.
     """
-    with _failures(f"{data}: not evaluated"):
+    with _failures(f"{data}: not evaluated", "evaluate" if as_json else ""):
         settings = load_settings(TrainSettings, config, horizon_days=horizon_days, track=False)
         dates = [_timestamp(d, "--as-of") for d in as_of] if as_of else None
         progress = _Progress()
         tables = read_valid(data, mapping, progress)
         forward = run_forward(tables, settings, dates, progress=progress)
+    if out is not None:
+        write_frame(forward.rows, out)
+    if as_json:
+        _echo_json(documents.evaluate_document(forward, out))
+        return
     _echo_forward(forward)
     typer.echo("reliability (model, pooled):")
     typer.echo(forward.reliability().round(4).to_string(index=False))
     if out is not None:
-        write_frame(forward.rows, out)
         typer.echo(f"wrote {len(forward.rows):,} scored deals to {out}")
 
 
 ScoreOutOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         "--out",
         "-o",
         metavar="URL|FOLDER",
-        show_default="sqlite:///scores.db",
+        shown="sqlite:///scores.db",
         help="Where scores go: a SQLAlchemy URL (postgresql+psycopg://user@host/db), a JDBC "
         "URL (jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
     ),
 ]
 ScoreModelOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         metavar="URI",
-        show_default="models:/dealscore-<the export's name>@champion",
+        shown="models:/dealscore-<the export's name>@champion",
         help="The model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ or a model folder. "
         "Loading it runs its code: only from a store you trust.",
     ),
 ]
 ScoreAsOfOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         "--as-of",
         metavar="DATE",
-        show_default="the export's own time",
+        shown="the export's own time",
         help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). The export's own "
         "time is the second after its latest created or closed date, so a rerun on the same "
         "export replaces its own rows. A past date rebuilds features as the data stood then.",
@@ -663,50 +714,51 @@ def score(
     mapping: MappingOption = None,
     fmt: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--format",
             metavar="FORMAT",
-            show_default="parquet",
+            shown="parquet",
             help="For a folder destination: parquet or csv.",
         ),
     ] = None,
     tracking_uri: TrackingOption = None,
     engine: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="ENGINE",
-            show_default="pandas",
-            help="pandas (one process) or spark (needs dealscore\\[spark] and Java 17+; --data "
+            shown="pandas",
+            help="pandas (one process) or spark (needs dealscore[spark] and Java 17+; --data "
             "is then a Parquet folder or spark:DATABASE; see docs/spark.md).",
         ),
     ] = None,
     spark_master: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="URL",
-            show_default="the active session (spark-submit, Databricks), else local[*]",
+            shown="the active session (spark-submit, Databricks), else local[*]",
             help="With --engine spark: the master URL (local[4], spark://host:7077, yarn).",
         ),
     ] = None,
     spark_groups: Annotated[
         int | None,
-        typer.Option(
+        _option(
             metavar="N",
-            show_default="4 per core",
+            shown="4 per core",
             help="With --engine spark: groups of deals scored in parallel.",
         ),
     ] = None,
     rep_reasons: Annotated[
         bool | None,
-        typer.Option(
+        _option(
             "--rep-reasons/--no-rep-reasons",
             metavar="",
-            show_default="--no-rep-reasons",
+            shown="--no-rep-reasons",
             help="Let the rep's own forecast be one of a deal's reasons (it is always a model "
             "input); left out by default, as it tells the rep only what they said.",
         ),
     ] = None,
     print_config: PrintConfigOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Score every open deal with the champion model and write the scores back.
 
@@ -718,7 +770,8 @@ def score(
     --engine spark does the same on a Spark cluster, with the same results.
     """
     _quiet_mlflow()
-    with _failures(f"{data}: not scored"):
+    progress = _Progress()
+    with _failures(f"{data}: not scored", "score" if as_json else ""):
         settings = load_settings(
             ScoreSettings,
             config,
@@ -734,7 +787,10 @@ def score(
         if print_config:
             _print_config(settings)
         stamp = _timestamp(as_of, "--as-of") if as_of else None
-        result = run_score(data, settings, stamp, mapping, progress=_Progress())
+        result = run_score(data, settings, stamp, mapping, progress=progress)
+    if as_json:
+        _echo_json(documents.score_document(result, progress.warnings))
+        return
     _echo_scores(result, settings.psi_warning)
 
 
@@ -785,9 +841,9 @@ def _forecast_table(table: pd.DataFrame) -> str:
 
 ModelOption = Annotated[
     str,
-    typer.Option(
+    _option(
         metavar="URI",
-        show_default="models:/dealscore-<the export's name>@champion",
+        shown="models:/dealscore-<the export's name>@champion",
         help="The model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ or a model folder. "
         "Loading it runs its code: only from a store you trust.",
     ),
@@ -840,18 +896,18 @@ def compare(
     data: DataOption,
     period: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="QUARTER",
-            show_default="the quarter of the export's own time",
+            shown="the quarter of the export's own time",
             help="The quarter to forecast, e.g. 2026Q3.",
         ),
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--as-of",
             metavar="DATE",
-            show_default="the export's own time; for a quarter already over, its start",
+            shown="the export's own time; for a quarter already over, its start",
             help="Forecast as of this date (UTC).",
         ),
     ] = None,
@@ -861,16 +917,17 @@ def compare(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option(
+        _option(
             "--since",
             metavar="DATE",
-            show_default="a week before --as-of",
+            shown="a week before --as-of",
             help="Show what moved in the quarter's pipeline from this date (UTC) to --as-of.",
         ),
     ] = None,
     model: ModelOption = "",
     tracking_uri: TrackingOption = None,
     mapping: MappingOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """A quarter's bookings forecast: the model's against the reps' and, once over, the actual.
 
@@ -884,7 +941,7 @@ def compare(
     probability moved most, with the factors that moved it.
     """
     _quiet_mlflow()
-    with _failures(f"{data}: not compared"):
+    with _failures(f"{data}: not compared", "compare" if as_json else ""):
         if period is not None:
             period_bounds(period)  # a bad quarter is refused before any data is read
         stamp = _timestamp(as_of, "--as-of") if as_of else None
@@ -902,6 +959,9 @@ def compare(
             _Progress(),
             since=since_stamp,
         )
+    if as_json:
+        _echo_json(documents.compare_document(result))
+        return
     state = "closed: actual known" if result.closed else "still open: no actual yet"
     typer.echo(
         f"{result.period} as of {result.as_of:%Y-%m-%d %H:%M} UTC, {state}; "
@@ -999,18 +1059,22 @@ def backtest(
             help="Also write every forecast as CSV: period, week, as_of, forecast, amount, actual.",
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Replay the last closed quarters through the quarter, with models that knew only the past.
 
     Each quarter is forecast whole (booked + the open deals + deals not yet created, with a
-    range) at weeks 0, 2, ... 12 into it by a model trained only on the history before the
-    quarter, and set against its total bookings, beside the reps' rollups (booked + commit,
-    booked + commit + best case). Prints each forecast's accuracy per week.
+    range) every two weeks into it (weeks 0 to 12) by a model trained only on the history
+    before the quarter, and set against its total bookings, beside the reps' rollups (booked +
+    commit, booked + commit + best case). Prints each forecast's accuracy per week.
     """
     chosen = _weeks(weeks)
-    with _failures(f"{data}: not backtested"):
+    with _failures(f"{data}: not backtested", "backtest" if as_json else ""):
         settings = load_settings(TrainSettings, config)
         result = run_backtest(data, periods, settings, mapping, _Progress(), chosen, out)
+    if as_json:
+        _echo_json(documents.backtest_document(result, out))
+        return
     for period, why in result.skipped.items():
         typer.echo(f"{period}: skipped: {why}")
     wide = result.wide()
@@ -1037,10 +1101,10 @@ def backtest(
 
 ScoresOption = Annotated[
     str | None,
-    typer.Option(
+    _option(
         "--scores",
         metavar="URL|FOLDER",
-        show_default="sqlite:///scores.db",
+        shown="sqlite:///scores.db",
         help="Where `score` wrote its scores: a database URL or a folder.",
     ),
 ]
@@ -1059,9 +1123,9 @@ def report(
     mapping: MappingOption = None,
     currency: Annotated[
         str,
-        typer.Option(
+        _option(
             metavar="CODE",
-            show_default="none: the export's own",
+            shown="none: the export's own",
             help="The currency the export's amounts are in, shown beside them (USD, EUR).",
         ),
     ] = "",
@@ -1155,9 +1219,9 @@ def monitor(
     ] = None,
     model_name: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="NAME",
-            show_default="the export's own model",
+            shown="the export's own model",
             help="Whose scores: a registered model name, or '*' for every model's.",
         ),
     ] = None,
@@ -1170,13 +1234,13 @@ def monitor(
     ] = None,
     nights: Annotated[
         int | None,
-        typer.Option(metavar="N", show_default="28", help="How many elapsed nights to list."),
+        _option(metavar="N", shown="28", help="How many elapsed nights to list."),
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="DATE",
-            show_default="every score kept",
+            shown="every score kept",
             help="Only the scores as of this date (UTC) or later.",
         ),
     ] = None,
@@ -1186,6 +1250,7 @@ def monitor(
     ] = None,
     config: ConfigOption = None,
     mapping: MappingOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """How the scores already written turned out: did the deals called 70% close 70%?
 
@@ -1197,7 +1262,7 @@ def monitor(
     deals no longer in the export are counted and named.
     """
     _quiet_mlflow()
-    with _failures(f"{data}: not monitored"):
+    with _failures(f"{data}: not monitored", "monitor" if as_json else ""):
         settings = load_settings(
             MonitorSettings,
             config,
@@ -1209,6 +1274,9 @@ def monitor(
             since=_timestamp(since, "--since") if since else None,
         )
         result = run_monitor(data, settings, mapping, _Progress(), out)
+    if as_json:
+        _echo_json(documents.monitor_document(result, out))
+        return
     _echo_monitor(result, settings.nights)
     if out is not None:
         typer.echo(f"\nwritten to {out} ({len(result.table):,} groups)")
@@ -1222,40 +1290,38 @@ def nightly(
     as_of: ScoreAsOfOption = None,
     retrain_every_days: Annotated[
         float | None,
-        typer.Option(
+        _option(
             metavar="DAYS",
-            show_default="30",
+            shown="30",
             help="Train a challenger once the champion's data is this many days old.",
         ),
     ] = None,
     max_realised_ece: Annotated[
         float | None,
-        typer.Option(
+        _option(
             metavar="ECE",
-            show_default="0.05",
+            shown="0.05",
             help="Train a challenger when the champion's last elapsed nights are off by more.",
         ),
     ] = None,
     nights: Annotated[
         int | None,
-        typer.Option(
-            metavar="N", show_default="28", help="How many elapsed nights the check looks at."
-        ),
+        _option(metavar="N", shown="28", help="How many elapsed nights the check looks at."),
     ] = None,
     train_config: Annotated[
         str | None,
-        typer.Option(
+        _option(
             metavar="FILE",
-            show_default="the defaults",
+            shown="the defaults",
             help="Training settings (TOML) a challenger is trained with.",
         ),
     ] = None,
     retrain: Annotated[
         bool | None,
-        typer.Option(
+        _option(
             "--retrain/--no-retrain",
             metavar="",
-            show_default="--retrain",
+            shown="--retrain",
             help="Train a challenger when one is due, or only say so.",
         ),
     ] = None,
@@ -1267,6 +1333,7 @@ def nightly(
     config: ConfigOption = None,
     mapping: MappingOption = None,
     print_config: PrintConfigOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The night's whole job: score, see how past scores did, retrain when due.
 
@@ -1279,7 +1346,8 @@ def nightly(
     and does not train again.
     """
     _quiet_mlflow()
-    with _failures(f"{data}: nightly run failed"):
+    progress = _Progress()
+    with _failures(f"{data}: nightly run failed", "nightly" if as_json else ""):
         settings = load_settings(
             NightlySettings,
             config,
@@ -1296,7 +1364,10 @@ def nightly(
         if print_config:
             _print_config(settings)
         stamp = _timestamp(as_of, "--as-of") if as_of else None
-        result = run_nightly(data, settings, stamp, mapping, progress=_Progress())
+        result = run_nightly(data, settings, stamp, mapping, progress=progress)
+    if as_json:
+        _echo_json(documents.nightly_document(result, progress.warnings))
+        return
     _echo_scores(result.score, default(ScoreSettings, "psi_warning"))
     counts = result.monitor.counts
     pooled = result.monitor.table.iloc[0]
@@ -1313,6 +1384,12 @@ def nightly(
         typer.echo(f"retraining due: {reason}")
     typer.echo(result.decision)
 
+
+# The command list shows each command's first docstring line whole (Click would cut it at 45
+# characters with "...").
+for _info in [*app.registered_commands, *features_app.registered_commands]:
+    if _info.short_help is None and _info.callback is not None:
+        _info.short_help = (_info.callback.__doc__ or "").strip().splitlines()[0]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -14,4 +14,4 @@ def main() -> None:
         return
     from dealscore.cli import app
 
-    app()
+    app(prog_name="dealscore")

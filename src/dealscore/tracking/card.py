@@ -104,7 +104,7 @@ def model_card(
                     "training share of no decisions (`*_flat_split`), on the test rows:"
                 ),
                 "",
-                _table(outcomes.fillna("")),
+                _table(outcomes.astype(object).where(outcomes.notna(), "")),
                 "",
             ]
             if outcomes is not None
