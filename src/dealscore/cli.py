@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -45,6 +44,7 @@ from dealscore.pipeline.training import TrainSettings, run_forward
 from dealscore.schemas import ContractError
 from dealscore.settings import as_toml, default, load_settings
 from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
+from dealscore.terminal import WARNING, LiveBars, TimedLines
 
 app = typer.Typer(
     help="Calibrated win probabilities for B2B deals, learned from your CRM history.",
@@ -132,9 +132,18 @@ def main(
             help="Show the version and exit.",
         ),
     ] = False,
+    no_progress: Annotated[
+        bool,
+        typer.Option(
+            "--no-progress",
+            envvar="DEALSCORE_NO_PROGRESS",
+            help="Timed progress lines instead of live bars, even at a terminal.",
+        ),
+    ] = False,
 ) -> None:
     """Calibrated win probabilities for B2B deals, learned from your CRM history."""
     _library_warnings_to_log()
+    _LIVE["allowed"] = not no_progress
 
 
 def _library_warnings_to_log() -> None:
@@ -182,6 +191,7 @@ def _failures(what: str = "", json_command: str = "") -> Iterator[None]:
     try:
         yield
     except ContractError as exc:
+        _stop_progress()
         said = what or "the export breaks the data contract"
         if json_command:
             message = f"{said}: the export breaks the data contract"
@@ -189,9 +199,12 @@ def _failures(what: str = "", json_command: str = "") -> Iterator[None]:
             _fail(message, code=1)
         _contract_failure(exc, said)
     except DealscoreError as exc:
+        _stop_progress()
         if json_command:
             _echo_json(documents.failure(json_command, redact(str(exc)), exc.exit_code))
         _fail(str(exc), exc.exit_code)
+    finally:
+        _stop_progress()
 
 
 def _echo_json(doc: dict) -> None:
@@ -213,19 +226,31 @@ def _table_format(fmt: str) -> TableFormat:
     return fmt  # type: ignore[return-value]
 
 
+# Progress displays still running: `_failures` stops them when the job is done, before the
+# command prints its summary.
+_SHOWING: list[LiveBars | TimedLines] = []
+_LIVE = {"allowed": True}  # --no-progress turns the bars off
+
+
 class _Progress:
-    """Timed progress lines on stderr, so stdout stays clean for the summary; the warnings said
-    along the way are kept for the JSON document."""
+    """Progress on stderr, so stdout stays clean for the summary: live bars at an interactive
+    terminal, timed lines otherwise; the warnings said along the way are kept for --json."""
 
     def __init__(self) -> None:
-        self.started = time.perf_counter()
         self.warnings: list[str] = []
+        self.show = LiveBars() if _LIVE["allowed"] and sys.stderr.isatty() else TimedLines()
+        _SHOWING.append(self.show)
 
     def __call__(self, message: str) -> None:
         message = redact(message)
-        if message.startswith("WARNING: "):
-            self.warnings.append(message.removeprefix("WARNING: "))
-        typer.echo(f"[{time.perf_counter() - self.started:7.1f}s] {message}", err=True)
+        if message.startswith(WARNING):
+            self.warnings.append(message.removeprefix(WARNING))
+        self.show(message)
+
+
+def _stop_progress() -> None:
+    while _SHOWING:
+        _SHOWING.pop().close()
 
 
 @app.command()
