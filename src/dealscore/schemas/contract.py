@@ -429,12 +429,15 @@ def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, Va
         model = TABLE_MODELS[name]
         schema = model.to_schema()
         missing = [c for c, spec in schema.columns.items() if spec.required and c not in frame]
+        coerced, parse_issues, unparsed = coerce_table(name, frame, model)
         if missing:
+            # The rules cannot be checked without the column; the columns that are there are
+            # still typed (a summary must not add up amounts as text) and their values checked.
             complete = False
             issues.extend(Issue(name, c, "required column present", len(frame)) for c in missing)
-            checked[name] = frame
+            issues.extend(parse_issues)
+            checked[name] = coerced
             continue
-        coerced, parse_issues, unparsed = coerce_table(name, frame, model)
         if rows is not None:  # the parse issues name the rule; `unparsed` holds their rows
             rows.extend(
                 RowFailure(name, i.column, i.rule, unparsed[i.column]) for i in parse_issues
