@@ -14,7 +14,7 @@ from dealscore.errors import DealscoreError
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
 from dealscore.io.secrets import redact
 from dealscore.progress import Progress, silent
-from dealscore.schemas.contract import require_valid
+from dealscore.schemas.contract import ContractError, require_dated, validate_tables
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 
 FILE_SUFFIXES: dict[str, str] = {
@@ -253,7 +253,13 @@ def read_valid(
     src: str | Path, mapping: Mapping | str | Path | None = None, progress: Progress = silent
 ) -> CrmTables:
     """An export read (through the mapping) and validated, or a ContractError listing every
-    error. Only the validated copy is kept: the raw one would double the memory."""
+    error; an export with no readable creation date at all (a header only, say) is one
+    UndatedExportError instead. Only the validated copy is kept: the raw one would double the
+    memory."""
     progress(f"reading {redact(str(src))}")
     export = read_export(src, mapping)
-    return require_valid(export.tables, export.source)
+    tables, report = validate_tables(export.tables)
+    require_dated(tables, report)
+    if not report.ok:
+        raise ContractError(report, export.source)
+    return tables

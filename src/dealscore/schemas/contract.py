@@ -462,6 +462,56 @@ def require_valid(tables: CrmTables, source: str = "the export") -> CrmTables:
     return validated
 
 
+class UndatedExportError(DataError):
+    """No deal of the export has a readable creation date: its own time cannot be known."""
+
+    exit_code = 1  # the export, not the command, is at fault
+
+
+UNDATED = "the export's own time cannot be known"
+
+
+def require_dated(tables: CrmTables, report: ValidationReport | None = None) -> None:
+    """UndatedExportError unless some deal has a readable `created_at`: without one, the
+    export's own time (features.asof.export_time) cannot be known, nor anything scored as of it.
+
+    `report` is the validation of the export as it came: with it, the error says why no date is
+    left (the rows that could not be read, or the quarantine took every deal out). A missing
+    column is not checked here: that is a table-level contract error of its own."""
+    deals = tables.opportunities
+    if Opportunities.created_at not in deals:
+        return
+    created = deals[Opportunities.created_at]
+    if isinstance(created.dtype, pd.DatetimeTZDtype) and created.notna().any():
+        return
+    column = f"opportunities.{Opportunities.created_at}"
+    rows = report.row_counts.get("opportunities", len(deals)) if report else len(deals)
+    broken = [
+        i
+        for i in (report.errors if report else [])
+        if i.table == "opportunities" and i.column == Opportunities.created_at
+    ]
+    if rows and broken and sum(i.count for i in broken) < rows:  # other rules took the rest
+        broken = []
+    if rows and report is not None and not broken:
+        raise UndatedExportError(
+            f"opportunities: none of the {rows:,} deals is left once the rows that break the "
+            f"data contract are taken out (`dealscore validate` lists them): {UNDATED}"
+        )
+    shown = [e for i in broken for e in i.examples][:3]
+    more = ", ..." if rows > len(shown) else ""
+    examples = f" (e.g. {', '.join(repr(e) for e in shown)}{more})" if shown else ""
+    why = ""
+    if shown and all(e.lstrip("-").isdigit() for e in shown):
+        why = (
+            "; numbers are not read as dates: store ISO 8601 text (2025-01-31T09:30:00Z) or a "
+            "timestamp column"
+        )
+    raise UndatedExportError(
+        f"{column}: no readable date in {rows:,} rows{examples}{why}: {UNDATED}"
+    )
+
+
 @dataclass(frozen=True)
 class Quarantined:
     """An export with every row that breaks a row rule taken out, and the deals it touched."""
