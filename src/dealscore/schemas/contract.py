@@ -517,7 +517,11 @@ class Quarantined:
     """An export with every row that breaks a row rule taken out, and the deals it touched."""
 
     tables: CrmTables  # valid: what is left
-    deals: pd.DataFrame  # opportunity_id, created_at, closed_at, reason: each deal taken out
+    # One row per opportunities row taken out (a repeated id twice, a missing id too):
+    # opportunity_id (missing when the export has none), row (its 1-based position in the
+    # export's opportunities table), created_at and closed_at where they can be trusted (empty
+    # when unreadable or when the row broke a rule on them, or on the status), reason.
+    deals: pd.DataFrame
     dropped: dict[str, int]  # rows taken out per table
     report: ValidationReport  # the export as it came: every problem, as `validate` says
 
@@ -569,6 +573,54 @@ def _touched_deals(tables: CrmTables, table: str, bad: pd.DataFrame) -> pd.Serie
     return ids.astype(str).drop_duplicates()
 
 
+# A deal's own row that breaks a rule on one of these columns cannot say when it was created, or
+# whether (and when) it closed: a broken status leaves a close date unexplained.
+UNTRUSTED_DATES: dict[str, tuple[str, ...]] = {
+    Opportunities.created_at: (Opportunities.created_at,),
+    Opportunities.closed_at: (Opportunities.closed_at, Opportunities.status),
+}
+
+
+class _OwnRows:
+    """The opportunities rows that broke a rule themselves: their first reason, and which of
+    their dates cannot be trusted."""
+
+    def __init__(self) -> None:
+        self.reasons: list[pd.Series] = []
+        self.untrusted = {column: pd.Index([]) for column in UNTRUSTED_DATES}
+
+    def add(self, failure: RowFailure, rows: pd.Index, reason: str) -> None:
+        self.reasons.append(pd.Series(reason, index=rows, dtype=object))
+        columns = failure.column.split("/")
+        for date, rules_on in UNTRUSTED_DATES.items():
+            if any(c in columns for c in rules_on):
+                self.untrusted[date] = self.untrusted[date].union(rows)
+
+    def taken_out(
+        self, export: pd.DataFrame, kept: pd.DataFrame, reasons: dict[str, str]
+    ) -> pd.DataFrame:
+        """Each row of the export's opportunities that is not kept, with its position, the dates
+        that can be trusted and the reason: by its id's first reason, else by its own row's."""
+        out = ~export.index.isin(kept.index)
+        taken = export[out]
+        ids = taken[Opportunities.opportunity_id]
+        by_row = pd.concat(self.reasons) if self.reasons else pd.Series(dtype=object)
+        by_row = by_row[~by_row.index.duplicated()]
+        reason = ids.map(reasons).fillna(by_row.reindex(taken.index))
+        dates = {
+            date: taken[date].where(~taken.index.isin(self.untrusted[date]))
+            for date in UNTRUSTED_DATES
+        }
+        return pd.DataFrame(
+            {
+                Opportunities.opportunity_id: ids,
+                "row": np.flatnonzero(out) + 1,
+                **dates,
+                "reason": reason,
+            }
+        ).reset_index(drop=True)
+
+
 def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
     """Take out every row that breaks a row rule (a value, a key, a link, a date after the
     close) and every row of each deal it touches, until the rest is valid.
@@ -578,16 +630,12 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
     checked, now = validate_tables(tables, rows)
     first, report = checked, now  # the export as it came; a valid one is checked once only
     reasons: dict[str, str] = {}
+    own = _OwnRows()
     dropped = {name: 0 for name, _ in tables.present()}
     for _ in range(rounds):
         if now.ok:
-            opportunities = first.opportunities.drop_duplicates(Opportunities.opportunity_id)
-            out = opportunities[opportunities[Opportunities.opportunity_id].isin(reasons)]
-            deals = out[[Opportunities.opportunity_id, Opportunities.created_at]].assign(
-                closed_at=out[Opportunities.closed_at],
-                reason=out[Opportunities.opportunity_id].map(reasons),
-            )
-            return Quarantined(checked, deals.reset_index(drop=True), dropped, report)
+            deals = own.taken_out(first.opportunities, checked.opportunities, reasons)
+            return Quarantined(checked, deals, dropped, report)
         if not rows:
             raise ContractError(now)
         bad_rows: dict[str, pd.Index] = {}
@@ -598,6 +646,8 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
             reason = f"{failure.table}.{failure.column}: {failure.rule}"
             for deal in _touched_deals(checked, failure.table, bad):
                 reasons.setdefault(deal, reason)
+            if failure.table == "opportunities":
+                own.add(failure, bad.index, reason)
             bad_rows[failure.table] = bad_rows.get(failure.table, pd.Index([])).union(bad.index)
         kept = {}
         for name, frame in checked.present():
