@@ -263,7 +263,7 @@ def validate(
     Reports every broken rule by table, column, rule, failing-row count and examples. Exits 1
     when there are errors; warnings (an open deal with no account, say) do not fail.
     """
-    with _failures():
+    with _failures(f"{path}: INVALID"):  # a file that is no table (a ragged CSV row, say)
         result = run_validate(path, mapping, progress=_Progress())
     for note in result.notes:
         typer.echo(f"note: {note}")
