@@ -85,6 +85,40 @@ def test_validate_broken_export_exits_non_zero_and_names_the_problem(tables, tmp
     assert "opportunities.status" in result.output and "pending" in result.output
 
 
+@pytest.mark.parametrize(
+    ("created_at", "said"),
+    [
+        (["abc", "31/02/2025", "soon"], "opportunities.created_at: 3 rows fail 'parseable as"),
+        (["", "", ""], "opportunities.created_at: 3 rows fail 'not_nullable'"),
+        (None, "opportunities.created_at: 3 rows fail 'required column present'"),
+    ],
+    ids=["unreadable", "empty", "no-column"],
+)
+def test_validate_reports_an_export_with_no_readable_creation_date(
+    tables, tmp_path, created_at, said
+):
+    # given opportunities whose created_at cannot be read, or is not there at all, two open
+    # deals, and an amount written with a thousands separator (text a summary must not add up)
+    deals = tables.opportunities.assign(
+        status=["won", "open", "open"],
+        closed_at=[tables.opportunities["closed_at"].iloc[0], pd.NaT, pd.NaT],
+        amount=["1 000", "2500", "400"],
+    )
+    deals = deals.drop(columns="created_at") if created_at is None else deals
+    if created_at is not None:
+        deals["created_at"] = created_at
+    deals.to_csv(tmp_path / "opportunities.csv", index=False)
+    # when it is validated
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    # then the summary and every broken rule print, and the exit code says invalid
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1, result.output
+    assert said in result.output and "INVALID" in result.output
+    assert "created: no readable date" in result.output
+    assert "open pipeline: 2 deals, value 2,900" in result.output
+    assert "opportunities.amount: 1 row fails 'parseable as number' e.g. 1 000" in result.output
+
+
 def test_validate_warnings_do_not_fail(tables, tmp_path):
     tables.opportunities.assign(account_id=["A1", "A2", None]).to_csv(
         tmp_path / "opportunities.csv", index=False

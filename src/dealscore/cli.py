@@ -331,7 +331,8 @@ def validate(
     Reports every broken rule by table, column, rule, failing-row count and examples. Exits 1
     when there are errors; warnings (an open deal with no account, say) do not fail.
     """
-    with _failures(json_command="validate" if as_json else ""):
+    # a file that is no table (a ragged CSV row, say) fails the read itself
+    with _failures(f"{path}: INVALID", "validate" if as_json else ""):
         result = run_validate(path, mapping, progress=_Progress())
     if as_json:
         _echo_json(documents.validate_document(result))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dealscore.schemas.tables import CrmTables, Opportunities, Status
+from dealscore.schemas.tables import TIMESTAMP_DTYPE, CrmTables, Opportunities, Status
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class CrmSummary:
         lines += [f"  {name:<{width}}  {count:>12,} rows" for name, count in self.rows.items()]
         outcomes = ", ".join(f"{s} {c:,}" for s, c in self.status_counts.items())
         lines.append(f"deals: {outcomes}")
-        if self.first_created is not None:
+        if self.first_created is None or self.last_created is None:
+            lines.append("created: no readable date")
+        else:
             lines.append(f"created: {self.first_created:%Y-%m-%d} .. {self.last_created:%Y-%m-%d}")
         lines.append(
             "win rate (won / closed): "
@@ -37,18 +39,22 @@ class CrmSummary:
 
 
 def summarise(tables: CrmTables) -> CrmSummary:
-    """Summary of validated tables."""
+    """Summary of validated tables. A column that is missing, or whose values could not be read
+    (the table lacks a required column, so the rest was not checked), counts as unknown."""
     deals = tables.opportunities
-    status = deals[Opportunities.status]
+    status = deals.get(Opportunities.status, pd.Series("", index=deals.index))
     counts = {s.value: int((status == s).sum()) for s in Status}
     closed = counts["won"] + counts["lost"] + counts["no_decision"]
     is_open = status == Status.OPEN
     open_value = (
-        float(deals.loc[is_open, Opportunities.amount].sum())
+        float(pd.to_numeric(deals.loc[is_open, Opportunities.amount], errors="coerce").sum())
         if Opportunities.amount in deals
         else None
     )
-    created = deals[Opportunities.created_at]
+    created = deals.get(Opportunities.created_at, pd.Series(dtype=TIMESTAMP_DTYPE))
+    if not isinstance(created.dtype, pd.DatetimeTZDtype):
+        created = pd.Series(dtype=TIMESTAMP_DTYPE)  # not coerced: nothing known
+    created = created.dropna()
     return CrmSummary(
         rows={name: len(frame) for name, frame in tables.present()},
         status_counts=counts,

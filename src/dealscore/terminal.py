@@ -12,7 +12,6 @@ import time
 
 import typer
 from rich.console import Console
-from rich.table import Column
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,6 +21,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Column
 
 # "120,000 of 1,000,000", "round 40 of at most 2,000": how far a step is along.
 COUNT = re.compile(r"([\d,]+) of (?:at most )?([\d,]+)")

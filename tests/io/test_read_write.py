@@ -14,7 +14,7 @@ from dealscore.cli import app
 from dealscore.io import SourceError, read_export, write_tables
 from dealscore.io.read import dataset_name
 from dealscore.io.write import write_text
-from dealscore.schemas import validate_tables
+from dealscore.schemas import ContractError, validate_tables
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -77,6 +77,77 @@ def test_csv_keeps_text_as_text(tmp_path):
     frame = read_export(tmp_path).tables.opportunities
     assert frame.loc[0, "opportunity_id"] == "007" and frame.loc[0, "stage"] == "NA"
     assert pd.isna(frame.loc[0, "closed_at"])
+
+
+CSV_HEADER = "opportunity_id,created_at,status,closed_at,amount,owner_id,stage\n"
+
+
+def test_a_ragged_csv_row_is_a_contract_error_naming_its_lines(tmp_path):
+    # given an export where a row lost its last three fields and another has one too many,
+    # beside quoted values holding a comma and a line break, which are fine
+    (tmp_path / "opportunities.csv").write_text(
+        CSV_HEADER
+        + 'O1,2025-01-01,open,,100,U1,"Discovery, then demo"\n'
+        + "O2,2025-01-02,open,\n"
+        + "O4,2025-01-04,open,,400,U1,demo,extra\n"
+        + 'O3,2025-01-03,open,,300,U1,"two\nlines"\n'
+        + "O5,2025-01-05,open,,500,U1,demo\n"
+    )
+    # when it is read, then nothing is padded or cut in silence: the file, rows and count
+    with pytest.raises(ContractError) as raised:
+        read_export(tmp_path)
+    (issue,) = raised.value.report.errors
+    assert (issue.table, issue.count) == ("opportunities", 2)
+    assert "opportunities.csv" in issue.rule and "7 fields" in issue.rule
+    assert issue.examples == ("line 3: 4 fields", "line 4: 8 fields")
+    # and validate says so, invalid
+    result = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "opportunities.*: 2 rows fail" in result.output and "line 3: 4 fields" in result.output
+    # while the same file without the two broken rows reads whole, quotes and all
+    (tmp_path / "opportunities.csv").write_text(
+        CSV_HEADER
+        + 'O1,2025-01-01,open,,100,U1,"Discovery, then demo"\n'
+        + 'O3,2025-01-03,open,,300,U1,"two\nlines"\n'
+    )
+    frame = read_export(tmp_path).tables.opportunities
+    assert frame["stage"].tolist() == ["Discovery, then demo", "two\nlines"]
+    # and a header without a line break after it is a table of no rows
+    (tmp_path / "opportunities.csv").write_text(CSV_HEADER.strip())
+    assert read_export(tmp_path).tables.opportunities.columns.tolist() == CSV_HEADER.strip().split(
+        ","
+    )
+
+
+def test_a_repeated_csv_header_is_a_contract_error_naming_the_column(tmp_path):
+    # given an export whose header names status twice (one of them would become status.1)
+    (tmp_path / "opportunities.csv").write_text(
+        "opportunity_id,created_at,status,closed_at,status\nO1,2025-01-01,open,,won\n"
+    )
+    # when it is read, then the repeated column is named, with where it stands
+    with pytest.raises(ContractError) as raised:
+        read_export(tmp_path)
+    (issue,) = raised.value.report.errors
+    assert (issue.table, issue.column) == ("opportunities", "status")
+    assert "opportunities.csv" in issue.rule and issue.examples == ("fields 3 and 5",)
+
+
+def test_the_mapping_path_reads_csv_as_strictly(tmp_path):
+    # given a raw export, read through a mapping, with a row that lost its fields
+    (tmp_path / "Opp.csv").write_text("Id,Made,State\n1,2025-01-01,open\n2,2025-01-02\n")
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(
+        "tables:\n  opportunities:\n    source: Opp\n    columns:\n"
+        "      opportunity_id: Id\n      created_at: Made\n      status: State\n"
+    )
+    # when it is ingested, then it is refused with the file and the row, and nothing written
+    result = CliRunner().invoke(
+        app, ["ingest", str(tmp_path), "--mapping", str(mapping), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "Opp.*: 1 row fails" in result.output and "Opp.csv" in result.output
+    assert "line 3: 2 fields" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_sqlite_database_with_case_insensitive_names(tables, tmp_path):

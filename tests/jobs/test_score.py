@@ -464,3 +464,54 @@ def test_a_tracking_store_in_a_folder_that_is_not_there_creates_nothing(crm, tmp
     assert result.exit_code == 2, result.output
     assert "there is no MLflow store at" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _break_open_deal(crm, folder, change: str) -> tuple[list[str], int]:
+    """A copy of `crm` where `change` breaks one or two deals open at AS_OF; returns their ids and
+    how many deals were open at AS_OF in the unbroken export."""
+    folder.mkdir()
+    for file in crm.glob("*.parquet"):
+        (folder / file.name).write_bytes(file.read_bytes())
+    open_ids = build_features(read_export(crm).tables, AS_OF)["opportunity_id"]
+    deals = pd.read_parquet(crm / "opportunities.parquet")
+    first, second = (deals.index[deals["opportunity_id"] == i][0] for i in open_ids.iloc[:2])
+    victims = [deals.loc[first, "opportunity_id"]]
+    if change == "created_at far ahead":
+        deals.loc[first, "created_at"] = pd.Timestamp("2099-06-01", tz="UTC")
+    elif change == "closed_at long ago":
+        deals.loc[first, "closed_at"] = pd.Timestamp("1900-01-01", tz="UTC")
+    elif change == "closed_at before created_at":
+        deals.loc[first, "status"] = "won"
+        deals.loc[first, "closed_at"] = deals.loc[first, "created_at"] - pd.Timedelta(days=3)
+    elif change == "id missing":
+        deals.loc[first, "opportunity_id"] = None
+        victims = [f"row {first + 1}"]
+    elif change == "id repeated":
+        deals.loc[second, "opportunity_id"] = victims[0]
+        victims = [victims[0], victims[0]]
+    deals.to_parquet(folder / "opportunities.parquet", index=False)
+    return victims, len(open_ids)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "created_at far ahead",
+        "closed_at long ago",
+        "closed_at before created_at",
+        "id missing",
+        "id repeated",
+    ],
+)
+def test_a_quarantined_open_deal_is_a_contract_reject_whatever_broke(
+    crm, settings, tmp_path, change
+):
+    # given an open deal whose own date or id breaks the contract
+    victims, open_then = _break_open_deal(crm, tmp_path / "export", change)
+    # when it is scored
+    result = run_score(tmp_path / "export", replace(settings, max_rejected_share=0.5), as_of=AS_OF)
+    # then each broken deal is a `contract` reject (one without an id by its row in the table),
+    # and the count of open deals is the export's, scored plus rejected
+    contract = result.rejected[result.rejected["rule"] == "contract"]
+    assert sorted(contract["opportunity_id"]) == sorted(victims), contract
+    assert result.open_deals == open_then == len(result.scores) + len(result.rejected)

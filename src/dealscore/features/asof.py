@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dealscore.features.pit import activity_known_at
+from dealscore.schemas.contract import require_dated
 from dealscore.schemas.tables import (
     Activities,
     CrmTables,
@@ -16,9 +17,13 @@ from dealscore.schemas.tables import (
 
 
 def last_event(tables: CrmTables) -> pd.Timestamp:
-    """The export's latest dated fact about a deal: its "now" (a creation or a close)."""
+    """The export's latest dated fact about a deal: its "now" (a creation or a close).
+
+    An export without a deal of readable creation date has none: UndatedExportError."""
+    require_dated(tables)
     deals = tables.opportunities
-    return max(deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max())
+    dates = [deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max()]
+    return max(date for date in dates if pd.notna(date))
 
 
 def export_time(last: pd.Timestamp) -> pd.Timestamp:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from dealscore.errors import DealscoreError
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
 from dealscore.io.secrets import redact
 from dealscore.progress import Progress, silent
-from dealscore.schemas.contract import require_valid
+from dealscore.schemas.contract import (
+    MAX_EXAMPLES,
+    ContractError,
+    Issue,
+    ValidationReport,
+    require_dated,
+    validate_tables,
+)
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 
 FILE_SUFFIXES: dict[str, str] = {
@@ -32,6 +44,7 @@ class SourceError(DealscoreError, RuntimeError):
 class Source(Protocol):
     description: str
     notes: list[str]  # what reading had to decide (an encoding fallback, say)
+    issues: list[Issue]  # what makes a file unreadable as a table (a ragged CSV row, say)
 
     def names(self) -> list[str]: ...
 
@@ -56,6 +69,7 @@ class FolderSource:
         self.description = str(path)
         self.encoding = encoding
         self.notes: list[str] = []
+        self.issues: list[Issue] = []
         self._files: dict[str, Path] = {}
         for file in sorted(path.iterdir()):
             suffix = table_suffix(file)
@@ -86,31 +100,99 @@ class FolderSource:
         try:
             if FILE_SUFFIXES[table_suffix(file)] == "parquet":
                 return pd.read_parquet(file)
-            return self._read_csv(file)
+            return self._read_csv(file, name)
         except SourceError:
             raise
         except Exception as exc:
             raise SourceError(f"cannot read {file}: {exc}") from exc
 
-    def _read_csv(self, file: Path) -> pd.DataFrame:
-        # Text as text: "NA" is a region, "0012" an id; only empty fields are missing.
-        def read(encoding: str) -> pd.DataFrame:
-            return pd.read_csv(
-                file, dtype="str", keep_default_na=False, na_values=[""], encoding=encoding
-            )
-
+    def _read_csv(self, file: Path, name: str) -> pd.DataFrame:
         if self.encoding is not None:
             try:
-                return read(self.encoding)
+                return self._strict_csv(file, name, self.encoding)
             except UnicodeDecodeError as exc:
                 raise SourceError(f"cannot read {file} as {self.encoding}: {exc}") from exc
         try:
-            return read("utf-8-sig")
+            return self._strict_csv(file, name, "utf-8-sig")
         except UnicodeDecodeError:
             self.notes.append(
                 f"{file.name}: not UTF-8; read as ISO-8859-1 (set encoding to choose)"
             )
-            return read("iso-8859-1")
+            return self._strict_csv(file, name, "iso-8859-1")
+
+    def _strict_csv(self, file: Path, name: str, encoding: str) -> pd.DataFrame:
+        """The file's rows as text, or an issue for each way it is not one table: rows with
+        another number of fields than the header (padded or cut, they would shift or lose
+        values) and a column the header names twice (one would be lost). Text as text: "NA" is
+        a region, "0012" an id; only empty fields are missing. Quoted fields may hold commas and
+        line breaks; a row is counted as one line however many it spans."""
+        utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+        header = _csv_header(file, "utf-8-sig" if utf8 else encoding)
+        ragged = _RaggedRows()
+        try:
+            table = pa_csv.read_csv(
+                file,
+                read_options=pa_csv.ReadOptions(
+                    # Arrow reads UTF-8 itself (and skips a byte-order mark); others via Python.
+                    encoding="utf8" if utf8 else encoding,
+                    use_threads=False,  # one pass, and the line number of every ragged row
+                ),
+                parse_options=pa_csv.ParseOptions(
+                    newlines_in_values=True, invalid_row_handler=ragged
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={column: pa.string() for column in header},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "UTF8" in str(exc):  # as Python says it, for the fallback
+                raise UnicodeDecodeError(encoding, b"", 0, 1, str(exc)) from exc
+            if "Empty CSV file" not in str(exc):
+                raise
+            # A header without a line break after it, and nothing else: a table of no rows.
+            table = pa.table({f"f{i}": pa.array([], pa.string()) for i in range(len(header))})
+            table = table.rename_columns(header)
+        if table.column_names != header:  # every column must be read as text, by its name
+            raise SourceError(
+                f"cannot read the header of {file}: read as {table.column_names}, not {header}"
+            )
+        frame = table.to_pandas()
+        if ragged.count:
+            rule = f"{file.name} rows have the header's {len(header)} fields"
+            self.issues.append(Issue(name, "*", rule, ragged.count, tuple(ragged.shown)))
+        seen = pd.Index(header)
+        for column in seen[seen.duplicated()].unique():
+            where = " and ".join(str(i + 1) for i in (seen == column).nonzero()[0])
+            rule = f"named once in the header of {file.name}"
+            self.issues.append(Issue(name, str(column), rule, len(frame), (f"fields {where}",)))
+        return frame.loc[:, ~frame.columns.duplicated()]
+
+
+class _RaggedRows:
+    """Arrow's handler of rows with another number of fields than the header: each is counted,
+    the first few are kept as examples, and none is read."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[str] = []
+
+    def __call__(self, row: Any) -> str:
+        self.count += 1
+        if len(self.shown) < MAX_EXAMPLES:
+            self.shown.append(f"line {row.number}: {row.actual_columns} fields")
+        return "skip"
+
+
+def _csv_header(file: Path, encoding: str) -> list[str]:
+    """The column names of a CSV file: its first row (which may span lines, quoted)."""
+    opener = gzip.open if table_suffix(file) == ".csv.gz" else open
+    with opener(file, "rt", encoding=encoding, newline="") as text:
+        header = next(csv.reader(text), None)
+    if not header:
+        raise SourceError(f"{file}: an empty file, without even a header line")
+    return header
 
 
 class SqlSource:
@@ -123,6 +205,7 @@ class SqlSource:
             raise SourceError(redact(f"not a database URL: {url!r} ({exc})")) from exc
         self.description = parsed.render_as_string(hide_password=True)
         self.notes: list[str] = []
+        self.issues: list[Issue] = []
         database = parsed.database or ""
         local_file = database not in ("", ":memory:") and not database.startswith("file:")
         # SQLite would create an empty file there, and read nothing from it.
@@ -233,12 +316,23 @@ def read_export(src: str | Path, mapping: Mapping | str | Path | None = None) ->
             cache[name] = source.read(name)
         return cache[name]
 
+    def unreadable() -> ContractError:
+        """The files that are no tables (ragged rows, a repeated column) as a broken contract."""
+        return ContractError(ValidationReport(tuple(source.issues)), source.description)
+
     if not isinstance(mapping, Mapping):
         frames = {name: frame for name in TABLE_NAMES if (frame := read(name)) is not None}
         notes = []
     else:
-        result = apply_mapping(mapping, read)
+        try:
+            result = apply_mapping(mapping, read)
+        except DealscoreError as exc:
+            if source.issues:  # a broken file, not the mapping, is the first thing to fix
+                raise unreadable() from exc
+            raise
         frames, notes = result.frames, result.notes
+    if source.issues:
+        raise unreadable()
     notes = [*source.notes, *notes]
     if "opportunities" not in frames:
         found = ", ".join(source.names()) or "nothing"
@@ -253,7 +347,13 @@ def read_valid(
     src: str | Path, mapping: Mapping | str | Path | None = None, progress: Progress = silent
 ) -> CrmTables:
     """An export read (through the mapping) and validated, or a ContractError listing every
-    error. Only the validated copy is kept: the raw one would double the memory."""
+    error; an export with no readable creation date at all (a header only, say) is one
+    UndatedExportError instead. Only the validated copy is kept: the raw one would double the
+    memory."""
     progress(f"reading {redact(str(src))}")
     export = read_export(src, mapping)
-    return require_valid(export.tables, export.source)
+    tables, report = validate_tables(export.tables)
+    require_dated(tables, report)
+    if not report.ok:
+        raise ContractError(report, export.source)
+    return tables

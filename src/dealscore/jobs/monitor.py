@@ -27,7 +27,7 @@ from dealscore.pipeline.monitor import (
 )
 from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.progress import Progress, silent
-from dealscore.schemas.contract import quarantine
+from dealscore.schemas.contract import quarantine, require_dated
 from dealscore.settings import SETTINGS, UtcTime, default
 from dealscore.tracking.registry import model_name
 
@@ -92,7 +92,9 @@ def run_monitor(
             + "; run `dealscore score` first (each night's run adds its scores)"
         )
     progress(f"reading {redact(str(data))}")
-    tables = quarantine(read_export(data, mapping).tables).tables
+    held = quarantine(read_export(data, mapping).tables)
+    require_dated(held.tables, held.report)
+    tables = held.tables
     now = export_time(last_event(tables))
     outcomes = scored_outcomes(history, tables, now, settings.horizon_days)
     table = monitor_table(outcomes)

@@ -29,7 +29,7 @@ from dealscore.pipeline.scoring import (
     utc_as_of,
 )
 from dealscore.progress import Laps, Progress, silent
-from dealscore.schemas.contract import quarantine
+from dealscore.schemas.contract import quarantine, require_dated
 from dealscore.tracking.models import load_model, require_store
 from dealscore.tracking.registry import champion_uri
 from dealscore.tracking.scoring_run import log_scoring
@@ -87,6 +87,7 @@ def _score_on_pandas(
     held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
     del export
     tables = held.tables
+    require_dated(tables, held.report)  # no deal with a readable date: no time to score as of
     if said := held.describe():
         progress(said)
     lap("read")

@@ -14,7 +14,7 @@ from dealscore.io.truth import read_truth
 from dealscore.pipeline.training import TrainResult, TrainSettings, fit_and_evaluate, run_forward
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
-from dealscore.schemas.contract import quarantine
+from dealscore.schemas.contract import quarantine, require_dated
 from dealscore.tracking.training_run import check_store, track_training
 
 
@@ -40,6 +40,7 @@ def read_for_training(
             f"contract, above max_rejected_share {max_rejected_share:.0%}: nothing was trained. "
             + said
         )
+    require_dated(held.tables, held.report)
     if said:
         progress(f"{said}; training without them")
     return held.tables, said

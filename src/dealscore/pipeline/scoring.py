@@ -325,15 +325,21 @@ def rejects(rows: pd.DataFrame, rule: object, reason: object) -> pd.DataFrame:
 def contract_rejects(
     held: pd.DataFrame, as_of: pd.Timestamp, loaded: LoadedModel, scored_at: pd.Series
 ) -> pd.DataFrame:
-    """Reject rows for the quarantined deals that were open at as_of (created before it, not
-    closed before it; a date that could not be read counts as open): rule `contract`."""
+    """Reject rows, rule `contract`, for the quarantined deals (`Quarantined.deals`: one per
+    opportunities row taken out) that may have been open at as_of: all but those whose trusted
+    dates say they were created after it or closed before it (a date that could not be read, or
+    that broke a rule, is not trusted). A deal the export gives no id is named by its position
+    in the opportunities table, "row 17" (1: the first row after the header), so the reject
+    still counts and says where to look."""
     created_ok = held["created_at"].isna() | (held["created_at"] < as_of)
     open_then = held["closed_at"].isna() | (held["closed_at"] >= as_of)
     deals = held[created_ok & open_then]
+    ids = deals["opportunity_id"]
+    named = ids.astype(str).where(ids.notna(), "row " + deals["row"].astype(str))
     when = scored_at.iloc[0] if len(scored_at) else pd.Timestamp.now(tz="UTC").floor("s")
     return pd.DataFrame(
         {
-            "opportunity_id": deals["opportunity_id"].astype(str).to_numpy(),
+            "opportunity_id": named.to_numpy(),
             "as_of": pd.Series(as_of, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
             "model_name": loaded.name,
             "model_version": loaded.version,

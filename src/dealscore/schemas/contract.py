@@ -429,12 +429,15 @@ def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, Va
         model = TABLE_MODELS[name]
         schema = model.to_schema()
         missing = [c for c, spec in schema.columns.items() if spec.required and c not in frame]
+        coerced, parse_issues, unparsed = coerce_table(name, frame, model)
         if missing:
+            # The rules cannot be checked without the column; the columns that are there are
+            # still typed (a summary must not add up amounts as text) and their values checked.
             complete = False
             issues.extend(Issue(name, c, "required column present", len(frame)) for c in missing)
-            checked[name] = frame
+            issues.extend(parse_issues)
+            checked[name] = coerced
             continue
-        coerced, parse_issues, unparsed = coerce_table(name, frame, model)
         if rows is not None:  # the parse issues name the rule; `unparsed` holds their rows
             rows.extend(
                 RowFailure(name, i.column, i.rule, unparsed[i.column]) for i in parse_issues
@@ -459,12 +462,66 @@ def require_valid(tables: CrmTables, source: str = "the export") -> CrmTables:
     return validated
 
 
+class UndatedExportError(DataError):
+    """No deal of the export has a readable creation date: its own time cannot be known."""
+
+    exit_code = 1  # the export, not the command, is at fault
+
+
+UNDATED = "the export's own time cannot be known"
+
+
+def require_dated(tables: CrmTables, report: ValidationReport | None = None) -> None:
+    """UndatedExportError unless some deal has a readable `created_at`: without one, the
+    export's own time (features.asof.export_time) cannot be known, nor anything scored as of it.
+
+    `report` is the validation of the export as it came: with it, the error says why no date is
+    left (the rows that could not be read, or the quarantine took every deal out). A missing
+    column is not checked here: that is a table-level contract error of its own."""
+    deals = tables.opportunities
+    if Opportunities.created_at not in deals:
+        return
+    created = deals[Opportunities.created_at]
+    if isinstance(created.dtype, pd.DatetimeTZDtype) and created.notna().any():
+        return
+    column = f"opportunities.{Opportunities.created_at}"
+    rows = report.row_counts.get("opportunities", len(deals)) if report else len(deals)
+    broken = [
+        i
+        for i in (report.errors if report else [])
+        if i.table == "opportunities" and i.column == Opportunities.created_at
+    ]
+    if rows and broken and sum(i.count for i in broken) < rows:  # other rules took the rest
+        broken = []
+    if rows and report is not None and not broken:
+        raise UndatedExportError(
+            f"opportunities: none of the {rows:,} deals is left once the rows that break the "
+            f"data contract are taken out (`dealscore validate` lists them): {UNDATED}"
+        )
+    shown = [e for i in broken for e in i.examples][:3]
+    more = ", ..." if rows > len(shown) else ""
+    examples = f" (e.g. {', '.join(repr(e) for e in shown)}{more})" if shown else ""
+    why = ""
+    if shown and all(e.lstrip("-").isdigit() for e in shown):
+        why = (
+            "; numbers are not read as dates: store ISO 8601 text (2025-01-31T09:30:00Z) or a "
+            "timestamp column"
+        )
+    raise UndatedExportError(
+        f"{column}: no readable date in {rows:,} rows{examples}{why}: {UNDATED}"
+    )
+
+
 @dataclass(frozen=True)
 class Quarantined:
     """An export with every row that breaks a row rule taken out, and the deals it touched."""
 
     tables: CrmTables  # valid: what is left
-    deals: pd.DataFrame  # opportunity_id, created_at, closed_at, reason: each deal taken out
+    # One row per opportunities row taken out (a repeated id twice, a missing id too):
+    # opportunity_id (missing when the export has none), row (its 1-based position in the
+    # export's opportunities table), created_at and closed_at where they can be trusted (empty
+    # when unreadable or when the row broke a rule on them, or on the status), reason.
+    deals: pd.DataFrame
     dropped: dict[str, int]  # rows taken out per table
     report: ValidationReport  # the export as it came: every problem, as `validate` says
 
@@ -516,6 +573,54 @@ def _touched_deals(tables: CrmTables, table: str, bad: pd.DataFrame) -> pd.Serie
     return ids.astype(str).drop_duplicates()
 
 
+# A deal's own row that breaks a rule on one of these columns cannot say when it was created, or
+# whether (and when) it closed: a broken status leaves a close date unexplained.
+UNTRUSTED_DATES: dict[str, tuple[str, ...]] = {
+    Opportunities.created_at: (Opportunities.created_at,),
+    Opportunities.closed_at: (Opportunities.closed_at, Opportunities.status),
+}
+
+
+class _OwnRows:
+    """The opportunities rows that broke a rule themselves: their first reason, and which of
+    their dates cannot be trusted."""
+
+    def __init__(self) -> None:
+        self.reasons: list[pd.Series] = []
+        self.untrusted = {column: pd.Index([]) for column in UNTRUSTED_DATES}
+
+    def add(self, failure: RowFailure, rows: pd.Index, reason: str) -> None:
+        self.reasons.append(pd.Series(reason, index=rows, dtype=object))
+        columns = failure.column.split("/")
+        for date, rules_on in UNTRUSTED_DATES.items():
+            if any(c in columns for c in rules_on):
+                self.untrusted[date] = self.untrusted[date].union(rows)
+
+    def taken_out(
+        self, export: pd.DataFrame, kept: pd.DataFrame, reasons: dict[str, str]
+    ) -> pd.DataFrame:
+        """Each row of the export's opportunities that is not kept, with its position, the dates
+        that can be trusted and the reason: by its id's first reason, else by its own row's."""
+        out = ~export.index.isin(kept.index)
+        taken = export[out]
+        ids = taken[Opportunities.opportunity_id]
+        by_row = pd.concat(self.reasons) if self.reasons else pd.Series(dtype=object)
+        by_row = by_row[~by_row.index.duplicated()]
+        reason = ids.map(reasons).fillna(by_row.reindex(taken.index))
+        dates = {
+            date: taken[date].where(~taken.index.isin(self.untrusted[date]))
+            for date in UNTRUSTED_DATES
+        }
+        return pd.DataFrame(
+            {
+                Opportunities.opportunity_id: ids,
+                "row": np.flatnonzero(out) + 1,
+                **dates,
+                "reason": reason,
+            }
+        ).reset_index(drop=True)
+
+
 def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
     """Take out every row that breaks a row rule (a value, a key, a link, a date after the
     close) and every row of each deal it touches, until the rest is valid.
@@ -525,16 +630,12 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
     checked, now = validate_tables(tables, rows)
     first, report = checked, now  # the export as it came; a valid one is checked once only
     reasons: dict[str, str] = {}
+    own = _OwnRows()
     dropped = {name: 0 for name, _ in tables.present()}
     for _ in range(rounds):
         if now.ok:
-            opportunities = first.opportunities.drop_duplicates(Opportunities.opportunity_id)
-            out = opportunities[opportunities[Opportunities.opportunity_id].isin(reasons)]
-            deals = out[[Opportunities.opportunity_id, Opportunities.created_at]].assign(
-                closed_at=out[Opportunities.closed_at],
-                reason=out[Opportunities.opportunity_id].map(reasons),
-            )
-            return Quarantined(checked, deals.reset_index(drop=True), dropped, report)
+            deals = own.taken_out(first.opportunities, checked.opportunities, reasons)
+            return Quarantined(checked, deals, dropped, report)
         if not rows:
             raise ContractError(now)
         bad_rows: dict[str, pd.Index] = {}
@@ -545,6 +646,8 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
             reason = f"{failure.table}.{failure.column}: {failure.rule}"
             for deal in _touched_deals(checked, failure.table, bad):
                 reasons.setdefault(deal, reason)
+            if failure.table == "opportunities":
+                own.add(failure, bad.index, reason)
             bad_rows[failure.table] = bad_rows.get(failure.table, pd.Index([])).union(bad.index)
         kept = {}
         for name, frame in checked.present():
