@@ -137,7 +137,7 @@ def forward_test(
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     last = last_event(tables)
     parts, skipped, rungs = [], {}, {}
-    for as_of in dates:
+    for n, as_of in enumerate(dates, start=1):
         past = tables_as_of(tables, as_of)
         # The horizon training at as_of uses (the legacy schemes have none: read with the auto one).
         cutoff = last_event(past) + pd.Timedelta(microseconds=1)
@@ -147,7 +147,10 @@ def forward_test(
                 f"forward test at {as_of:%Y-%m-%d}: its outcomes ({horizon:g} days on) are not "
                 f"in the export yet (last event {last:%Y-%m-%d}); pick an earlier date"
             )
-        progress(f"forward test at {as_of:%Y-%m-%d}: training on the export as it stood then")
+        progress(
+            f"forward test, date {n} of {len(dates)}, at {as_of:%Y-%m-%d}: training on the "
+            "export as it stood then"
+        )
         try:
             ladder, state = fit(past)
         except ValueError as exc:  # too little history then: say so, replay the other dates

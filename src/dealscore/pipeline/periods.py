@@ -287,13 +287,17 @@ def backtest(
     )
     rows, all_deals, skipped = [], [], {}
     first = tables.opportunities[Opportunities.created_at].min()
-    for period in last_closed_periods(tables, periods):
+    quarters = last_closed_periods(tables, periods)
+    for n, period in enumerate(quarters, start=1):
         start, end = period_bounds(period)
         if start <= first:
             skipped[period] = f"it starts before the export's first deal ({first:%Y-%m-%d})"
             progress(f"{period}: skipped: {skipped[period]}")
             continue
-        progress(f"{period}: training on the history before {start:%Y-%m-%d}")
+        progress(
+            f"quarter {n} of {len(quarters)}, {period}: training on the history before "
+            f"{start:%Y-%m-%d}"
+        )
         try:
             trained = fit_and_evaluate(
                 tables_as_of(tables, start), settings, progress=_prefixed(progress, period)
