@@ -50,6 +50,7 @@ app = typer.Typer(
     help="Calibrated win probabilities for B2B deals, learned from your CRM history.",
     no_args_is_help=True,
     add_completion=True,
+    context_settings={"max_content_width": 120},  # Click's own cap is 80 columns
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -71,8 +72,8 @@ MappingOption = Annotated[
         "--mapping",
         "-m",
         metavar="PRESET|FILE",
-        help="Column mapping for a raw CRM export: a preset ('salesforce') or a YAML file. "
-        "Omit when the data already uses the dealscore contract's table and column names.",
+        help="A raw export's column mapping: a preset (salesforce) or a YAML file "
+        "(docs/mappings.md).",
     ),
 ]
 DataOption = Annotated[
@@ -490,8 +491,7 @@ def train(
         _option(
             metavar="W",
             shown="1",
-            help="Weight of training rows from heroic wins (docs/training.md); 1 keeps them as "
-            "they are, 0.2 down-weights them and reports the effect.",
+            help="Weight of heroic wins' training rows; below 1 also reports the effect.",
         ),
     ] = None,
     tracking_uri: TrackingOption = None,
@@ -509,8 +509,7 @@ def train(
         _option(
             metavar="NAME",
             shown="dealscore-<the export's folder or database>",
-            help="Registered model name: one per CRM, so training on another CRM never "
-            "replaces this one's champion. Set it when the export's location changes nightly.",
+            help="Registered model name, one per CRM (set it if the export's location moves).",
         ),
     ] = None,
     allow_coverage_change: Annotated[
@@ -519,18 +518,15 @@ def train(
             "--allow-coverage-change",
             metavar="",
             show_default=False,
-            help="Let this model become champion though its export fills other columns than "
-            "the champion's (this CRM's export really changed).",
+            help="Promote though the export fills other columns than the champion's did.",
         ),
     ] = None,
     horizon_days: Annotated[
         float | None,
         _option(
             metavar="DAYS",
-            shown="0 (auto: the 90th percentile of won deals' cycles, at most a fifth "
-            "of the history)",
-            help="The label: won within this many days of the snapshot. win_probability means "
-            "exactly this.",
+            shown="auto (docs/training.md)",
+            help="The label: won within this many days of the snapshot.",
         ),
     ] = None,
     forward_dates: Annotated[
@@ -538,8 +534,7 @@ def train(
         _option(
             metavar="N",
             shown="3",
-            help="Forward test at this many past dates (train on the export as it stood, score "
-            "the deals open then, read their outcomes); 0 skips it.",
+            help="Past dates the forward test replays; 0 skips it.",
         ),
     ] = None,
     verbose: VerboseOption = False,
@@ -697,6 +692,7 @@ def evaluate(
         typer.echo(f"wrote {len(forward.rows):,} scored deals to {out}")
 
 
+MODEL_HELP = "Model URI (models:/NAME@ALIAS, runs:/RUN_ID/model) or folder; loading runs its code."
 ScoreOutOption = Annotated[
     str | None,
     _option(
@@ -704,8 +700,7 @@ ScoreOutOption = Annotated[
         "-o",
         metavar="URL|FOLDER",
         shown="sqlite:///scores.db",
-        help="Where scores go: a SQLAlchemy URL (postgresql+psycopg://user@host/db), a JDBC "
-        "URL (jdbc:postgresql://host:5432/db?user=u) or a folder for Parquet/CSV files.",
+        help="Where scores go: a SQLAlchemy or JDBC URL, or a folder (docs/scoring.md).",
     ),
 ]
 ScoreModelOption = Annotated[
@@ -713,8 +708,7 @@ ScoreModelOption = Annotated[
     _option(
         metavar="URI",
         shown="models:/dealscore-<the export's name>@champion",
-        help="The model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ or a model folder. "
-        "Loading it runs its code: only from a store you trust.",
+        help=MODEL_HELP,
     ),
 ]
 ScoreAsOfOption = Annotated[
@@ -723,9 +717,7 @@ ScoreAsOfOption = Annotated[
         "--as-of",
         metavar="DATE",
         shown="the export's own time",
-        help="Score the deals open at this time (YYYY-MM-DD[THH:MM], UTC). The export's own "
-        "time is the second after its latest created or closed date, so a rerun on the same "
-        "export replaces its own rows. A past date rebuilds features as the data stood then.",
+        help="Score the deals open at this time (UTC); a past date sees the data as it stood.",
     ),
 ]
 
@@ -753,16 +745,15 @@ def score(
         _option(
             metavar="ENGINE",
             shown="pandas",
-            help="pandas (one process) or spark (needs dealscore[spark] and Java 17+; --data "
-            "is then a Parquet folder or spark:DATABASE; see docs/spark.md).",
+            help="pandas (one process) or spark (docs/spark.md).",
         ),
     ] = None,
     spark_master: Annotated[
         str | None,
         _option(
             metavar="URL",
-            shown="the active session (spark-submit, Databricks), else local[*]",
-            help="With --engine spark: the master URL (local[4], spark://host:7077, yarn).",
+            shown="the active session, else local[*]",
+            help="Spark's master URL (local[4], spark://host:7077, yarn).",
         ),
     ] = None,
     spark_groups: Annotated[
@@ -779,8 +770,7 @@ def score(
             "--rep-reasons/--no-rep-reasons",
             metavar="",
             shown="--no-rep-reasons",
-            help="Let the rep's own forecast be one of a deal's reasons (it is always a model "
-            "input); left out by default, as it tells the rep only what they said.",
+            help="Let the rep's own forecast be a reason (it is always an input).",
         ),
     ] = None,
     print_config: PrintConfigOption = False,
@@ -865,17 +855,6 @@ def _forecast_table(table: pd.DataFrame) -> str:
     return shown.to_string(index=False, formatters={**money, **pct}, na_rep="-")
 
 
-ModelOption = Annotated[
-    str,
-    _option(
-        metavar="URI",
-        shown="models:/dealscore-<the export's name>@champion",
-        help="The model: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ or a model folder. "
-        "Loading it runs its code: only from a store you trust.",
-    ),
-]
-
-
 PeriodsOption = Annotated[
     int, typer.Option(min=1, metavar="N", help="How many of the last closed quarters to replay.")
 ]
@@ -950,7 +929,7 @@ def compare(
             help="Show what moved in the quarter's pipeline from this date (UTC) to --as-of.",
         ),
     ] = None,
-    model: ModelOption = "",
+    model: ScoreModelOption = None,
     tracking_uri: TrackingOption = None,
     mapping: MappingOption = None,
     as_json: JsonOption = False,
@@ -979,7 +958,7 @@ def compare(
             period,
             stamp,
             by,
-            model,
+            model or "",
             tracking_uri or "",
             mapping,
             _Progress(),
@@ -1144,7 +1123,7 @@ def report(
     ] = Path("report.html"),
     periods: PeriodsOption = 4,
     config: ConfigOption = None,
-    model: ModelOption = "",
+    model: ScoreModelOption = None,
     tracking_uri: TrackingOption = None,
     mapping: MappingOption = None,
     currency: Annotated[
@@ -1180,7 +1159,7 @@ def report(
             data,
             out,
             periods,
-            model=model,
+            model=model or "",
             tracking_uri=tracking_uri or "",
             mapping=mapping,
             settings=settings,
