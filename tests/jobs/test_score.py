@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import errno
+import os
+import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +20,7 @@ from dealscore.cli import app
 from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.io import read_export, write_tables
+from dealscore.io.scores import open_store
 from dealscore.jobs.score import run_score
 from dealscore.pipeline.scoring import (
     ModelMismatchError,
@@ -424,3 +430,57 @@ def test_a_tracking_store_in_a_folder_that_is_not_there_creates_nothing(crm, tmp
     assert result.exit_code == 2, result.output
     assert "there is no MLflow store at" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _half_then_no_space(_table, where, *_args, **_kwargs):
+    """pyarrow's write on a full disk: part of the file, then ENOSPC."""
+    where.write(b"half a file") if hasattr(where, "write") else Path(where).write_bytes(b"half")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("fault", ["locked sqlite", "full disk", "full tmpfs"])
+def test_a_write_that_fails_is_one_line_exit_1_and_keeps_the_previous_scores(
+    fault, crm, model_store, tmp_path, monkeypatch, tmpfs
+):
+    # given a night already scored into a SQLite file (waiting 1 s for other writers) or a
+    # folder (on a small file system of its own where the test may mount one)
+    database = tmp_path / "scores.db"
+    out = {
+        "locked sqlite": f"sqlite:///{database}?timeout=1",
+        "full disk": str(tmp_path / "files"),
+        "full tmpfs": str(tmpfs("16m") / "files") if fault == "full tmpfs" else "",
+    }[fault]
+    config = tmp_path / "score.toml"
+    config.write_text("track = false\n")
+    command = ["score", "--data", str(crm), "--as-of", "2026-05-01", "--out", out]
+    command += ["--tracking-uri", model_store, "--model", MODEL, "--config", str(config)]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    before = open_store(out).history()
+    # when the same night is scored again while another writer holds the database, or onto a
+    # disk that is full (filled to the last byte, or the write call failing with ENOSPC)
+    other = sqlite3.connect(database, isolation_level=None)
+    if fault == "locked sqlite":
+        other.execute("BEGIN IMMEDIATE")
+    elif fault == "full disk":
+        monkeypatch.setattr(pq, "write_table", _half_then_no_space)
+    else:
+        filler = Path(out).parent / "filler"
+        with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError):
+            while True:
+                handle.write(b"\0" * 65536)
+    try:
+        result = CliRunner().invoke(app, command)
+    finally:
+        other.close()
+        monkeypatch.undo()
+    # then the job stops with one line naming the destination and the cause, exit 1
+    assert result.exit_code == 1, result.output
+    said = result.output.strip().splitlines()[-1]
+    cause = "database is locked after 1 s" if fault == "locked sqlite" else "disk full"
+    assert said.startswith("cannot ") and out.split("?")[0] in said and cause in said
+    assert "Traceback" not in result.output and "OPP" not in said and "INSERT" not in said
+    # and the previous scores are intact, with no half-written file left behind
+    (Path(out).parent / "filler").unlink(missing_ok=True)
+    pd.testing.assert_frame_equal(open_store(out).history(), before)
+    assert not list(tmp_path.rglob("*.tmp"))
