@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -15,7 +16,15 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from dealscore.io.scores import Run, SqlStore, StoreError, StoreFault, from_jdbc, open_store
+from dealscore.io.scores import (
+    RUN_FILE,
+    Run,
+    SqlStore,
+    StoreError,
+    StoreFault,
+    from_jdbc,
+    open_store,
+)
 from dealscore.schemas.scores import FACTOR_COLUMNS, Rejected, Scores
 
 AS_OF = pd.Timestamp("2026-11-20", tz="UTC")
@@ -471,3 +480,58 @@ def test_postgresql_stopped_mid_write_is_one_line_and_keeps_the_previous_scores(
     own_postgres.start()
     rows = read_all(open_store(own_postgres.url))
     assert len(rows) == 50 and (rows["win_probability"] == 0.4).all()
+
+
+def _killed_while_writing(folder: str, at: str) -> None:
+    """Write a run of 5 scores at 0.9 and 3 rejects, and die by SIGKILL (no cleanup runs) while
+    writing the files, or after the rejects are renamed into place and before the scores are."""
+    store = open_store(folder)
+    if at == "writing the files":
+
+        def half(_frame, path, **_kwargs):
+            Path(path).write_bytes(b"half a file")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        pd.DataFrame.to_parquet = half  # type: ignore[method-assign]
+    else:
+        real = os.replace
+
+        def replace(source, target, *args, **kwargs):
+            if Path(target).parent.name == "scores" and RUN_FILE.match(Path(target).name):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(source, target, *args, **kwargs)
+
+        os.replace = replace
+    store.write(Run(AS_OF, "dealscore", "3"), scores(5, 0.9), rejected(3))
+
+
+@pytest.mark.parametrize("at", ["writing the files", "between the renames"])
+def test_a_folder_run_killed_mid_write_is_whole_and_leaves_nothing_behind(at, tmp_path):
+    # given a folder store holding a night's 5 scores at 0.4 and its 1 reject
+    folder = tmp_path / "out"
+    run = Run(AS_OF, "dealscore", "3")
+    open_store(str(folder)).write(run, scores(5, 0.4), rejected(1))
+    # when a rerun of that night (5 scores at 0.9, 3 rejects) is killed -9 mid-write
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_killed_while_writing, args=(str(folder), at)
+    )
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == -signal.SIGKILL
+    # then, once the store is opened again, its readers see one run whole: the old one's
+    # scores with the old one's rejects, or the new one's with the new one's
+    store = open_store(str(folder))
+    history = store.history()
+    name = f"{run.slug()}.parquet"
+    rejects = pd.read_parquet(folder / "rejected" / name)
+    assert len(history) == 5 and history["win_probability"].nunique() == 1
+    p = history["win_probability"].iloc[0]
+    assert (p, len(rejects)) in {(0.4, 1), (0.9, 3)}, (p, len(rejects))
+    assert (
+        store.previous(Run(AS_OF + pd.Timedelta(days=1), "dealscore", "3"))[
+            "previous_probability"
+        ].tolist()
+        == [p] * 5
+    )
+    # and no temporary file of the killed run is left
+    assert not [path.name for path in folder.rglob("*") if path.name.endswith(".tmp")]
