@@ -1,20 +1,31 @@
 """Loading a registered dealscore model: by alias, version or run, with errors that say what is
-there (the versions, why none is champion) and never an empty store created on the way."""
+there (the versions, why none is champion) and never an empty store created on the way.
+
+Loading is done in steps, each with its own one-line error: find the version in the registry
+(no such model or alias), fetch its files from the artifact store (missing), then load them
+(damaged, or not a dealscore model)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
 from dealscore.errors import DealscoreError
 from dealscore.model.bundle import LoadedModel
-from dealscore.tracking.pyfunc import OutdatedModelError, load_bundle
+from dealscore.tracking.pyfunc import BundleFileError, OutdatedModelError, load_bundle
 from dealscore.tracking.store import missing_local_store
 from dealscore.tracking.store import tracking_uri as resolve
 
 
 class ModelNotFoundError(DealscoreError, LookupError):
     """The model URI names no model the tracking store has."""
+
+
+class ModelFilesError(ModelNotFoundError):
+    """The model is registered, but its files are missing or cannot be loaded."""
 
 
 def require_store(model: str, store: str) -> None:
@@ -47,31 +58,46 @@ def _why_no_alias(client, name: str, alias: str) -> str:
     )
 
 
-def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
-    """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI."""
+def _unreachable(message: str) -> bool:
+    return "Max retries exceeded" in message or "Connection" in message
 
-    store = resolve(tracking_uri)
-    require_store(uri, store)
-    mlflow.set_tracking_uri(store)
-    client = mlflow.MlflowClient()
-    name, version, run_id, alias = "dealscore", "", "", ""
+
+@dataclass(frozen=True)
+class _Found:
+    """What the registry says a model URI is."""
+
+    name: str = "dealscore"
+    version: str = ""  # "" when the URI is not a registered version
+    run_id: str = ""
+    alias: str = ""
+    where: str = ""  # where its files are in the artifact store, when the registry says
+
+    def label(self, uri: str) -> str:
+        """'model dealscore-demo-crm v3 (champion)', or the URI."""
+        if not self.version:
+            return uri
+        return f"model {self.name} v{self.version}" + (f" ({self.alias})" if self.alias else "")
+
+
+def _find(client: mlflow.MlflowClient, uri: str, store: str) -> _Found:
+    """The registered version a `models:/` URI names; nothing to find for other URIs."""
+    if not uri.startswith("models:/"):
+        return _Found()
+    ref = uri.removeprefix("models:/")
+    name, alias = ref, ""
     try:
-        if uri.startswith("models:/"):
-            ref = uri.removeprefix("models:/")
-            found = None
-            if "@" in ref:
-                name, alias = ref.split("@", 1)
-                found = client.get_model_version_by_alias(name, alias)
-            elif "/" in ref:
-                name, _, number = ref.partition("/")
-                found = client.get_model_version(name, number)
-            # else an MLflow 3 logged model (models:/m-...), loaded as it is, outside the registry
-            if found is not None:
-                version, run_id = str(found.version), found.run_id or ""
-        model = mlflow.pyfunc.load_model(uri)
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            found = client.get_model_version_by_alias(name, alias)
+        elif "/" in ref:
+            name, _, number = ref.partition("/")
+            found = client.get_model_version(name, number)
+        else:  # an MLflow 3 logged model (models:/m-...), loaded as it is, outside the registry
+            return _Found()
+        where = client.get_model_version_download_uri(name, found.version)
     except MlflowException as exc:
         first = exc.message.splitlines()[0]
-        if "Max retries exceeded" in first or "Connection" in first:
+        if _unreachable(first):
             raise ModelNotFoundError(f"cannot reach the tracking store {store}: {first}") from exc
         raise ModelNotFoundError(
             f"no model {uri} in {store}: {first} "
@@ -80,6 +106,54 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
                 or "(train one with `dealscore train`, or pass --model)"
             )
         ) from exc
+    return _Found(name, str(found.version), found.run_id or "", alias, str(where))
+
+
+def _fetch(uri: str, found: _Found, store: str) -> Path:
+    """The model's folder on this machine (downloaded from a remote artifact store), holding
+    its MLmodel file; nothing of it is loaded yet."""
+    missing = ModelFilesError(
+        f"the files of {found.label(uri)} are missing from the artifact store: nothing at "
+        f"{found.where or uri} (deleted or moved since it was logged; restore them, or train "
+        "again with `dealscore train`)"
+    )
+    if ":/" not in uri:  # a folder the user names: loaded where it is
+        if not Path(uri).is_dir():
+            raise ModelNotFoundError(
+                f"no model {uri}: no such folder (--model takes models:/NAME@ALIAS, "
+                "models:/NAME/VERSION, runs:/RUN_ID/model or a model folder)"
+            )
+        local = Path(uri)
+    else:
+        local = _download(uri, found, store, missing)
+    if not (local / "MLmodel").is_file():
+        if found.version or uri.startswith(("models:/", "runs:/")):
+            raise missing
+        raise ModelNotFoundError(f"{uri} is not a model: no MLmodel file in {local}")
+    return local
+
+
+def _download(uri: str, found: _Found, store: str, missing: ModelFilesError) -> Path:
+    """The model's files from the artifact store (where they are, for a local one)."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except MlflowException as exc:
+        first = exc.message.splitlines()[0]
+        if _unreachable(first):
+            raise ModelNotFoundError(f"cannot reach the tracking store {store}: {first}") from exc
+        if "No such artifact" in first or (
+            found.version and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+        ):
+            raise missing from exc
+        if found.version:
+            raise ModelFilesError(
+                f"cannot fetch the files of {found.label(uri)} from the artifact store "
+                f"({found.where}): {first}"
+            ) from exc
+        raise ModelNotFoundError(
+            f"no model {uri} in {store}: {first} (train one with `dealscore train`, or pass "
+            "--model)"
+        ) from exc
     except ImportError as exc:  # an artifact store whose client is not installed (s3://: boto3)
         raise ModelNotFoundError(
             f"cannot load model {uri}: {exc} (install the client of that artifact store, e.g. "
@@ -87,6 +161,30 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
         ) from exc
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load model {uri}: {exc}") from exc
+
+
+def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
+    """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI,
+    or a model folder."""
+    store = resolve(tracking_uri)
+    require_store(uri, store)
+    mlflow.set_tracking_uri(store)
+    found = _find(mlflow.MlflowClient(), uri, store)
+    local = _fetch(uri, found, store)
+    label = found.label(uri)
+    try:
+        model = mlflow.pyfunc.load_model(str(local))
+    except BundleFileError as exc:
+        if exc.missing:
+            raise ModelFilesError(
+                f"the model file {exc.path} of {label} is missing from the artifact store"
+            ) from exc
+        raise ModelFilesError(
+            f"the model file {exc.path} of {label} is damaged or not a dealscore model "
+            f"({exc.cause})"
+        ) from exc
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"cannot load model {uri}: {exc.message.splitlines()[0]}") from exc
     except Exception as exc:  # a model MLflow cannot load at all: say which and why
         raise ModelNotFoundError(
             f"cannot load model {uri}: {exc.__class__.__name__}: {exc}"
@@ -99,5 +197,7 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
         raise ModelNotFoundError(
             f"{uri} is not a dealscore model (a pyfunc without dealscore's bundle): {exc}"
         ) from exc
-    run_id = run_id or bundle.metadata.get("run_id", "")
-    return LoadedModel(bundle, name, version or f"run-{run_id[:8]}", run_id, alias)
+    run_id = found.run_id or bundle.metadata.get("run_id", "")
+    return LoadedModel(
+        bundle, found.name, found.version or f"run-{run_id[:8]}", run_id, found.alias
+    )

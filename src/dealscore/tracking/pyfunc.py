@@ -42,6 +42,14 @@ RUNTIME_DISTRIBUTIONS = (
 )
 
 
+class BundleFileError(Exception):
+    """The model's bundle file is missing, or cannot be unpickled (damaged, or not dealscore's)."""
+
+    def __init__(self, path: str, missing: bool, cause: str) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path, self.missing, self.cause = path, missing, cause
+
+
 class DealScoreModel(PythonModel):
     """pyfunc wrapper: `predict(features)` returns a `win_probability` column."""
 
@@ -49,7 +57,13 @@ class DealScoreModel(PythonModel):
         self.bundle: ModelBundle | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.bundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
+        path = context.artifacts[BUNDLE_ARTIFACT]
+        if not Path(path).is_file():
+            raise BundleFileError(path, True, "no such file")
+        try:
+            self.bundle = joblib.load(path)
+        except Exception as exc:  # whatever unpickling a damaged file raises: EOFError, KeyError
+            raise BundleFileError(path, False, f"{exc.__class__.__name__}: {exc}"[:200]) from exc
 
     def predict(
         self, context: object, model_input: pd.DataFrame, params: dict | None = None
