@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from dealscore.errors import DealscoreError
 from dealscore.model.bundle import LoadedModel
 from dealscore.tracking.pyfunc import BundleFileError, OutdatedModelError, load_bundle
-from dealscore.tracking.store import missing_local_store
+from dealscore.tracking.store import missing_local_store, probe
 from dealscore.tracking.store import tracking_uri as resolve
 
 
@@ -30,12 +30,16 @@ class ModelFilesError(ModelNotFoundError):
 
 def require_store(model: str, store: str) -> None:
     """A registry or run model from a local store that does not exist: say so, before MLflow
-    creates the store empty on the way to failing."""
-    if model.startswith(("models:/", "runs:/")) and (missing := missing_local_store(store)):
+    creates the store empty on the way to failing; from a server that does not answer: say
+    so in seconds."""
+    if not model.startswith(("models:/", "runs:/")):
+        return
+    if missing := missing_local_store(store):
         raise ModelNotFoundError(
             f"no model {model}: there is no MLflow store at {missing} yet (train one with "
             "`dealscore train`, or pass --tracking-uri)"
         )
+    probe(store)  # a server that is down: seconds, not MLflow's minutes of retries
 
 
 def _why_no_alias(client, name: str, alias: str) -> str:
