@@ -2,8 +2,9 @@
 there (the versions, why none is champion) and never an empty store created on the way.
 
 Loading is done in steps, each with its own one-line error: find the version in the registry
-(no such model or alias), fetch its files from the artifact store (missing), then load them
-(damaged, or not a dealscore model)."""
+(no such model or alias), fetch its files from the artifact store (missing), check them against
+the digest training kept in the tracking store (changed since: refused before anything of them
+is unpickled or imported), then load them (damaged, or not a dealscore model)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from mlflow.exceptions import MlflowException
 
 from dealscore.errors import DealscoreError
 from dealscore.model.bundle import LoadedModel
-from dealscore.tracking.pyfunc import BundleFileError, OutdatedModelError, load_bundle
+from dealscore.tracking.pyfunc import (
+    DIGEST_TAG,
+    BundleFileError,
+    OutdatedModelError,
+    load_bundle,
+    model_digest,
+)
 from dealscore.tracking.store import missing_local_store, probe
 from dealscore.tracking.store import tracking_uri as resolve
 
@@ -26,6 +33,10 @@ class ModelNotFoundError(DealscoreError, LookupError):
 
 class ModelFilesError(ModelNotFoundError):
     """The model is registered, but its files are missing or cannot be loaded."""
+
+
+class UntrustedModelError(ModelFilesError):
+    """The model's files are not those it was trained with: they are never loaded."""
 
 
 def require_store(model: str, store: str) -> None:
@@ -75,6 +86,7 @@ class _Found:
     run_id: str = ""
     alias: str = ""
     where: str = ""  # where its files are in the artifact store, when the registry says
+    digest: str = ""  # the digest of its files the registered version holds (DIGEST_TAG)
 
     def label(self, uri: str) -> str:
         """'model dealscore-demo-crm v3 (champion)', or the URI."""
@@ -110,7 +122,8 @@ def _find(client: mlflow.MlflowClient, uri: str, store: str) -> _Found:
                 or "(train one with `dealscore train`, or pass --model)"
             )
         ) from exc
-    return _Found(name, str(found.version), found.run_id or "", alias, str(where))
+    digest = str(found.tags.get(DIGEST_TAG, ""))
+    return _Found(name, str(found.version), found.run_id or "", alias, str(where), digest)
 
 
 def _fetch(uri: str, found: _Found, store: str) -> Path:
@@ -167,14 +180,71 @@ def _download(uri: str, found: _Found, store: str, missing: ModelFilesError) -> 
         raise ModelNotFoundError(f"cannot load model {uri}: {exc}") from exc
 
 
+def _recorded_digest(client: mlflow.MlflowClient, uri: str, found: _Found) -> str | None:
+    """The digest training recorded for the model's files in the tracking store: on the
+    registered version, else on the run that logged it; None when there is none (logged before
+    dealscore recorded one) or the URI is a folder (nothing recorded to check it against)."""
+    run_id = found.run_id
+    if found.version:
+        if found.digest:
+            return found.digest
+    elif uri.startswith("runs:/"):
+        run_id, _, path = uri.removeprefix("runs:/").partition("/")
+        if path.strip("/") != "model":  # the digest is of the run's `model`
+            return None
+    elif uri.startswith("models:/"):  # an MLflow 3 logged model: the run that logged it
+        run_id = client.get_logged_model(uri.removeprefix("models:/")).source_run_id or ""
+    if not run_id:
+        return None
+    try:
+        tag = client.get_run(run_id).data.tags.get(DIGEST_TAG)
+    except MlflowException:  # the run was deleted: nothing recorded to check against
+        return None
+    return str(tag) if tag else None
+
+
+def _check(client: mlflow.MlflowClient, uri: str, found: _Found, local: Path) -> str:
+    """Refuse files that are not those the model was trained with, before anything of them
+    runs; returns a note when there is nothing to check them against."""
+    if ":/" not in uri:
+        return ""  # a folder the user names: the user vouches for it (docs/scoring.md, Trust)
+    if not uri.startswith(("models:/", "runs:/")):
+        return (
+            f"{uri} was loaded as it is: only models:/ and runs:/ URIs are checked against the "
+            "digest recorded at training"
+        )
+    try:
+        expected = _recorded_digest(client, uri, found)
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"cannot read what the tracking store recorded about {found.label(uri)}: "
+            f"{exc.message.splitlines()[0]}"
+        ) from exc
+    label = found.label(uri)
+    if expected is None:
+        return (
+            f"{label} was logged before dealscore recorded a digest of its files, so they were "
+            "not checked against a digest; loading it runs its code: retrain it to record one"
+        )
+    if model_digest(local) != expected:
+        raise UntrustedModelError(
+            f"the model files of {label} do not match the digest recorded when it was "
+            f"trained: refusing to load them (they changed in the artifact store, at "
+            f"{found.where or uri}, since; restore them or train again)"
+        )
+    return ""
+
+
 def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
     """The dealscore model behind a `models:/name@alias`, `models:/name/version` or run URI,
     or a model folder."""
     store = resolve(tracking_uri)
     require_store(uri, store)
     mlflow.set_tracking_uri(store)
-    found = _find(mlflow.MlflowClient(), uri, store)
+    client = mlflow.MlflowClient()
+    found = _find(client, uri, store)
     local = _fetch(uri, found, store)
+    note = _check(client, uri, found, local)
     label = found.label(uri)
     try:
         model = mlflow.pyfunc.load_model(str(local))
@@ -203,5 +273,5 @@ def load_model(uri: str, tracking_uri: str = "") -> LoadedModel:
         ) from exc
     run_id = found.run_id or bundle.metadata.get("run_id", "")
     return LoadedModel(
-        bundle, found.name, found.version or f"run-{run_id[:8]}", run_id, found.alias
+        bundle, found.name, found.version or f"run-{run_id[:8]}", run_id, found.alias, note
     )

@@ -8,6 +8,7 @@ features (stage order, ICP rules), so a scorer needs nothing but the model URI.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import MISSING, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +23,11 @@ from mlflow.types import ColSpec, Schema
 from dealscore.model.bundle import ModelBundle
 
 BUNDLE_ARTIFACT = "bundle"
+# The SHA-256 of a logged model's files (model_digest), kept in the tracking store: on the
+# training run and on the registered version.
+DIGEST_TAG = "dealscore.model_sha256"
+# What MLflow itself writes into a model's folder after it was logged (registry loads).
+NOT_DIGESTED = frozenset({"registered_model_meta"})
 PROBABILITY = "win_probability"
 ENTRY_SCRIPT = Path(__file__).with_name("pyfunc_entry.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -93,6 +99,19 @@ def pip_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return pins
+
+
+def model_digest(folder: Path) -> str:
+    """SHA-256 over every file of a logged model, path and bytes, in path order: the bundle,
+    MLmodel, the entry script and the code MLflow puts on the path as it loads the model. A
+    file changed, added or removed changes it."""
+    digest = hashlib.sha256()
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    for name in sorted(files.keys() - NOT_DIGESTED):
+        with open(files[name], "rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{name}\0{content}\n".encode())
+    return digest.hexdigest()
 
 
 def save_bundle(bundle: ModelBundle, folder: Path) -> Path:
