@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -164,75 +164,106 @@ def _pg_bin(name: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        message = (
-            "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    pytest.importorskip("psycopg")
-    # Directly under the temp root: pytest's own folders are private to the user running it.
-    folder = Path(tempfile.mkdtemp(prefix="dealscore-pg-"))
-    data, sock = folder / "data", folder / "sock"
-    sock.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        # PostgreSQL refuses to run as root: run it as the `postgres` user the Debian package adds.
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            message = "running as root and no 'postgres' user to run the server as"
+class PostgresServer:
+    """A PostgreSQL server of its own, on loopback in a temporary folder; `stop` and `start`
+    let a test take it away mid-run and bring it back."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not (initdb and pg_ctl):
+            message = (
+                "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+            )
             if os.environ.get("CI") == "true":
                 pytest.fail(message)
             pytest.skip(message)
-        for path in (folder, sock):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    env = {**os.environ, "LC_ALL": "C"}
-    made = subprocess.run(
-        [
-            *prefix,
-            initdb,
-            "-D",
-            str(data),
-            "-U",
-            "dealscore",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert made.returncode == 0, made.stderr
-    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "start", "-l", str(folder / "log")],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    try:
-        yield f"postgresql+psycopg://dealscore@127.0.0.1:{port}/postgres"
-    finally:
+        pytest.importorskip("psycopg")
+        # Directly under the temp root: pytest's own folders are private to the user running it.
+        self.folder = Path(tempfile.mkdtemp(prefix="dealscore-pg-"))
+        self.data, sock = self.folder / "data", self.folder / "sock"
+        sock.mkdir()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root: run it as the `postgres` user Debian adds.
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                message = "running as root and no 'postgres' user to run the server as"
+                if os.environ.get("CI") == "true":
+                    pytest.fail(message)
+                pytest.skip(message)
+            for path in (self.folder, sock):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.env = {**os.environ, "LC_ALL": "C"}
+        self.pg_ctl = pg_ctl
+        self.options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1"
+        made = subprocess.run(
+            [
+                *self.prefix,
+                initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "dealscore",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=self.env,
+        )
+        assert made.returncode == 0, made.stderr
+        self.url = f"postgresql+psycopg://dealscore@127.0.0.1:{port}/postgres"
+
+    def start(self) -> None:
         subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-o", self.options, "-w", "start"]
+            + ["-l", str(self.folder / "log")],
+            check=True,
+            capture_output=True,
+            env=self.env,
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", "fast", "stop"],
             check=False,  # the server may already be gone; nothing to do about it then
             capture_output=True,
-            env=env,
+            env=self.env,
         )
-        shutil.rmtree(folder, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def own_postgres():
+    """A server for one test alone, which it may stop and start (the shared one stays up)."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture
@@ -249,3 +280,30 @@ def pg_database(postgres) -> Callable[[str], str]:
         return sa.engine.make_url(postgres).set(database=name).render_as_string(False)
 
     return fresh
+
+
+@pytest.fixture
+def tmpfs(tmp_path) -> Iterator[Callable[[str], Path]]:
+    """Mounts a small file system of its own (a tmpfs of the given size) under tmp_path, where
+    the test may mount one (root with the right to, as in a throwaway container); skips
+    elsewhere. Each is unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        target = tmp_path / f"fs{len(mounted)}"
+        target.mkdir()
+        if shutil.which("mount") is None:
+            pytest.skip("no mount command here; the injected fault covers it")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(target)],
+            check=False,
+            capture_output=True,
+        )
+        if done.returncode != 0:
+            pytest.skip("no tmpfs can be mounted here (needs root); the injected fault covers it")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from dealscore.io.scores import Run, SqlStore, StoreError, from_jdbc, open_store
+from dealscore.io.scores import (
+    RUN_FILE,
+    Run,
+    SqlStore,
+    StoreError,
+    StoreFault,
+    from_jdbc,
+    open_store,
+)
 from dealscore.schemas.scores import FACTOR_COLUMNS, Rejected, Scores
 
 AS_OF = pd.Timestamp("2026-11-20", tz="UTC")
@@ -319,3 +333,206 @@ def test_a_foreign_or_broken_file_in_the_scores_folder_is_named_or_left_alone(tm
     broken.write_bytes(b"not parquet at all")
     with pytest.raises(StoreError, match=r"20260102T000000_dealscore_v3\.parquet.*move it out"):
         store.previous(Run(AS_OF + pd.Timedelta(days=2), "dealscore", "3"))
+
+
+def assert_one_clean_line(error: StoreError, destination: str, cause: str) -> None:
+    """One line naming the destination and the cause, never a row of the scores."""
+    message = str(error)
+    assert "\n" not in message and error.exit_code == 1
+    assert destination in message and cause in message, message
+    assert "OPP0" not in message and "INSERT" not in message and "open for" not in message
+
+
+def test_a_locked_sqlite_store_is_one_line_after_its_timeout(tmp_path):
+    # given a store with a short wait (a URL parameter), holding a night's scores
+    path = tmp_path / "scores.db"
+    store = open_store(f"sqlite:///{path}?timeout=1")
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(5, 0.4), rejected())
+    # and another writer holding the write lock
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        # when the run is written again, then it waits its second and stops with one line
+        with pytest.raises(StoreFault) as failed:
+            store.write(run, scores(5, 0.9), rejected())
+        assert_one_clean_line(failed.value, str(path), "database is locked after 1 s")
+        # and a writer holding the database exclusively stops the next open the same way
+        other.execute("ROLLBACK")
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreFault) as failed:
+            open_store(f"sqlite:///{path}?timeout=1")
+        assert_one_clean_line(failed.value, str(path), "database is locked after 1 s")
+    finally:
+        other.close()
+    # and the previous scores are intact
+    rows = read_all(store)
+    assert len(rows) == 5 and (rows["win_probability"] == 0.4).all()
+
+
+def _fill(folder: Path) -> None:
+    """Fill the file system holding `folder` to the last byte."""
+    with open(folder / "filler", "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+def _no_space(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _half_then_no_space(_self_or_table, where, *_args, **_kwargs):
+    """What a writer does on a full disk: part of the file, then ENOSPC."""
+    if hasattr(where, "write"):  # pandas hands pyarrow an open file
+        where.write(b"half a file")
+    else:
+        Path(where).write_bytes(b"half a file")
+    _no_space()
+
+
+@pytest.mark.parametrize("fault", ["injected", "tmpfs"])
+@pytest.mark.parametrize("kind", ["sqlite", "parquet", "csv"])
+def test_a_full_disk_is_one_line_and_keeps_the_previous_scores(kind, fault, tmp_path, tmpfs):
+    # given a store holding a night's scores, on a disk that then fills up (a tmpfs of its own
+    # where one can be mounted; else the lowest write call fails with ENOSPC)
+    folder = tmpfs("2m") if fault == "tmpfs" else tmp_path
+    target = f"sqlite:///{folder / 'scores.db'}" if kind == "sqlite" else str(folder / "out")
+    store = open_store(target, "csv" if kind == "csv" else "parquet")
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(5, 0.4), rejected())
+    mp = pytest.MonkeyPatch()
+    if fault == "tmpfs":
+        _fill(folder)
+    elif kind == "sqlite":  # the database may not grow by a page: SQLite's own "disk is full"
+        (pages,) = sqlite3.connect(folder / "scores.db").execute("PRAGMA page_count").fetchone()
+        sa.event.listen(
+            store.engine,
+            "connect",
+            lambda dbapi, _record: dbapi.execute(f"PRAGMA max_page_count = {pages}"),
+        )
+        store.engine.dispose()
+    elif kind == "parquet":
+        mp.setattr(pq, "write_table", _half_then_no_space)
+    else:
+        mp.setattr(pd.DataFrame, "to_csv", _half_then_no_space)
+    # when a rerun of that night writes more rows than the disk takes
+    try:
+        with pytest.raises(StoreFault) as failed:
+            store.write(run, scores(3000, 0.9), rejected())
+    finally:
+        mp.undo()
+    # then one line names the destination and the cause, without a row of data
+    assert_one_clean_line(failed.value, str(folder), "disk full")
+    # and the previous scores are intact, with no half-written file left behind
+    (folder / "filler").unlink(missing_ok=True)
+    rows = store.history()
+    assert len(rows) == 5 and (rows["win_probability"] == 0.4).all()
+    assert not [p.name for p in folder.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("how", ["mounted read-only", "opened read-only"])
+def test_a_sqlite_store_that_cannot_be_written_is_refused_when_opened(how, tmp_path, tmpfs):
+    # given a store holding scores, on a file system remounted read-only (where the test may
+    # mount one), or opened read-only through SQLite's own URI option
+    folder = tmpfs("1m") if how == "mounted read-only" else tmp_path
+    path = folder / "scores.db"
+    store = open_store(f"sqlite:///{path}")
+    store.write(Run(AS_OF, "dealscore", "3"), scores(5, 0.4), rejected())
+    store.engine.dispose()  # no file left open: a busy file system cannot be remounted
+    if how == "mounted read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        target, cause = f"sqlite:///{path}", "read-only file system"
+    else:
+        target, cause = f"sqlite:///file:{path}?mode=ro&uri=true", "read-only"
+    # when it is opened, before any scoring, then it says so in one line
+    with pytest.raises(StoreFault) as failed:
+        open_store(target)
+    assert_one_clean_line(failed.value, str(path), cause)
+
+
+def test_postgresql_stopped_mid_write_is_one_line_and_keeps_the_previous_scores(own_postgres):
+    # given a PostgreSQL store holding a night's scores
+    store = open_store(own_postgres.url)
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(50, 0.4), rejected())
+    # when the server stops while a rerun writes (its old rows already deleted)
+    real = sa.engine.Connection.exec_driver_sql
+
+    def stop_at_insert(self, statement, *args, **kwargs):
+        if statement.startswith("INSERT INTO scores "):
+            own_postgres.stop()
+        return real(self, statement, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sa.engine.Connection, "exec_driver_sql", stop_at_insert)
+        with pytest.raises(StoreFault) as failed:
+            store.write(run, scores(50, 0.9), rejected())
+    # then one line names the destination and the cause
+    host = sa.engine.make_url(own_postgres.url).host
+    assert_one_clean_line(failed.value, f"@{host}", "connection lost")
+    # and so does reading the previous scores while it is down
+    with pytest.raises(StoreFault) as failed:
+        store.previous(run)
+    assert_one_clean_line(failed.value, f"@{host}", "connection lost")
+    # and once it is back, the previous scores are intact
+    own_postgres.start()
+    rows = read_all(open_store(own_postgres.url))
+    assert len(rows) == 50 and (rows["win_probability"] == 0.4).all()
+
+
+def _killed_while_writing(folder: str, at: str) -> None:
+    """Write a run of 5 scores at 0.9 and 3 rejects, and die by SIGKILL (no cleanup runs) while
+    writing the files, or after the rejects are renamed into place and before the scores are."""
+    store = open_store(folder)
+    if at == "writing the files":
+
+        def half(_frame, path, **_kwargs):
+            Path(path).write_bytes(b"half a file")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        pd.DataFrame.to_parquet = half  # type: ignore[method-assign]
+    else:
+        real = os.replace
+
+        def replace(source, target, *args, **kwargs):
+            if Path(target).parent.name == "scores" and RUN_FILE.match(Path(target).name):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(source, target, *args, **kwargs)
+
+        os.replace = replace
+    store.write(Run(AS_OF, "dealscore", "3"), scores(5, 0.9), rejected(3))
+
+
+@pytest.mark.parametrize("at", ["writing the files", "between the renames"])
+def test_a_folder_run_killed_mid_write_is_whole_and_leaves_nothing_behind(at, tmp_path):
+    # given a folder store holding a night's 5 scores at 0.4 and its 1 reject
+    folder = tmp_path / "out"
+    run = Run(AS_OF, "dealscore", "3")
+    open_store(str(folder)).write(run, scores(5, 0.4), rejected(1))
+    # when a rerun of that night (5 scores at 0.9, 3 rejects) is killed -9 mid-write
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_killed_while_writing, args=(str(folder), at)
+    )
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == -signal.SIGKILL
+    # then, once the store is opened again, its readers see one run whole: the old one's
+    # scores with the old one's rejects, or the new one's with the new one's
+    store = open_store(str(folder))
+    history = store.history()
+    name = f"{run.slug()}.parquet"
+    rejects = pd.read_parquet(folder / "rejected" / name)
+    assert len(history) == 5 and history["win_probability"].nunique() == 1
+    p = history["win_probability"].iloc[0]
+    assert (p, len(rejects)) in {(0.4, 1), (0.9, 3)}, (p, len(rejects))
+    assert (
+        store.previous(Run(AS_OF + pd.Timedelta(days=1), "dealscore", "3"))[
+            "previous_probability"
+        ].tolist()
+        == [p] * 5
+    )
+    # and no temporary file of the killed run is left
+    assert not [path.name for path in folder.rglob("*") if path.name.endswith(".tmp")]

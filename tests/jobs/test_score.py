@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+import errno
+import os
+import sqlite3
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +22,7 @@ from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.sentences import sentences
 from dealscore.io import read_export, write_tables
+from dealscore.io.scores import open_store
 from dealscore.jobs.score import run_score
 from dealscore.pipeline.scoring import (
     ModelMismatchError,
@@ -361,18 +368,21 @@ def test_drift_is_quiet_on_the_training_export_and_loud_on_a_shifted_one(crm, se
 
 
 @pytest.mark.parametrize("command", ["train", "score"])
-def test_an_unreachable_tracking_server_is_one_line(crm, tmp_path, monkeypatch, command):
-    # given a tracking server URL nothing listens on (loopback, a closed port), no retries
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+def test_an_unreachable_tracking_server_is_one_line_in_seconds(crm, tmp_path, monkeypatch, command):
+    # given a tracking server URL nothing listens on (loopback, a closed port), and MLflow's
+    # own HTTP settings as they come (7 retries with backoff: minutes)
+    for name in ("MAX_RETRIES", "TIMEOUT", "BACKOFF_FACTOR"):
+        monkeypatch.delenv(f"MLFLOW_HTTP_REQUEST_{name}", raising=False)
     monkeypatch.chdir(tmp_path)
     # when a job that logs there starts
+    started = time.monotonic()
     result = CliRunner().invoke(
         app, [command, "--data", str(crm), "--tracking-uri", "http://127.0.0.1:9"]
     )
-    # then it stops before any work with one line naming the store
+    # then it stops before any work, in seconds, with one line naming the store
+    assert time.monotonic() - started < 15
     assert result.exit_code == 2, result.output
-    assert "http://127.0.0.1:9 is not usable" in result.output
+    assert "MLflow tracking store http://127.0.0.1:9 is not usable" in result.output
     assert "Traceback" not in result.output and "reading" not in result.output
 
 
@@ -515,3 +525,57 @@ def test_a_quarantined_open_deal_is_a_contract_reject_whatever_broke(
     contract = result.rejected[result.rejected["rule"] == "contract"]
     assert sorted(contract["opportunity_id"]) == sorted(victims), contract
     assert result.open_deals == open_then == len(result.scores) + len(result.rejected)
+
+
+def _half_then_no_space(_table, where, *_args, **_kwargs):
+    """pyarrow's write on a full disk: part of the file, then ENOSPC."""
+    where.write(b"half a file") if hasattr(where, "write") else Path(where).write_bytes(b"half")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("fault", ["locked sqlite", "full disk", "full tmpfs"])
+def test_a_write_that_fails_is_one_line_exit_1_and_keeps_the_previous_scores(
+    fault, crm, model_store, tmp_path, monkeypatch, tmpfs
+):
+    # given a night already scored into a SQLite file (waiting 1 s for other writers) or a
+    # folder (on a small file system of its own where the test may mount one)
+    database = tmp_path / "scores.db"
+    out = {
+        "locked sqlite": f"sqlite:///{database}?timeout=1",
+        "full disk": str(tmp_path / "files"),
+        "full tmpfs": str(tmpfs("16m") / "files") if fault == "full tmpfs" else "",
+    }[fault]
+    config = tmp_path / "score.toml"
+    config.write_text("track = false\n")
+    command = ["score", "--data", str(crm), "--as-of", "2026-05-01", "--out", out]
+    command += ["--tracking-uri", model_store, "--model", MODEL, "--config", str(config)]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    before = open_store(out).history()
+    # when the same night is scored again while another writer holds the database, or onto a
+    # disk that is full (filled to the last byte, or the write call failing with ENOSPC)
+    other = sqlite3.connect(database, isolation_level=None)
+    if fault == "locked sqlite":
+        other.execute("BEGIN IMMEDIATE")
+    elif fault == "full disk":
+        monkeypatch.setattr(pq, "write_table", _half_then_no_space)
+    else:
+        filler = Path(out).parent / "filler"
+        with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError):
+            while True:
+                handle.write(b"\0" * 65536)
+    try:
+        result = CliRunner().invoke(app, command)
+    finally:
+        other.close()
+        monkeypatch.undo()
+    # then the job stops with one line naming the destination and the cause, exit 1
+    assert result.exit_code == 1, result.output
+    said = result.output.strip().splitlines()[-1]
+    cause = "database is locked after 1 s" if fault == "locked sqlite" else "disk full"
+    assert said.startswith("cannot ") and out.split("?")[0] in said and cause in said
+    assert "Traceback" not in result.output and "OPP" not in said and "INSERT" not in said
+    # and the previous scores are intact, with no half-written file left behind
+    (Path(out).parent / "filler").unlink(missing_ok=True)
+    pd.testing.assert_frame_equal(open_store(out).history(), before)
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dealscore.io.secrets import redact
+from dealscore.tracking.models import require_store
 from dealscore.tracking.registry import decide
-from dealscore.tracking.store import tracking_uri
+from dealscore.tracking.store import TrackingError, tracking_uri, use_store
 
 
 def test_an_explicit_uri_wins_then_the_environment_then_a_local_sqlite(monkeypatch, tmp_path):
@@ -77,3 +80,20 @@ def test_chance_ece_shrinks_with_rows_and_calibrated_outcomes_stay_under_it():
     ]
     assert 0.9 < np.mean(under) <= 1.0
     assert expected_calibration_error(rng.random(200) < few * 0.6, few) > chance_ece(few)
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line_naming_it(monkeypatch):
+    # given a server that takes connections and never answers (a hung server, or a proxy)
+    monkeypatch.setattr("dealscore.tracking.store.PROBE_SECONDS", 0.5)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        uri = f"http://scorer:s3cret@127.0.0.1:{server.getsockname()[1]}"
+        # when a job would log to it, or load a registered model from it
+        for reach in (lambda: use_store(uri, "x"), lambda: require_store("models:/m@a", uri)):
+            with pytest.raises(TrackingError) as failed:
+                reach()
+            # then it stops with one line naming the store, its password masked
+            message = str(failed.value)
+            assert "MLflow tracking store http://scorer:***@127.0.0.1" in message
+            assert "does not answer within 0.5 s" in message and "s3cret" not in message

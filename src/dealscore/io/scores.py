@@ -8,9 +8,13 @@ lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock f
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import json
 import os
 import re
+import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +29,6 @@ import sqlalchemy as sa
 
 from dealscore.errors import DealscoreError
 from dealscore.io.secrets import redact
-from dealscore.io.write import write_frame
 from dealscore.schemas.scores import HISTORY_COLUMNS, KEY, Rejected, ScoreHistory, Scores
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
@@ -36,6 +39,48 @@ PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of", "previou
 
 class StoreError(DealscoreError, RuntimeError):
     """The destination cannot be reached or written."""
+
+
+class StoreFault(StoreError):
+    """The destination failed while in use (locked, full, read-only, gone): one line naming it
+    and the cause, never a row. Exit 1: the command was right, the run did not happen."""
+
+    exit_code = 1
+
+
+# What a failed file-system call means, by errno (pyarrow's errors carry only the text).
+OS_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "input/output error",
+}
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
+def os_cause(exc: BaseException) -> str:
+    """The cause of a failed file-system call in a few words ("disk full")."""
+    code = getattr(exc, "errno", None)
+    if code in OS_CAUSES:
+        return OS_CAUSES[code]
+    text = str(exc)
+    for number, cause in OS_CAUSES.items():
+        if os.strerror(number) in text:
+            return cause
+    return _first_line(f"{exc.__class__.__name__}: {text}")
+
+
+def _read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -112,6 +157,19 @@ def _history(
     return ScoreHistory.validate(frame[keep].reset_index(drop=True))
 
 
+def _seconds(url: sa.engine.URL, key: str, default: float) -> float:
+    """A number of seconds from the URL's query (?timeout=5), else the default."""
+    raw = url.query.get(key)
+    if raw is None:
+        return default
+    try:
+        return float(raw if isinstance(raw, str) else raw[-1])
+    except ValueError:
+        raise StoreError(
+            f"score destination {redact(str(url))}: {key}={raw!r} is not a number of seconds"
+        ) from None
+
+
 def _driver_hint(exc: Exception) -> str:
     """What to install when SQLAlchemy lacks the URL's database driver."""
     if isinstance(exc, (ImportError, sa.exc.NoSuchModuleError)):
@@ -124,13 +182,18 @@ class SqlStore:
         self.url = url
         self.chunk = chunk
         try:
-            if "@" in (sa.engine.make_url(url).host or ""):  # a raw "@" in the password
+            parsed = sa.engine.make_url(url)
+            if "@" in (parsed.host or ""):  # a raw "@" in the password
                 raise StoreError(
                     f"score destination {redact(url)}: its password holds a raw '@', so the "
                     "host cannot be told from it; percent-encode it (@ -> %40, : -> %3A, "
                     "# -> %23), or leave it out and use PGPASSWORD or ~/.pgpass"
                 )
-            self.engine = sa.create_engine(url, **self._options(url))
+            # How long SQLite waits for another writer: ?timeout=SECONDS in the URL, else 120.
+            sqlite = parsed.get_backend_name() == "sqlite"
+            self.timeout = _seconds(parsed, "timeout", 120.0) if sqlite else 120.0
+            # No error, log line or traceback may show the rows a statement carried.
+            self.engine = sa.create_engine(url, hide_parameters=True, **self._options(url))
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise StoreError(
                 redact(f"cannot use score destination {url}: {exc.__class__.__name__}: {exc}")
@@ -161,6 +224,12 @@ class SqlStore:
                 for table in tables
                 if inspector.has_table(table.name)
             }
+            if self.sqlite:
+                self._check_writable()
+        except sa.exc.DBAPIError as exc:
+            raise self._fault(
+                exc, "cannot reach score destination", "nothing was scored", opening=True
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(
                 redact(f"cannot reach score destination {self.describe()}: {exc}")
@@ -185,12 +254,79 @@ class SqlStore:
                 )
         try:
             metadata.create_all(self.engine)
+            for table, added in widen:
+                self._add_columns(table, added)
+        except sa.exc.DBAPIError as exc:
+            raise self._fault(
+                exc, "cannot create the score tables in", "nothing was scored", opening=True
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(
                 redact(f"cannot create the score tables in {self.describe()}: {exc}")
             ) from exc
-        for table, added in widen:
-            self._add_columns(table, added)
+
+    def _check_writable(self) -> None:
+        """Ask SQLite for the write lock and give it back at once: a database it cannot write
+        (a read-only file system, a file or folder this user cannot write) fails now, before
+        any scoring, not at the write. A lock held by another writer means it can be written."""
+        with self.engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            (version,) = raw.execute("PRAGMA user_version").fetchone()
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                # BEGIN alone does not find a read-only database; a write (of what is there,
+                # rolled back) does.
+                raw.execute("BEGIN IMMEDIATE")
+                raw.execute(f"PRAGMA user_version = {int(version)}")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise sa.exc.OperationalError("PRAGMA user_version", None, exc) from exc
+            finally:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raw.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+
+    def _cause(self, exc: sa.exc.DBAPIError) -> tuple[str, str]:
+        """(kind, the cause in a few words) of a failed statement, from the driver's own first
+        line: never the statement or its rows. kind is locked, full, read-only, connection or
+        "" (anything else)."""
+        first = _first_line(str(exc.orig)) if exc.orig is not None else ""
+        low, state = first.lower(), str(getattr(exc.orig, "sqlstate", "") or "")
+        if "database is locked" in low or "database table is locked" in low:
+            return "locked", (
+                f"database is locked after {self.timeout:g} s (another connection holds it; "
+                "?timeout=SECONDS in the URL waits longer)"
+            )
+        if "disk is full" in low or "no space left" in low or state == "53100":
+            return "full", "disk full"
+        if "readonly database" in low or "read-only" in low or state == "25006":
+            folder = Path(str(self.engine.url.database or "").removeprefix("file:")).parent
+            if self.sqlite and _read_only_file_system(folder):
+                return "read-only", "read-only file system"
+            return "read-only", "read-only database (can this user write it and its folder?)"
+        if "disk i/o error" in low or state == "58030":
+            return "full", "disk I/O error"
+        if (
+            exc.connection_invalidated
+            or state.startswith(("08", "57P"))
+            or (not self.sqlite and "connection" in low)
+        ):
+            return "connection", f"connection lost ({first})"
+        return "", first or exc.__class__.__name__
+
+    def _fault(
+        self, exc: sa.exc.DBAPIError, doing: str, after: str, opening: bool = False
+    ) -> StoreError:
+        """One line: what failed, where and why, never a row. On opening, a destination that
+        is not locked, full or read-only cannot be reached at all (a usage error)."""
+        kind, cause = self._cause(exc)
+        if opening and kind in ("", "connection"):
+            first = _first_line(str(exc.orig)) if exc.orig is not None else ""
+            return StoreError(redact(f"{doing} {self.describe()}: {first or exc}"))
+        if opening:
+            doing = "cannot use score destination"
+        return StoreFault(redact(f"{doing} {self.describe()}: {cause}; {after}"))
 
     def _add_columns(self, table: sa.Table, columns: list[sa.Column]) -> None:
         preparer = self.engine.dialect.identifier_preparer
@@ -202,9 +338,8 @@ class SqlStore:
                     f"ADD COLUMN {preparer.quote(column.name)} {kind}"
                 )
 
-    @staticmethod
-    def _options(url: str) -> dict:
-        return {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    def _options(self, url: str) -> dict:
+        return {"connect_args": {"timeout": self.timeout}} if url.startswith("sqlite") else {}
 
     def describe(self) -> str:
         # hide_password masks user:password@ only; a password=... query parameter too.
@@ -233,8 +368,13 @@ class SqlStore:
             .subquery()
         )
         query = sa.select(*[ranked.c[name] for name in PREVIOUS]).where(ranked.c.rank == 1)
-        with self.engine.connect() as connection:
-            frame = pd.DataFrame(connection.execute(query).all(), columns=PREVIOUS)
+        try:
+            with self.engine.connect() as connection:
+                frame = pd.DataFrame(connection.execute(query).all(), columns=PREVIOUS)
+        except sa.exc.DBAPIError as exc:
+            raise self._fault(
+                exc, "cannot read the previous scores from", "nothing of this run was written"
+            ) from exc
         frame["previous_as_of"] = pd.to_datetime(frame["previous_as_of"], utc=True).astype(
             TIMESTAMP_DTYPE
         )
@@ -254,27 +394,48 @@ class SqlStore:
         try:
             with self.engine.connect() as connection:
                 frame = pd.DataFrame(connection.execute(query).all(), columns=HISTORY_COLUMNS)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(redact(f"cannot read scores from {self.describe()}: {exc}")) from exc
+        except sa.exc.DBAPIError as exc:
+            raise self._fault(exc, "cannot read scores from", "nothing was read") from exc
         return _history(frame, None)
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
-        with self.engine.begin() as connection:
-            if self.engine.dialect.name == "postgresql":
-                # Self-conflicting: a second writer waits until this transaction ends.
-                connection.exec_driver_sql(f"LOCK TABLE {SCORES_TABLE} IN SHARE ROW EXCLUSIVE MODE")
-            for table, frame in ((self.scores, scores), (self.rejected, rejected)):
-                connection.execute(table.delete().where(self._run_filter(table, run)))
-                # The driver's own executemany with plain tuples: SQLAlchemy's per-row type
-                # processing would triple the write time of a million rows.
-                marker = "?" if self.sqlite else "%s"
-                insert = (
-                    f"INSERT INTO {table.name} ({', '.join(frame.columns)}) "
-                    f"VALUES ({', '.join([marker] * len(frame.columns))})"
-                )
-                rows = _rows(frame, self.sqlite)
-                for start in range(0, len(rows), self.chunk):
-                    connection.exec_driver_sql(insert, rows[start : start + self.chunk])
+        committing = False
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                self._replace(connection, run, scores, rejected)
+                committing = True  # the transaction commits as the block ends
+        except sa.exc.DBAPIError as exc:
+            if committing:
+                raise self._fault(
+                    exc,
+                    "cannot write scores to",
+                    "it failed while committing, so this run may or may not be written: run it "
+                    "again (a rerun replaces its own rows)",
+                ) from exc
+            raise self._fault(
+                exc,
+                "cannot write scores to",
+                "nothing of this run was written, the previous scores are as they were",
+            ) from exc
+
+    def _replace(
+        self, connection: sa.Connection, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame
+    ) -> None:
+        if self.engine.dialect.name == "postgresql":
+            # Self-conflicting: a second writer waits until this transaction ends.
+            connection.exec_driver_sql(f"LOCK TABLE {SCORES_TABLE} IN SHARE ROW EXCLUSIVE MODE")
+        for table, frame in ((self.scores, scores), (self.rejected, rejected)):
+            connection.execute(table.delete().where(self._run_filter(table, run)))
+            # The driver's own executemany with plain tuples: SQLAlchemy's per-row type
+            # processing would triple the write time of a million rows.
+            marker = "?" if self.sqlite else "%s"
+            insert = (
+                f"INSERT INTO {table.name} ({', '.join(frame.columns)}) "
+                f"VALUES ({', '.join([marker] * len(frame.columns))})"
+            )
+            rows = _rows(frame, self.sqlite)
+            for start in range(0, len(rows), self.chunk):
+                connection.exec_driver_sql(insert, rows[start : start + self.chunk])
 
 
 def _slug_before(name: str, since: pd.Timestamp) -> bool:
@@ -287,14 +448,45 @@ def _slug_before(name: str, since: pd.Timestamp) -> bool:
 RUN_FILE = re.compile(r"^\d{8}T\d{6}_.+_v[^_/]+\.(parquet|csv)$")  # Run.slug + suffix
 
 
+JOURNAL = ".dealscore-commit.json"  # the run whose staged files are committed (FolderStore)
+STAGED = re.compile(r"^\.(?P<name>.+)\.(?P<token>[0-9a-f]{32})\.tmp$")  # .<name>.<token>.tmp
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's or a folder's entries to the disk (a folder: its renames)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 class FolderStore:
-    """`DIR/scores/<run>.parquet` and `DIR/rejected/<run>.parquet` (or .csv), one pair per run."""
+    """`DIR/scores/<run>.parquet` and `DIR/rejected/<run>.parquet` (or .csv), one pair per run.
+
+    A run's pair is committed in two phases, so a crash can never leave one run's rejects
+    beside another run's scores: both files are written under temporary names, then a journal
+    naming them (`DIR/.dealscore-commit.json`) is put in place, the commit point, then both are
+    renamed over the old pair and the journal removed. Whoever takes the folder's lock next (a
+    writer, a reader, opening the store) finishes a committed run's renames and deletes the
+    files of a run that died before its commit. Readers hold the lock: they see the old pair
+    or the new one, whole."""
 
     def __init__(self, folder: Path, fmt: str = "parquet"):
         if fmt not in ("parquet", "csv"):
             raise StoreError(f"score files must be parquet or csv, got {fmt!r}")
         self.folder, self.fmt = Path(folder), fmt
         self._check_writable()
+        if self.folder.is_dir():  # what a crashed run left, now, unless a writer is at work
+            try:
+                with self._locked(wait=False) as locked:
+                    if locked:
+                        self._recover()
+            except OSError as exc:
+                raise StoreFault(
+                    f"cannot use score destination {self.describe()}: {os_cause(exc)}; "
+                    "nothing was scored"
+                ) from exc
 
     def _check_writable(self) -> None:
         """Fail now, before any scoring, if the folder cannot take the scores."""
@@ -314,14 +506,56 @@ class FolderStore:
         return f"{self.folder}/scores/*.{self.fmt}"
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """The folder's lock, held by one writer or reader at a time; without `wait`, yields
+        False at once when someone holds it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / ".dealscore.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _committed(self) -> tuple[str, str] | None:
+        """(run file name, token) of the committed run in the journal; None when there is
+        none. A journal naming anything but a run file of this folder is not ours: ignored."""
+        try:
+            entry = json.loads((self.folder / JOURNAL).read_text())
+            name, token = entry["name"], entry["token"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # written whole or not at all (renamed into place): not our journal
+        if not (isinstance(name, str) and isinstance(token, str)):
+            return None
+        if not RUN_FILE.match(name) or not re.fullmatch(r"[0-9a-f]{32}", token):
+            return None
+        return name, token
+
+    def _recover(self) -> None:
+        """With the lock held: finish a committed run's renames (roll forward), then delete
+        the temporary files of runs that died before their commit."""
+        committed = self._committed()
+        if committed is not None:
+            name, token = committed
+            for sub in ("rejected", "scores"):
+                staged = self.folder / sub / f".{name}.{token}.tmp"
+                if staged.exists():
+                    os.replace(staged, self.folder / sub / name)
+                    _sync(staged.parent)
+        (self.folder / JOURNAL).unlink(missing_ok=True)
+        for place in (self.folder, self.folder / "scores", self.folder / "rejected"):
+            if not place.is_dir():
+                continue
+            for path in place.glob(".*.tmp"):
+                match = STAGED.match(path.name)
+                if match and (RUN_FILE.match(match["name"]) or match["name"] == JOURNAL):
+                    path.unlink(missing_ok=True)
 
     def previous(self, run: Run) -> pd.DataFrame:
         history = self.history(run.model_name)
@@ -360,21 +594,60 @@ class FolderStore:
     def history(
         self, model_name: str | None = None, since: pd.Timestamp | None = None
     ) -> pd.DataFrame:
-        paths = self._runs()
-        if since is not None:  # a run's file is named after its as_of: older ones stay unread
-            paths = [p for p in paths if not _slug_before(p.name, since)]
-        frames = [self._read(path) for path in paths]
+        frames = []
+        if (self.folder / "scores").is_dir():
+            with self._locked():  # no run is half-committed while its files are read
+                self._recover()
+                paths = self._runs()
+                if since is not None:  # a run's file is named after its as_of: skip older ones
+                    paths = [p for p in paths if not _slug_before(p.name, since)]
+                frames = [self._read(path) for path in paths]
         if not frames:
             return _history(pd.DataFrame(columns=HISTORY_COLUMNS), model_name)
         return _history(pd.concat(frames, ignore_index=True), model_name, since)
 
+    def _stage(self, frame: pd.DataFrame, path: Path) -> None:
+        """A frame written under its temporary name, on the disk before the commit."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.fmt == "parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+        _sync(path)
+
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
-        name = f"{run.slug()}.{self.fmt}"
-        with self._locked():
-            # The scores file is the commit point: rejects first, so a crash before the scores
-            # are renamed into place leaves the previous scores as they were.
-            write_frame(rejected, self.folder / "rejected" / name)
-            write_frame(scores, self.folder / "scores" / name)
+        name, token = f"{run.slug()}.{self.fmt}", uuid.uuid4().hex
+        staged = {sub: self.folder / sub / f".{name}.{token}.tmp" for sub in ("rejected", "scores")}
+        journal = self.folder / f".{JOURNAL}.{token}.tmp"
+        committed = False
+        try:
+            with self._locked():
+                self._recover()
+                try:
+                    self._stage(rejected, staged["rejected"])
+                    self._stage(scores, staged["scores"])
+                    journal.write_text(json.dumps({"name": name, "token": token}))
+                    _sync(journal)
+                    os.replace(journal, self.folder / JOURNAL)  # the commit point
+                    committed = True
+                    _sync(self.folder)
+                except BaseException:
+                    if not committed:
+                        for path in (*staged.values(), journal):
+                            path.unlink(missing_ok=True)
+                    raise
+                self._recover()  # both renames, then the journal goes
+        except (OSError, pa_errors.ArrowException) as exc:
+            if committed:
+                raise StoreFault(
+                    f"cannot finish writing scores to {self.describe()}: {os_cause(exc)}; the "
+                    "run is committed and its files are put in place when the store is next "
+                    "opened"
+                ) from exc
+            raise StoreFault(
+                f"cannot write scores to {self.describe()}: {os_cause(exc)}; nothing of this "
+                "run was written, the previous scores are as they were"
+            ) from exc
 
 
 JDBC_DRIVERS = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}

@@ -58,6 +58,8 @@ def run_score(
     lap = Laps()
     progress(f"loading {settings.model}")
     loaded = load_model(settings.model, settings.tracking_uri)
+    if loaded.note:
+        progress(f"NOTE: {loaded.note}")
     store = open_store(settings.out, settings.format)  # an unreachable database fails here
     lap("load model")
     if settings.engine == "spark":

@@ -54,6 +54,7 @@ class LoadedModel:
     version: str
     run_id: str
     alias: str = ""  # the alias it was loaded by (champion), if any
+    note: str = ""  # what the user should know about how it was loaded (files not checked)
 
     def describe(self) -> str:
         """'model dealscore-demo-crm v3 (champion)'."""

@@ -8,6 +8,7 @@ features (stage order, ICP rules), so a scorer needs nothing but the model URI.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import MISSING, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +23,11 @@ from mlflow.types import ColSpec, Schema
 from dealscore.model.bundle import ModelBundle
 
 BUNDLE_ARTIFACT = "bundle"
+# The SHA-256 of a logged model's files (model_digest), kept in the tracking store: on the
+# training run and on the registered version.
+DIGEST_TAG = "dealscore.model_sha256"
+# What MLflow itself writes into a model's folder after it was logged (registry loads).
+NOT_DIGESTED = frozenset({"registered_model_meta"})
 PROBABILITY = "win_probability"
 ENTRY_SCRIPT = Path(__file__).with_name("pyfunc_entry.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -42,6 +48,14 @@ RUNTIME_DISTRIBUTIONS = (
 )
 
 
+class BundleFileError(Exception):
+    """The model's bundle file is missing, or cannot be unpickled (damaged, or not dealscore's)."""
+
+    def __init__(self, path: str, missing: bool, cause: str) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path, self.missing, self.cause = path, missing, cause
+
+
 class DealScoreModel(PythonModel):
     """pyfunc wrapper: `predict(features)` returns a `win_probability` column."""
 
@@ -49,7 +63,13 @@ class DealScoreModel(PythonModel):
         self.bundle: ModelBundle | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.bundle = joblib.load(context.artifacts[BUNDLE_ARTIFACT])
+        path = context.artifacts[BUNDLE_ARTIFACT]
+        if not Path(path).is_file():
+            raise BundleFileError(path, True, "no such file")
+        try:
+            self.bundle = joblib.load(path)
+        except Exception as exc:  # whatever unpickling a damaged file raises: EOFError, KeyError
+            raise BundleFileError(path, False, f"{exc.__class__.__name__}: {exc}"[:200]) from exc
 
     def predict(
         self, context: object, model_input: pd.DataFrame, params: dict | None = None
@@ -79,6 +99,19 @@ def pip_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return pins
+
+
+def model_digest(folder: Path) -> str:
+    """SHA-256 over every file of a logged model, path and bytes, in path order: the bundle,
+    MLmodel, the entry script and the code MLflow puts on the path as it loads the model. A
+    file changed, added or removed changes it."""
+    digest = hashlib.sha256()
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    for name in sorted(files.keys() - NOT_DIGESTED):
+        with open(files[name], "rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{name}\0{content}\n".encode())
+    return digest.hexdigest()
 
 
 def save_bundle(bundle: ModelBundle, folder: Path) -> Path:

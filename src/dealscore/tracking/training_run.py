@@ -26,11 +26,13 @@ from dealscore.schemas import CrmTables
 from dealscore.schemas.tables import coverage_change
 from dealscore.tracking import plots
 from dealscore.tracking.card import model_card
+from dealscore.tracking.models import load_model
 from dealscore.tracking.pyfunc import (
     BUNDLE_ARTIFACT,
+    DIGEST_TAG,
     ENTRY_SCRIPT,
     PACKAGE_DIR,
-    load_bundle,
+    model_digest,
     pip_requirements,
     save_bundle,
     signature,
@@ -219,8 +221,8 @@ def _champion_check(
     if champion is None:
         return ChampionCheck()
     version = champion.version
-    try:
-        bundle = load_bundle(mlflow.pyfunc.load_model(f"models:/{name}/{version}"))
+    try:  # checked against its digest like any registered model, before any of it runs
+        bundle = load_model(f"models:/{name}/{version}", mlflow.get_tracking_uri()).bundle
     except Exception as exc:
         return ChampionCheck(version, problem=f"champion v{version} could not be loaded: {exc}")
     change = coverage_change(bundle.coverage, coverage)
@@ -379,9 +381,16 @@ def track_training(
                 input_example=result.test[FEATURE_NAMES].head(3),
                 pip_requirements=pip_requirements(),
             )
+            # The digest of the files as stored, kept in the tracking store: loading refuses
+            # files that no longer match it (tracking.models).
+            logged = mlflow.artifacts.download_artifacts(
+                artifact_uri=info.model_uri, dst_path=str(folder / "logged")
+            )
+            digest = model_digest(Path(logged))
+            mlflow.set_tag(DIGEST_TAG, digest)
         name = settings.registered_model or model_name(source)
         version, decision = _register_and_gate(
-            client, info.model_uri, name, result, tables, coverage, settings, source
+            client, info.model_uri, name, result, tables, coverage, settings, source, digest
         )
         return Tracking(
             run.info.run_id,
@@ -424,12 +433,13 @@ def _register_and_gate(
     coverage: tuple[str, ...],
     settings: TrainSettings,
     source: str,
+    digest: str,
 ) -> tuple[str, Decision]:
-    """Register a new version under the CRM's name, decide champion or challenger, set the
-    aliases and record why, in the active run."""
+    """Register a new version under the CRM's name (with the digest of its files), decide
+    champion or challenger, set the aliases and record why, in the active run."""
     # MLflow prints "Successfully registered" itself; the CLI says it once, after the gate.
     with contextlib.redirect_stderr(io.StringIO()):
-        version = str(mlflow.register_model(model_uri, name).version)
+        version = str(mlflow.register_model(model_uri, name, tags={DIGEST_TAG: digest}).version)
     client.set_model_version_tag(name, version, "dealscore.data", source)
     _, refusal = _gate(result, settings)
     check = _champion_check(client, name, settings, tables, coverage, result)
