@@ -34,6 +34,8 @@ FAST = TrainSettings(
     registered_model="dealscore",
     ladder=("base_rate", "logistic_regression"),
 )
+# The gate's tests compare win models only: the other models a run fits are left out.
+GATE = replace(FAST, in_quarter_model=False, independent_contender=False, outcome_model=False)
 
 
 @pytest.fixture
@@ -133,10 +135,10 @@ def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store, 
     # given a first model, trained on the export as it stood half a year earlier
     older = tmp_path / "older"
     write_tables(tables_as_of(read_export(crm).tables, pd.Timestamp("2025-12-01", tz="UTC")), older)
-    first = run_train(older, FAST)
+    first = run_train(older, GATE)
     assert first.tracking.version == "1" and first.tracking.promoted
     # when a worse one (the CRM's own stage and forecast rates only) is trained on today's export
-    worse = run_train(crm, replace(FAST, ladder=("crm_rates",)))
+    worse = run_train(crm, replace(GATE, ladder=("crm_rates",)))
     # then it is the challenger only, with the reason on record
     client = mlflow.MlflowClient()
     assert not worse.tracking.promoted and worse.tracking.reason.startswith("worse")
@@ -153,18 +155,18 @@ def test_first_version_is_champion_and_a_worse_one_stays_challenger(crm, store, 
     expected = evaluate(worse.test.loc[unseen, "label"], first.model.predict_proba(rows)[:, 1])
     assert metrics["champion.log_loss"] == pytest.approx(expected["log_loss"])
     # and an equally good one (same settings) is promoted: not worse within the tolerance
-    again = run_train(crm, FAST)
+    again = run_train(crm, GATE)
     assert again.tracking.promoted and "not worse" in again.tracking.reason
     assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "3"
     # while a retrain on the very same export has no row the champion did not learn from:
     # the gates decide, and it says so
-    same = run_train(crm, FAST)
+    same = run_train(crm, GATE)
     assert same.tracking.promoted and "cannot be compared fairly" in same.tracking.reason
 
 
 def test_an_uncalibrated_challenger_is_never_champion_and_says_why(crm, store):
     # given a calibration limit no model can meet, and no forward test to measure it on
-    strict = replace(FAST, max_forward_ece=0.0)
+    strict = replace(GATE, max_forward_ece=0.0)
     # when the first model is trained
     result = run_train(crm, strict)
     # then even without a champion it stays the challenger, with the measured reason
@@ -183,7 +185,7 @@ def test_a_challenger_worse_than_the_stage_ladder_forward_is_refused(crm, store,
 
     monkeypatch.setattr("dealscore.model.ladder.choose", richest)
     stump = replace(
-        FAST, forward_dates=2, ladder=("crm_rates", "lightgbm"), min_child_samples=10**6
+        GATE, forward_dates=2, ladder=("crm_rates", "lightgbm"), min_child_samples=10**6
     )
     # when it is trained, with no champion to beat
     result = run_train(crm, stump)
@@ -215,7 +217,7 @@ def test_the_forward_test_is_logged_in_metrics_tables_and_card(crm, store):
 
 def test_the_registered_champion_scores_as_the_trained_model_with_its_own_features(crm, store):
     # given a champion
-    first = run_train(crm, FAST)
+    first = run_train(crm, GATE)
     # when it is loaded and scored on the newest fold's rows
     bundle = load_bundle(mlflow.pyfunc.load_model("models:/dealscore@champion"))
     tables = read_export(crm).tables
@@ -228,7 +230,9 @@ def test_the_registered_champion_scores_as_the_trained_model_with_its_own_featur
 
 def test_cli_train_reports_the_run_and_the_alias(crm, store):
     result = CliRunner().invoke(
-        app, ["train", "--data", str(crm), "--n-estimators", "60", "--heroic-weight", "0.3"]
+        app,
+        ["train", "--data", str(crm), "--n-estimators", "60", "--heroic-weight", "0.3"]
+        + ["--forward-dates", "0"],
     )
     assert result.exit_code == 0, result.output
     # one registered model per CRM, named from the export's folder
@@ -313,7 +317,11 @@ def test_mlflow_run_train_entry_point_logs_into_its_own_run(crm, tmp_path):
 def test_cli_train_names_the_registered_model_it_used(crm, store, tmp_path):
     # given a training config that registers under another name
     config = tmp_path / "acme.toml"
-    config.write_text('registered_model = "acme"\nn_estimators = 60\nforward_dates = 0\nicp = ""\n')
+    config.write_text(
+        'registered_model = "acme"\nforward_dates = 0\nicp = ""\n'
+        'ladder = ["base_rate", "logistic_regression"]\nin_quarter_model = false\n'
+        "independent_contender = false\noutcome_model = false\n"
+    )
     # when trained, then the summary names that model, not the default
     result = CliRunner().invoke(app, ["train", "--data", str(crm), "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -331,7 +339,7 @@ def _without_forecasts(crm: Path, folder: Path) -> Path:
 
 def test_training_a_second_crm_does_not_replace_the_first_ones_champion(crm, store, tmp_path):
     # given a champion for one CRM, under the default name that follows its export
-    default = replace(FAST, registered_model="")
+    default = replace(GATE, registered_model="")
     first = run_train(crm, default)
     assert first.tracking.registered_model == f"dealscore-{crm.name}" and first.tracking.promoted
     # when another CRM's export is trained
@@ -346,10 +354,10 @@ def test_training_a_second_crm_does_not_replace_the_first_ones_champion(crm, sto
 
 def test_a_challenger_whose_export_fills_other_columns_is_not_promoted(crm, store, tmp_path):
     # given a champion trained on the full export
-    run_train(crm, FAST)
+    run_train(crm, GATE)
     other = _without_forecasts(crm, tmp_path / "other")
     # when a model of an export without forecasts is registered under the same name
-    refused = run_train(other, FAST)
+    refused = run_train(other, GATE)
     # then it stays the challenger, and the reason names the columns and the way out
     assert not refused.tracking.promoted
     assert "lacks" in refused.tracking.reason and "forecasts." in refused.tracking.reason
@@ -357,6 +365,6 @@ def test_a_challenger_whose_export_fills_other_columns_is_not_promoted(crm, stor
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias("dealscore", "champion").version) == "1"
     # and with the explicit flag the usual comparison decides, on the same rows
-    allowed = run_train(other, replace(FAST, allow_coverage_change=True))
+    allowed = run_train(other, replace(GATE, allow_coverage_change=True))
     assert "lacks" not in allowed.tracking.reason
     assert allowed.tracking.promoted or allowed.tracking.reason.startswith("worse")
