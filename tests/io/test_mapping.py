@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from dealscore.errors import InputError
+from dealscore.io.icp import load_icp
 from dealscore.io.mapping import Mapping, MappingError, apply_mapping, load_mapping
 
 
@@ -279,3 +281,12 @@ def test_a_hostile_or_broken_mapping_file_is_one_clear_error(tmp_path, content, 
     # when it is loaded, then it is refused at once with what is wrong
     with pytest.raises(MappingError, match=message):
         load_mapping(path)
+
+
+def test_an_icp_file_is_read_as_safely_as_a_mapping(tmp_path):
+    # given an ICP file using an alias (nested ones are the "billion laughs")
+    path = tmp_path / "icp.yaml"
+    path.write_text("regions: &r [emea]\nrules:\n  - {name: r, column: region, in: *r}\n")
+    # when it is loaded, then it is refused, as a mapping would be
+    with pytest.raises(InputError, match="may not use YAML aliases"):
+        load_icp(path)

@@ -8,6 +8,7 @@ import yaml
 
 from dealscore.errors import InputError
 from dealscore.features import IcpRule, parse_icp
+from dealscore.io import yaml_files
 
 # The ICP the generated CRMs' sales team documented, shipped inside dealscore so it is found
 # from any working directory: the training setting `icp = "builtin"`.
@@ -30,6 +31,6 @@ def load_icp(setting: str | Path | None) -> tuple[IcpRule, ...]:
     if not path.is_file():
         raise InputError(f"ICP file {path} does not exist (setting icp)")
     try:
-        return parse_icp(yaml.safe_load(path.read_text()) or {})
+        return parse_icp(yaml_files.load(yaml_files.read_text(path, "an ICP"), "an ICP") or {})
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: {exc}") from exc

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from dealscore.errors import InputError
+from dealscore.io import yaml_files
 from dealscore.schemas.tables import TABLE_MODELS, TABLE_NAMES
 
 PRESETS: tuple[str, ...] = ("salesforce",)
@@ -401,59 +402,15 @@ def load_mapping(name_or_path: str | Path) -> Mapping:
                 f"mapping {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
             )
         label = str(path)
-        if path.stat().st_size > MAX_MAPPING_BYTES:
-            raise MappingError(
-                f"{label}: {path.stat().st_size:,} bytes, more than a mapping needs (at most "
-                f"{MAX_MAPPING_BYTES:,}); is it the export rather than its mapping?"
-            )
         try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise MappingError(
-                f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-            ) from exc
+            text = yaml_files.read_text(path, "a mapping")
+        except ValueError as exc:
+            raise MappingError(f"{label}: {exc}") from exc
     try:
-        spec = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
+        spec = yaml_files.load(text, "a mapping")
     except yaml.YAMLError as exc:
         raise MappingError(f"{label}: not valid YAML: {exc}") from exc
     return Mapping.parse(spec, label)
-
-
-MAX_MAPPING_BYTES = 1_000_000  # the presets are a few KB; a mapping this size is a mistake
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML where a key given twice in one mapping is an error, not the last one winning;
-    keys are plain values; and aliases (`*name`) are refused: a mapping never needs one, and
-    nested ones expand exponentially (a few KB of "billion laughs" fill gigabytes)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "a mapping may not use YAML aliases (*name): write each value out",
-                self.peek_event().start_mark,
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    "a key must be a plain name, not a list or a mapping",
-                    key_node.start_mark,
-                )
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 ReadSource = Callable[[str], "pd.DataFrame | None"]
