@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.errors import InputError
 from dealscore.io.icp import load_icp
+from dealscore.jobs.train import run_train
 from dealscore.pipeline.training import TrainSettings
 from dealscore.settings import SettingsError, load_settings
 
@@ -141,3 +142,27 @@ def test_the_builtin_icp_is_found_from_any_working_directory(tmp_path, monkeypat
     assert {rule.column for rule in rules} >= {"industry", "employees", "region"}
     with pytest.raises(InputError, match="does not exist"):
         load_icp("features/icp.yaml")
+
+
+def test_the_shipped_recipe_trains_with_the_documented_icp_from_any_folder(
+    crm, tmp_path, monkeypatch
+):
+    # given the shipped recipe, read from a working directory far from the repository (the
+    # quick rungs stand in for the ladder: the ICP is the subject)
+    monkeypatch.chdir(tmp_path)
+    recipe = Path(__file__).resolve().parents[2] / "training" / "default.toml"
+    settings = load_settings(
+        TrainSettings,
+        recipe,
+        track=False,
+        forward_dates=0,
+        ladder=("logistic_regression",),
+        in_quarter_model=False,
+        independent_contender=False,
+        outcome_model=False,
+    )
+    # when it trains
+    result = run_train(crm, settings)
+    # then the model learned with the documented ICP: its rules, and accounts scored by them
+    assert result.feature_state.icp_rules == load_icp("builtin") != ()
+    assert result.test["icp_rule_score"].notna().any()
