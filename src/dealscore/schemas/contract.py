@@ -122,6 +122,10 @@ def to_utc_timestamps(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE)
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        # Numbers are not dates (epoch seconds or milliseconds? nobody can tell): read as text,
+        # they fail the ISO 8601 parse and are named as unreadable.
+        values = values.astype("string")
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     return parsed.astype(TIMESTAMP_DTYPE)
 
