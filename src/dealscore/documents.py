@@ -236,17 +236,7 @@ def compare_document(result: CompareResult) -> dict[str, Any]:
         model=model_fields(result.model),
         number=_number(result.number),
         by_group=result.numbers,
-        moves=None
-        if moves is None
-        else {
-            "since": moves.since,
-            "start": moves.start,
-            "end": moves.end,
-            "flow": moves.flow,
-            "top": moves.top()[["opportunity_id", "deal", "owner", "amount", "p_then", "p_now"]]
-            .assign(change_reason=moves.top()["change_reason"])
-            .reset_index(drop=True),
-        },
+        moves=moves.summary() if moves is not None else None,
         due_deals=result.table,
     )
 

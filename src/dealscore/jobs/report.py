@@ -33,7 +33,7 @@ from dealscore.io.write import atomic_write, write_text
 from dealscore.model.bundle import LoadedModel
 from dealscore.model.metrics import reliability_table
 from dealscore.pipeline.monitor import ELAPSED, monitor_table, scored_outcomes, state_counts
-from dealscore.pipeline.moves import Moves, deal_moves
+from dealscore.pipeline.moves import deal_moves
 from dealscore.pipeline.periods import (
     BacktestResult,
     NoHistoryError,
@@ -273,29 +273,6 @@ def _quarter(number: QuarterNumber) -> dict:
         "notes": number.notes,
         "range_words": RANGE_WORDS,
         "new_from": ", ".join(number.new_history["period"]),
-    }
-
-
-def _moves(moves: Moves | None) -> dict | None:
-    """The week's moves in the quarter's pipeline, and the deals whose probability moved most."""
-    if moves is None:
-        return None
-    return {
-        "since": moves.since,
-        "start": moves.start,
-        "end": moves.end,
-        "flow": moves.flow.to_dict("records"),
-        "deals": [
-            {
-                "deal": row["deal"],
-                "owner": row["owner"],
-                "amount": row["amount"],
-                "then": row["p_then"],
-                "now": row["p_now"],
-                "why": row["change_reason"],
-            }
-            for _, row in moves.top().iterrows()
-        ],
     }
 
 
@@ -610,7 +587,7 @@ def run_report(
             elapsed=(now - start).days + 1,
             length=(end - start).days,
             this_quarter=_quarter(number),
-            moves=_moves(moves),
+            moves=moves.summary() if moves is not None else None,
             history=_history(replay),
             no_history=no_history,
             cached=cached,

@@ -11,6 +11,7 @@ may have changed). The pipeline at `since` plus the moves is the pipeline at `as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,19 @@ class Moves:
     def top(self, count: int = TOP_MOVERS) -> pd.DataFrame:
         """The deals whose probability moved most, by the amount it moved."""
         return self.deals[self.deals["p_now"] != self.deals["p_then"]].head(count)
+
+    def summary(self, count: int = TOP_MOVERS) -> dict[str, Any]:
+        """The moves as plain records, as the report and `compare --json` show them."""
+        top = self.top(count)[
+            ["opportunity_id", "deal", "owner", "amount", "p_then", "p_now", "change_reason"]
+        ]
+        return {
+            "since": self.since,
+            "start": self.start,
+            "end": self.end,
+            "flow": self.flow.to_dict("records"),
+            "top": top.to_dict("records"),
+        }
 
 
 def _pipeline(
