@@ -816,12 +816,10 @@ def _echo_scores(result: ScoreResult, psi_warning: float) -> None:
         f"open deals {result.open_deals:,} = scored {len(result.scores):,} "
         f"+ rejected {len(result.rejected):,}"
     )
-    counts = result.scores["band"].value_counts().reindex(list("ABCD"), fill_value=0)
-    expected = (
-        result.scores.groupby("band")["expected_amount"].sum().reindex(list("ABCD")).fillna(0.0)
-    )
-    for band in "ABCD":
-        typer.echo(f"  band {band}: {counts[band]:>8,} deals, expected {expected[band]:>14,.0f}")
+    for band in result.by_band().itertuples():
+        typer.echo(
+            f"  band {band.Index}: {band.deals:>8,} deals, expected {band.expected_amount:>14,.0f}"
+        )
     trend = result.scores["trend"].value_counts()
     typer.echo("trend: " + ", ".join(f"{name} {count:,}" for name, count in trend.items()))
     if len(result.rejected):

@@ -28,7 +28,6 @@ from dealscore.pipeline.quarter import QuarterNumber
 from dealscore.pipeline.training import TrainResult
 
 FORMAT = 1  # the documents' version: a renamed or removed field makes it 2
-BANDS = ("A", "B", "C", "D")
 
 
 def plain(value: Any) -> Any:
@@ -93,8 +92,6 @@ def model_fields(loaded: LoadedModel) -> dict[str, Any]:
 def score_fields(result: ScoreResult) -> dict[str, Any]:
     """Reconciliation, bands, trends, rejects, drift and where the scores went."""
     scores = result.scores
-    counts = scores["band"].value_counts().reindex(list(BANDS), fill_value=0)
-    expected = scores.groupby("band")["expected_amount"].sum().reindex(list(BANDS)).fillna(0.0)
     return {
         "as_of": result.as_of,
         "model": model_fields(result.model),
@@ -102,7 +99,7 @@ def score_fields(result: ScoreResult) -> dict[str, Any]:
         "scored": len(scores),
         "rejected": len(result.rejected),
         "rejected_by_rule": result.rejected["rule"].value_counts().to_dict(),
-        "bands": {b: {"deals": counts[b], "expected_amount": expected[b]} for b in BANDS},
+        "bands": result.by_band().to_dict(orient="index"),
         "trends": scores["trend"].value_counts().to_dict(),
         "drift_warnings": list(result.drift_warnings),
         "score_shift_psi": result.shift_since_previous,
@@ -232,7 +229,6 @@ def compare_document(result: CompareResult) -> dict[str, Any]:
         period=result.period,
         as_of=result.as_of,
         closed=result.closed,
-        in_sample=result.closed,
         model=model_fields(result.model),
         number=_number(result.number),
         by_group=result.numbers,

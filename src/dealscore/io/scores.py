@@ -217,7 +217,7 @@ class SqlStore:
         )
         self.rejected = sa.Table(REJECTED_TABLE, metadata, *_columns(Rejected))
         tables = (self.scores, self.rejected)
-        try:
+        with self._opening("cannot reach score destination"):
             inspector = sa.inspect(self.engine)
             existing = {
                 table.name: {c["name"] for c in inspector.get_columns(table.name)}
@@ -226,14 +226,6 @@ class SqlStore:
             }
             if self.sqlite:
                 self._check_writable()
-        except sa.exc.DBAPIError as exc:
-            raise self._fault(
-                exc, "cannot reach score destination", "nothing was scored", opening=True
-            ) from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(
-                redact(f"cannot reach score destination {self.describe()}: {exc}")
-            ) from exc
         # Every existing table is checked before anything is created or altered: a refused
         # destination is left exactly as it was.
         widen = []
@@ -252,18 +244,21 @@ class SqlStore:
                     f"{len(missing)} column(s), e.g. {missing[:5]}; write elsewhere (--out) or "
                     "rename that table"
                 )
-        try:
+        with self._opening("cannot create the score tables in"):
             metadata.create_all(self.engine)
             for table, added in widen:
                 self._add_columns(table, added)
+
+    @contextmanager
+    def _opening(self, doing: str) -> Iterator[None]:
+        """Opening the store: a database fault is `_fault`'s one line, any other SQLAlchemy
+        error the same line with its message; either way nothing was scored yet."""
+        try:
+            yield
         except sa.exc.DBAPIError as exc:
-            raise self._fault(
-                exc, "cannot create the score tables in", "nothing was scored", opening=True
-            ) from exc
+            raise self._fault(exc, doing, "nothing was scored", opening=True) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(
-                redact(f"cannot create the score tables in {self.describe()}: {exc}")
-            ) from exc
+            raise StoreError(redact(f"{doing} {self.describe()}: {exc}")) from exc
 
     def _check_writable(self) -> None:
         """Ask SQLite for the write lock and give it back at once: a database it cannot write

@@ -42,12 +42,13 @@ from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.scores import (
     FACTOR_COLUMNS,
     FACTORS,
+    Band,
     Rejected,
     Scores,
     Trend,
     factor_columns,
 )
-from dealscore.schemas.tables import TIMESTAMP_DTYPE
+from dealscore.schemas.tables import TIMESTAMP_DTYPE, values
 from dealscore.settings import SETTINGS
 
 NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
@@ -113,6 +114,13 @@ class ScoreResult:
             self.scores["win_probability"].to_numpy(dtype=float),
             self.scores["previous_probability"].to_numpy(dtype=float),
         )
+
+    def by_band(self) -> pd.DataFrame:
+        """Deals and their expected amount per band, A to D (a band with none: zeros)."""
+        grouped = self.scores.groupby("band")
+        return pd.DataFrame(
+            {"deals": grouped.size(), "expected_amount": grouped["expected_amount"].sum()}
+        ).reindex(values(Band), fill_value=0)
 
 
 def _factor_frame(
