@@ -23,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from features import EXPORT, all_open_at
 from measure import GIB, Recorder
 
 from dealscore.features import build_features
@@ -33,7 +34,6 @@ from dealscore.pipeline.scoring import ScoreSettings, explain
 from dealscore.pipeline.training import TrainSettings
 from dealscore.synthetic import GeneratorSettings, generate_crm
 from dealscore.tracking.models import load_model
-from features import EXPORT, all_open_at
 
 MODEL_NAME = "dealscore-benchmark"
 MODEL = f"models:/{MODEL_NAME}@champion"

@@ -24,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from features import EXPORT
 from measure import GIB, Recorder
 from score import MODEL, prepare
 
 from dealscore.jobs.score import run_score
 from dealscore.pipeline.scoring import ScoreSettings
-from features import EXPORT
 
 
 def spark_for_benchmark(master: str, memory: str):
