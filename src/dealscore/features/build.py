@@ -12,6 +12,7 @@ from dealscore.features.catalogue import Feature
 from dealscore.features.pit import Snapshots, micros
 from dealscore.features.snapshots import HORIZON_BOUNDS, label_horizon
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
+from dealscore.schemas.keys import positions
 from dealscore.schemas.tables import CrmTables, Opportunities
 
 CATALOGUE: list[Feature] = [
@@ -100,7 +101,7 @@ def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) ->
         missing = {OPPORTUNITY_ID, AS_OF} - set(as_of.columns)
         if missing:
             raise ValueError(f"as_of frame needs columns {sorted(missing)}")
-        code = ids.get_indexer(as_of[OPPORTUNITY_ID])
+        code = positions(as_of[OPPORTUNITY_ID], ids)
         if (code < 0).any():
             unknown = as_of.loc[code < 0, OPPORTUNITY_ID].head(5).tolist()
             raise ValueError(

@@ -15,6 +15,7 @@ from dealscore.features.pit import (
     micros,
     quarter_end_micros,
 )
+from dealscore.schemas.keys import lookup
 from dealscore.schemas.tables import CrmTables, Opportunities, StageHistory, Status
 
 FEATURES = family(
@@ -59,7 +60,7 @@ def stage_order(
     Closing rows (at the deal's closed_at) are left out: a closed stage is never an open deal's.
     """
     closed = opportunities.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
-    closes = history[StageHistory.opportunity_id].map(closed)
+    closes = lookup(history[StageHistory.opportunity_id], closed)
     rows = history[
         (history[StageHistory.changed_at] < before) & ~(history[StageHistory.changed_at] >= closes)
     ]
@@ -121,7 +122,7 @@ def _history_features(
             "t": micros(history[StageHistory.changed_at]),
         }
     )
-    h["rank"] = history[StageHistory.stage].map(rank).to_numpy()
+    h["rank"] = lookup(history[StageHistory.stage], rank).to_numpy()
     h["amount"] = (
         history[StageHistory.amount].to_numpy() if StageHistory.amount in history else np.nan
     )

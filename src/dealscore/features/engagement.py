@@ -8,6 +8,7 @@ import pandas as pd
 from dealscore.features import next_step, prospect
 from dealscore.features.catalogue import family
 from dealscore.features.pit import DAY, Snapshots, SortedEvents, activity_known_at, micros
+from dealscore.schemas.keys import lookup, positions
 from dealscore.schemas.tables import (
     Activities,
     ActivityType,
@@ -54,7 +55,7 @@ INBOUND = prospect.INBOUND
 
 def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
     """Positions in `categories` (-1 for missing or unknown), without a Python string per row."""
-    return np.asarray(pd.Categorical(values, categories=categories).codes)
+    return positions(values, pd.Index(categories, dtype="str"))
 
 
 def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
@@ -140,7 +141,7 @@ def _contact_features(
     if contacts is None or Contacts.seniority not in contacts:
         return out | {"max_seniority": nan, "new_senior_stakeholder_30d": nan}
     rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
-    rank = pd.Series(contact_ids).map(rank_of).to_numpy(dtype=float)[first_contact]
+    rank = lookup(pd.Series(contact_ids), rank_of).to_numpy(dtype=float)[first_contact]
     # The most senior level whose first touch came before as_of.
     best = np.full(len(d), np.nan)
     for level in range(len(SENIORITY_RANK)):

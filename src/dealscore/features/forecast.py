@@ -19,7 +19,14 @@ from dealscore.features.pit import (
     micros,
     quarter_end_micros,
 )
-from dealscore.schemas.tables import CrmTables, ForecastCategory, Forecasts, Opportunities
+from dealscore.schemas.keys import positions
+from dealscore.schemas.tables import (
+    CrmTables,
+    ForecastCategory,
+    Forecasts,
+    Opportunities,
+    values,
+)
 
 # Conventional probabilities of forecast categories, for reps who give none. Evaluation can
 # replace them with each category's win rate on the training slice.
@@ -53,23 +60,38 @@ NAMES = [f.name for f in FEATURES]
 REP_INPUTS: frozenset[str] = frozenset(f.name for f in FEATURES)
 
 
-def latest_forecast(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame | None:
-    """Per snapshot, the latest forecast strictly before as_of: category, own probability, time
-    (NaN where none); None when the export has no forecasts."""
+def forecast_events(tables: CrmTables, ids: pd.Index) -> pd.DataFrame | None:
+    """The forecasts as events of the deals in `ids` (code, time, category, own probability,
+    time as a float); None when the export has none. Built once, read by every lookup."""
     forecasts = tables.forecasts
     if forecasts is None or not len(forecasts):
         return None
-    events = pd.DataFrame(
+    categories = pd.Index(values(ForecastCategory), dtype="str")
+    category = positions(forecasts[Forecasts.forecast_category], categories)
+    t = micros(forecasts[Forecasts.submitted_at])
+    return pd.DataFrame(
         {
-            "deal": snaps.codes(forecasts[Forecasts.opportunity_id]),
-            "t": micros(forecasts[Forecasts.submitted_at]),
-            "category": forecasts[Forecasts.forecast_category].to_numpy(),
+            "deal": positions(forecasts[Forecasts.opportunity_id], ids),
+            "t": t,
+            "category": pd.Categorical.from_codes(category, categories=categories),
             "own": forecasts[Forecasts.probability].to_numpy(dtype=float)
             if Forecasts.probability in forecasts
             else np.nan,
+            "submitted": t.astype(float),
         }
     )
-    events["submitted"] = events["t"].astype(float)
+
+
+def latest_forecast(
+    tables: CrmTables, snaps: Snapshots, events: pd.DataFrame | None = None
+) -> pd.DataFrame | None:
+    """Per snapshot, the latest forecast strictly before as_of: category, own probability, time
+    (NaN where none); None when the export has no forecasts. `events`: `forecast_events` of
+    the snapshots' ids, when the caller already has them."""
+    if events is None:
+        events = forecast_events(tables, snaps.ids)
+    if events is None:
+        return None
     return asof_state(snaps, events, "t", ["category", "own", "submitted"])
 
 
@@ -83,11 +105,12 @@ def rep_probability(latest: pd.DataFrame, mapping: dict[str, float]) -> np.ndarr
 def forecast_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     """The rep's call as of the snapshot; NaN where the deal has no forecast yet."""
     out = pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
-    latest = latest_forecast(tables, snaps)
+    events = forecast_events(tables, snaps.ids)
+    latest = latest_forecast(tables, snaps, events)
     if latest is None:
         return out
     earlier = latest_forecast(
-        tables, Snapshots(snaps.deal, snaps.as_of - CHANGE_DAYS * DAY, snaps.ids)
+        tables, Snapshots(snaps.deal, snaps.as_of - CHANGE_DAYS * DAY, snaps.ids), events
     )
     assert earlier is not None  # the export has forecasts: `latest` was found
     rank = latest["category"].map(CATEGORY_RANK).to_numpy(dtype=float)
@@ -104,11 +127,13 @@ def forecast_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     out["forecast_from_earlier_quarter"] = np.where(
         np.isnan(submitted), np.nan, made_earlier.astype(float)
     )
-    out["owner_forecast_bias"] = owner_forecast_bias(tables, snaps)
+    out["owner_forecast_bias"] = owner_forecast_bias(tables, snaps, events)
     return out
 
 
-def owner_forecast_bias(tables: CrmTables, snaps: Snapshots) -> np.ndarray:
+def owner_forecast_bias(
+    tables: CrmTables, snaps: Snapshots, events: pd.DataFrame | None = None
+) -> np.ndarray:
     """Per snapshot: the owner's mean (last call - outcome) over their deals closed before as_of.
 
     Each closed deal contributes the rep's last forecast before its close, so a deal counts from
@@ -119,7 +144,7 @@ def owner_forecast_bias(tables: CrmTables, snaps: Snapshots) -> np.ndarray:
         return np.full(len(snaps), np.nan)
     closed, times, won, _ = closed_deals(tables)
     at_close = Snapshots(np.flatnonzero(closed), times[closed], snaps.ids)
-    last = latest_forecast(tables, at_close)
+    last = latest_forecast(tables, at_close, events)
     call = rep_probability(last, CATEGORY_PROBABILITY)
     called = np.isfinite(call)
     owners, _ = pd.factorize(deals[Opportunities.owner_id])

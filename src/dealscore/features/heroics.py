@@ -15,6 +15,7 @@ import pandas as pd
 
 from dealscore.features.icp import IcpRule, rule_scores
 from dealscore.features.pit import DAY, micros
+from dealscore.schemas.keys import positions
 from dealscore.schemas.tables import CrmTables, Opportunities, StageHistory, Status
 
 
@@ -52,9 +53,7 @@ def heroic_signals(
     )
     history = tables.stage_history
     if history is not None and len(history):
-        code = pd.Index(deals[Opportunities.opportunity_id]).get_indexer(
-            history[StageHistory.opportunity_id]
-        )
+        code = positions(history[StageHistory.opportunity_id], deals[Opportunities.opportunity_id])
         known = code >= 0
         closed_us = np.where(
             deals[Opportunities.closed_at].notna(), micros(deals[Opportunities.closed_at]), 0

@@ -10,6 +10,7 @@ import pandas as pd
 
 from dealscore.features.catalogue import Feature, family
 from dealscore.features.pit import DAY, Snapshots, asof_by_key, asof_global, micros, smoothed_rate
+from dealscore.schemas.keys import lookup
 from dealscore.schemas.tables import Accounts, CrmTables, Opportunities, Status
 
 SIZE_BINS = [0, 50, 200, 1000, 5000, np.inf]
@@ -106,7 +107,7 @@ def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | N
             .astype("str")
             .where(values.notna())
         )
-    return deals[Opportunities.account_id].map(values)
+    return lookup(deals[Opportunities.account_id], values)
 
 
 def segment_values(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
@@ -223,4 +224,4 @@ def rule_scores(tables: CrmTables, rules: tuple[IcpRule, ...]) -> np.ndarray:
     accounts = tables.accounts.set_index(Accounts.account_id)
     matched = sum(rule.weight * rule.matches(accounts).fillna(0.0) for rule in rules)
     score = matched / sum(rule.weight for rule in rules)
-    return deals[Opportunities.account_id].map(score).to_numpy(dtype=float)
+    return lookup(deals[Opportunities.account_id], score).to_numpy(dtype=float)

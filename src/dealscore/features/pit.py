@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dealscore.schemas.keys import positions
 from dealscore.schemas.tables import Activities
 
 DAY = 86_400_000_000  # microseconds
@@ -45,7 +46,7 @@ class Snapshots:
 
     def codes(self, opportunity_ids: pd.Series) -> np.ndarray:
         """Codes of other tables' opportunity ids; -1 where the deal is unknown."""
-        return self.ids.get_indexer(opportunity_ids)
+        return positions(opportunity_ids, self.ids)
 
 
 class SortedEvents:

@@ -39,6 +39,7 @@ from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
+from dealscore.schemas.keys import lookup
 from dealscore.schemas.scores import (
     FACTOR_COLUMNS,
     FACTORS,
@@ -220,7 +221,7 @@ def score_deals(
     outcomes = three_outcomes(p, q)
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amount = (
-        features["opportunity_id"].map(deals[Opportunities.amount]).to_numpy(dtype=float)
+        lookup(features[OPPORTUNITY_ID], deals[Opportunities.amount]).to_numpy(dtype=float)
         if Opportunities.amount in deals
         else np.full(len(features), np.nan)
     )

@@ -14,6 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from dealscore.errors import DataError
+from dealscore.schemas.keys import contains, positions
 from dealscore.schemas.tables import (
     TABLE_MODELS,
     TIMESTAMP_DTYPE,
@@ -287,11 +288,11 @@ def foreign_key_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> li
         ):
             continue
         keys = child[fk.column]
-        orphan = keys.notna() & ~keys.isin(parent[fk.parent_column])
+        orphan = keys.notna().to_numpy() & ~contains(keys, parent[fk.parent_column])
         if orphan.any():
             rule = f"foreign key: exists in {fk.parent}.{fk.parent_column}"
             if rows is not None:
-                rows.append(RowFailure(fk.child, fk.column, rule, child.index[orphan.to_numpy()]))
+                rows.append(RowFailure(fk.child, fk.column, rule, child.index[orphan]))
             issues.append(
                 Issue(
                     fk.child,
@@ -327,8 +328,14 @@ def timing_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Is
         events = tables.get(name)
         if events is None or time_column not in events:
             continue
-        joined = events[[StageHistory.opportunity_id, time_column]].join(
-            deals, on=StageHistory.opportunity_id, how="inner"
+        # The deal's dates beside each row of a known deal (an inner join, by position).
+        where = positions(events[StageHistory.opportunity_id], deals.index)
+        joined = events.loc[where >= 0, [StageHistory.opportunity_id, time_column]]
+        joined = joined.assign(
+            **{
+                column: pd.Series(deals[column].array.take(where[where >= 0]), index=joined.index)
+                for column in deals.columns
+            }
         )
         after_close = joined[time_column] > joined[Opportunities.closed_at] + CLOSE_SKEW
         before_create = joined[time_column] < joined[Opportunities.created_at]
@@ -565,14 +572,14 @@ def _touched_deals(tables: CrmTables, table: str, bad: pd.DataFrame) -> pd.Serie
         )
         accounts = bad.loc[no_deal, Accounts.account_id].dropna()
         if Opportunities.account_id in deals:
-            mask = deals[Opportunities.account_id].isin(accounts)
+            mask = contains(deals[Opportunities.account_id], accounts)
             ids = pd.concat([ids, deals.loc[mask, Opportunities.opportunity_id]])
     if table == "owners" and Opportunities.owner_id in deals:
-        mask = deals[Opportunities.owner_id].isin(bad[Owners.owner_id].dropna())
+        mask = contains(deals[Opportunities.owner_id], bad[Owners.owner_id])
         ids = pd.concat([ids, deals.loc[mask, Opportunities.opportunity_id]])
     if table == "contacts" and tables.activities is not None:
         acts = tables.activities
-        touched = acts[acts[Activities.contact_id].isin(bad[Contacts.contact_id].dropna())]
+        touched = acts[contains(acts[Activities.contact_id], bad[Contacts.contact_id])]
         ids = pd.concat([ids, touched[Activities.opportunity_id].dropna()])
     return ids.astype(str).drop_duplicates()
 
@@ -657,7 +664,7 @@ def quarantine(tables: CrmTables, rounds: int = 4) -> Quarantined:
         for name, frame in checked.present():
             keep = ~frame.index.isin(bad_rows.get(name, pd.Index([])))
             if Opportunities.opportunity_id in frame and name != "contacts":
-                keep &= ~frame[Opportunities.opportunity_id].isin(reasons)
+                keep &= ~contains(frame[Opportunities.opportunity_id], pd.Index(list(reasons)))
             dropped[name] += int((~keep).sum())
             kept[name] = frame[keep]
         # What is left is checked again from scratch: dropping rows can orphan others.

@@ -1,0 +1,55 @@
+"""Id lookups in Arrow give pandas' answers, missing values never match."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealscore.schemas.keys import contains, lookup, positions
+
+IDS = ["OPP-1", "OPP-2", "OPP-3", "ÄÖ-4"]
+VALUES = ["OPP-3", None, "nope", "OPP-1", "ÄÖ-4", "OPP-3"]
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_positions_and_contains_agree_with_pandas_on_text(dtype):
+    # given ids and values as Arrow text and as Python objects
+    ids, values = pd.Series(IDS, dtype=dtype), pd.Series(VALUES, dtype=dtype)
+    # when they are looked up
+    where, found = positions(values, ids), contains(values, ids)
+    # then positions are get_indexer's and membership isin's, a missing value matching nothing
+    assert where.tolist() == [2, -1, -1, 0, 3, 2]
+    assert where.tolist() == pd.Index(ids).get_indexer(values).tolist()
+    assert found.tolist() == (values.isin(ids) & values.notna()).tolist()
+
+
+def test_a_missing_key_does_not_match_a_missing_value():
+    # given ids that include a missing one, as Arrow text and as numbers
+    text = pd.Series(["a", None], dtype="str")
+    numbers = pd.Index([1.0, np.nan])
+    # when a missing value is looked up
+    # then it is found in neither
+    assert positions(pd.Series([None, "a"], dtype="str"), text).tolist() == [-1, 0]
+    assert positions(pd.Series([np.nan, 1.0]), numbers).tolist() == [-1, 0]
+    assert contains(pd.Series([np.nan, 1.0]), numbers).tolist() == [False, True]
+
+
+def test_repeated_keys_give_the_first_position_on_every_path():
+    # given ids that repeat, as text and as numbers
+    # when looked up
+    # then the first occurrence answers, as Arrow's hash lookup does
+    assert positions(pd.Series(["b"], dtype="str"), pd.Index(["a", "b", "b"])).tolist() == [1]
+    assert positions(pd.Series([2]), pd.Index([1, 2, 2])).tolist() == [1]
+
+
+def test_lookup_is_map_and_keeps_the_table_dtype():
+    # given a per-deal table of amounts and of text, indexed by id
+    values = pd.Series(VALUES, dtype="str", index=range(10, 16), name="opportunity_id")
+    amounts = pd.Series([1.5, 2.5, 3.5, 4.5], index=pd.Index(IDS, dtype="str"))
+    names = pd.Series(["w", "x", "y", "z"], index=pd.Index(IDS, dtype="str"), dtype="str")
+    # when each value's entry is looked up
+    got_amounts, got_names = lookup(values, amounts), lookup(values, names)
+    # then the answers are Series.map's, on the values' own index
+    pd.testing.assert_series_equal(got_amounts, values.map(amounts))
+    pd.testing.assert_series_equal(got_names, values.map(names))
