@@ -75,3 +75,47 @@ def test_imports_sit_at_the_top_except_optional_dependencies(path):
             assert (relative, name.split(".")[0]) in LAZY, (
                 f"{relative}: {function.name} imports {name} inside the function"
             )
+
+
+CLOCK = {"now", "today", "utcnow", "time", "monotonic"}
+FILES = {
+    "open",
+    "read_text",
+    "write_text",
+    "read_bytes",
+    "write_bytes",
+    "read_parquet",
+    "read_csv",
+    "read_sql_table",
+    "to_parquet",
+    "to_csv",
+    "iterdir",
+    "glob",
+    "mkdir",
+    "unlink",
+    "exists",
+    "is_dir",
+    "is_file",
+}
+# The Spark engine finds its tables' files itself (Spark reads them, not this process).
+FILES_ALLOWED = {("pipeline/spark.py", name) for name in ("exists", "is_dir", "glob")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if _layer(p) in ("schemas", "features", "model", "pipeline")],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_the_clock_and_the_file_system_are_asked_by_jobs_only(path):
+    # given a module below the jobs
+    relative = str(path.relative_to(PACKAGE))
+    # when its calls are read
+    calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)]
+    names = [
+        c.func.attr if isinstance(c.func, ast.Attribute) else getattr(c.func, "id", "")
+        for c in calls
+    ]
+    # then none reads the clock or touches a file: the job passes times and frames in
+    assert not [n for n in names if n in CLOCK], f"{relative} reads the clock"
+    touched = [n for n in names if n in FILES and (relative, n) not in FILES_ALLOWED]
+    assert not touched, f"{relative} touches the file system: {touched}"

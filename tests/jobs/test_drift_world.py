@@ -37,7 +37,7 @@ def monthly(tables: CrmTables, model: LoadedModel) -> list[tuple[pd.Series, tupl
     settings = ScoreSettings(track=False)
     out = []
     for as_of in MONTHS:
-        scores, _, features = score_deals(tables, model, as_of, settings)
+        scores, _, features = score_deals(tables, model, as_of, settings, scored_at=as_of)
         out.append(
             measure_drift(tables, features, scores, model.bundle.reference, settings.psi_warning)
         )

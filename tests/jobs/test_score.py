@@ -167,7 +167,7 @@ def test_a_model_needing_features_this_version_lacks_is_a_clear_error(crm, setti
     tables = read_export(crm).tables
     # then scoring says which and what to do
     with pytest.raises(ModelMismatchError, match=r"crystal_ball_score.*retrain"):
-        score_deals(tables, replace(loaded, bundle=bundle), AS_OF, settings)
+        score_deals(tables, replace(loaded, bundle=bundle), AS_OF, settings, scored_at=AS_OF)
 
 
 def test_an_unknown_model_is_a_clear_error(crm, settings):

@@ -436,7 +436,7 @@ def _open_pipeline(
     tables: CrmTables, loaded: LoadedModel, now: pd.Timestamp, settings: ScoreSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores with each deal's amount and rep probability, features) of the deals open now."""
-    scores, _, features = score_deals(tables, loaded, now, settings)
+    scores, _, features = score_deals(tables, loaded, now, settings, scored_at=now)
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
     _, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])

@@ -65,7 +65,10 @@ def run_score(
     if settings.engine == "spark":
         from dealscore.pipeline.spark import score_on_spark  # pyspark is an optional extra
 
-        result = score_on_spark(str(data), loaded, store, settings, as_of, progress, lap)
+        scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+        result = score_on_spark(
+            str(data), loaded, store, settings, as_of, progress, lap, scored_at=scored_at
+        )
     else:
         result = _score_on_pandas(data, loaded, store, settings, as_of, mapping, progress, lap)
     if settings.track:
@@ -106,10 +109,11 @@ def _score_on_pandas(
     progress(f"scored by {loaded.rung()}")
     run = Run(as_of, loaded.name, loaded.version)
     previous = store.previous(run)
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     scores, rejected, features = score_deals(
-        tables, loaded, as_of, settings, progress, previous=previous
+        tables, loaded, as_of, settings, progress, scored_at=scored_at, previous=previous
     )
-    held_open = contract_rejects(held.deals, as_of, loaded, scores["scored_at"])
+    held_open = contract_rejects(held.deals, as_of, loaded, scored_at)
     rejected = pd.concat([rejected, held_open], ignore_index=True)
     lap("features + score + reasons")
     open_deals = len(features) + len(held_open)

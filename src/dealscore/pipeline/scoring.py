@@ -193,16 +193,15 @@ def score_deals(
     as_of: pd.Timestamp,
     settings: ScoreSettings,
     progress: Progress = silent,
-    scored_at: pd.Timestamp | None = None,
+    *,
+    scored_at: pd.Timestamp,
     previous: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(scores, rejected, features) for every deal open at as_of. With `previous` (the store's
-    latest earlier score per deal, `ScoreStore.previous`), each row carries it, the trend and,
-    where the score moved, why."""
+    """(scores, rejected, features) for every deal open at as_of, stamped `scored_at` (the job
+    reads the clock). With `previous` (the store's latest earlier score per deal,
+    `ScoreStore.previous`), each row carries it, the trend and, where the score moved, why."""
     bundle = loaded.bundle
     features = build_features(tables, as_of, bundle.feature_state)
-    if scored_at is None:
-        scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     missing = [name for name in bundle.feature_names if name not in features.columns]
     if missing:
         raise ModelMismatchError(
@@ -332,7 +331,7 @@ def rejects(rows: pd.DataFrame, rule: object, reason: object) -> pd.DataFrame:
 
 
 def contract_rejects(
-    held: pd.DataFrame, as_of: pd.Timestamp, loaded: LoadedModel, scored_at: pd.Series
+    held: pd.DataFrame, as_of: pd.Timestamp, loaded: LoadedModel, scored_at: pd.Timestamp
 ) -> pd.DataFrame:
     """Reject rows, rule `contract`, for the quarantined deals (`Quarantined.deals`: one per
     opportunities row taken out) that may have been open at as_of: all but those whose trusted
@@ -345,14 +344,13 @@ def contract_rejects(
     deals = held[created_ok & open_then]
     ids = deals["opportunity_id"]
     named = ids.astype(str).where(ids.notna(), "row " + deals["row"].astype(str))
-    when = scored_at.iloc[0] if len(scored_at) else pd.Timestamp.now(tz="UTC").floor("s")
     return pd.DataFrame(
         {
             "opportunity_id": named.to_numpy(),
             "as_of": pd.Series(as_of, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
             "model_name": loaded.name,
             "model_version": loaded.version,
-            "scored_at": pd.Series(when, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
+            "scored_at": pd.Series(scored_at, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
             "rule": "contract",
             "reason": deals["reason"].to_numpy(),
         }

@@ -717,9 +717,12 @@ def score_on_spark(
     as_of: pd.Timestamp | None = None,
     progress: Progress = silent,
     lap: Laps | None = None,
+    *,
+    scored_at: pd.Timestamp,
 ) -> ScoreResult:
     """The pandas engine's scoring on Spark: read, check, score in groups, reconcile, settle
-    against the store. The job loads the model and the store, and logs the run."""
+    against the store. The job loads the model and the store, reads the clock (`scored_at`)
+    and logs the run."""
     lap = lap or Laps()
     progress(f"starting Spark ({settings.spark_master or 'the active session, else local[*]'})")
     spark = spark_session(settings.spark_master)
@@ -742,7 +745,6 @@ def score_on_spark(
         f"in {groups} groups ({len(ref.opportunities):,} closed deals broadcast)"
     )
     progress(f"scored by {loaded.rung()}")
-    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     routed = route(frames, as_of, groups)
     run = Run(as_of, loaded.name, loaded.version)
     previous = store.previous(run)  # shipped to every group with the model
