@@ -53,6 +53,7 @@ from dealscore.schemas.tables import TIMESTAMP_DTYPE, values
 from dealscore.settings import SETTINGS
 
 NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
+CHUNK = 100_000  # rows scored at once: bounded memory for a million deals
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -163,7 +164,7 @@ def _factor_frame(
 def explain(
     bundle: ModelBundle,
     X: pd.DataFrame,
-    chunk: int = 100_000,
+    chunk: int = CHUNK,
     progress: Progress = silent,
     rep_reasons: bool = False,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -185,6 +186,15 @@ def explain(
             progress(f"scored and explained {done:,} of {len(X):,} deals ({done / len(X):.0%})")
     factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return np.concatenate(probabilities), factors
+
+
+def _no_decision(model, X: pd.DataFrame, chunk: int = CHUNK) -> np.ndarray:
+    """P(no decision) per row, a chunk at a time: a linear model's design of a million rows
+    would hold gigabytes at once."""
+    if X.empty:
+        return np.empty(0)
+    parts = [model.predict_proba(X.iloc[s : s + chunk])[:, 1] for s in range(0, len(X), chunk)]
+    return np.concatenate(parts)
 
 
 def score_deals(
@@ -213,7 +223,7 @@ def score_deals(
     p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
 
     q = (
-        bundle.no_decision.predict_proba(X)[:, 1]
+        _no_decision(bundle.no_decision, X)
         if bundle.no_decision is not None  # None: trained without it, or saved before it
         else np.full(len(X), np.nan)
     )
