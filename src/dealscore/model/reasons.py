@@ -10,8 +10,8 @@ score, at about the cost of LightGBM's own prediction.
 
 The decomposition is exact: base + the row's contributions = the raw score. It differs from SHAP
 in how credit is shared between features on one path (the split nearer the leaf gets the whole
-last step); for reasons in plain words that ranks the same drivers. `shap_contributions` gives
-LightGBM's TreeSHAP for small batches and checks.
+last step); for reasons in plain words that ranks the same drivers (tests/model/test_reasons.py
+checks it against LightGBM's TreeSHAP).
 """
 
 from __future__ import annotations
@@ -179,11 +179,6 @@ def top_factors(credits: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray
     strongest first; -1 where fewer than k credits have that sign."""
     k = min(k, credits.shape[1])
     return _kernels()[1](np.ascontiguousarray(credits, dtype=np.float64), k)
-
-
-def shap_contributions(booster: lgb.Booster, X: pd.DataFrame, num_iteration: int) -> np.ndarray:
-    """LightGBM's exact TreeSHAP: (rows, features + 1), the last column the expected value."""
-    return np.asarray(booster.predict(X, pred_contrib=True, num_iteration=num_iteration))
 
 
 def change_reasons(
