@@ -85,7 +85,7 @@ def model_fields(loaded: LoadedModel) -> dict[str, Any]:
         "alias": loaded.alias or None,
         "rung": loaded.bundle.estimator.rung,
         "rung_reason": loaded.bundle.metadata.get("rung_reason") or None,
-        "horizon_days": getattr(loaded.bundle, "horizon_days", None),
+        "horizon_days": loaded.bundle.horizon_days,
     }
 
 

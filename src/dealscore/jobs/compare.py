@@ -92,9 +92,9 @@ def run_compare(
         loaded.bundle.feature_names,
         period,
         as_of,
-        getattr(loaded.bundle, "in_quarter", None),
+        loaded.bundle.in_quarter,
     )
-    error = getattr(loaded.bundle, "in_quarter_error", None)
+    error = loaded.bundle.in_quarter_error
     number = quarter_number(tables, as_of, every, error) if start <= as_of else None
     numbers = None
     if number is not None and by is not None:

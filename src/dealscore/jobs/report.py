@@ -558,7 +558,7 @@ def run_report(
         now,
         bundle.in_quarter,
     )
-    number = quarter_number(tables, now, every, getattr(bundle, "in_quarter_error", None))
+    number = quarter_number(tables, now, every, bundle.in_quarter_error)
     moves = deal_moves(
         tables,
         bundle.estimator,

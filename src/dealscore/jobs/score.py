@@ -103,7 +103,7 @@ def _score_on_pandas(
     as_of = utc_as_of(as_of if as_of is not None else now)
     if warning := stale_as_of(as_of, now):
         progress(f"WARNING: {warning}")
-    horizon = getattr(loaded.bundle, "horizon_days", None)
+    horizon = loaded.bundle.horizon_days
     meaning = f": P(won within {horizon:g} days)" if horizon else ""
     progress(f"scoring deals open at {as_of:%Y-%m-%d %H:%M} UTC with {loaded.describe()}" + meaning)
     progress(f"scored by {loaded.rung()}")
