@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from dealscore.errors import InputError
+from dealscore.schemas.tables import utc
 
 # Use as @pydantic.dataclasses.dataclass(frozen=True, config=SETTINGS): no unknown keys; pandas
 # Timestamps allowed. (Spelt out at each class: type checkers see the dataclass only that way.)
@@ -25,8 +26,7 @@ def _utc(value: Any) -> Any:
     """A date or time from TOML or the CLI as a UTC pandas Timestamp (a naive one is UTC)."""
     if value is None or value == "":
         return None
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return utc(value)
 
 
 UtcTime = Annotated[pd.Timestamp, BeforeValidator(_utc)]

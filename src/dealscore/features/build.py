@@ -13,7 +13,7 @@ from dealscore.features.pit import Snapshots, micros
 from dealscore.features.snapshots import HORIZON_BOUNDS, label_horizon
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
 from dealscore.schemas.keys import positions
-from dealscore.schemas.tables import CrmTables, Opportunities
+from dealscore.schemas.tables import CrmTables, Opportunities, utc
 
 CATALOGUE: list[Feature] = [
     *deal.FEATURES,
@@ -109,8 +109,7 @@ def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) ->
             )
         times = micros(pd.to_datetime(as_of[AS_OF], utc=True))
     else:
-        stamp = pd.Timestamp(as_of)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = utc(as_of)
         code = np.arange(len(ids))
         times = np.full(len(ids), np.datetime64(stamp.tz_convert(None), "us").astype(np.int64))
     # Open at as_of: created strictly before it, and not closed before it.

@@ -26,10 +26,10 @@ from dealscore.pipeline.scoring import (
     measure_drift,
     score_deals,
     settle,
-    utc_as_of,
 )
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import quarantine, require_dated
+from dealscore.schemas.tables import utc
 from dealscore.tracking.models import load_model, require_store
 from dealscore.tracking.registry import champion_uri
 from dealscore.tracking.scoring_run import log_scoring
@@ -100,7 +100,7 @@ def _score_on_pandas(
         progress(f"WARNING: {warning}")
     # No time given: the export's own, so a rerun on the same export is the same run.
     now = export_time(last_event(tables))
-    as_of = utc_as_of(as_of if as_of is not None else now)
+    as_of = utc(as_of if as_of is not None else now)
     if warning := stale_as_of(as_of, now):
         progress(f"WARNING: {warning}")
     horizon = loaded.bundle.horizon_days

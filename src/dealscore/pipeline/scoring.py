@@ -388,12 +388,6 @@ def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFr
         )
 
 
-def utc_as_of(as_of: pd.Timestamp | str) -> pd.Timestamp:
-    """The scoring time in UTC (a naive time is taken as UTC)."""
-    as_of = pd.Timestamp(as_of)
-    return as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")
-
-
 def drift_inputs(features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """What drift is measured on: the features (calendar ones excluded) and the probability."""
     probability = scores.set_index("opportunity_id")["win_probability"]

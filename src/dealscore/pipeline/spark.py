@@ -55,7 +55,6 @@ from dealscore.pipeline.scoring import (
     drift_segments,
     score_deals,
     settle,
-    utc_as_of,
 )
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import (
@@ -85,6 +84,7 @@ from dealscore.schemas.tables import (
     Opportunities,
     StageHistory,
     Status,
+    utc,
 )
 
 if TYPE_CHECKING:
@@ -729,7 +729,7 @@ def score_on_spark(
     lap("start Spark")
     frames = read_spark_tables(spark, data)
     now = _export_time(spark, frames)
-    as_of = utc_as_of(as_of if as_of is not None else now)
+    as_of = utc(as_of if as_of is not None else now)
     if warning := stale_as_of(as_of, now):
         progress(f"WARNING: {warning}")
     progress(f"checking the data contract on {', '.join(frames)} in Spark")

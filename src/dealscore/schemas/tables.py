@@ -15,6 +15,14 @@ from pandera.typing import Series
 # All times are UTC; microseconds are pandas 3's native resolution for parsed timestamps.
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "us", "UTC"]
 TIMESTAMP_DTYPE = pd.DatetimeTZDtype("us", "UTC")
+
+
+def utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    """A time as a UTC Timestamp; a naive one is taken as UTC (the contract's times all are)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 # Beyond these a value is a placeholder or a unit slip (9999-12-31, 1e308), not a fact.
 LATEST = pd.Timestamp("2100-01-01", tz="UTC")
 MAX_AMOUNT = 1e13

@@ -18,6 +18,7 @@ from dealscore.schemas.tables import (
     Opportunities,
     StageHistory,
     Status,
+    utc,
 )
 from dealscore.settings import SETTINGS, UtcTime
 from dealscore.synthetic.deals import (
@@ -96,9 +97,7 @@ class GeneratorSettings:
                 f"rep_sandbagger_share must be in [0, 1], got {self.rep_sandbagger_share}"
             )
         if self.export_date is not None:
-            stamp = pd.Timestamp(self.export_date)
-            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-            object.__setattr__(self, "export_date", stamp)
+            object.__setattr__(self, "export_date", utc(self.export_date))
 
     @property
     def start(self) -> pd.Timestamp:
