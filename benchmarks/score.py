@@ -44,12 +44,12 @@ MODEL_NAME = "dealscore-benchmark"
 MODEL = f"models:/{MODEL_NAME}@champion"
 
 
-def prepare(work: Path, deals: int, seed: int) -> str:
-    """Not measured: a champion trained on 20k generated deals (its MLflow store is returned),
+def prepare(work: Path, deals: int, seed: int, history_deals: int = 20_000) -> str:
+    """Not measured: a champion trained on `history_deals` generated deals (its MLflow store is returned),
     and `work/crm`, `deals` generated deals re-timed to be open at EXPORT, as Parquet."""
     store = f"sqlite:///{work / 'mlflow.db'}"
-    print("training a model on 20,000 generated deals (not measured)", flush=True)
-    history = generate_crm(GeneratorSettings(deals=20_000, seed=1, export_date=EXPORT))
+    print(f"training a model on {history_deals:,} generated deals (not measured)", flush=True)
+    history = generate_crm(GeneratorSettings(deals=history_deals, seed=1, export_date=EXPORT))
     write_tables(history.tables, work / "history")
     (work / "history" / "truth.parquet").unlink(missing_ok=True)
     # One fixed name: the model is trained on one folder and scores another.
@@ -119,10 +119,13 @@ def main() -> None:
     )
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--history", type=int, default=20_000, help="generated deals the model is trained on"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dealscore-bench-"))
 
-    store = prepare(work, args.deals, args.seed)
+    store = prepare(work, args.deals, args.seed, args.history)
 
     recorder = Recorder(interval=0.05)
     settings = ScoreSettings(
