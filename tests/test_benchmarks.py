@@ -21,6 +21,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("features.py", ["--deals", "2000", "--snapshots", "4000"], "features"),
         ("score.py", ["--deals", "2000", "--history", "4000"], "x the floor"),
         ("quarters.py", ["--worlds", "honest", "--periods", "1"], "the last 4 quarters"),
+        ("write.py", ["--rows", "2000"], "SQLite rerun (replace)"),
     ],
 )
 def test_a_benchmark_runs_at_a_tiny_size(script, args, said, tmp_path):

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+import dealscore.io.scores as scores_module
+from dealscore.io.bulk import StagingFailed
 from dealscore.io.scores import (
     RUN_FILE,
     Run,
@@ -536,3 +539,238 @@ def test_a_folder_run_killed_mid_write_is_whole_and_leaves_nothing_behind(at, tm
     )
     # and no temporary file of the killed run is left
     assert not [path.name for path in folder.rglob("*") if path.name.endswith(".tmp")]
+
+
+# The bulk path (io/bulk.py): rows reach the database through Arrow, COPY and a staging file.
+AWKWARD_TEXT = [
+    "Überprüfung ✓",
+    "見積もり",
+    'a "quoted", comma',
+    "tab\tand\nnewline",
+    "back\\slash",
+    "",
+]
+
+
+def awkward_scores() -> pd.DataFrame:
+    """Six rows of values a bulk path may get wrong: each kind of missing value, an empty string
+    beside a missing one, text in several scripts and with CSV's and COPY's special characters,
+    microseconds before 1970 and 2000 and in another zone, floats at the ends of their range."""
+    frame = scores(6, 0.25)
+    frame["opportunity_id"] = [f"OPP-{i}-{text}" for i, text in enumerate(AWKWARD_TEXT)]
+    frame["win_probability"] = [0.0, 1.0, 1 / 3, 0.1 + 0.2, 5e-324, 0.999999999999999]
+    frame["scored_at"] = pd.to_datetime(
+        [
+            "2026-11-20 00:00:00.000001+00:00",
+            "2026-11-20 23:59:59.999999+00:00",
+            "1969-07-20 20:17:40.123456+00:00",
+            "1999-12-31 23:59:59.999999+00:00",
+            "2026-03-29 02:30:00.5+02:00",  # a zone of its own: stored as the same instant in UTC
+            "2000-01-01 00:00:00+00:00",
+        ],
+        utc=True,
+        format="ISO8601",
+    ).astype("datetime64[us, UTC]")
+    previous = [None, "2026-11-13 08:00:00.25", None, "1970-01-01", None, "2026-11-19 23:59:59.999"]
+    frame["previous_as_of"] = pd.to_datetime(previous, utc=True, format="ISO8601").astype(
+        "datetime64[us, UTC]"
+    )
+    frame["previous_probability"] = [np.nan, 0.5, np.nan, 0.125, np.nan, 1e-17]
+    frame["expected_amount"] = [
+        np.nan,
+        0.0,
+        1.7976931348623157e308,
+        12345.678901234567,
+        1e-300,
+        7.0,
+    ]
+    frame["up_1_contribution"] = [-1e300, np.nan, 2.5e-310, -0.1, np.inf, -np.inf]
+    frame["change_reason"] = [None, *AWKWARD_TEXT[1:]]
+    frame["up_1_reason"] = [*AWKWARD_TEXT[:5], None]
+    frame["down_3_reason"] = "x" * 10_000  # longer than any buffer a row might be built in
+    return Scores.validate(frame)
+
+
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows as comparable values, however a database hands them back: times as UTC instants,
+    floats as floats, text as str or None; sorted by deal."""
+    out = {}
+    for name in frame.columns:
+        values = frame[name]
+        if name in ("as_of", "scored_at", "previous_as_of"):
+            out[name] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
+        elif pd.api.types.is_float_dtype(values) or name.endswith(("probability", "contribution")):
+            out[name] = values.astype(float)
+        else:
+            out[name] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(out).sort_values("opportunity_id").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "postgresql without COPY"])
+def test_awkward_values_read_back_through_sqlalchemy_as_written(kind, tmp_path, request):
+    # given a store of each kind (without COPY: what a PostgreSQL driver other than psycopg gets)
+    if kind == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'scores.db'}")
+    else:
+        database = "awkward" if kind == "postgresql" else "awkward_insert"
+        store = open_store(request.getfixturevalue("pg_database")(database))
+        store.copy = kind == "postgresql"
+    run = Run(AS_OF, "dealscore", "3")
+    written, rejects = awkward_scores(), rejected(3).assign(reason=AWKWARD_TEXT[:3])
+    # when the rows are written, over an earlier write of the same run
+    store.write(run, scores(9, 0.5), rejected(1))
+    store.write(run, written, rejects)
+    # then SQLAlchemy reads back exactly what was written, row for row and value for value
+    back = pd.read_sql_table("scores", store.engine)
+    pd.testing.assert_frame_equal(as_read(back[written.columns]), as_read(written))
+    back_rejects = pd.read_sql_table("scores_rejected", store.engine)
+    pd.testing.assert_frame_equal(as_read(back_rejects[rejects.columns]), as_read(rejects))
+    # and an empty string stayed a string, apart from a missing value
+    reasons = back.set_index("opportunity_id")["change_reason"]
+    assert pd.isna(reasons[written["opportunity_id"].iloc[0]])
+    assert reasons[written["opportunity_id"].iloc[5]] == ""
+    # and the next run's previous scores, and the history, see the same instants and numbers
+    later = store.previous(Run(AS_OF + pd.Timedelta(days=1), "dealscore", "3"))
+    later = later.set_index("opportunity_id").loc[written["opportunity_id"]]
+    assert later["previous_probability"].tolist() == written["win_probability"].tolist()
+    assert (later["previous_as_of"] == AS_OF).all()
+    history = store.history("dealscore", since=AS_OF)
+    assert sorted(history["opportunity_id"]) == sorted(written["opportunity_id"])
+
+
+def test_the_staging_file_goes_after_a_write_and_after_a_failed_one(tmp_path, monkeypatch):
+    # given SQLite's staging files kept under a folder of the test's own
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    store = open_store(f"sqlite:///{tmp_path / 'scores.db'}")
+    run = Run(AS_OF, "dealscore", "3")
+    # when a run is written, and another fails half-way
+    store.write(run, scores(5, 0.4), rejected())
+    real = sa.engine.Connection.exec_driver_sql
+
+    def failing(self, statement, *args, **kwargs):
+        if statement.startswith("INSERT INTO scores "):
+            raise RuntimeError("power cut")
+        return real(self, statement, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(sa.engine.Connection, "exec_driver_sql", failing)
+        with pytest.raises(RuntimeError, match="power cut"):
+            store.write(run, scores(5, 0.9), rejected())
+    # then no staging file is left behind either way, and the connection is reused cleanly
+    assert list((tmp_path / "tmp").iterdir()) == []
+    store.write(run, scores(3, 0.7), rejected())
+    assert (read_all(store)["win_probability"] == 0.7).tolist() == [True] * 3
+
+
+@pytest.mark.parametrize("fault", ["injected", "tmpfs"])
+def test_a_staging_folder_that_is_full_is_one_line_and_keeps_the_previous_scores(
+    fault, tmp_path, tmpfs, monkeypatch
+):
+    # given a SQLite store holding a night's scores, and a temporary folder with no room left
+    store = open_store(f"sqlite:///{tmp_path / 'scores.db'}")
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(5, 0.4), rejected())
+    if fault == "tmpfs":
+        folder = tmpfs("1m")
+        _fill(folder)
+        monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    else:
+
+        def full(*_args, **_kwargs):
+            raise StagingFailed("database or disk is full")
+
+        monkeypatch.setattr("dealscore.io.scores.stage_sqlite", full)
+    # when a rerun is written, then one line says where and why, and nothing changed
+    with pytest.raises(StoreFault) as failed:
+        store.write(run, scores(3000, 0.9), rejected())
+    assert_one_clean_line(failed.value, "staging the rows in", "disk full")
+    assert "nothing of this run was written" in str(failed.value)
+    rows = read_all(store)
+    assert len(rows) == 5 and (rows["win_probability"] == 0.4).all()
+
+
+def test_postgresql_stopped_mid_copy_is_one_line_and_keeps_the_previous_scores(own_postgres):
+    # given a PostgreSQL store holding a night's scores
+    store = open_store(own_postgres.url)
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(50, 0.4), rejected())
+    # when the server stops while the rerun's rows stream in by COPY (the old ones deleted)
+    real = scores_module.copy_binary
+
+    def stopping(table, rows):
+        for number, piece in enumerate(real(table, rows)):
+            if number == 2:
+                own_postgres.stop()
+            yield piece
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scores_module, "copy_binary", stopping)
+        mp.setattr(store, "chunk", 10)
+        with pytest.raises(StoreFault) as failed:
+            store.write(run, scores(50, 0.9), rejected())
+    # then one line names the destination and the cause
+    host = sa.engine.make_url(own_postgres.url).host
+    assert_one_clean_line(failed.value, f"@{host}", "connection lost")
+    # and once it is back, the previous scores are intact and the store writes again
+    own_postgres.start()
+    rows = read_all(open_store(own_postgres.url))
+    assert len(rows) == 50 and (rows["win_probability"] == 0.4).all()
+    store.write(run, scores(20, 0.6), rejected())
+    assert len(read_all(store)) == 20
+
+
+def _sql_writer_killed(url: str, tmp: str) -> None:
+    """Rewrite the run with 4000 scores at 0.9 and die by SIGKILL in the middle: on SQLite at
+    the second INSERT ... SELECT, on PostgreSQL half-way through the COPY."""
+    tempfile.tempdir = tmp
+    store = open_store(url)
+    store.chunk = 1000
+    if store.sqlite:
+        real = sa.engine.Connection.exec_driver_sql
+        seen = {"n": 0}
+
+        def insert(self, statement, *args, **kwargs):
+            seen["n"] += statement.startswith("INSERT INTO scores ")
+            if seen["n"] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, statement, *args, **kwargs)
+
+        sa.engine.Connection.exec_driver_sql = insert  # type: ignore[method-assign]
+    else:
+        real_copy = scores_module.copy_binary
+
+        def copy(table, rows):
+            for number, piece in enumerate(real_copy(table, rows)):
+                if number == 3:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield piece
+
+        scores_module.copy_binary = copy  # type: ignore[assignment]
+    store.write(Run(AS_OF, "dealscore", "3"), scores(4000, 0.9), rejected(3))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_sql_writer_killed_mid_write_leaves_the_previous_scores(kind, tmp_path, request):
+    target = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'scores.db'}",
+        "postgresql": lambda: request.getfixturevalue("pg_database")("killed"),
+    }[kind]()
+    # given a store holding a night's 3000 scores at 0.4 and its reject
+    run = Run(AS_OF, "dealscore", "3")
+    open_store(target).write(run, scores(3000, 0.4), rejected(1))
+    # when a rerun of that night is killed -9 mid-write (its old rows already deleted)
+    (tmp_path / "tmp").mkdir()
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_sql_writer_killed, args=(target, str(tmp_path / "tmp"))
+    )
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == -signal.SIGKILL
+    # then the store, opened again, holds the previous night whole, and takes the next write
+    store = open_store(target)
+    rows = read_all(store)
+    assert len(rows) == 3000 and (rows["win_probability"] == 0.4).all()
+    assert len(pd.read_sql_table("scores_rejected", store.engine)) == 1
+    store.write(run, scores(10, 0.7), rejected())
+    assert len(read_all(store)) == 10

@@ -4,6 +4,8 @@ A run is (as_of, model_name, model_version). Writing a run deletes that run's ea
 inserts the new ones in one transaction, so a rerun replaces its own rows, a crash leaves the
 previous state, and other runs (history) are kept. Concurrent writers are serialised: a table
 lock on PostgreSQL, an immediate (write-locking) transaction on SQLite, a lock file for folders.
+The rows reach a database in bulk, never as a Python object per value (io/bulk.py): by COPY on
+PostgreSQL, from a staging file on SQLite, then INSERT ... SELECT inside that one transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import re
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +26,13 @@ from typing import Protocol
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as arrow
 import pyarrow.lib as pa_errors
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from dealscore.errors import DealscoreError
+from dealscore.io.bulk import StagingFailed, arrow_table, copy_binary, stage_sqlite
 from dealscore.io.secrets import redact
 from dealscore.schemas.scores import HISTORY_COLUMNS, KEY, Rejected, ScoreHistory, Scores
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
@@ -35,6 +40,7 @@ from dealscore.schemas.tables import TIMESTAMP_DTYPE
 SCORES_TABLE = "scores"
 REJECTED_TABLE = "scores_rejected"
 PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of", "previous_model_version"]
+STAGE = "dealscore_stage"  # where a write's rows wait for INSERT ... SELECT (io/bulk.py)
 
 
 class StoreError(DealscoreError, RuntimeError):
@@ -124,24 +130,6 @@ def _columns(model: type[pa.DataFrameModel]) -> list[sa.Column]:
     return out
 
 
-def _rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
-    """Rows as tuples of plain values, NaN and NaT as None. Timestamps become datetimes, or on
-    SQLite the text SQLAlchemy's DateTime stores there (so reads through SQLAlchemy agree)."""
-    columns = []
-    for name in frame.columns:
-        values = frame[name]
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            naive = values.dt.tz_convert("UTC")
-            if sqlite:
-                text = naive.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-                columns.append(text.astype(object).where(values.notna(), None).tolist())
-            else:
-                columns.append([None if pd.isna(v) else v.to_pydatetime() for v in naive])
-        else:
-            columns.append(values.astype(object).where(values.notna(), None).tolist())
-    return list(zip(*columns, strict=True))
-
-
 def _history(
     frame: pd.DataFrame, model_name: str | None, since: pd.Timestamp | None = None
 ) -> pd.DataFrame:
@@ -200,6 +188,11 @@ class SqlStore:
                 + _driver_hint(exc)
             ) from exc
         self.sqlite = self.engine.dialect.name == "sqlite"
+        # Rows go by COPY through psycopg 3 (the documented driver); any other driver of a
+        # database other than SQLite gets plain INSERTs.
+        self.copy = (
+            self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "psycopg"
+        )
         if self.sqlite:
             # pysqlite starts transactions lazily; take the write lock at BEGIN instead, so two
             # writers queue rather than interleave (and wait up to the timeout for each other).
@@ -394,10 +387,20 @@ class SqlStore:
         return _history(frame, None)
 
     def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        # Converted, and on SQLite staged, before the transaction: the lock covers the move only.
+        tables = {
+            table.name: arrow_table(frame, table)
+            for table, frame in ((self.scores, scores), (self.rejected, rejected))
+        }
         committing = False
         try:
-            with self.engine.connect() as connection, connection.begin():
-                self._replace(connection, run, scores, rejected)
+            with (
+                self._staged(tables) as staged,
+                self.engine.connect() as connection,
+                self._attached(connection, staged),
+                connection.begin(),
+            ):
+                self._replace(connection, run, tables)
                 committing = True  # the transaction commits as the block ends
         except sa.exc.DBAPIError as exc:
             if committing:
@@ -413,24 +416,133 @@ class SqlStore:
                 "nothing of this run was written, the previous scores are as they were",
             ) from exc
 
-    def _replace(
-        self, connection: sa.Connection, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame
-    ) -> None:
+    @contextmanager
+    def _staged(self, tables: dict[str, arrow.Table]) -> Iterator[Path | None]:
+        """On SQLite, a temporary file holding the rows, one table each, removed after the
+        write; elsewhere None (PostgreSQL stages inside the transaction)."""
+        if not self.sqlite:
+            yield None
+            return
+        try:
+            folder = tempfile.TemporaryDirectory(prefix="dealscore-stage-")
+        except OSError as exc:
+            raise self._staging_fault(tempfile.gettempdir(), os_cause(exc)) from exc
+        with folder as name:
+            path = Path(name) / "rows.db"
+            try:
+                stage_sqlite(path, tables)
+            except StagingFailed as exc:
+                cause = "disk full" if "full" in str(exc).lower() else str(exc)
+                raise self._staging_fault(name, cause) from exc
+            except OSError as exc:
+                raise self._staging_fault(name, os_cause(exc)) from exc
+            yield path
+
+    def _staging_fault(self, folder: str, cause: str) -> StoreFault:
+        return StoreFault(
+            redact(
+                f"cannot write scores to {self.describe()}: staging the rows in {folder} failed: "
+                f"{cause} (TMPDIR chooses another folder); nothing of this run was written, the "
+                "previous scores are as they were"
+            )
+        )
+
+    @contextmanager
+    def _attached(self, connection: sa.Connection, staged: Path | None) -> Iterator[None]:
+        """The staging file as schema STAGE of this SQLite connection while the block runs;
+        attached outside the transaction, as SQLite can detach it only there."""
+        if staged is None:
+            yield
+            return
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        try:
+            raw.execute(f"ATTACH DATABASE ? AS {STAGE}", (str(staged),))
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                "ATTACH DATABASE", None, exc, sqlite3.Error, hide_parameters=True
+            ) from exc
+        try:
+            yield
+        finally:
+            try:
+                raw.execute(f"DETACH DATABASE {STAGE}")
+            except sqlite3.Error:
+                connection.invalidate()  # not pooled again with a removed file attached
+
+    def _replace(self, connection: sa.Connection, run: Run, tables: dict[str, arrow.Table]) -> None:
         if self.engine.dialect.name == "postgresql":
             # Self-conflicting: a second writer waits until this transaction ends.
             connection.exec_driver_sql(f"LOCK TABLE {SCORES_TABLE} IN SHARE ROW EXCLUSIVE MODE")
-        for table, frame in ((self.scores, scores), (self.rejected, rejected)):
+        for table in (self.scores, self.rejected):
             connection.execute(table.delete().where(self._run_filter(table, run)))
-            # The driver's own executemany with plain tuples: SQLAlchemy's per-row type
-            # processing would triple the write time of a million rows.
-            marker = "?" if self.sqlite else "%s"
-            insert = (
-                f"INSERT INTO {table.name} ({', '.join(frame.columns)}) "
-                f"VALUES ({', '.join([marker] * len(frame.columns))})"
+            if self.sqlite:
+                self._insert_staged(connection, table, tables[table.name])
+            elif self.copy:
+                self._copy(connection, table, tables[table.name])
+            else:
+                self._insert(connection, table, tables[table.name])
+
+    def _insert_staged(self, connection: sa.Connection, table: sa.Table, rows: arrow.Table) -> None:
+        """The staged rows into the table, `chunk` rows a statement, by their rowids."""
+        names = ", ".join(rows.column_names)
+        for start in range(0, rows.num_rows, self.chunk):
+            connection.exec_driver_sql(
+                f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {STAGE}.{table.name} "
+                f"WHERE rowid > {start} AND rowid <= {start + self.chunk}"
             )
-            rows = _rows(frame, self.sqlite)
-            for start in range(0, len(rows), self.chunk):
-                connection.exec_driver_sql(insert, rows[start : start + self.chunk])
+
+    def _insert(self, connection: sa.Connection, table: sa.Table, rows: arrow.Table) -> None:
+        """The rows by the driver's executemany, `chunk` at a time: a Python value each, which
+        only drivers without a bulk path here pay. Plain tuples to the driver: SQLAlchemy's
+        per-row type processing would triple the time."""
+        insert = (
+            f"INSERT INTO {table.name} ({', '.join(rows.column_names)}) "
+            f"VALUES ({', '.join(['%s'] * rows.num_columns)})"
+        )
+        for start in range(0, rows.num_rows, self.chunk):
+            part = rows.slice(start, self.chunk)
+            values = [column.to_pylist() for column in part.columns]
+            connection.exec_driver_sql(insert, list(zip(*values, strict=True)))
+
+    def _copy(self, connection: sa.Connection, table: sa.Table, rows: arrow.Table) -> None:
+        """The rows by COPY (binary, built by Arrow) into a temporary table of our column types,
+        then INSERT ... SELECT into the table. Binary COPY needs each column's exact type; the
+        move casts as an INSERT of values would, for a table an older dealscore or a DBA made."""
+        dialect = self.engine.dialect
+        # COPY's binary text is read in the client's encoding; Arrow's is UTF-8.
+        connection.exec_driver_sql("SET LOCAL client_encoding = 'UTF8'")
+        stage = f"{STAGE}_{table.name}"
+        names = ", ".join(rows.column_names)
+        kinds = ", ".join(
+            f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in rows.column_names
+        )
+        connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({kinds}) ON COMMIT DROP")
+        stage = f"pg_temp.{stage}"  # never a table of that name elsewhere on the search path
+        statement = f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)"
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for piece in copy_binary(rows, self.chunk):
+                    copy.write(piece)
+        except dialect.loaded_dbapi.Error as exc:
+            # Outside SQLAlchemy: wrapped as it would wrap it, the connection dropped if lost.
+            lost = dialect.is_disconnect(exc, raw, None)
+            if lost:
+                connection.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                statement,
+                None,
+                exc,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=lost,
+                dialect=dialect,
+            ) from exc
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage}"
+        )
 
 
 def _slug_before(name: str, since: pd.Timestamp) -> bool:
