@@ -290,6 +290,29 @@ def test_a_table_written_by_an_earlier_version_gains_the_new_columns_and_keeps_i
     assert rows["no_decision_probability"].dropna().tolist() == pytest.approx([0.32] * 3)
 
 
+def test_score_tables_are_indexed_by_run_and_old_ones_gain_the_index(tmp_path):
+    # given score tables an earlier version made, without the by-run index
+    url = f"sqlite:///{tmp_path / 'scores.db'}"
+    open_store(url).write(Run(AS_OF, "dealscore", "3"), scores(3, 0.5), rejected(1))
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX scores_by_run")
+        connection.exec_driver_sql("DROP INDEX scores_rejected_by_run")
+    # when this version opens the store
+    open_store(url)
+    # then each table has its index again, and a rerun's delete finds its rows through it
+    inspector = sa.inspect(engine)
+    for table in ("scores", "scores_rejected"):
+        assert {i["name"] for i in inspector.get_indexes(table)} == {f"{table}_by_run"}
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN DELETE FROM scores WHERE as_of = ? AND model_name = ? "
+            "AND model_version = ?",
+            ("2026-01-01 00:00:00.000000", "dealscore", "3"),
+        ).fetchall()
+    assert "scores_by_run" in " ".join(str(row) for row in plan)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "parquet", "csv"])
 def test_the_score_history_reads_back_every_run_of_a_model_from_each_store(kind, tmp_path, request):
     # given two nights of one model and one night of another CRM's model, in each kind of store

@@ -205,10 +205,21 @@ class SqlStore:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         metadata = sa.MetaData()
+        # By run: a rerun deletes its run's rows and `previous` reads a model's earlier runs; the
+        # primary key leads with the deal, so without it both scan every night ever written.
         self.scores = sa.Table(
-            SCORES_TABLE, metadata, *_columns(Scores), sa.PrimaryKeyConstraint(*KEY)
+            SCORES_TABLE,
+            metadata,
+            *_columns(Scores),
+            sa.PrimaryKeyConstraint(*KEY),
+            sa.Index(f"{SCORES_TABLE}_by_run", "model_name", "as_of"),
         )
-        self.rejected = sa.Table(REJECTED_TABLE, metadata, *_columns(Rejected))
+        self.rejected = sa.Table(
+            REJECTED_TABLE,
+            metadata,
+            *_columns(Rejected),
+            sa.Index(f"{REJECTED_TABLE}_by_run", "model_name", "as_of"),
+        )
         tables = (self.scores, self.rejected)
         with self._opening("cannot reach score destination"):
             inspector = sa.inspect(self.engine)
@@ -217,6 +228,13 @@ class SqlStore:
                 for table in tables
                 if inspector.has_table(table.name)
             }
+            unindexed = [
+                index
+                for table in tables
+                if table.name in existing
+                for index in table.indexes
+                if index.name not in {i["name"] for i in inspector.get_indexes(table.name)}
+            ]
             if self.sqlite:
                 self._check_writable()
         # Every existing table is checked before anything is created or altered: a refused
@@ -241,6 +259,10 @@ class SqlStore:
             metadata.create_all(self.engine)
             for table, added in widen:
                 self._add_columns(table, added)
+            if unindexed:  # tables an earlier dealscore made; a reader of new ones writes nothing
+                with self.engine.begin() as connection:
+                    for index in unindexed:
+                        index.create(connection)
 
     @contextmanager
     def _opening(self, doing: str) -> Iterator[None]:
