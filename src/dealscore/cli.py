@@ -20,11 +20,11 @@ from dealscore import __version__, documents
 from dealscore.errors import DealscoreError
 from dealscore.features import CATALOGUE
 from dealscore.flows.nightly import NightlySettings, run_nightly
-from dealscore.io import read_valid
 from dealscore.io.icp import BUILTIN_ICP
 from dealscore.io.secrets import redact
-from dealscore.io.write import TableFormat, write_frame
+from dealscore.io.write import TableFormat
 from dealscore.jobs.compare import run_backtest, run_compare
+from dealscore.jobs.evaluate import run_evaluate
 from dealscore.jobs.features import run_build_features
 from dealscore.jobs.generate import run_generate
 from dealscore.jobs.ingest import run_ingest, run_validate
@@ -40,7 +40,7 @@ from dealscore.pipeline.forward import ForwardTest
 from dealscore.pipeline.moves import Moves
 from dealscore.pipeline.periods import WEEKS, period_bounds
 from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber
-from dealscore.pipeline.training import TrainSettings, run_forward
+from dealscore.pipeline.training import TrainSettings
 from dealscore.schemas import ContractError
 from dealscore.settings import as_toml, default, load_settings
 from dealscore.synthetic import DEFAULT_EXPORT_DATE, GeneratorSettings
@@ -677,19 +677,16 @@ def evaluate(
     with _failures(f"{data}: not evaluated", "evaluate" if as_json else ""):
         settings = load_settings(TrainSettings, config, horizon_days=horizon_days, track=False)
         dates = [_timestamp(d, "--as-of") for d in as_of] if as_of else None
-        progress = _Progress()
-        tables = read_valid(data, mapping, progress)
-        forward = run_forward(tables, settings, dates, progress=progress)
-    if out is not None:
-        write_frame(forward.rows, out)
+        result = run_evaluate(data, settings, dates, mapping, out, _Progress())
+    forward = result.forward
     if as_json:
-        _echo_json(documents.evaluate_document(forward, out))
+        _echo_json(documents.evaluate_document(forward, result.out))
         return
     _echo_forward(forward)
     typer.echo("reliability (model, pooled):")
     typer.echo(forward.reliability().round(4).to_string(index=False))
-    if out is not None:
-        typer.echo(f"wrote {len(forward.rows):,} scored deals to {out}")
+    if result.out is not None:
+        typer.echo(f"wrote {len(forward.rows):,} scored deals to {result.out}")
 
 
 MODEL_HELP = "Model URI (models:/NAME@ALIAS, runs:/RUN_ID/model) or folder; loading runs its code."
