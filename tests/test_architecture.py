@@ -1,5 +1,7 @@
 """The layers of docs/architecture.md, checked on the source: imports go downward only, no job
-imports another, and imports sit at the top of modules except for optional dependencies."""
+imports another, nothing but the executable imports the command line, imports sit at the top of
+modules except for optional dependencies, and the command line's modules and functions stay
+short."""
 
 from __future__ import annotations
 
@@ -24,7 +26,25 @@ ALLOWED = {
     "flows": {"jobs", "pipeline", "tracking", "io", "features", "model", "schemas", *BASE},
     # What each command says as JSON (--json), from the jobs' and flows' results.
     "documents": {"flows", "jobs", "pipeline", "tracking", "io", "model", "schemas", *BASE},
+    # The command line (Typer) sits on everything; only the executable imports it.
+    "cli": {
+        "documents",
+        "terminal",
+        "flows",
+        "jobs",
+        "pipeline",
+        "tracking",
+        "io",
+        "features",
+        "model",
+        "schemas",
+        "synthetic",
+        *BASE,
+    },
 }
+CLI_IMPORTED_BY = {"entry"}  # `dealscore` and `python -m dealscore` run entry.main
+CLI = PACKAGE / "cli"
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60  # in the command line
 # Imported inside a function on purpose: optional extras, and the fast `--version`.
 LAZY = {("pipeline/spark.py", "pyspark"), ("jobs/score.py", "dealscore"), ("entry.py", "dealscore")}
 
@@ -38,12 +58,19 @@ def _imports(tree: ast.AST) -> list[tuple[ast.AST, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "dealscore" and node.level == 0:
+            # `from dealscore import documents` imports the module dealscore.documents
+            found += [
+                (node, f"dealscore.{a.name}") for a in node.names if not a.name.startswith("_")
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node, node.module))
     return found
 
 
 def _layer(path: Path) -> str:
+    """The package under dealscore a module belongs to, or a top-level module's own name
+    (terminal.py: "terminal")."""
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
@@ -62,6 +89,17 @@ def test_imports_go_downward_and_no_job_imports_another(path):
         )
     if layer in ("features", "model", "schemas", "pipeline"):  # MLflow stays in tracking, jobs
         assert not any(n.split(".")[0] == "mlflow" for _, n in _imports(tree)), path
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_executable_imports_the_command_line(path):
+    layer = _layer(path)
+    if layer == "cli" or layer in CLI_IMPORTED_BY:
+        return
+    for _, name in _imports(ast.parse(path.read_text())):
+        assert name.split(".")[:2] != ["dealscore", "cli"], (
+            f"{path.relative_to(PACKAGE)} ({layer}) imports the command line: {name}"
+        )
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -119,3 +157,16 @@ def test_the_clock_and_the_file_system_are_asked_by_jobs_only(path):
     assert not [n for n in names if n in CLOCK], f"{relative} reads the clock"
     touched = [n for n in names if n in FILES and (relative, n) not in FILES_ALLOWED]
     assert not touched, f"{relative} touches the file system: {touched}"
+
+
+@pytest.mark.parametrize("path", sorted(CLI.rglob("*.py")), ids=lambda p: str(p.relative_to(CLI)))
+def test_command_line_modules_and_functions_stay_short(path):
+    # a command is options, a call into a job and its printing: long ones hide logic
+    text = path.read_text()
+    relative = path.relative_to(PACKAGE)
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{relative}: over {MAX_MODULE_LINES} lines"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            lines = node.end_lineno - node.lineno + 1
+            assert lines <= MAX_FUNCTION_LINES, f"{relative}: {node.name} is {lines} lines"

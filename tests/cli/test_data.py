@@ -1,23 +1,19 @@
-"""The command line, driven as a user would through Typer's CliRunner."""
+"""The data commands (generate, validate, ingest), driven as a user would through Typer's
+CliRunner."""
 
 from __future__ import annotations
 
-import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from dealscore.cli import app
-from dealscore.io import write_tables
 from dealscore.synthetic import DEFAULT_EXPORT_DATE
 
 runner = CliRunner()
-MAVEN_MAPPING = Path(__file__).resolve().parents[1] / "examples" / "maven-crm" / "mapping.yaml"
+MAVEN_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "maven-crm" / "mapping.yaml"
 
 
 def test_generate_then_validate(tmp_path):
@@ -160,32 +156,6 @@ def test_ingest_writes_nothing_when_the_export_is_invalid(tables, tmp_path):
     assert not out.exists()
 
 
-def test_help_explains_each_command():
-    for command in ["generate", "validate", "ingest"]:
-        result = runner.invoke(app, [command, "--help"])
-        assert result.exit_code == 0 and "--" in result.output
-    assert "--mapping" in runner.invoke(app, ["validate", "--help"]).output
-    assert runner.invoke(app, ["--version"]).output.startswith("dealscore ")
-
-
-@pytest.mark.parametrize(
-    ("args", "said"),
-    [
-        (["compare", "--period", "2026Q5"], "period must look like 2026Q3"),
-        (["backtest", "--periods", "0"], "--periods"),
-        (["report", "--periods", "0"], "--periods"),
-    ],
-)
-def test_bad_options_are_refused_before_any_data_is_read(tmp_path, args, said):
-    # given a data path that does not exist: reading it would fail with another message
-    missing = str(tmp_path / "no-such-export")
-    result = runner.invoke(app, [*args, "--data", missing])
-    # then the option is what is refused, with exit code 2
-    assert result.exit_code == 2, result.output
-    assert said in result.output
-    assert "no-such-export" not in result.output
-
-
 def test_validating_a_missing_sqlite_database_creates_nothing(tmp_path):
     # when a SQLite URL names a file that is not there
     result = runner.invoke(app, ["validate", f"sqlite:///{tmp_path / 'nosuch.db'}"])
@@ -193,127 +163,3 @@ def test_validating_a_missing_sqlite_database_creates_nothing(tmp_path):
     assert result.exit_code == 2
     assert "no SQLite database at" in result.output
     assert not (tmp_path / "nosuch.db").exists()
-
-
-def test_counts_and_signed_shares_read_well():
-    from dealscore.cli import _count, _signed_pct
-
-    assert [_count(1, "error"), _count(1204, "error")] == ["1 error", "1,204 errors"]
-    assert [_signed_pct(v) for v in (-0.004, 0.0, 0.124, -0.031)] == ["0%", "0%", "+12%", "-3%"]
-
-
-def test_every_out_option_has_the_short_form():
-    # every command that writes somewhere takes -o for --out
-    command = typer.main.get_command(app)
-    checked = 0
-    for name, sub in command.commands.items():
-        groups = sub.commands.items() if hasattr(sub, "commands") else [(name, sub)]
-        for sub_name, leaf in groups:
-            for param in leaf.params:
-                if "--out" in getattr(param, "opts", []):
-                    assert "-o" in param.opts, sub_name
-                    checked += 1
-    assert checked >= 6
-
-
-def test_version_answers_without_importing_the_data_stack():
-    import subprocess
-    import sys
-
-    # when the executable's entry point is asked for the version
-    code = (
-        "import sys; sys.argv = ['dealscore', '--version']; "
-        "from dealscore.entry import main; main(); "
-        "print(sorted(m for m in ('pandas', 'mlflow', 'dealscore.cli') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    # then it answers, and nothing heavy was imported to do it
-    assert done.stdout.splitlines() == ["dealscore 0.1.0", "[]"]
-
-
-def _commands(group: typer.Typer, prefix: list[str]) -> list[list[str]]:
-    found = [[*prefix, c.name or c.callback.__name__] for c in group.registered_commands]
-    for sub in group.registered_groups:
-        found += _commands(sub.typer_instance, [*prefix, sub.name])
-    return found
-
-
-@pytest.mark.parametrize("command", _commands(app, []), ids=" ".join)
-def test_every_help_shows_defaults_one_way(command):
-    text = runner.invoke(app, [*command, "--help"], terminal_width=200).output
-    # defaults in Typer's own [default: ...] form, never restated in prose
-    assert "Default:" not in text and "(default" not in text
-    # no type labels on flags: only --help keeps Typer's own
-    assert text.count("<bool>") <= 1
-
-
-WARNS_THEN_VALIDATES = """
-import sys, warnings
-import dealscore.cli as cli
-real = cli.run_validate
-def noisy(*args, **kwargs):
-    warnings.warn("library noise", RuntimeWarning)
-    return real(*args, **kwargs)
-cli.run_validate = noisy
-from dealscore.entry import main
-sys.argv = ["dealscore", "validate", sys.argv[1]]
-main()
-"""
-
-
-@pytest.mark.parametrize("shown", [False, True])
-def test_library_warnings_stay_off_the_terminal_unless_asked_for(tables, tmp_path, shown):
-    # given an export, and a command during which a library warns
-    write_tables(tables, tmp_path)
-    flags = ["-W", "default"] if shown else []
-    # when it runs as the executable does
-    result = subprocess.run(
-        [sys.executable, *flags, "-c", WARNS_THEN_VALIDATES, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    # then the command's own report is there, and the warning only when Python was asked to
-    assert result.returncode == 0, result.stderr
-    assert "valid" in result.stdout
-    assert ("library noise" in result.stderr) is shown
-
-
-def _wrapped_pairs(text: str) -> list[tuple[str, str]]:
-    """(line, next line) where the next continues the same paragraph or help text: in the
-    description, lines at the same indent; in a section (Options, Arguments, Commands), a
-    deeper indent than the rows' own."""
-    pairs, section = [], False
-    lines = text.splitlines()
-    for line, following in itertools.pairwise(lines):
-        if line.rstrip().endswith(":") and not line.startswith(" "):
-            section = True
-            continue
-        if not line.strip() or not following.strip() or line.startswith("Usage:"):
-            continue
-        indent = len(following) - len(following.lstrip())
-        if section and indent <= 2:
-            continue  # a new row
-        if section and line.strip().startswith("-") and "  " not in line.strip():
-            continue  # an option too long to share its line with its help
-        if not section and indent != len(line) - len(line.lstrip()):
-            continue
-        pairs.append((line, following))
-    return pairs
-
-
-@pytest.mark.parametrize("width", [80, 120])
-@pytest.mark.parametrize("command", [[], *_commands(app, [])], ids=lambda c: " ".join(c) or "app")
-def test_help_reflows_to_the_terminal_and_says_defaults_plainly(command, width):
-    # when a command's help is shown on a terminal of this width
-    text = runner.invoke(app, [*command, "--help"], terminal_width=width).output
-    # then no line is cut, and no default is in parentheses or a flag labelled <bool>
-    assert max(len(line) for line in text.splitlines()) <= width
-    assert "…" not in text and "..." not in text.replace("[ARGS]...", "")
-    assert "[default: (" not in text and "<bool>" not in text
-    # and every wrapped line is full: it ends where the next word would not have fitted, never
-    # where the source happened to break its line
-    for line, following in _wrapped_pairs(text):
-        word = following.split()[0]
-        gap = 2 if word.startswith("[") else 1  # Click sets "[default: ...]" two spaces off
-        assert len(line) + gap + len(word) > width, (line, following)
