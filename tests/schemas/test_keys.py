@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.schemas.keys import contains, lookup, positions
+from dealscore.schemas.keys import contains, duplicated, lookup, positions
 
 IDS = ["OPP-1", "OPP-2", "OPP-3", "ÄÖ-4"]
 VALUES = ["OPP-3", None, "nope", "OPP-1", "ÄÖ-4", "OPP-3"]
@@ -53,3 +53,30 @@ def test_lookup_is_map_and_keeps_the_table_dtype():
     # then the answers are Series.map's, on the values' own index
     pd.testing.assert_series_equal(got_amounts, values.map(amounts))
     pd.testing.assert_series_equal(got_names, values.map(names))
+
+
+@pytest.mark.parametrize("dtype", ["str", object, "float"])
+def test_duplicated_marks_every_copy_as_pandas_does(dtype):
+    # given values with repeats, missing ones, and (for text) a chunked Arrow column
+    raw = (
+        ["b", "a", None, "c", "a", None, "ü", "ü", "d"]
+        if dtype != "float"
+        else [1.0, 2.0, 1.0, np.nan, np.nan, 3.0]
+    )
+    values = pd.Series(raw, dtype=dtype)
+    if dtype == "str":
+        values = pd.concat([values, values.iloc[:1]], ignore_index=True)  # "b" twice, two chunks
+    # when the duplicates are found
+    got = duplicated(values)
+    # then every copy of a repeated value is marked, as pandas marks them
+    assert got.tolist() == values.duplicated(keep=False).tolist()
+
+
+def test_duplicated_tells_colliding_hashes_from_equal_values(monkeypatch):
+    # given a hash that gives every string the same value
+    import dealscore.schemas.keys as keys
+
+    monkeypatch.setattr(keys, "_hashes", lambda text: np.zeros(len(text), dtype=np.uint64))
+    values = pd.Series(["x", "y", "x", "z"], dtype="str")
+    # when the duplicates are found, then only the equal values are marked
+    assert keys.duplicated(values).tolist() == [True, False, True, False]

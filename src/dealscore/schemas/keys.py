@@ -8,8 +8,10 @@ that is not text (numbers, a mix) takes the pandas path, with the same answers.
 
 from __future__ import annotations
 
+import functools
 from typing import TypeAlias
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -60,3 +62,56 @@ def lookup(values: pd.Series, table: pd.Series) -> pd.Series:
     return pd.Series(
         take(table.array, where, allow_fill=True), index=values.index, name=values.name
     )
+
+
+@functools.cache
+def _fnv():
+    """FNV-1a over each string's bytes, compiled on first use (cached on disk by numba)."""
+
+    @numba.njit(cache=True)
+    def fnv(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
+        for i in range(len(out)):
+            h = np.uint64(14695981039346656037)
+            for j in range(offsets[i], offsets[i + 1]):
+                h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
+            out[i] = h
+
+    return fnv
+
+
+def _hashes(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash of each string, 0 for a missing one, read straight from Arrow's buffers."""
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    parts = []
+    for chunk in chunks:
+        chunk = chunk.cast(pa.large_string())
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+        data = chunk.buffers()[2]
+        bytes_ = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+        out = np.empty(len(chunk), dtype=np.uint64)
+        _fnv()(offsets, bytes_, out)
+        if chunk.null_count:
+            out[chunk.is_null().to_numpy(zero_copy_only=False)] = 0
+        parts.append(out)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+
+
+def duplicated(values: pd.Series) -> np.ndarray:
+    """Every row whose value another row holds too, missing values equal to each other:
+    `values.duplicated(keep=False)`. For text, sorted 64-bit hashes find the few candidates and
+    pandas compares only those: a hash table of 17M ids took 17 s, this takes about 2."""
+    text = _text(values)
+    if text is None:
+        return values.duplicated(keep=False).to_numpy()
+    hashes = _hashes(text)
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    shared = np.zeros(len(values), dtype=bool)
+    shared[order[1:][same]] = True
+    shared[order[:-1][same]] = True
+    out = np.zeros(len(values), dtype=bool)
+    if shared.any():  # equal hashes: the same value, or (rarely) two values that collide
+        out[shared] = values[shared].duplicated(keep=False).to_numpy()
+    return out
