@@ -100,6 +100,37 @@ def training_rows(
     start = history_start(deals, cutoff)
     check_minimums(tables, settings, start, cutoff)
     rules = _icp_rules(settings, progress)
+    horizon, notes = _horizon(deals, settings, start, cutoff)
+    for note in notes:
+        progress(note)
+
+    progress("sampling snapshots and building features")
+    snaps = _snapshots(deals, settings, start, cutoff, horizon)
+    # Learned from history before the cut-off: the stage order reads no outcome.
+    state = fit_feature_state(tables, cutoff, rules, maturity_days=horizon)
+    rows = _labelled(_features(tables, snaps, state), deals, horizon)
+    warning = cohort_warning(rows, settings.cohort_warning_ratio)
+    if warning:
+        progress(f"WARNING: {warning}")
+    recent, note = _recent(tables, rows, state, cutoff, horizon, settings)
+    if note:
+        notes.append(note)
+        progress(note)
+    if not settings.rep_inputs:
+        rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
+    folds, sample = _folds(rows, horizon, settings)
+    progress(
+        f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
+        f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days)"
+        f"{sample}; {len(recent):,} recent rows whose windows have not ended"
+    )
+    return TrainingRows(rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes))
+
+
+def _horizon(
+    deals: pd.DataFrame, settings: TrainSettings, start: pd.Timestamp, cutoff: pd.Timestamp
+) -> tuple[float, list[str]]:
+    """The label horizon, with notes on a late start of the history and a chosen horizon."""
     notes = []
     late = (start - deals[Opportunities.created_at].min()) / pd.Timedelta(days=1)
     if late > 4 * settings.every_days:
@@ -113,10 +144,17 @@ def training_rows(
     )
     if why:
         notes.append(f"label horizon {horizon:g} days: {why}")
-    for note in notes:
-        progress(note)
+    return horizon, notes
 
-    progress("sampling snapshots and building features")
+
+def _snapshots(
+    deals: pd.DataFrame,
+    settings: TrainSettings,
+    start: pd.Timestamp,
+    cutoff: pd.Timestamp,
+    horizon: float,
+) -> pd.DataFrame:
+    """The grid snapshots whose label window ended by the cut-off; none is a data minimum."""
     snaps = grid_snapshots(deals, cutoff, settings.snapshots(), horizon, start)
     if snaps.empty:
         raise DataMinimumError(
@@ -124,9 +162,11 @@ def training_rows(
             f"shorter than the label horizon of {horizon:g} days (horizon_days); "
             + settings.needs()
         )
-    # Learned from history before the cut-off: the stage order reads no outcome.
-    state = fit_feature_state(tables, cutoff, rules, maturity_days=horizon)
-    rows = _features(tables, snaps, state)
+    return snaps
+
+
+def _labelled(rows: pd.DataFrame, deals: pd.DataFrame, horizon: float) -> pd.DataFrame:
+    """The side models' labels and the days to a win, added to the snapshot rows."""
     closed_us = micros(
         rows["opportunity_id"].map(
             deals.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
@@ -144,38 +184,41 @@ def training_rows(
         rows["outcome"].isin([Status.NO_DECISION.value, "open"]).astype(np.int64)
     )
     rows["days_to_win"] = np.where(rows["label"] == 1, (closed_us - as_of_us) / DAY, np.nan)
-    warning = cohort_warning(rows, settings.cohort_warning_ratio)
-    if warning:
-        progress(f"WARNING: {warning}")
-    recent = pd.DataFrame()
+    return rows
+
+
+def _recent(
+    tables: CrmTables,
+    rows: pd.DataFrame,
+    state: FeatureState,
+    cutoff: pd.Timestamp,
+    horizon: float,
+    settings: TrainSettings,
+) -> tuple[pd.DataFrame, str]:
+    """The last horizon's snapshots with features for the recent correction, or none and why."""
     labelled_days = (rows["as_of"].max() - rows["as_of"].min()) / pd.Timedelta(days=1)
     if settings.recent_correction and labelled_days >= settings.recent_min_history_days:
-        recent = _features(tables, recent_snapshots(deals, cutoff, horizon, settings.seed), state)
-    elif settings.recent_correction:
-        note = (
+        snaps = recent_snapshots(tables.opportunities, cutoff, horizon, settings.seed)
+        return _features(tables, snaps, state), ""
+    if settings.recent_correction:
+        return pd.DataFrame(), (
             f"no recent correction: {labelled_days:,.0f} days of labelled snapshots cannot tell "
             f"a change of the win rate from the season (recent_min_history_days "
             f"{settings.recent_min_history_days:g})"
         )
-        notes.append(note)
-        progress(note)
-    if not settings.rep_inputs:
-        rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
+    return pd.DataFrame(), ""
+
+
+def _folds(rows: pd.DataFrame, horizon: float, settings: TrainSettings) -> tuple[TimeFolds, str]:
+    """The purged time folds, on a sample of whole deals above crossfit_max_rows (and so said)."""
     folds = time_folds(rows["as_of"], horizon, settings.folds)
-    sample = ""
-    if len(rows) > settings.crossfit_max_rows:
-        keep = deal_sample(rows["opportunity_id"], settings.crossfit_max_rows, settings.seed)
-        folds = folds.sample(keep)
-        sample = (
-            f" (cross-fitted on a random {int(keep.sum()):,} of them, whole deals: "
-            "crossfit_max_rows; refitted on all)"
-        )
-    progress(
-        f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
-        f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days)"
-        f"{sample}; {len(recent):,} recent rows whose windows have not ended"
+    if len(rows) <= settings.crossfit_max_rows:
+        return folds, ""
+    keep = deal_sample(rows["opportunity_id"], settings.crossfit_max_rows, settings.seed)
+    return folds.sample(keep), (
+        f" (cross-fitted on a random {int(keep.sum()):,} of them, whole deals: "
+        "crossfit_max_rows; refitted on all)"
     )
-    return TrainingRows(rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes))
 
 
 def without_rep_inputs(rows: pd.DataFrame) -> pd.DataFrame:
