@@ -4,43 +4,33 @@ models, and every contender compared on the newest fold's out-of-fold prediction
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from dealscore.features import FEATURE_NAMES, FeatureState, build_features
 from dealscore.features.baselines import crm_baselines
-from dealscore.features.deal import amount_as_of
-from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.sentences import won_profile
 from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare
+from dealscore.model.ladder import Ladder
 from dealscore.model.metrics import evaluate
 from dealscore.model.outcomes import outcome_labels, outcome_metrics, three_outcomes
-from dealscore.model.totals import collective_error
 from dealscore.pipeline.scoring import drift_segments
-from dealscore.pipeline.training.fit import correct_recent, cross_fit_ladder, side_rungs
+from dealscore.pipeline.training.fit import correct_recent, cross_fit_ladder
 from dealscore.pipeline.training.result import Heroics, TrainResult
 from dealscore.pipeline.training.rows import (
-    DataMinimumError,
+    TrainingRows,
     heroic_ids,
     heroic_weights,
     training_rows,
-    without_rep_inputs,
 )
 from dealscore.pipeline.training.settings import TrainSettings
+from dealscore.pipeline.training.side import SideFit, fit_side_models, side_fit
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.synthetic.truth import Truth, ceiling
-
-
-def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, float]:
-    """Each forecast category's win rate on the given rows: the reps' calls, calibrated."""
-    calls = crm_baselines(tables, train[["opportunity_id", "as_of"]])
-    calls = train[["opportunity_id", "as_of", "label"]].merge(calls, on=["opportunity_id", "as_of"])
-    return calls.dropna(subset=["rep_category"]).groupby("rep_category")["label"].mean().to_dict()
 
 
 def fit_and_evaluate(
@@ -53,101 +43,82 @@ def fit_and_evaluate(
     fold's out-of-fold predictions (the same rows for each)."""
     prepared = training_rows(tables, settings, progress)
     deals = tables.opportunities
-    rows, folds, state = prepared.rows, prepared.folds, prepared.state
-    cutoff, horizon = prepared.cutoff, prepared.horizon
     flagged = heroic_ids(tables, prepared, settings)
     weight = heroic_weights(prepared, flagged, settings)
-    notes = list(prepared.notes)
+    win, said = _win_model(prepared, settings, weight, progress)
+    fit = side_fit(win, prepared, weight, settings, progress)
+    side = fit_side_models(fit, deals, settings, progress)
 
-    win = cross_fit_ladder(rows, folds, settings, weight, progress=progress)
-    notes.append(f"scored by the {win.chosen} rung of the model ladder: {win.reason}")
+    progress("evaluating against the baselines on the newest fold")
+    test, rows, folds = fit.test, fit.rows, fit.folds
+    predictions, rep_probability = _contenders(
+        tables, fit, win, side.independent, prepared.horizon, truth
+    )
+    heroics = _heroics(deals, flagged, settings, truth, side.unweighted, test, predictions)
+    outcomes = None
+    if side.no_decision is not None:
+        outcomes = _outcome_comparison(
+            test, predictions, side.q_test, rows[rows["label"] == 0], rep_probability
+        )
+    model, state = win.model, prepared.state
+    drift_reference = latest_pipeline_reference(tables, prepared.cutoff, state, model)
+    return TrainResult(
+        model=model,
+        feature_state=state,
+        comparison=compare(test, predictions),
+        outcomes=by_outcome(test, predictions["model"]),
+        fold_rows={f"fold_{b + 1}": int((folds.block == b).sum()) for b in range(folds.k)},
+        ladder=win,
+        test=test,
+        predictions=predictions,
+        heroics=heroics,
+        reference=drift_reference,
+        won_profile=won_profile(rows[FEATURE_NAMES], rows["label"].to_numpy()),
+        no_decision=side.no_decision,
+        outcome_metrics=outcomes,
+        in_quarter=side.in_quarter,
+        in_quarter_metrics=side.in_quarter_metrics,
+        in_quarter_error=side.in_quarter_error,
+        window={
+            "first_created": deals[Opportunities.created_at].min(),
+            "history_start": prepared.start,
+            "cutoff": prepared.cutoff,
+            **{f"fold_{b + 1}_from": s for b, s in enumerate(folds.starts)},
+        },
+        horizon_days=prepared.horizon,
+        notes=(*prepared.notes, *said),
+    )
+
+
+def _win_model(
+    prepared: TrainingRows, settings: TrainSettings, weight: np.ndarray, progress: Progress
+) -> tuple[Ladder, list[str]]:
+    """The win model's ladder, corrected for the last horizon, and what was decided, in words."""
+    win = cross_fit_ladder(prepared.rows, prepared.folds, settings, weight, progress=progress)
+    notes = [f"scored by the {win.chosen} rung of the model ladder: {win.reason}"]
     shift = correct_recent(win, prepared, settings)
     if shift:
         notes.append(
-            f"recent correction: the early wins of the last {horizon:g} days move the "
+            f"recent correction: the early wins of the last {prepared.horizon:g} days move the "
             f"probabilities by {shift:+.3f} in log-odds"
         )
-    for note in notes[len(prepared.notes) :]:
+    for note in notes:
         progress(note)
-    model = win.model
-    newest = folds.newest()
-    test = rows.iloc[newest].reset_index(drop=True)
-    X_test = test[FEATURE_NAMES]
-    # Side models: the win model's rung with its penalty, or the base rate where that rung
-    # learns nothing; never a richer one, nor a second search of penalties.
-    side = partial(
-        cross_fit_ladder,
-        settings=settings,
-        progress=progress,
-        rungs=side_rungs(win),
-        penalty=getattr(model.scorer_, "C_", None),
-    )
+    return win, notes
 
-    unweighted = None
-    if settings.heroic_weight < 1.0:
-        progress("heroics: refitting without down-weighting the heroic wins")
-        plain = side(rows, folds, weight=rows["weight"].to_numpy(), what="unweighted", refit=False)
-        unweighted = evaluate(test["label"], plain.model.oof_[newest])
 
-    in_quarter, in_quarter_metrics, in_quarter_error = None, {}, None
-    if settings.in_quarter_model:
-        # Winning this quarter is not winning ever (deals slip): the same features, labelled won
-        # before the end of the snapshot's quarter, for `dealscore compare` (docs/forecast.md).
-        try:
-            quarter = side(
-                rows, folds, weight=weight, label="label_in_quarter", what="won-this-quarter model"
-            )
-        except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
-            progress(f"no won-this-quarter model: {exc}")
-        else:
-            in_quarter = quarter.model
-            in_quarter_metrics = evaluate(test["label_in_quarter"], in_quarter.oof_[newest])
-            final = (
-                rows["opportunity_id"].map(
-                    deals.set_index(Opportunities.opportunity_id)[Opportunities.amount]
-                )
-                if Opportunities.amount in deals
-                else pd.Series(np.nan, index=rows.index)
-            )
-            as_of_amount = amount_as_of(rows)
-            in_quarter_error = collective_error(
-                rows["as_of"],
-                rows["days_to_quarter_end"].to_numpy(),
-                as_of_amount,
-                final.fillna(pd.Series(as_of_amount, index=rows.index)).to_numpy(dtype=float),
-                in_quarter.oof_,
-                rows["label_in_quarter"].to_numpy(),
-            )
-
-    independent = None
-    has_rep_inputs = bool(rows[sorted(REP_INPUTS)].notna().to_numpy().any())
-    if settings.rep_inputs and settings.independent_contender and has_rep_inputs:
-        independent = side(
-            without_rep_inputs(rows), folds, weight=weight, what="independent model", refit=False
-        )
-
-    no_decision: WinProbabilityModel | None = None
-    q_test = np.full(len(test), np.nan)
-    if settings.outcome_model:
-        not_won = (rows["label"] == 0).to_numpy()
-        try:
-            split = side(
-                rows[not_won],
-                folds.subset(not_won),
-                weight=weight[not_won],
-                label="label_no_decision",
-                what="no-decision model",
-            )
-        except DataMinimumError as exc:  # e.g. an export without no-decision deals
-            progress(f"no no-decision model: {exc}")
-        else:
-            no_decision = split.model
-            # Won test rows were never its training rows; the others get their out-of-fold q.
-            q_test = no_decision.predict_proba(X_test)[:, 1]
-            test_not_won = not_won[newest]
-            q_test[test_not_won] = no_decision.oof_[(np.cumsum(not_won) - 1)[newest][test_not_won]]
-
-    progress("evaluating against the baselines on the newest fold")
+def _contenders(
+    tables: CrmTables,
+    fit: SideFit,
+    win: Ladder,
+    independent: Ladder | None,
+    horizon: float,
+    truth: Truth | None,
+) -> tuple[dict[str, np.ndarray], pd.Series]:
+    """Every contender's probabilities on the test rows (the ladder's rungs and the model
+    without the reps out of fold, the reps' calls, the stages, on generated data the ceiling),
+    and the reps' own probabilities."""
+    test, newest, rows, folds = fit.test, fit.newest, fit.rows, fit.folds
     keys = test[["opportunity_id", "as_of"]]
     crm = keys.merge(crm_baselines(tables, keys), on=["opportunity_id", "as_of"], how="left")
     learned = crm["rep_category"].map(
@@ -168,6 +139,27 @@ def fit_and_evaluate(
         predictions["oracle_creation"] = oracle["p_creation"].to_numpy()
     # A contender the export cannot provide (no forecasts, say) is left out, not scored on nothing.
     predictions = {name: p for name, p in predictions.items() if np.isfinite(p).mean() > 0.5}
+    return predictions, crm["rep_probability"]
+
+
+def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, float]:
+    """Each forecast category's win rate on the given rows: the reps' calls, calibrated."""
+    calls = crm_baselines(tables, train[["opportunity_id", "as_of"]])
+    calls = train[["opportunity_id", "as_of", "label"]].merge(calls, on=["opportunity_id", "as_of"])
+    return calls.dropna(subset=["rep_category"]).groupby("rep_category")["label"].mean().to_dict()
+
+
+def _heroics(
+    deals: pd.DataFrame,
+    flagged: pd.Series,
+    settings: TrainSettings,
+    truth: Truth | None,
+    unweighted: dict[str, float] | None,
+    test: pd.DataFrame,
+    predictions: dict[str, np.ndarray],
+) -> Heroics:
+    """What the heroic-win rule flagged, how much of it is truly heroic on generated data, and
+    the test metrics with and without down-weighting."""
     won = int((deals[Opportunities.status] == Status.WON).sum())
     heroics = Heroics(flagged=len(flagged), won=won, weight=settings.heroic_weight)
     if truth is not None:
@@ -181,38 +173,7 @@ def fit_and_evaluate(
         heroics = replace(
             heroics, weighted=evaluate(test["label"], predictions["model"]), unweighted=unweighted
         )
-    outcomes = None
-    if no_decision is not None:
-        outcomes = _outcome_comparison(
-            test, predictions, q_test, rows[rows["label"] == 0], crm["rep_probability"]
-        )
-    drift_reference = latest_pipeline_reference(tables, cutoff, state, model)
-    return TrainResult(
-        model=model,
-        feature_state=state,
-        comparison=compare(test, predictions),
-        outcomes=by_outcome(test, predictions["model"]),
-        fold_rows={f"fold_{b + 1}": int((folds.block == b).sum()) for b in range(folds.k)},
-        ladder=win,
-        test=test,
-        predictions=predictions,
-        heroics=heroics,
-        reference=drift_reference,
-        won_profile=won_profile(rows[FEATURE_NAMES], rows["label"].to_numpy()),
-        no_decision=no_decision,
-        outcome_metrics=outcomes,
-        in_quarter=in_quarter,
-        in_quarter_metrics=in_quarter_metrics,
-        in_quarter_error=in_quarter_error,
-        window={
-            "first_created": deals[Opportunities.created_at].min(),
-            "history_start": prepared.start,
-            "cutoff": cutoff,
-            **{f"fold_{b + 1}_from": s for b, s in enumerate(folds.starts)},
-        },
-        horizon_days=horizon,
-        notes=tuple(notes),
-    )
+    return heroics
 
 
 def _outcome_comparison(
