@@ -128,6 +128,29 @@ def register_and_gate(
     client.set_model_version_tag(name, version, "dealscore.data", source)
     _, refusal = gate(result, settings)
     check = champion_check(client, name, settings, tables, coverage, result)
+    decision = _decision(check, refusal, settings)
+    set_aliases(client, name, version, decision)
+    mlflow.set_tags(
+        {
+            "dealscore.model_version": version,
+            "dealscore.promoted": str(decision.promote).lower(),
+            "dealscore.promotion_reason": decision.reason,
+        }
+    )
+    if check.champion is not None and check.challenger is not None:
+        mlflow.log_metrics(
+            {
+                f"champion.{settings.promotion_metric}": check.champion,
+                f"challenger.{settings.promotion_metric}": check.challenger,
+                "champion.compared_rows": check.rows,
+            }
+        )
+    return version, decision
+
+
+def _decision(check: ChampionCheck, refusal: str, settings: TrainSettings) -> Decision:
+    """Champion or challenger, and why: the comparison with the champion unless it cannot be
+    made fairly; a problem with the champion or a refusing gate keeps the challenger out."""
     if check.version and check.champion is None and not check.problem:
         decision = Decision(
             True,
@@ -148,20 +171,4 @@ def register_and_gate(
         decision = Decision(False, f"not promoted: {check.problem}")
     if refusal:
         decision = Decision(False, f"not promoted: {refusal}")
-    set_aliases(client, name, version, decision)
-    mlflow.set_tags(
-        {
-            "dealscore.model_version": version,
-            "dealscore.promoted": str(decision.promote).lower(),
-            "dealscore.promotion_reason": decision.reason,
-        }
-    )
-    if check.champion is not None and check.challenger is not None:
-        mlflow.log_metrics(
-            {
-                f"champion.{settings.promotion_metric}": check.champion,
-                f"challenger.{settings.promotion_metric}": check.challenger,
-                "champion.compared_rows": check.rows,
-            }
-        )
-    return version, decision
+    return decision

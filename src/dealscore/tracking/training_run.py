@@ -95,116 +95,153 @@ def track_training(
     source = redact(source)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         progress(f"MLflow run {run.info.run_id} in {uri}")
-        mlflow.set_tags(
-            {
-                "dealscore.version": __version__,
-                "dealscore.data": source,
-                **({"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}),
-            }
+        _log_params(result, settings, source, mapping)
+        _log_metrics(result)
+        _log_input(tables, source, mapping)
+        coverage = tables.coverage()  # kept in the model, and compared with the champion's
+        model_uri, digest = _log_model(
+            result, settings, source, coverage, run.info.run_id, progress
         )
-        mlflow.log_params(
-            {
-                **asdict(settings),
-                # Not "data" / "mapping": `mlflow run` logs its entry-point parameters under those.
-                "data_source": source,
-                "data_mapping": str(mapping or ""),
-                "rung": result.model.rung,
-                "calibration_chosen": result.model.calibration_,
-                "best_iteration": result.model.best_iteration_,
-                "recent_shift": result.model.shift_,
-                **{f"rows_{name}": rows for name, rows in result.fold_rows.items()},
-                **{name: str(value) for name, value in result.window.items()},
-                "label_horizon_days": result.horizon_days or "",
-            }
-        )
-        mlflow.log_metrics(_metrics(result.comparison))
-        mlflow.log_metrics(
-            {f"ladder.{rung}.oof_log_loss": loss for rung, loss in result.ladder.losses.items()}
-        )
-        mlflow.set_tag("dealscore.rung", f"{result.ladder.chosen}: {result.ladder.reason}"[:5000])
-        mlflow.log_metrics({f"in_quarter.{k}": v for k, v in result.in_quarter_metrics.items()})
-        if result.outcome_metrics is not None:
-            mlflow.log_metrics(
-                {
-                    f"outcomes.{row.contender}.{row.outcome.split(' ')[0]}.{metric}": float(value)
-                    for row in result.outcome_metrics.itertuples()
-                    for metric in ("ece", "roc_auc", "brier")
-                    if np.isfinite(value := getattr(row, metric))
-                }
-            )
-        if result.forward is not None:
-            mlflow.log_metrics(
-                {
-                    f"forward.{row.contender}.{metric}": float(getattr(row, metric))
-                    for row in result.forward.table[
-                        result.forward.table["date"] == "pooled"
-                    ].itertuples()
-                    for metric in (
-                        "roc_auc",
-                        "brier",
-                        "log_loss",
-                        "ece",
-                        "mean_predicted",
-                        "actual",
-                    )
-                }
-            )
-        mlflow.log_metrics(
-            {"heroic_flagged": result.heroics.flagged}
-            | {f"heroics.weighted.{k}": v for k, v in (result.heroics.weighted or {}).items()}
-            | {f"heroics.unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily exported
-                tables.opportunities,
-                # An explicit source: a plain string is ambiguous to MLflow (and may be a URL).
-                source=CodeDatasetSource({"crm_export": source, "mapping": str(mapping or "")}),
-                name=f"crm:{Path(source).name or source}",
-                digest=tables.fingerprint(),
-            ),
-            context="training",
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            write_artifacts(result, settings, source, folder)
-            mlflow.log_artifacts(str(folder))
-            progress("logging the model")
-            coverage = tables.coverage()  # kept in the model, and compared with the champion's
-            bundle = result.bundle(
-                {
-                    "run_id": run.info.run_id,
-                    "dealscore_version": __version__,
-                    "rung_reason": result.ladder.reason,
-                },
-                coverage,
-            )
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(ENTRY_SCRIPT),
-                artifacts={BUNDLE_ARTIFACT: str(save_bundle(bundle, folder))},
-                code_paths=[str(PACKAGE_DIR)],
-                signature=signature(list(FEATURE_NAMES)),
-                input_example=result.test[FEATURE_NAMES].head(3),
-                pip_requirements=pip_requirements(),
-            )
-            # The digest of the files as stored, kept in the tracking store: loading refuses
-            # files that no longer match it (tracking.models).
-            logged = mlflow.artifacts.download_artifacts(
-                artifact_uri=info.model_uri, dst_path=str(folder / "logged")
-            )
-            digest = model_digest(Path(logged))
-            mlflow.set_tag(DIGEST_TAG, digest)
         name = settings.registered_model or model_name(source)
         version, decision = register_and_gate(
-            client, info.model_uri, name, result, tables, coverage, settings, source, digest
+            client, model_uri, name, result, tables, coverage, settings, source, digest
         )
         return Tracking(
             run.info.run_id,
             run.info.experiment_id,
             uri,
-            info.model_uri,
+            model_uri,
             version,
             decision.promote,
             decision.reason,
             name,
         )
+
+
+def _log_params(
+    result: TrainResult, settings: TrainSettings, source: str, mapping: str | Path | None
+) -> None:
+    """The run's tags (version, data, commit) and parameters: the settings and what was chosen."""
+    mlflow.set_tags(
+        {
+            "dealscore.version": __version__,
+            "dealscore.data": source,
+            **({"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}),
+        }
+    )
+    mlflow.log_params(
+        {
+            **asdict(settings),
+            # Not "data" / "mapping": `mlflow run` logs its entry-point parameters under those.
+            "data_source": source,
+            "data_mapping": str(mapping or ""),
+            "rung": result.model.rung,
+            "calibration_chosen": result.model.calibration_,
+            "best_iteration": result.model.best_iteration_,
+            "recent_shift": result.model.shift_,
+            **{f"rows_{name}": rows for name, rows in result.fold_rows.items()},
+            **{name: str(value) for name, value in result.window.items()},
+            "label_horizon_days": result.horizon_days or "",
+        }
+    )
+
+
+def _log_metrics(result: TrainResult) -> None:
+    """Every contender's metrics, the ladder's losses and choice, the side models' metrics, the
+    three outcomes, the forward test and heroics."""
+    mlflow.log_metrics(_metrics(result.comparison))
+    mlflow.log_metrics(
+        {f"ladder.{rung}.oof_log_loss": loss for rung, loss in result.ladder.losses.items()}
+    )
+    mlflow.set_tag("dealscore.rung", f"{result.ladder.chosen}: {result.ladder.reason}"[:5000])
+    mlflow.log_metrics({f"in_quarter.{k}": v for k, v in result.in_quarter_metrics.items()})
+    if result.outcome_metrics is not None:
+        mlflow.log_metrics(_outcome_metrics(result.outcome_metrics))
+    if result.forward is not None:
+        mlflow.log_metrics(_forward_metrics(result.forward.table))
+    mlflow.log_metrics(
+        {"heroic_flagged": result.heroics.flagged}
+        | {f"heroics.weighted.{k}": v for k, v in (result.heroics.weighted or {}).items()}
+        | {f"heroics.unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
+    )
+
+
+def _outcome_metrics(outcome_metrics: pd.DataFrame) -> dict[str, float]:
+    """The three outcomes' metrics per contender, named by the outcome's first word."""
+    return {
+        f"outcomes.{row.contender}.{row.outcome.split(' ')[0]}.{metric}": float(value)
+        for row in outcome_metrics.itertuples()
+        for metric in ("ece", "roc_auc", "brier")
+        if np.isfinite(value := getattr(row, metric))
+    }
+
+
+def _forward_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """The forward test's pooled metrics per contender."""
+    return {
+        f"forward.{row.contender}.{metric}": float(getattr(row, metric))
+        for row in table[table["date"] == "pooled"].itertuples()
+        for metric in (
+            "roc_auc",
+            "brier",
+            "log_loss",
+            "ece",
+            "mean_predicted",
+            "actual",
+        )
+    }
+
+
+def _log_input(tables: CrmTables, source: str, mapping: str | Path | None) -> None:
+    """The export as the run's input, fingerprinted."""
+    mlflow.log_input(
+        mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily exported
+            tables.opportunities,
+            # An explicit source: a plain string is ambiguous to MLflow (and may be a URL).
+            source=CodeDatasetSource({"crm_export": source, "mapping": str(mapping or "")}),
+            name=f"crm:{Path(source).name or source}",
+            digest=tables.fingerprint(),
+        ),
+        context="training",
+    )
+
+
+def _log_model(
+    result: TrainResult,
+    settings: TrainSettings,
+    source: str,
+    coverage: tuple[str, ...],
+    run_id: str,
+    progress: Progress,
+) -> tuple[str, str]:
+    """The artifacts and the pyfunc model, logged; (the model's URI, the digest of its files)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_artifacts(result, settings, source, folder)
+        mlflow.log_artifacts(str(folder))
+        progress("logging the model")
+        bundle = result.bundle(
+            {
+                "run_id": run_id,
+                "dealscore_version": __version__,
+                "rung_reason": result.ladder.reason,
+            },
+            coverage,
+        )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(ENTRY_SCRIPT),
+            artifacts={BUNDLE_ARTIFACT: str(save_bundle(bundle, folder))},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=signature(list(FEATURE_NAMES)),
+            input_example=result.test[FEATURE_NAMES].head(3),
+            pip_requirements=pip_requirements(),
+        )
+        # The digest of the files as stored, kept in the tracking store: loading refuses
+        # files that no longer match it (tracking.models).
+        logged = mlflow.artifacts.download_artifacts(
+            artifact_uri=info.model_uri, dst_path=str(folder / "logged")
+        )
+        digest = model_digest(Path(logged))
+        mlflow.set_tag(DIGEST_TAG, digest)
+    return info.model_uri, digest
