@@ -4,8 +4,9 @@ and every contender compared on the newest fold's out-of-fold predictions. Used 
 job, the forward test and the backtest; logging and registering is tracking's.
 
 The rooms: `settings` (the recipe), `rows` (snapshots, labels, folds, minimums, heroic weights),
-`fit` (the ladder, the recent correction, the forward test of the recipe), `evaluate`
-(`fit_and_evaluate`: every contender on the same test rows) and `result` (what it returns).
+`fit` (the ladder, the recent correction, the forward test of the recipe), `side` (the models
+beside the win model), `evaluate` (`fit_and_evaluate`: every contender on the same test rows) and
+`result` (what it returns).
 """
 
 from dealscore.pipeline.training.evaluate import fit_and_evaluate, latest_pipeline_reference
