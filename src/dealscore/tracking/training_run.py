@@ -53,19 +53,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _metrics(comparison: pd.DataFrame) -> dict[str, float]:
-    names = ["roc_auc", "pr_auc", "log_loss", "brier", "ece"]
-    out = {
-        f"{row.contender}.{row.segment}.{name}": float(getattr(row, name))
-        for row in comparison.itertuples()
-        for name in names
-        if np.isfinite(getattr(row, name))
-    }
-    model = comparison[(comparison["contender"] == "model") & (comparison["segment"] == "all")]
-    out.update({name: float(model[name].iloc[0]) for name in names})  # headline: sortable in the UI
-    return out
-
-
 def _experiment(settings: TrainSettings) -> tuple[str, str | None]:
     """(tracking URI, experiment id); under `mlflow run` the run and experiment already exist."""
     uri = tracking_uri(settings.tracking_uri)
@@ -164,6 +151,20 @@ def _log_metrics(result: TrainResult) -> None:
         | {f"heroics.weighted.{k}": v for k, v in (result.heroics.weighted or {}).items()}
         | {f"heroics.unweighted.{k}": v for k, v in (result.heroics.unweighted or {}).items()}
     )
+
+
+def _metrics(comparison: pd.DataFrame) -> dict[str, float]:
+    """Every contender's metrics per segment, and the model's overall ones as the headline."""
+    names = ["roc_auc", "pr_auc", "log_loss", "brier", "ece"]
+    out = {
+        f"{row.contender}.{row.segment}.{name}": float(getattr(row, name))
+        for row in comparison.itertuples()
+        for name in names
+        if np.isfinite(getattr(row, name))
+    }
+    model = comparison[(comparison["contender"] == "model") & (comparison["segment"] == "all")]
+    out.update({name: float(model[name].iloc[0]) for name in names})  # headline: sortable in the UI
+    return out
 
 
 def _outcome_metrics(outcome_metrics: pd.DataFrame) -> dict[str, float]:
