@@ -170,3 +170,26 @@ def test_command_line_modules_and_functions_stay_short(path):
             assert node.end_lineno is not None
             lines = node.end_lineno - node.lineno + 1
             assert lines <= MAX_FUNCTION_LINES, f"{relative}: {node.name} is {lines} lines"
+
+
+# Rooms a newcomer can find: no module of these over 400 lines, no function over 60.
+SMALL_ROOMS = ("pipeline/training", "tracking")
+
+
+def _small_room_modules() -> list[Path]:
+    return [path for room in SMALL_ROOMS for path in sorted((PACKAGE / room).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", _small_room_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_training_and_tracking_rooms_stay_small(path):
+    text = path.read_text()
+    relative = path.relative_to(PACKAGE)
+    assert len(text.splitlines()) <= 400, f"{relative}: {len(text.splitlines())} lines, over 400"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, f"{relative}: functions over 60 lines: {', '.join(long)}"

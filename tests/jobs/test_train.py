@@ -217,7 +217,7 @@ def test_long_boosting_says_how_far_it_got_at_most_every_15_seconds(crm):
 def test_training_reports_progress_from_inside_the_boosting(crm, monkeypatch):
     # given a real fit that reports every round (0 s stands in for a slow machine)
     said: list[str] = []
-    monkeypatch.setattr("dealscore.pipeline.training.PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr("dealscore.pipeline.training.fit.PROGRESS_EVERY_SECONDS", 0.0)
     run_train(
         crm, replace(FAST, in_quarter_model=False, ladder=("lightgbm",)), progress=said.append
     )

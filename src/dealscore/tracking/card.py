@@ -36,10 +36,24 @@ def model_card(
     outcomes: pd.DataFrame | None = None,
 ) -> str:
     """Markdown for a run's `model_card.md`."""
-    overall = comparison[comparison["segment"] == "all"][["contender", *METRICS]]
-    by_age = comparison.pivot(index="contender", columns="segment", values="roc_auc")
-    by_age = by_age[[c for c in ("early", "mid", "late", "all") if c in by_age]].reset_index()
     lines = [
+        *_summary(horizon_days),
+        *_data(source, window, fold_rows),
+        *_model(model, heroics, rep_inputs),
+        *_comparison(comparison),
+        *(_forward(forward) if forward is not None else []),
+        *(_outcomes(outcomes) if outcomes is not None else []),
+        "## Known limits",
+        "",
+        *[f"- {limit}" for limit in limits],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _summary(horizon_days: float | None) -> list[str]:
+    """The title and what the model's probability means."""
+    return [
         "# dealscore win-probability model",
         "",
         (
@@ -49,6 +63,12 @@ def model_card(
             "features of the CRM history (docs/features.md)."
         ),
         "",
+    ]
+
+
+def _data(source: str, window: dict[str, pd.Timestamp], fold_rows: dict[str, int]) -> list[str]:
+    """Where the data came from, its window and the rows per time fold."""
+    return [
         "## Data",
         "",
         f"- Source: `{source}`",
@@ -56,6 +76,12 @@ def model_card(
         "- Labelled snapshot rows per time fold, oldest first (the newest fold is the test "
         "rows): " + ", ".join(f"{name} {rows:,}" for name, rows in fold_rows.items()),
         "",
+    ]
+
+
+def _model(model: str, heroics: str, rep_inputs: bool) -> list[str]:
+    """What scores, what the heroic-win rule did, and whether the reps' forecasts are inputs."""
+    return [
         "## Model",
         "",
         f"- Scored by {model}",
@@ -70,6 +96,15 @@ def model_card(
             "used, so the model is an opinion independent of the reps."
         ),
         "",
+    ]
+
+
+def _comparison(comparison: pd.DataFrame) -> list[str]:
+    """Every contender on the newest fold, overall and by the deal's age."""
+    overall = comparison[comparison["segment"] == "all"][["contender", *METRICS]]
+    by_age = comparison.pivot(index="contender", columns="segment", values="roc_auc")
+    by_age = by_age[[c for c in ("early", "mid", "late", "all") if c in by_age]].reset_index()
+    return [
         "## Newest fold: every contender on the same rows, out of fold",
         "",
         _table(overall),
@@ -78,41 +113,36 @@ def model_card(
         "",
         _table(by_age),
         "",
-        *(
-            [
-                "## Forward test: what the nightly scores were worth",
-                "",
-                (
-                    "At each past date: the export as it stood then, a model trained only on it with "
-                    "this recipe, every deal open then scored, outcomes read from the later export."
-                ),
-                "",
-                _table(forward[["date", "contender", *FORWARD_METRICS]]),
-                "",
-            ]
-            if forward is not None
-            else []
-        ),
-        *(
-            [
-                "## Three outcomes: won, lost, no decision",
-                "",
-                (
-                    "P(no decision) and P(lost) split 1 - P(won) by a second model of how the "
-                    "deals not won within the horizon end (no decision: closed as such, or still "
-                    "undecided at the horizon). Against P(won) with the rest split by the "
-                    "training share of no decisions (`*_flat_split`), on the test rows:"
-                ),
-                "",
-                _table(outcomes.astype(object).where(outcomes.notna(), "")),
-                "",
-            ]
-            if outcomes is not None
-            else []
-        ),
-        "## Known limits",
+    ]
+
+
+def _forward(forward: pd.DataFrame) -> list[str]:
+    """The forward test's table."""
+    return [
+        "## Forward test: what the nightly scores were worth",
         "",
-        *[f"- {limit}" for limit in limits],
+        (
+            "At each past date: the export as it stood then, a model trained only on it with "
+            "this recipe, every deal open then scored, outcomes read from the later export."
+        ),
+        "",
+        _table(forward[["date", "contender", *FORWARD_METRICS]]),
         "",
     ]
-    return "\n".join(lines)
+
+
+def _outcomes(outcomes: pd.DataFrame) -> list[str]:
+    """The three outcomes against P(won) with a flat split of the rest."""
+    return [
+        "## Three outcomes: won, lost, no decision",
+        "",
+        (
+            "P(no decision) and P(lost) split 1 - P(won) by a second model of how the "
+            "deals not won within the horizon end (no decision: closed as such, or still "
+            "undecided at the horizon). Against P(won) with the rest split by the "
+            "training share of no decisions (`*_flat_split`), on the test rows:"
+        ),
+        "",
+        _table(outcomes.astype(object).where(outcomes.notna(), "")),
+        "",
+    ]
