@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/train.py --deals 300000
 	$(BIN)/python benchmarks/worlds.py
 	$(BIN)/python benchmarks/score.py --deals 1000000
+	$(BIN)/python benchmarks/write.py --rows 1000000
 	$(BIN)/python benchmarks/spark_score.py --deals 1000000
 
 clean:
