@@ -390,9 +390,9 @@ def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFr
 
 def drift_inputs(features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """What drift is measured on: the features (calendar ones excluded) and the probability."""
-    probability = scores.set_index("opportunity_id")["win_probability"]
+    probability = scores.set_index(OPPORTUNITY_ID)["win_probability"]
     return features.drop(columns=list(CALENDAR_FEATURES)).assign(
-        win_probability=features["opportunity_id"].map(probability)
+        win_probability=lookup(features[OPPORTUNITY_ID], probability)
     )
 
 
