@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-postgresql", action="store_true", help="SQLite only")
     args = parser.parse_args()
-    print(f"dealscore from {Path(dealscore.io.scores.__file__).parents[2]}")
+    print(f"dealscore from {Path(dealscore.io.scores.__file__).parents[3]}")
     print(f"building {args.rows:,} score rows (not measured)", flush=True)
     scores = score_rows(args.rows, args.seed)
     recorder = Recorder()

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-import dealscore.io.scores as scores_module
+import dealscore.io.scores.sql as scores_module
 from dealscore.io.bulk import StagingFailed
 from dealscore.io.scores import (
     RUN_FILE,
@@ -703,7 +703,7 @@ def test_a_staging_folder_that_is_full_is_one_line_and_keeps_the_previous_scores
         def full(*_args, **_kwargs):
             raise StagingFailed("database or disk is full")
 
-        monkeypatch.setattr("dealscore.io.scores.stage_sqlite", full)
+        monkeypatch.setattr("dealscore.io.scores.sql.stage_sqlite", full)
     # when a rerun is written, then one line says where and why, and nothing changed
     with pytest.raises(StoreFault) as failed:
         store.write(run, scores(3000, 0.9), rejected())
