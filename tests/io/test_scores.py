@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-import dealscore.io.scores.sql as scores_module
+import dealscore.io.scores.sql_rows as sql_rows
 from dealscore.io.bulk import StagingFailed
 from dealscore.io.scores import (
     RUN_FILE,
@@ -703,7 +703,7 @@ def test_a_staging_folder_that_is_full_is_one_line_and_keeps_the_previous_scores
         def full(*_args, **_kwargs):
             raise StagingFailed("database or disk is full")
 
-        monkeypatch.setattr("dealscore.io.scores.sql.stage_sqlite", full)
+        monkeypatch.setattr("dealscore.io.scores.sql_rows.stage_sqlite", full)
     # when a rerun is written, then one line says where and why, and nothing changed
     with pytest.raises(StoreFault) as failed:
         store.write(run, scores(3000, 0.9), rejected())
@@ -719,7 +719,7 @@ def test_postgresql_stopped_mid_copy_is_one_line_and_keeps_the_previous_scores(o
     run = Run(AS_OF, "dealscore", "3")
     store.write(run, scores(50, 0.4), rejected())
     # when the server stops while the rerun's rows stream in by COPY (the old ones deleted)
-    real = scores_module.copy_binary
+    real = sql_rows.copy_binary
 
     def stopping(table, rows):
         for number, piece in enumerate(real(table, rows)):
@@ -728,7 +728,7 @@ def test_postgresql_stopped_mid_copy_is_one_line_and_keeps_the_previous_scores(o
             yield piece
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(scores_module, "copy_binary", stopping)
+        mp.setattr(sql_rows, "copy_binary", stopping)
         mp.setattr(store, "chunk", 10)
         with pytest.raises(StoreFault) as failed:
             store.write(run, scores(50, 0.9), rejected())
@@ -761,7 +761,7 @@ def _sql_writer_killed(url: str, tmp: str) -> None:
 
         sa.engine.Connection.exec_driver_sql = insert  # type: ignore[method-assign]
     else:
-        real_copy = scores_module.copy_binary
+        real_copy = sql_rows.copy_binary
 
         def copy(table, rows):
             for number, piece in enumerate(real_copy(table, rows)):
@@ -769,7 +769,7 @@ def _sql_writer_killed(url: str, tmp: str) -> None:
                     os.kill(os.getpid(), signal.SIGKILL)
                 yield piece
 
-        scores_module.copy_binary = copy  # type: ignore[assignment]
+        sql_rows.copy_binary = copy  # type: ignore[assignment]
     store.write(Run(AS_OF, "dealscore", "3"), scores(4000, 0.9), rejected(3))
 
 

@@ -8,18 +8,10 @@ The rows reach a database in bulk, never as a Python object per value (io/bulk.p
 PostgreSQL, from a staging file on SQLite, then INSERT ... SELECT inside that one transaction.
 """
 
-from dealscore.io.scores.sql import (
-    RUN_FILE,
-    FolderStore,
-    Run,
-    ScoreStore,
-    SqlStore,
-    StoreError,
-    StoreFault,
-    from_jdbc,
-    open_store,
-    store_exists,
-)
+from dealscore.io.scores.destination import from_jdbc, open_store, store_exists
+from dealscore.io.scores.folder import RUN_FILE, FolderStore
+from dealscore.io.scores.sql import SqlStore
+from dealscore.io.scores.store import Run, ScoreStore, StoreError, StoreFault
 
 __all__ = [
     "RUN_FILE",
