@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.io import read_export, write_tables
-from dealscore.jobs.report import _days, money, run_report
+from dealscore.jobs.report import run_report
 from dealscore.jobs.score import ScoreSettings, run_score
 from dealscore.jobs.train import run_train
+from dealscore.pipeline.report_tables import ago, money
 from dealscore.pipeline.training import TrainSettings
 
 FAST_REPORT = TrainSettings(n_estimators=60, learning_rate=0.1, icp="", track=False)
@@ -331,7 +332,7 @@ def test_the_page_lists_the_deals_with_no_next_step_booked(report):
 
 
 def test_days_read_as_people_say_them():
-    assert [_days(v) for v in (np.nan, 0.2, 1.4, 12.0, 1500.0)] == [
+    assert [ago(v) for v in (np.nan, 0.2, 1.4, 12.0, 1500.0)] == [
         "never",
         "today",
         "1 day ago",

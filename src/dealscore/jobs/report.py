@@ -33,33 +33,29 @@ from dealscore.io.write import atomic_write, write_text
 from dealscore.model.bundle import LoadedModel
 from dealscore.model.metrics import reliability_table
 from dealscore.pipeline.monitor import ELAPSED, monitor_table, scored_outcomes, state_counts
-from dealscore.pipeline.moves import deal_moves
-from dealscore.pipeline.periods import (
-    BacktestResult,
-    NoHistoryError,
-    backtest,
-    deal_labels,
-    open_deals,
-    period_bounds,
-    rep_calls,
+from dealscore.pipeline.periods import BacktestResult, NoHistoryError, backtest
+from dealscore.pipeline.report_tables import (
+    ago,
+    attention,
+    bands_table,
+    day,
+    deal_lists,
+    forward_table,
+    history_table,
+    money,
+    open_pipeline,
+    pct,
+    quarter_so_far,
 )
-from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber, quarter_number, quarter_of
-from dealscore.pipeline.scoring import ScoreSettings, score_deals
+from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
-from dealscore.schemas.tables import Opportunities
 from dealscore.tracking import plots
 from dealscore.tracking.models import load_model
 from dealscore.tracking.registry import champion_uri
 
-TOP_DEALS = 10
 TEMPLATES = Path(__file__).with_name("templates")
-FORECAST_NAMES = {
-    "model": "model",
-    "rep_commit": "reps: booked + commit",
-    "rep_commit_best_case": "reps: booked + commit + best case",
-}
 # The replay's layout: a cache written by another layout is replayed again.
 REPLAY_FORMAT = "weekly-1"
 
@@ -146,41 +142,6 @@ def band_chart(bands: pd.DataFrame) -> str:
     return _png(fig)
 
 
-# Formatting: what people read. Amounts to three significant figures with k/M, shares as whole
-# percents, and a dash, never "nan", where there is nothing to show.
-def money(value: float, currency: str = "") -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    sign, value = ("-" if value < 0 else ""), abs(float(value))
-    if value >= 1e6:
-        text = f"{value / 1e6:.3g}M"
-    elif value >= 1e3:
-        text = f"{value / 1e3:.3g}k"
-    else:
-        text = f"{value:.0f}"
-    return f"{sign}{currency + ' ' if currency else ''}{text}"
-
-
-def pct(value: float | None, signed: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    if signed:
-        return "0%" if round(value * 100) == 0 else f"{value:+.0%}"
-    return f"{value:.0%}"
-
-
-def day(value: pd.Timestamp | None) -> str:
-    return "–" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
-
-
-def _days(value: float) -> str:
-    """'never', 'today', '1 day ago', '12 days ago'."""
-    if np.isnan(value):
-        return "never"
-    days = round(value)
-    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days:,} days ago"
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -189,7 +150,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(money=money, pct=pct, day=day, ago=_days)
+    env.filters.update(money=money, pct=pct, day=day, ago=ago)
     return env
 
 
@@ -238,156 +199,6 @@ def cached_backtest(
     return result, "", False
 
 
-def _quarter(number: QuarterNumber) -> dict:
-    """This quarter so far: booked, and the quarter's total as the model and the reps call it."""
-    has_reps = bool(np.isfinite(number.rep_commit))
-    rows = [
-        {
-            "name": "model",
-            "open": number.open,
-            "new": number.new,
-            "total": number.model,
-            "range": f"{money(number.low)} to {money(number.high)}",
-        }
-    ]
-    if has_reps:
-        rows += [
-            {
-                "name": FORECAST_NAMES[name],
-                "open": value - number.booked,
-                "new": None,
-                "total": value,
-                "range": "",
-            }
-            for name, value in (
-                ("rep_commit", number.rep_commit),
-                ("rep_commit_best_case", number.rep_commit_best_case),
-            )
-        ]
-    return {
-        "booked": number.booked,
-        "booked_deals": number.booked_deals,
-        "open_deals": number.open_deals,
-        "rows": rows,
-        "has_reps": has_reps,
-        "notes": number.notes,
-        "range_words": RANGE_WORDS,
-        "new_from": ", ".join(number.new_history["period"]),
-    }
-
-
-def _history(replay: BacktestResult | None) -> dict | None:
-    if replay is None:
-        return None
-    wide = replay.wide()
-    accuracy = replay.accuracy()
-    has_reps = "rep_commit" in accuracy["forecast"].to_numpy()
-    shown = [f for f in FORECAST_NAMES if f in accuracy["forecast"].to_numpy()]
-    weeks = []
-    for week, at in accuracy.groupby("week"):
-        by = at.set_index("forecast")
-        model = by.loc["model"]
-        weeks.append(
-            {
-                "week": int(week),
-                "cells": [
-                    (by.loc[f, "accuracy_ratio"], by.loc[f, "abs_pct_error"], by.loc[f, "bias"])
-                    for f in shown
-                ],
-                "in_range": int(model["in_range"]),
-                "closer": int(by.loc["rep_commit", "model_closer"]) if has_reps else None,
-                "quarters": int(model["quarters"]),
-            }
-        )
-    first = wide[wide["week"] == wide["week"].min()]
-    rows = [
-        {
-            "period": row["period"],
-            "actual": row["actual"],
-            "parts": [row["booked"], row["model_open"], row["model_new"]],
-            "forecasts": [(row[f], row[f] / row["actual"] - 1) for f in shown],
-        }
-        for _, row in first.iterrows()
-    ]
-    return {
-        "names": [FORECAST_NAMES[f] for f in shown],
-        "weeks": weeks,
-        "first_week": int(first["week"].iloc[0]),
-        "rows": rows,
-        "periods": int(wide["period"].nunique()),
-        "skipped": replay.skipped,
-    }
-
-
-def _deal_rows(frame: pd.DataFrame, tables, reasons: list[str]) -> list[dict]:
-    labels = deal_labels(tables, frame["opportunity_id"].reset_index(drop=True))
-    rows = []
-    for (_, deal), (_, label) in zip(
-        frame.reset_index(drop=True).iterrows(), labels.iterrows(), strict=True
-    ):
-        rows.append(
-            {
-                **{k: (None if pd.isna(v) else v) for k, v in label.items()},
-                "amount": deal["amount"],
-                "model": deal["win_probability"],
-                "rep": deal.get("rep_probability", np.nan),
-                "stake": deal.get("stake", np.nan),
-                "why": [deal[c] for c in reasons if isinstance(deal.get(c), str)],
-                **{
-                    k: deal[k]
-                    for k in deal.index
-                    if k.startswith("days_") or k.endswith("_probability")
-                },
-            }
-        )
-    return rows
-
-
-def _bands(scores: pd.DataFrame, settings: ScoreSettings) -> pd.DataFrame:
-    edges = (settings.band_a, settings.band_b, settings.band_c)
-    meaning = {
-        "A": f"{edges[0]:.0%} or more",
-        "B": f"{edges[1]:.0%} to {edges[0]:.0%}",
-        "C": f"{edges[2]:.0%} to {edges[1]:.0%}",
-        "D": f"below {edges[2]:.0%}",
-    }
-    table = scores.groupby("band").agg(
-        deals=("opportunity_id", "size"),
-        amount=("amount", "sum"),
-        expected=("expected_amount", "sum"),
-    )
-    table = table.reindex(list("ABCD"), fill_value=0).rename_axis("band").reset_index()
-    return table.assign(meaning=table["band"].map(meaning))
-
-
-FORWARD_COLUMNS = {
-    "date": "date",
-    "contender": "forecast",
-    "rows": "deals",
-    "mean_predicted": "mean predicted",
-    "actual": "won",
-    "ece": "calibration error (ECE)",
-    "roc_auc": "ROC AUC",
-    "brier": "Brier",
-}
-
-
-def _forward(forward: pd.DataFrame | None) -> dict | None:
-    if forward is None or forward.empty:
-        return None
-    table = forward[[c for c in FORWARD_COLUMNS if c in forward]]
-    return {
-        "columns": [FORWARD_COLUMNS[c] for c in table],
-        "rows": [
-            [
-                f"{v:,.0f}" if c == "rows" else f"{v:.3f}" if isinstance(v, float) else str(v)
-                for c, v in row.items()
-            ]
-            for _, row in table.iterrows()
-        ],
-    }
-
-
 def _written(
     scores: str, loaded: LoadedModel, tables: CrmTables, progress: Progress
 ) -> dict[str, Any]:
@@ -428,63 +239,6 @@ def _recipe(settings, horizon_days: float | None):
     return settings
 
 
-DOWN = [f"down_{k}_reason" for k in (1, 2, 3)]
-UP = [f"up_{k}_reason" for k in (1, 2, 3)]
-
-
-def _open_pipeline(
-    tables: CrmTables, loaded: LoadedModel, now: pd.Timestamp, settings: ScoreSettings
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores with each deal's amount and rep probability, features) of the deals open now."""
-    scores, _, features = score_deals(tables, loaded, now, settings, scored_at=now)
-    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
-    _, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
-    rep = pd.Series(rep_p, index=features["opportunity_id"].to_numpy())
-    ids = scores["opportunity_id"]
-    scores = scores.assign(
-        amount=ids.map(amounts).fillna(0.0).to_numpy(float),
-        rep_probability=ids.map(rep).to_numpy(float),
-    )
-    return scores, features
-
-
-def _deal_lists(scores: pd.DataFrame, tables: CrmTables) -> list[dict[str, Any]]:
-    """The deals to act on: where the rep's call and the model's differ most, by amount; without
-    rep forecasts, the largest amounts the model doubts."""
-    if not scores["rep_probability"].notna().any():
-        largest = scores.assign(stake=(1 - scores["win_probability"]) * scores["amount"])
-        return [
-            {
-                "title": "Largest amounts the model doubts",
-                "lead": "The export has no rep forecasts to set the model against; ordered by "
-                "the amount the model does not expect to win, (1 - probability) x amount.",
-                "stake": "doubted",
-                "rep": False,
-                "rows": _deal_rows(largest.nlargest(TOP_DEALS, "stake"), tables, DOWN),
-            }
-        ]
-    gap = (scores["rep_probability"] - scores["win_probability"]) * scores["amount"]
-    at_risk = scores.assign(stake=gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
-    upside = scores.assign(stake=-gap).query("stake > 0").nlargest(TOP_DEALS, "stake")
-    return [
-        {
-            "title": "Most at risk: the rep's call furthest above the model",
-            "lead": "Ordered by the amount at stake, (rep's probability - model's) x amount: "
-            "where the call most overstates what the model expects.",
-            "stake": "at stake",
-            "rows": _deal_rows(at_risk, tables, DOWN),
-        },
-        {
-            "title": "Most upside: the model furthest above the rep's call",
-            "lead": "Ordered by (model's probability - rep's) x amount: deals the rep may "
-            "be underselling.",
-            "stake": "upside",
-            "rows": _deal_rows(upside, tables, UP),
-        },
-    ]
-
-
 def _charts(replay: BacktestResult | None, bands: pd.DataFrame) -> list[tuple[str, str]]:
     charts = []
     if replay is not None:
@@ -495,28 +249,6 @@ def _charts(replay: BacktestResult | None, bands: pd.DataFrame) -> list[tuple[st
         charts.append(("Reliability of the in-quarter probability, past quarters", reliability))
     charts.append(("Open pipeline by band", band_chart(bands)))
     return charts
-
-
-def _attention(scores: pd.DataFrame, features: pd.DataFrame, tables: CrmTables) -> dict[str, Any]:
-    """The deals with no next step booked, and those drifting into no decision."""
-    steps = features.set_index("opportunity_id")[
-        ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
-    ]
-    stepped = scores.join(steps, on="opportunity_id")
-    no_step = stepped[stepped["next_step_scheduled"] == 0]
-    known = bool(scores["no_decision_probability"].notna().any())
-    drifting = scores.assign(risk=scores["no_decision_probability"] * scores["amount"])
-    return {
-        "next_steps_known": bool(stepped["next_step_scheduled"].notna().any()),
-        "no_step": len(no_step),
-        "no_step_share": no_step["amount"].sum() / max(scores["amount"].sum(), 1.0),
-        "no_step_rows": _deal_rows(no_step.nlargest(TOP_DEALS, "amount"), tables, []),
-        "no_decision_known": known,
-        "no_decision_expected": float(drifting["risk"].sum()) if known else 0.0,
-        "no_decision_rows": _deal_rows(drifting.nlargest(TOP_DEALS, "risk"), tables, DOWN)
-        if known
-        else [],
-    }
 
 
 def run_report(
@@ -545,31 +277,9 @@ def run_report(
     now = as_of or export_time(last_event(tables))  # the rule score and compare follow
     progress(f"scoring the open pipeline as of {now:%Y-%m-%d %H:%M} UTC with {loaded.describe()}")
     score_settings = ScoreSettings(track=False)
-    scores, features = _open_pipeline(tables, loaded, now, score_settings)
-    quarter = str(quarter_of(now))
-    start, end = period_bounds(quarter)
-    bundle = loaded.bundle
-    every = open_deals(
-        tables,
-        bundle.estimator,
-        bundle.feature_state,
-        bundle.feature_names,
-        quarter,
-        now,
-        bundle.in_quarter,
-    )
-    number = quarter_number(tables, now, every, bundle.in_quarter_error)
-    moves = deal_moves(
-        tables,
-        bundle.estimator,
-        bundle.feature_state,
-        bundle.feature_names,
-        start,
-        end,
-        now - pd.Timedelta(days=7),
-        now,
-    )
-    bands = _bands(scores, score_settings)
+    scores, features = open_pipeline(tables, loaded, now, score_settings)
+    so_far = quarter_so_far(tables, loaded.bundle, now)
+    bands = bands_table(scores, score_settings)
     charts = _charts(replay, bands)
     written = _written(scores_at or score_settings.out, loaded, tables, progress)
     page = (
@@ -578,28 +288,22 @@ def run_report(
         .render(
             now=now,
             model=loaded.describe(),
-            horizon=bundle.horizon_days,
+            horizon=loaded.bundle.horizon_days,
             coverage_warning=mismatch,
             currency=currency,
-            quarter=quarter,
-            start=start,
-            end=end,
-            elapsed=(now - start).days + 1,
-            length=(end - start).days,
-            this_quarter=_quarter(number),
-            moves=moves.summary() if moves is not None else None,
-            history=_history(replay),
+            **so_far,
+            history=history_table(replay),
             no_history=no_history,
             cached=cached,
-            lists=_deal_lists(scores, tables),
+            lists=deal_lists(scores, tables),
             bands=bands.to_dict("records"),
             open_deals=len(scores),
             open_amount=float(scores["amount"].sum()),
             charts=charts,
-            forward=_forward(bundle.forward),
+            forward=forward_table(loaded.bundle.forward),
             written=written,
             rung=loaded.rung(),
-            **_attention(scores, features, tables),
+            **attention(scores, features, tables),
         )
     )
     path = write_text(page, Path(out))
