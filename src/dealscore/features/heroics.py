@@ -54,45 +54,10 @@ def heroic_signals(
     history = tables.stage_history
     if history is not None and len(history):
         code = positions(history[StageHistory.opportunity_id], deals[Opportunities.opportunity_id])
-        known = code >= 0
-        closed_us = np.where(
-            deals[Opportunities.closed_at].notna(), micros(deals[Opportunities.closed_at]), 0
-        )
         if StageHistory.amount in history and Opportunities.amount in deals:
-            changed = micros(history[StageHistory.changed_at])
-            early = known & (
-                changed < closed_us[np.maximum(code, 0)] - rule.discount_window_days * DAY
-            )
-            peak = (
-                pd.Series(history[StageHistory.amount].to_numpy(dtype=float)[early])
-                .groupby(code[early])
-                .max()
-                .reindex(range(n))
-                .to_numpy()
-            )
-            final = deals[Opportunities.amount].to_numpy(dtype=float)
-            cut = 1.0 - final / np.where(peak > 0, peak, np.nan)
-            signals["late_discount"] = np.where(
-                np.isnan(cut), np.nan, (cut >= rule.min_discount).astype(float)
-            )
+            signals["late_discount"] = _late_discount(history, deals, code, rule)
         if StageHistory.close_date in history:
-            expected = history[StageHistory.close_date]
-            seen = known & expected.notna().to_numpy()
-            earliest = (
-                pd.Series(_quarter(expected[seen]))
-                .groupby(code[seen])
-                .min()
-                .reindex(range(n))
-                .to_numpy()
-            )
-            actual = np.where(
-                deals[Opportunities.closed_at].notna(),
-                _quarter(deals[Opportunities.closed_at].fillna(pd.Timestamp(0, tz="UTC"))),
-                np.nan,
-            )
-            signals["pushed_over_quarter"] = np.where(
-                np.isnan(earliest), np.nan, (earliest < actual).astype(float)
-            )
+            signals["pushed_over_quarter"] = _pushed_over_quarter(history, deals, code)
     return signals.where(np.repeat(won[:, None], signals.shape[1], axis=1), np.nan)
 
 
@@ -104,3 +69,47 @@ def heroic_wins(
     shown = signals.notna().sum(axis=1)
     held = (signals == 1.0).sum(axis=1)
     return ((shown >= 2) & (held == shown)).to_numpy()
+
+
+def _late_discount(
+    history: pd.DataFrame,
+    deals: pd.DataFrame,
+    code: np.ndarray,
+    rule: HeroicsRule,
+) -> np.ndarray:
+    """1.0 where a deal closed at least `min_discount` below its peak amount before the last
+    `discount_window_days`; NaN where no amount was recorded then."""
+    n = len(deals)
+    closed = deals[Opportunities.closed_at]
+    closed_us = np.where(closed.notna(), micros(closed), 0)
+    changed = micros(history[StageHistory.changed_at])
+    early = (code >= 0) & (
+        changed < closed_us[np.maximum(code, 0)] - rule.discount_window_days * DAY
+    )
+    peak = (
+        pd.Series(history[StageHistory.amount].to_numpy(dtype=float)[early])
+        .groupby(code[early])
+        .max()
+        .reindex(range(n))
+        .to_numpy()
+    )
+    final = deals[Opportunities.amount].to_numpy(dtype=float)
+    cut = 1.0 - final / np.where(peak > 0, peak, np.nan)
+    return np.where(np.isnan(cut), np.nan, (cut >= rule.min_discount).astype(float))
+
+
+def _pushed_over_quarter(
+    history: pd.DataFrame, deals: pd.DataFrame, code: np.ndarray
+) -> np.ndarray:
+    """1.0 where a deal closed in a later quarter than the earliest close date it was given."""
+    expected = history[StageHistory.close_date]
+    seen = (code >= 0) & expected.notna().to_numpy()
+    earliest = (
+        pd.Series(_quarter(expected[seen])).groupby(code[seen]).min().reindex(range(len(deals)))
+    ).to_numpy()
+    actual = np.where(
+        deals[Opportunities.closed_at].notna(),
+        _quarter(deals[Opportunities.closed_at].fillna(pd.Timestamp(0, tz="UTC"))),
+        np.nan,
+    )
+    return np.where(np.isnan(earliest), np.nan, (earliest < actual).astype(float))

@@ -110,22 +110,7 @@ def run_nightly(
     )
     scored = run_score(data, score_settings, as_of, mapping, progress)
     champion = scored.model
-    # What the check reads: the last `nights` judged runs, at up to four days apart, not the
-    # whole history (a year of a million deals a night would not fit in memory).
-    window = (champion.bundle.horizon_days or HORIZON_BOUNDS[1]) + 4 * settings.nights
-    monitored = run_monitor(
-        data,
-        MonitorSettings(
-            scores=settings.out,
-            format=settings.format,
-            model_name=champion.name,
-            nights=settings.nights,
-            max_realised_ece=settings.max_realised_ece,
-            since=scored.as_of - window * DAY,
-        ),
-        mapping,
-        progress,
-    )
+    monitored = _monitor(data, settings, scored, mapping, progress)
     check = monitored.realised(champion.version, settings.nights)
     uri = resolve(settings.tracking_uri)
     age = _age(scored, uri)
@@ -152,14 +137,7 @@ def run_nightly(
     else:
         progress("training a challenger: " + "; ".join(reasons))
         trained = _train(data, settings, champion.name, export, mapping, progress)
-        tracking = trained.tracking
-        assert tracking is not None
-        decision = (
-            f"challenger v{tracking.version} promoted over v{champion.version}: {tracking.reason}"
-            if tracking.promoted
-            else f"champion v{champion.version} kept: challenger v{tracking.version} "
-            f"{tracking.reason}"
-        )
+        decision = _outcome(trained, champion.version)
     run = trained.tracking.run_id if trained is not None and trained.tracking else ""
     night = Night(
         scored.as_of,
@@ -174,6 +152,44 @@ def run_nightly(
     )
     log_nightly(night, uri)
     return NightlyResult(scored, monitored, check, age, reasons, decision, trained)
+
+
+def _monitor(
+    data: str | Path,
+    settings: NightlySettings,
+    scored: ScoreResult,
+    mapping: str | Path | None,
+    progress: Progress,
+) -> MonitorResult:
+    """How the champion's written scores turned out. It reads the last `nights` judged runs, at
+    up to four days apart, not the whole history (a year of a million deals a night would not
+    fit in memory)."""
+    champion = scored.model
+    window = (champion.bundle.horizon_days or HORIZON_BOUNDS[1]) + 4 * settings.nights
+    return run_monitor(
+        data,
+        MonitorSettings(
+            scores=settings.out,
+            format=settings.format,
+            model_name=champion.name,
+            nights=settings.nights,
+            max_realised_ece=settings.max_realised_ece,
+            since=scored.as_of - window * DAY,
+        ),
+        mapping,
+        progress,
+    )
+
+
+def _outcome(trained: TrainResult, champion_version: int | str) -> str:
+    """What the gate made of the challenger just trained."""
+    tracking = trained.tracking
+    assert tracking is not None
+    if tracking.promoted:
+        return (
+            f"challenger v{tracking.version} promoted over v{champion_version}: {tracking.reason}"
+        )
+    return f"champion v{champion_version} kept: challenger v{tracking.version} {tracking.reason}"
 
 
 def _standing(age: float | None, check: Realised | None) -> str:

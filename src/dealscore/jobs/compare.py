@@ -13,6 +13,7 @@ from dealscore.features.asof import export_time, last_event
 from dealscore.io import read_valid
 from dealscore.io.write import atomic_write
 from dealscore.model.bundle import LoadedModel
+from dealscore.model.totals import CollectiveError
 from dealscore.pipeline.moves import Moves, deal_moves
 from dealscore.pipeline.periods import (
     WEEKS,
@@ -64,6 +65,34 @@ def default_as_of(tables: CrmTables, period: str | None) -> tuple[str, pd.Timest
     return period, (start if end <= now else now)
 
 
+def _numbers(
+    tables: CrmTables,
+    as_of: pd.Timestamp,
+    every: pd.DataFrame,
+    by: str | None,
+    error: CollectiveError | None,
+) -> tuple[QuarterNumber, pd.DataFrame | None]:
+    """The quarter's number, whole, and with `by` each group's."""
+    number = quarter_number(tables, as_of, every, error)
+    if by is None:
+        return number, None
+    ids = tables.opportunities[Opportunities.opportunity_id]
+    group_of = pd.Series(groups_of(tables, ids, by), index=ids.to_numpy())
+    return number, numbers_by_group(tables, as_of, every, group_of, number, error)
+
+
+def _moves(
+    tables: CrmTables, loaded: LoadedModel, period: str, since: pd.Timestamp, as_of: pd.Timestamp
+) -> Moves | None:
+    """What moved in the quarter's pipeline from `since` to as_of, by the loaded model."""
+    start, end = period_bounds(period)
+    bundle = loaded.bundle
+    names = bundle.feature_names
+    return deal_moves(
+        tables, bundle.estimator, bundle.feature_state, names, start, end, since, as_of
+    )
+
+
 def run_compare(
     data: str | Path,
     period: str | None,
@@ -94,30 +123,15 @@ def run_compare(
         as_of,
         loaded.bundle.in_quarter,
     )
-    error = loaded.bundle.in_quarter_error
-    number = quarter_number(tables, as_of, every, error) if start <= as_of else None
-    numbers = None
-    if number is not None and by is not None:
-        ids = tables.opportunities[Opportunities.opportunity_id]
-        group_of = pd.Series(groups_of(tables, ids, by), index=ids.to_numpy())
-        numbers = numbers_by_group(tables, as_of, every, group_of, number, error)
+    number, numbers = (
+        _numbers(tables, as_of, every, by, loaded.bundle.in_quarter_error)
+        if start <= as_of
+        else (None, None)
+    )
     deals = every[every["due"]].drop(columns="due").reset_index(drop=True)
     closed = bool(last_event(tables) >= end)
     since = as_of - pd.Timedelta(days=7) if since is None else since
-    moves = (
-        deal_moves(
-            tables,
-            loaded.bundle.estimator,
-            loaded.bundle.feature_state,
-            loaded.bundle.feature_names,
-            start,
-            end,
-            since,
-            as_of,
-        )
-        if since < as_of
-        else None
-    )
+    moves = _moves(tables, loaded, period, since, as_of) if since < as_of else None
     return CompareResult(
         period,
         as_of,

@@ -71,6 +71,70 @@ def _pipeline(
     ).set_index("opportunity_id")
 
 
+def _flow(
+    tables: CrmTables,
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    since: pd.Timestamp,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """How the pipeline due in the quarter went from `before` to `after`: won, lost, pushed out,
+    pulled in, new and amount changed, with deals and amounts (then + moves = now)."""
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    closed = deals.reindex(before.index)[Opportunities.closed_at]
+    status = deals.reindex(before.index)[Opportunities.status]
+    closed_between = closed.notna() & (closed < as_of)
+    won = before.index[closed_between & (status == Status.WON)]
+    lost = before.index[closed_between & (status != Status.WON)]
+    still = before.index[~closed_between]
+    pushed = still.difference(after.index)
+    stayed = still.intersection(after.index)
+    arrived = after.index.difference(before.index)
+    new = arrived[arrived.isin(deals.index[deals[Opportunities.created_at] >= since])]
+    pulled = arrived.difference(new)
+    changed = after.loc[stayed, "amount"] - before.loc[stayed, "amount"]
+    return pd.DataFrame(
+        [
+            ("won", len(won), -before.loc[won, "amount"].sum()),
+            ("lost", len(lost), -before.loc[lost, "amount"].sum()),
+            ("pushed out", len(pushed), -before.loc[pushed, "amount"].sum()),
+            ("pulled in", len(pulled), after.loc[pulled, "amount"].sum()),
+            ("new", len(new), after.loc[new, "amount"].sum()),
+            ("amount changed", int((changed.abs() > 0).sum()), changed.sum()),
+        ],
+        columns=["move", "deals", "amount"],
+    )
+
+
+def _movers(
+    tables: CrmTables,
+    estimator: WinProbabilityModel,
+    state: FeatureState,
+    names: list[str],
+    then: pd.DataFrame,
+    now: pd.DataFrame,
+) -> pd.DataFrame:
+    """Each deal open at both dates: its probability then and now, why it moved, the amount at
+    stake, its name and owner; the largest stakes first."""
+    both = then.index.intersection(now.index)
+    p_then = estimator.predict_proba(then.loc[both, names])[:, 1] if len(both) else np.empty(0)
+    p_now = estimator.predict_proba(now.loc[both, names])[:, 1] if len(both) else np.empty(0)
+    movers = pd.DataFrame(
+        {
+            "opportunity_id": both,
+            "amount": now.loc[both, "amount"].to_numpy(),
+            "p_then": p_then,
+            "p_now": p_now,
+            "due": now.loc[both, "due"].to_numpy(),
+        }
+    )
+    movers["change_reason"] = change_reasons(estimator, names, then.loc[both], now.loc[both], state)
+    movers["stake"] = (movers["p_now"] - movers["p_then"]) * movers["amount"]
+    labels = deal_labels(tables, movers["opportunity_id"])
+    movers = movers.assign(deal=labels["deal"], owner=labels["owner"])
+    return movers.sort_values("stake", key=np.abs, ascending=False, ignore_index=True)
+
+
 def deal_moves(
     tables: CrmTables,
     estimator: WinProbabilityModel,
@@ -91,53 +155,13 @@ def deal_moves(
         return None
     then = _pipeline(tables, since, state, period_start, period_end)
     now = _pipeline(tables, as_of, state, period_start, period_end)
-    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    before = then[then["due"]]
-    after = now[now["due"]]
-    closed = deals.reindex(before.index)[Opportunities.closed_at]
-    status = deals.reindex(before.index)[Opportunities.status]
-    closed_between = closed.notna() & (closed < as_of)
-    won = before.index[closed_between & (status == Status.WON)]
-    lost = before.index[closed_between & (status != Status.WON)]
-    still = before.index[~closed_between]
-    pushed = still.difference(after.index)
-    stayed = still.intersection(after.index)
-    arrived = after.index.difference(before.index)
-    new = arrived[arrived.isin(deals.index[deals[Opportunities.created_at] >= since])]
-    pulled = arrived.difference(new)
-    changed = after.loc[stayed, "amount"] - before.loc[stayed, "amount"]
-    flow = pd.DataFrame(
-        [
-            ("won", len(won), -before.loc[won, "amount"].sum()),
-            ("lost", len(lost), -before.loc[lost, "amount"].sum()),
-            ("pushed out", len(pushed), -before.loc[pushed, "amount"].sum()),
-            ("pulled in", len(pulled), after.loc[pulled, "amount"].sum()),
-            ("new", len(new), after.loc[new, "amount"].sum()),
-            ("amount changed", int((changed.abs() > 0).sum()), changed.sum()),
-        ],
-        columns=["move", "deals", "amount"],
-    )
-    both = then.index.intersection(now.index)
-    p_then = estimator.predict_proba(then.loc[both, names])[:, 1] if len(both) else np.empty(0)
-    p_now = estimator.predict_proba(now.loc[both, names])[:, 1] if len(both) else np.empty(0)
-    movers = pd.DataFrame(
-        {
-            "opportunity_id": both,
-            "amount": now.loc[both, "amount"].to_numpy(),
-            "p_then": p_then,
-            "p_now": p_now,
-            "due": now.loc[both, "due"].to_numpy(),
-        }
-    )
-    movers["change_reason"] = change_reasons(estimator, names, then.loc[both], now.loc[both], state)
-    movers["stake"] = (movers["p_now"] - movers["p_then"]) * movers["amount"]
-    labels = deal_labels(tables, movers["opportunity_id"])
-    movers = movers.assign(deal=labels["deal"], owner=labels["owner"])
+    before, after = then[then["due"]], now[now["due"]]
+    movers = _movers(tables, estimator, state, names, then, now)
     return Moves(
         since,
         as_of,
-        flow,
+        _flow(tables, before, after, since, as_of),
         float(before["amount"].sum()),
         float(after["amount"].sum()),
-        movers.sort_values("stake", key=np.abs, ascending=False, ignore_index=True),
+        movers,
     )

@@ -26,7 +26,12 @@ from dealscore.features.horizon import close_by, won_slips
 from dealscore.features.pit import DAY, micros
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.pipeline.quarter import bookings, bounds, quarter_number, quarter_of
-from dealscore.pipeline.training import DataMinimumError, TrainSettings, fit_and_evaluate
+from dealscore.pipeline.training import (
+    DataMinimumError,
+    TrainResult,
+    TrainSettings,
+    fit_and_evaluate,
+)
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
 
@@ -265,6 +270,43 @@ def _prefixed(progress: Progress, period: str) -> Progress:
     return lambda message: progress(f"{period}: {message}")
 
 
+def _replayed_weeks(
+    tables: CrmTables, trained: TrainResult, period: str, weeks: tuple[int, ...]
+) -> tuple[list[dict], list[pd.DataFrame]]:
+    """One quarter forecast at each of `weeks` into it by the model trained before it: the
+    forecasts' rows (against the quarter's total bookings) and the open deals of each week."""
+    start, end = period_bounds(period)
+    actual = bookings(tables, start, end)
+    rows, all_deals = [], []
+    for week in weeks:
+        as_of = start + pd.Timedelta(days=7 * week)
+        if as_of >= end:
+            continue
+        deals = open_deals(
+            tables,
+            trained.model,
+            trained.feature_state,
+            list(trained.model.feature_names_in_),
+            period,
+            as_of,
+            in_quarter=trained.in_quarter,
+        )
+        number = quarter_number(tables, as_of, deals, trained.in_quarter_error)
+        rows += [
+            {
+                "period": period,
+                "week": week,
+                "as_of": as_of,
+                "forecast": name,
+                "amount": amount,
+                "actual": actual,
+            }
+            for name, amount in number.forecasts().items()
+        ]
+        all_deals.append(deals.assign(period=period, week=week))
+    return rows, all_deals
+
+
 def backtest(
     tables: CrmTables,
     periods: int = 8,
@@ -289,7 +331,7 @@ def backtest(
     first = tables.opportunities[Opportunities.created_at].min()
     quarters = last_closed_periods(tables, periods)
     for n, period in enumerate(quarters, start=1):
-        start, end = period_bounds(period)
+        start = period_bounds(period)[0]
         if start <= first:
             skipped[period] = f"it starts before the export's first deal ({first:%Y-%m-%d})"
             progress(f"{period}: skipped: {skipped[period]}")
@@ -306,33 +348,9 @@ def backtest(
             skipped[period] = str(exc)
             progress(f"{period}: skipped: {exc}")
             continue
-        actual = bookings(tables, start, end)
-        for week in weeks:
-            as_of = start + pd.Timedelta(days=7 * week)
-            if as_of >= end:
-                continue
-            deals = open_deals(
-                tables,
-                trained.model,
-                trained.feature_state,
-                list(trained.model.feature_names_in_),
-                period,
-                as_of,
-                in_quarter=trained.in_quarter,
-            )
-            number = quarter_number(tables, as_of, deals, trained.in_quarter_error)
-            rows += [
-                {
-                    "period": period,
-                    "week": week,
-                    "as_of": as_of,
-                    "forecast": name,
-                    "amount": amount,
-                    "actual": actual,
-                }
-                for name, amount in number.forecasts().items()
-            ]
-            all_deals.append(deals.assign(period=period, week=week))
+        quarter_rows, deals = _replayed_weeks(tables, trained, period, weeks)
+        rows += quarter_rows
+        all_deals += deals
         progress(f"{period}: forecast at weeks {', '.join(map(str, weeks))}")
     if not rows:
         raise NoHistoryError(

@@ -179,26 +179,15 @@ def quarter_number(
 
     history = new_deal_history(tables, as_of)
     now_pace = pace(tables, as_of)
-    rates = history["rate"].to_numpy()
-    if pooled_rate is not None and history["new_wins"].sum() < MIN_NEW_WINS:
-        rates = np.array([pooled_rate])
-        new = float(now_pace * pooled_rate)
-    elif len(rates) >= MIN_NEW_QUARTERS:
-        new = float(now_pace * rates.mean())
-    else:
+    new, rates = _new_part(history, now_pace, pooled_rate)
+    if rates is None:
         rates = np.zeros(1)
-        new = 0.0
         notes.append(
             f"deals not yet created: not counted (fewer than {MIN_NEW_QUARTERS} past quarters "
             f"with {PACE_DAYS} days of history before the same point of the quarter)"
         )
-
     rng = np.random.default_rng(seed)
-    if sd is not None:
-        opened = open_part * np.exp(rng.normal(-(sd**2) / 2, sd, DRAWS))  # mean open_part
-    else:  # each deal on its own: a normal with the same mean and variance
-        each = float(np.sqrt((amount**2 * p * (1 - p)).sum()))
-        opened = rng.normal(open_part, each, DRAWS)
+    opened = _open_draws(open_part, amount, p, sd, rng)
     # The new part at one of the past quarters' rates.
     draws = (
         booked
@@ -207,11 +196,7 @@ def quarter_number(
     )
     low, high = np.quantile(draws, RANGE)
 
-    due = open_deals["due"].to_numpy(dtype=bool)
-    category = open_deals["rep_category"]
-    has_reps = bool(category.notna().any())
-    commit = float(amount[due & (category == "commit").to_numpy()].sum())
-    best = float(amount[due & category.isin(["commit", "best_case"]).to_numpy()].sum())
+    commit, best = _rep_rollups(open_deals, amount)
     return QuarterNumber(
         period=str(quarter),
         as_of=as_of,
@@ -221,12 +206,51 @@ def quarter_number(
         new=new,
         low=float(low),
         high=float(high),
-        rep_commit=booked + commit if has_reps else np.nan,
-        rep_commit_best_case=booked + best if has_reps else np.nan,
+        rep_commit=booked + commit,
+        rep_commit_best_case=booked + best,
         open_deals=len(open_deals),
         new_history=history,
         notes=tuple(notes),
     )
+
+
+def _rep_rollups(open_deals: pd.DataFrame, amount: np.ndarray) -> tuple[float, float]:
+    """The amounts of the deals due in the quarter called commit, and commit or best case (NaN
+    both when no deal has a rep's call)."""
+    category = open_deals["rep_category"]
+    if not category.notna().any():
+        return np.nan, np.nan
+    due = open_deals["due"].to_numpy(dtype=bool)
+    commit = float(amount[due & (category == "commit").to_numpy()].sum())
+    return commit, float(amount[due & category.isin(["commit", "best_case"]).to_numpy()].sum())
+
+
+def _new_part(
+    history: pd.DataFrame, now_pace: float, pooled_rate: float | None
+) -> tuple[float, np.ndarray | None]:
+    """(the bookings expected from deals not yet created, the past rates drawn from for the
+    range); rates None when too few past quarters say anything."""
+    rates = history["rate"].to_numpy()
+    if pooled_rate is not None and history["new_wins"].sum() < MIN_NEW_WINS:
+        return float(now_pace * pooled_rate), np.array([pooled_rate])
+    if len(rates) >= MIN_NEW_QUARTERS:
+        return float(now_pace * rates.mean()), rates
+    return 0.0, None
+
+
+def _open_draws(
+    open_part: float,
+    amount: np.ndarray,
+    p: np.ndarray,
+    sd: float | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draws of the open part: as far as it strayed at past dates (a lognormal with mean
+    open_part), or, with no such record, each deal won or not on its own (a normal)."""
+    if sd is not None:
+        return open_part * np.exp(rng.normal(-(sd**2) / 2, sd, DRAWS))
+    each = float(np.sqrt((amount**2 * p * (1 - p)).sum()))
+    return rng.normal(open_part, each, DRAWS)
 
 
 def numbers_by_group(

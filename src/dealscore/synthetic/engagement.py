@@ -71,78 +71,15 @@ def activities(
 ) -> pd.DataFrame:
     """Activity rows (deal or -1, account, t, created, type, direction, contact position) known
     before the export: t is when the touch happens, created when it was booked or logged."""
-    spans = segments(path)
-    length = (spans["end"] - spans["start"]).to_numpy()
-    health = spans["health"].to_numpy()
-    stage = spans["stage"].to_numpy()
-    # Engaged buyers touch more often, and more in the later stages.
-    intensity = length * np.exp(0.8 * health) * (0.5 + 0.25 * stage)
-    count = rng.poisson(intensity * (per_deal * deals.n / intensity.sum()))
-    row = np.repeat(np.arange(len(spans)), count)
-    deal = spans["deal"].to_numpy()[row]
-    t = spans["start"].to_numpy()[row] + rng.random(len(row)) * length[row]
-    h = health[row]
-    s = stage[row]
-    del row, length, health, stage, intensity, count
-
-    # A sponsor joining shows: a meeting with a senior stakeholder within a few days.
-    joined = path[path["event"].to_numpy() == SPONSOR]
-    sponsor_deal = joined["deal"].to_numpy()
-    sponsor_t = joined["t"].to_numpy() + rng.uniform(0.3, 3.0, len(joined))
-    sponsor_h = GRID[joined["health"].to_numpy()]
-    deal = np.concatenate([deal, sponsor_deal])
-    t = np.concatenate([t, sponsor_t])
-    h = np.concatenate([h, sponsor_h])
-    s = np.concatenate([s, np.minimum(joined["stage"].to_numpy(), N_STAGES - 1)])
-    is_sponsor = np.r_[np.zeros(len(deal) - len(joined), bool), np.ones(len(joined), bool)]
-
-    # Type shares: email, call, meeting (more in healthy deals), demo, other. Cumulative
-    # thresholds row by row, without an (activities x types) matrix.
-    meeting = 0.07 + 0.14 * sigmoid(h)
-    draw = rng.random(len(deal))
-    email_end = 0.55 - meeting
-    kind = (
-        (draw > email_end).astype(np.int8)
-        + (draw > email_end + 0.22)
-        + (draw > 0.77)
-        + (draw > 0.83)
-    ).astype(np.int8)
-    kind[is_sponsor] = 2
-    del meeting, draw, email_end
-
-    # When each row was known: meetings, demos and some calls are booked ahead, drawn from the
-    # state on the day they are booked (a next step says what the deal was then, not later);
-    # other touches are logged when they happen, a few of them late.
-    # Its own stream (spawning leaves `rng` as it was): the draws after it are unchanged.
-    book = rng.spawn(1)[0]
-    booked = (kind == 2) | (kind == 3) | ((kind == 1) & (book.random(len(deal)) < BOOKED_CALLS))
-    booked[is_sponsor] = False  # booked on the day the sponsor joined, below
-    created = t.copy()
-    lead = np.minimum(0.5 + book.exponential(BOOKING_LEAD_DAYS, len(t)), 45.0)
-    t = np.where(booked, t + lead, t)
-    late = ~booked & ~is_sponsor & (book.random(len(deal)) < LOGGED_LATE)
-    created[late] += book.exponential(0.5, int(late.sum()))
-    created[is_sponsor] = np.asarray(joined["t"].to_numpy(), dtype=float)
-    del booked, late, lead
-
+    deal, t, h, s, is_sponsor, joined_t = _touches(rng, deals, path, per_deal)
+    kind = _kinds(rng, h, is_sponsor)
+    t, created = _known_at(rng, kind, t, is_sponsor, joined_t)
     # Prospect-initiated touches come from buyers who care.
     direction = (rng.random(len(deal)) < sigmoid(-0.9 + 0.8 * h)).astype(np.int8)
     direction[rng.random(len(deal)) < 0.04] = 2
-
-    # Who: healthy deals are multi-threaded, and a senior stakeholder joins late in good ones.
     account = deals.account[deal]
-    available = world.contact_count[account]
-    pool = 1 + rng.binomial(available - 1, sigmoid(-0.6 + 0.6 * h))
-    position = np.floor(rng.random(len(deal)) * pool).astype(np.int64)
-    senior = ((s >= 3) & (rng.random(len(deal)) < 0.4 * sigmoid(1.5 * h - 1.0))) | is_sponsor
-    top = (
-        available - 1 - np.floor(rng.random(len(deal)) * np.minimum(2, available)).astype(np.int64)
-    )
-    position = np.where(senior, top, position)
-    contact = (world.contact_offset[account] + position).astype(np.int32)
-    contact[(rng.random(len(deal)) < 0.08) & ~is_sponsor] = -1
-    del available, pool, position, senior, top, h, s
-
+    contact = _contacts_touched(rng, world, account, h, s, is_sponsor)
+    del h, s
     on_deal = pd.DataFrame(
         {
             "deal": deal.astype(np.int32),
@@ -154,15 +91,114 @@ def activities(
             "contact": contact,
         }
     )
-    # Account-level touches (newsletters, events) not tied to any deal.
     m = int(0.04 * len(deal))
     del deal, account, t, created, kind, direction, contact
-    n_accounts = len(world.contact_count)
+    rows = pd.concat([on_deal, _account_touches(rng, world, horizon, m)], ignore_index=True)
+    del on_deal
+    # The export holds what was known by its date: next steps booked for after it included.
+    rows = rows[rows["created"] < horizon]
+    return rows.sort_values("t", kind="stable", ignore_index=True)
+
+
+def _touches(
+    rng: np.random.Generator, deals: Deals, path: pd.DataFrame, per_deal: float
+) -> tuple[np.ndarray, ...]:
+    """(deal, t, health, stage, is_sponsor, when each sponsor joined) of every touch on a deal:
+    engaged buyers touch more often, and more in the later stages; a sponsor joining shows as
+    a meeting with a senior stakeholder within a few days."""
+    spans = segments(path)
+    length = (spans["end"] - spans["start"]).to_numpy()
+    health = spans["health"].to_numpy()
+    stage = spans["stage"].to_numpy()
+    intensity = length * np.exp(0.8 * health) * (0.5 + 0.25 * stage)
+    count = rng.poisson(intensity * (per_deal * deals.n / intensity.sum()))
+    row = np.repeat(np.arange(len(spans)), count)
+    deal = spans["deal"].to_numpy()[row]
+    t = spans["start"].to_numpy()[row] + rng.random(len(row)) * length[row]
+    h = health[row]
+    s = stage[row]
+    del row, length, health, stage, intensity, count
+
+    joined = path[path["event"].to_numpy() == SPONSOR]
+    sponsor_t = joined["t"].to_numpy() + rng.uniform(0.3, 3.0, len(joined))
+    deal = np.concatenate([deal, joined["deal"].to_numpy()])
+    t = np.concatenate([t, sponsor_t])
+    h = np.concatenate([h, GRID[joined["health"].to_numpy()]])
+    s = np.concatenate([s, np.minimum(joined["stage"].to_numpy(), N_STAGES - 1)])
+    is_sponsor = np.r_[np.zeros(len(deal) - len(joined), bool), np.ones(len(joined), bool)]
+    return deal, t, h, s, is_sponsor, np.asarray(joined["t"].to_numpy(), dtype=float)
+
+
+def _kinds(rng: np.random.Generator, h: np.ndarray, is_sponsor: np.ndarray) -> np.ndarray:
+    """Each touch's type: email, call, meeting (more in healthy deals), demo, other; cumulative
+    thresholds row by row, without an (activities x types) matrix. A sponsor's is a meeting."""
+    meeting = 0.07 + 0.14 * sigmoid(h)
+    draw = rng.random(len(h))
+    email_end = 0.55 - meeting
+    kind = (
+        (draw > email_end).astype(np.int8)
+        + (draw > email_end + 0.22)
+        + (draw > 0.77)
+        + (draw > 0.83)
+    ).astype(np.int8)
+    kind[is_sponsor] = 2
+    return kind
+
+
+def _known_at(
+    rng: np.random.Generator,
+    kind: np.ndarray,
+    t: np.ndarray,
+    is_sponsor: np.ndarray,
+    joined_t: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(t, created): meetings, demos and some calls are booked ahead, drawn from the state on
+    the day they are booked (a next step says what the deal was then, not later); other touches
+    are logged when they happen, a few of them late; a sponsor's meeting is booked the day the
+    sponsor joined. Its own stream (spawning leaves `rng` as it was): later draws are unchanged."""
+    book = rng.spawn(1)[0]
+    booked = (kind == 2) | (kind == 3) | ((kind == 1) & (book.random(len(kind)) < BOOKED_CALLS))
+    booked[is_sponsor] = False
+    created = t.copy()
+    lead = np.minimum(0.5 + book.exponential(BOOKING_LEAD_DAYS, len(t)), 45.0)
+    t = np.where(booked, t + lead, t)
+    late = ~booked & ~is_sponsor & (book.random(len(kind)) < LOGGED_LATE)
+    created[late] += book.exponential(0.5, int(late.sum()))
+    created[is_sponsor] = joined_t
+    return t, created
+
+
+def _contacts_touched(
+    rng: np.random.Generator,
+    world: World,
+    account: np.ndarray,
+    h: np.ndarray,
+    s: np.ndarray,
+    is_sponsor: np.ndarray,
+) -> np.ndarray:
+    """Who each touch reached (a contact row, -1 for none named): healthy deals are
+    multi-threaded, and a senior stakeholder joins late in good ones."""
+    n = len(account)
+    available = world.contact_count[account]
+    pool = 1 + rng.binomial(available - 1, sigmoid(-0.6 + 0.6 * h))
+    position = np.floor(rng.random(n) * pool).astype(np.int64)
+    senior = ((s >= 3) & (rng.random(n) < 0.4 * sigmoid(1.5 * h - 1.0))) | is_sponsor
+    top = available - 1 - np.floor(rng.random(n) * np.minimum(2, available)).astype(np.int64)
+    position = np.where(senior, top, position)
+    contact = (world.contact_offset[account] + position).astype(np.int32)
+    contact[(rng.random(n) < 0.08) & ~is_sponsor] = -1
+    return contact
+
+
+def _account_touches(
+    rng: np.random.Generator, world: World, horizon: float, m: int
+) -> pd.DataFrame:
+    """Account-level touches (newsletters, events) not tied to any deal."""
     account_t = rng.uniform(0.0, horizon, m)
-    on_account = pd.DataFrame(
+    return pd.DataFrame(
         {
             "deal": np.full(m, -1, dtype=np.int32),
-            "account": rng.integers(0, n_accounts, m).astype(np.int32),
+            "account": rng.integers(0, len(world.contact_count), m).astype(np.int32),
             "t": account_t,
             "created": account_t,
             "type": np.where(rng.random(m) < 0.7, 0, 4).astype(np.int8),
@@ -170,11 +206,37 @@ def activities(
             "contact": np.full(m, -1, dtype=np.int32),
         }
     )
-    rows = pd.concat([on_deal, on_account], ignore_index=True)
-    del on_deal
-    # The export holds what was known by its date: next steps booked for after it included.
-    rows = rows[rows["created"] < horizon]
-    return rows.sort_values("t", kind="stable", ignore_index=True)
+
+
+def _fridays(
+    deals: Deals, end: np.ndarray, horizon: float, calendar: Calendar
+) -> tuple[np.ndarray, np.ndarray]:
+    """(deal, t) of every Friday 17:00 UTC at which each deal is open, before the export."""
+    first_friday = (FRIDAY - calendar.start.day_of_week) % 7 + 17 / 24
+    stop = np.minimum(end, horizon)
+    k_first = np.ceil((deals.created - first_friday) / 7.0).astype(np.int64)
+    k_last = np.ceil((stop - first_friday) / 7.0).astype(np.int64) - 1
+    count = np.maximum(k_last - k_first + 1, 0)
+    deal = np.repeat(np.arange(deals.n), count)
+    k = np.arange(len(deal)) - np.repeat(np.cumsum(count) - count, count) + k_first[deal]
+    return deal, first_friday + 7.0 * k
+
+
+def _shown(
+    deal: np.ndarray, t: np.ndarray, path: pd.DataFrame, events: pd.DataFrame
+) -> pd.DataFrame:
+    """What the CRM showed the rep at each (deal, t): the deal's state and its latest recorded
+    stage, close date and amount, in submission order."""
+    # merge_asof renumbers its rows: `row` puts them back in submission order.
+    subs = pd.DataFrame({"deal": deal.astype(np.int32), "t": t, "row": np.arange(len(deal))})
+    subs = subs.sort_values("t", kind="stable")
+    state = pd.merge_asof(
+        subs, path.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
+    )
+    shown = pd.merge_asof(
+        state, events.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
+    )
+    return shown.sort_values("row", ignore_index=True)
 
 
 def forecasts(
@@ -196,25 +258,8 @@ def forecasts(
     their own bias (sandbaggers read low). Near a quarter end, deals due this quarter get
     pushed into commit.
     """
-    first_friday = (FRIDAY - calendar.start.day_of_week) % 7 + 17 / 24
-    stop = np.minimum(end, horizon)
-    k_first = np.ceil((deals.created - first_friday) / 7.0).astype(np.int64)
-    k_last = np.ceil((stop - first_friday) / 7.0).astype(np.int64) - 1
-    count = np.maximum(k_last - k_first + 1, 0)
-    deal = np.repeat(np.arange(deals.n), count)
-    k = np.arange(len(deal)) - np.repeat(np.cumsum(count) - count, count) + k_first[deal]
-    t = first_friday + 7.0 * k
-
-    # merge_asof renumbers its rows: `row` puts them back in submission order.
-    subs = pd.DataFrame({"deal": deal.astype(np.int32), "t": t, "row": np.arange(len(deal))})
-    subs = subs.sort_values("t", kind="stable")
-    state = pd.merge_asof(
-        subs, path.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
-    )
-    shown = pd.merge_asof(
-        state, events.sort_values("t", kind="stable"), on="t", by="deal", direction="backward"
-    )
-    shown = shown.sort_values("row", ignore_index=True)
+    deal, t = _fridays(deals, end, horizon, calendar)
+    shown = _shown(deal, t, path, events)
     close_day = shown["close_day"].to_numpy()
     stage = np.minimum(shown["stage_x"].to_numpy(), N_STAGES)
 

@@ -42,7 +42,15 @@ from dealscore.synthetic.engagement import (
     activities,
     forecasts,
 )
-from dealscore.synthetic.process import CLOSE_HOURS, EVENT_NAMES, GRID, Calendar, Chain, simulate
+from dealscore.synthetic.process import (
+    CLOSE_HOURS,
+    EVENT_NAMES,
+    GRID,
+    Calendar,
+    Chain,
+    Run,
+    simulate,
+)
 from dealscore.synthetic.process import CLOSED_LOST as LOST_CODE
 from dealscore.synthetic.process import CLOSED_WON as WON_CODE
 from dealscore.synthetic.world import World, build_world, ids
@@ -158,13 +166,7 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     chain = settings.chain()
     n = settings.deals
     progress(f"accounts, reps and contacts for {n:,} deals")
-    world = build_world(
-        rng,
-        n_accounts=max(20, int(n / settings.deals_per_account)),
-        n_reps=max(8, int(n / settings.deals_per_rep)),
-        start=start,
-        sandbagger_share=settings.rep_sandbagger_share,
-    )
+    world = _world(rng, settings)
     deals = draw_deals(rng, world, n, horizon, settings.yearly_growth)
     opp_ids = ids("OPP", n, 8)
 
@@ -173,26 +175,10 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
     run = simulate(rng, chain, deals.created, deals.health0, deals.stage0, deals.klass, recorder)
     won = run.outcome == WON_CODE
     decided = run.outcome_day.astype(float)
-    # A close is recorded later that day; losses may sit open for a while before someone
-    # closes them (activities, stage moves and calls stop at the real end).
-    lo, hi = CLOSE_HOURS
-    closed = decided + rng.uniform(lo, hi, n)
-    if settings.loss_close_lag_days > 0:
-        closed = closed + settings.loss_close_lag_days * rng.uniform(0.5, 1.5, n) * ~won
+    closed = _closes(rng, decided, won, settings.loss_close_lag_days)
     events = recorder.events(closed, won)
     del recorder
-    outcome = np.select(
-        [won, run.outcome == LOST_CODE],
-        [Status.WON.value, Status.LOST.value],
-        Status.NO_DECISION.value,
-    )
-    competitor = _had_event(run.path, n, "competitor_entered") | deals.competition
-    reason = np.where(competitor & (rng.random(n) < 0.6), 0, rng.integers(1, len(LOSS_REASONS), n))
-    loss_reason = np.select(
-        [outcome == Status.LOST.value, outcome == Status.NO_DECISION.value],
-        [LOSS_REASONS[reason], "no_decision"],
-        np.array(None, dtype=object),
-    )
+    outcome, loss_reason = _outcomes(rng, run, deals.competition, won)
     opportunities, stage_history = _deal_tables(
         deals, closed, outcome, loss_reason, events, world, opp_ids, start, horizon
     )
@@ -209,7 +195,70 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
         rng, deals, world, run.path, events, decided, horizon, chain.calendar, eventual, knobs
     )
     del events
-    forecast_frame = pd.DataFrame(
+    forecast_frame = _forecast_table(reps, opp_ids, start)
+    del reps
+
+    truth, path = _truth(deals, run, eventual, opp_ids, outcome, won, closed, start)
+    tables = CrmTables(
+        opportunities=opportunities,
+        accounts=world.accounts.assign(
+            created_at=lambda f: f["created_at"].astype(TIMESTAMP_DTYPE)
+        ),
+        stage_history=stage_history,
+        activities=activity_frame,
+        contacts=world.contacts,
+        forecasts=forecast_frame,
+        owners=world.owners.assign(hired_at=lambda f: f["hired_at"].astype(TIMESTAMP_DTYPE)),
+    )
+    return SyntheticCrm(tables, truth, path)
+
+
+def _world(rng: np.random.Generator, settings: GeneratorSettings) -> World:
+    """Accounts, reps and contacts in proportion to the deals."""
+    return build_world(
+        rng,
+        n_accounts=max(20, int(settings.deals / settings.deals_per_account)),
+        n_reps=max(8, int(settings.deals / settings.deals_per_rep)),
+        start=settings.start,
+        sandbagger_share=settings.rep_sandbagger_share,
+    )
+
+
+def _closes(
+    rng: np.random.Generator, decided: np.ndarray, won: np.ndarray, loss_lag_days: float
+) -> np.ndarray:
+    """When each close is recorded: later that day; losses may sit open for a while before
+    someone closes them (activities, stage moves and calls stop at the real end)."""
+    lo, hi = CLOSE_HOURS
+    closed = decided + rng.uniform(lo, hi, len(decided))
+    if loss_lag_days > 0:
+        closed = closed + loss_lag_days * rng.uniform(0.5, 1.5, len(decided)) * ~won
+    return closed
+
+
+def _outcomes(
+    rng: np.random.Generator, run: Run, competition: np.ndarray, won: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(each deal's status, its loss reason): a competitor's deals are mostly lost to it."""
+    n = len(won)
+    outcome = np.select(
+        [won, run.outcome == LOST_CODE],
+        [Status.WON.value, Status.LOST.value],
+        Status.NO_DECISION.value,
+    )
+    competitor = _had_event(run.path, n, "competitor_entered") | competition
+    reason = np.where(competitor & (rng.random(n) < 0.6), 0, rng.integers(1, len(LOSS_REASONS), n))
+    loss_reason = np.select(
+        [outcome == Status.LOST.value, outcome == Status.NO_DECISION.value],
+        [LOSS_REASONS[reason], "no_decision"],
+        np.array(None, dtype=object),
+    )
+    return outcome, loss_reason
+
+
+def _forecast_table(reps: pd.DataFrame, opp_ids: pd.Series, start: pd.Timestamp) -> pd.DataFrame:
+    """The reps' weekly calls as the contract's forecasts table."""
+    return pd.DataFrame(
         {
             Forecasts.opportunity_id: _labels(opp_ids, reps["deal"].to_numpy()),
             Forecasts.submitted_at: _timestamps(start, reps["t"].to_numpy()),
@@ -219,8 +268,19 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
             Forecasts.period: reps["period"].to_numpy(),
         }
     )
-    del reps
 
+
+def _truth(
+    deals: Deals,
+    run: Run,
+    eventual: np.ndarray,
+    opp_ids: pd.Series,
+    outcome: np.ndarray,
+    won: np.ndarray,
+    closed: np.ndarray,
+    start: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(what the generator knows of each deal, each deal's hidden path): the truth files."""
     born = np.floor(deals.created).astype(np.int64)
     truth = pd.DataFrame(
         {
@@ -246,18 +306,7 @@ def generate_crm(settings: GeneratorSettings, progress: Progress = silent) -> Sy
             "event": _labels(EVENT_NAMES, run.path["event"].to_numpy()),
         }
     )
-    tables = CrmTables(
-        opportunities=opportunities,
-        accounts=world.accounts.assign(
-            created_at=lambda f: f["created_at"].astype(TIMESTAMP_DTYPE)
-        ),
-        stage_history=stage_history,
-        activities=activity_frame,
-        contacts=world.contacts,
-        forecasts=forecast_frame,
-        owners=world.owners.assign(hired_at=lambda f: f["hired_at"].astype(TIMESTAMP_DTYPE)),
-    )
-    return SyntheticCrm(tables, truth, path)
+    return truth, path
 
 
 def _had_event(path: pd.DataFrame, n: int, name: str) -> np.ndarray:
@@ -308,10 +357,18 @@ def _deal_tables(
             ).astype("str"),
         }
     )
+    return opportunities, _stage_history_table(history, opp_ids, stage_names, start)
+
+
+def _stage_history_table(
+    history: pd.DataFrame, opp_ids: pd.Series, stage_names: np.ndarray, start: pd.Timestamp
+) -> pd.DataFrame:
+    """The recorded stage changes as the contract's stage history, with each stage's default
+    forecast category and probability."""
     stage_code = history["stage"].to_numpy()
     is_closing = stage_code >= len(STAGES)
     open_stage = np.minimum(stage_code, len(STAGES) - 1)
-    stage_history = pd.DataFrame(
+    return pd.DataFrame(
         {
             StageHistory.opportunity_id: _labels(opp_ids, history["deal"].to_numpy()),
             StageHistory.changed_at: _timestamps(start, history["t"].to_numpy()),
@@ -328,7 +385,6 @@ def _deal_tables(
             ),
         }
     )
-    return opportunities, stage_history
 
 
 def _activity_table(

@@ -302,55 +302,24 @@ def simulate(
     cum_events = np.cumsum(chain.event_p)
     cum_walk = np.cumsum(chain.walk)
     for day in range(int(born[0]) if n else days, days):
-        upto = int(np.searchsorted(born, day, side="right"))
-        if upto > joined:
-            live = np.concatenate([live, order[joined:upto]])
-            joined = upto
+        live, joined = _admit(live, order, born, joined, day)
         if not len(live):
             if joined == n:
                 break
             continue
         rules = chain.rules(day)
-        k = len(live)
-        event = np.searchsorted(cum_events, rng.random(k), side="right").astype(np.int8)
-        event = np.minimum(event, len(cum_events) - 1)
-        step = chain.event_step[event]
-        if chain.calendar.monday[day]:
-            walk = np.searchsorted(cum_walk, rng.random(k), side="right")
-            step = step + np.minimum(walk, len(cum_walk) - 1) - WALK_REACH
+        event, h = _health_step(rng, chain, day, health[live], cum_events, cum_walk)
         h_old, s_old = health[live], stage[live]
-        h = np.clip(h_old + step, 0, G - 1).astype(np.int16)
         c = klass[live]
-        adv, reg, res = chain.moves(rules)
-        u = rng.random(k)
-        p_adv, p_reg, p_res = adv[c, s_old, h], reg[c, s_old, h], res[c, s_old, h]
-        s = s_old.copy()
-        s[u < p_adv] += 1
-        s[(u >= p_adv) & (u < p_adv + p_reg)] -= 1
-        into_rescue = (u >= p_adv + p_reg) & (u < p_adv + p_reg + p_res)
-        s[into_rescue] = RESCUE
+        s, into_rescue = _stage_step(rng, chain.moves(rules), c, s_old, h)
         rescued[live[into_rescue]] = True
-        won, lost, nd = chain.closings(rules)
-        u = rng.random(k)
-        p_won, p_lost, p_nd = won[c, s, h], lost[c, s, h], nd[c, s, h]
-        ends = np.select(
-            [u < p_won, u < p_won + p_lost, u < p_won + p_lost + p_nd],
-            [CLOSED_WON, CLOSED_LOST, CLOSED_NO_DECISION],
-            0,
-        ).astype(np.int8)
+        ends = _closes(rng, chain.closings(rules), c, s, h)
         if day == days - 1:
             ends[ends == 0] = CLOSED_NO_DECISION
         changed = (h != h_old) | (s != s_old) | (ends > 0)
-        if changed.any():
-            rows.append(
-                (
-                    live[changed],
-                    day,
-                    h[changed],
-                    np.where(ends > 0, ends, s)[changed],
-                    event[changed],
-                )
-            )
+        if changed.any():  # a path row: deal, day, health, stage (or how it ended), event
+            shown = np.where(ends > 0, ends, s)
+            rows.append((live[changed], day, h[changed], shown[changed], event[changed]))
         health[live], stage[live] = h, s
         if on_day is not None:
             on_day(DayState(day, live, h, s_old, s, ends))
@@ -360,6 +329,74 @@ def simulate(
         live = live[~closing]
     path = _path(rows, created, health0, stage0)
     return Run(path, outcome_day, outcome, rescued)
+
+
+def _admit(
+    live: np.ndarray, order: np.ndarray, born: np.ndarray, joined: int, day: int
+) -> tuple[np.ndarray, int]:
+    """The open deals with those born by `day` added, and how many of `order` have joined."""
+    upto = int(np.searchsorted(born, day, side="right"))
+    if upto > joined:
+        return np.concatenate([live, order[joined:upto]]), upto
+    return live, joined
+
+
+def _health_step(
+    rng: np.random.Generator,
+    chain: Chain,
+    day: int,
+    h_old: np.ndarray,
+    cum_events: np.ndarray,
+    cum_walk: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(today's event, the new health) of each open deal: the event's step, plus on Mondays a
+    random walk."""
+    k = len(h_old)
+    event = np.searchsorted(cum_events, rng.random(k), side="right").astype(np.int8)
+    event = np.minimum(event, len(cum_events) - 1)
+    step = chain.event_step[event]
+    if chain.calendar.monday[day]:
+        walk = np.searchsorted(cum_walk, rng.random(k), side="right")
+        step = step + np.minimum(walk, len(cum_walk) - 1) - WALK_REACH
+    return event, np.clip(h_old + step, 0, G - 1).astype(np.int16)
+
+
+def _stage_step(
+    rng: np.random.Generator,
+    moves: tuple[np.ndarray, np.ndarray, np.ndarray],
+    c: np.ndarray,
+    s_old: np.ndarray,
+    h: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the new stage, whether the deal went into rescue): one step forward, one back, or into
+    rescue, by (class, stage, health)."""
+    adv, reg, res = moves
+    u = rng.random(len(c))
+    p_adv, p_reg, p_res = adv[c, s_old, h], reg[c, s_old, h], res[c, s_old, h]
+    s = s_old.copy()
+    s[u < p_adv] += 1
+    s[(u >= p_adv) & (u < p_adv + p_reg)] -= 1
+    into_rescue = (u >= p_adv + p_reg) & (u < p_adv + p_reg + p_res)
+    s[into_rescue] = RESCUE
+    return s, into_rescue
+
+
+def _closes(
+    rng: np.random.Generator,
+    closings: tuple[np.ndarray, np.ndarray, np.ndarray],
+    c: np.ndarray,
+    s: np.ndarray,
+    h: np.ndarray,
+) -> np.ndarray:
+    """How each open deal ends today (0: it stays open)."""
+    won, lost, nd = closings
+    u = rng.random(len(c))
+    p_won, p_lost, p_nd = won[c, s, h], lost[c, s, h], nd[c, s, h]
+    return np.select(
+        [u < p_won, u < p_won + p_lost, u < p_won + p_lost + p_nd],
+        [CLOSED_WON, CLOSED_LOST, CLOSED_NO_DECISION],
+        0,
+    ).astype(np.int8)
 
 
 @dataclass(frozen=True)

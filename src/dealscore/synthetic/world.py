@@ -78,13 +78,10 @@ class World:
     rep_ids: pd.Series
 
 
-def build_world(
-    rng: np.random.Generator,
-    n_accounts: int,
-    n_reps: int,
-    start: pd.Timestamp,
-    sandbagger_share: float = 0.15,
-) -> World:
+def _accounts(
+    rng: np.random.Generator, n_accounts: int, start: pd.Timestamp
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """(accounts, their ICP fit, region codes, employees)."""
     industries = np.array(list(INDUSTRY_EFFECT))
     regions = np.array(list(REGION_EFFECT))
     industry = rng.choice(len(industries), n_accounts, p=INDUSTRY_SHARE)
@@ -101,10 +98,9 @@ def build_world(
     for code, name in enumerate(regions):
         here = region == code
         country[here] = rng.choice(COUNTRIES[name], here.sum())
-    account_ids = ids("ACC", n_accounts, 7)
     accounts = pd.DataFrame(
         {
-            Accounts.account_id: account_ids,
+            Accounts.account_id: ids("ACC", n_accounts, 7),
             Accounts.name: companies(n_accounts).astype(object),
             Accounts.industry: industries[industry],
             Accounts.employees: employees,
@@ -115,8 +111,15 @@ def build_world(
             - pd.to_timedelta(rng.uniform(30, 5 * 365, n_accounts), unit="D"),
         }
     )
+    return accounts, icp_fit, region, employees
 
-    # Reps sit in teams of about eight, each team in one region, each with a manager.
+
+def _owners(
+    rng: np.random.Generator, n_reps: int, start: pd.Timestamp, sandbagger_share: float
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(reps and managers, each rep's region code, each rep's forecast bias). Reps sit in teams
+    of about eight, each team in one region, each with a manager."""
+    regions = np.array(list(REGION_EFFECT))
     n_teams = max(len(regions), int(np.ceil(n_reps / 8)))
     team_region = np.arange(n_teams) % len(regions)
     rep_team = np.arange(n_reps) % n_teams
@@ -140,20 +143,23 @@ def build_world(
         }
     )
     owners[Owners.team] = "team_" + owners[Owners.team].str.zfill(2)
-    rep_region = team_region[rep_team]
     owner_bias = rng.normal(0.0, 0.35, n_reps)
     sandbaggers = rng.random(n_reps) < sandbagger_share
     owner_bias[sandbaggers] -= 1.0
+    return owners, team_region[rep_team], owner_bias
 
-    # Contacts: bigger accounts have more; stored junior to senior within each account.
+
+def _contacts(
+    rng: np.random.Generator, employees: np.ndarray, account_ids: pd.Series
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(contacts, each account's first contact row, its number of contacts): bigger accounts
+    have more; stored junior to senior within each account."""
     contact_count = 2 + rng.poisson(1.0 + 1.2 * np.log10(employees))
-    contact_account = np.repeat(np.arange(n_accounts), contact_count)
+    contact_account = np.repeat(np.arange(len(employees)), contact_count)
     seniority_rank = rng.choice(len(SENIORITY_ORDER), len(contact_account), p=SENIORITY_SHARE)
     order = np.lexsort((seniority_rank, contact_account))
     contact_account, seniority_rank = contact_account[order], seniority_rank[order]
     contact_offset = np.concatenate([[0], np.cumsum(contact_count)[:-1]])
-    seniority = np.array([s.value for s in SENIORITY_ORDER])[seniority_rank]
-    titles = np.array([TITLES[s] for s in SENIORITY_ORDER])[seniority_rank]
     roles = np.array([r.value for r in ContactRole])
     # Senior people decide; mid-level people champion or influence; juniors use.
     role = np.where(
@@ -165,15 +171,29 @@ def build_world(
             rng.choice(roles[1:], len(seniority_rank)),
         ),
     )
-    contact_ids = ids("CON", len(contact_account), 8)
     contacts = pd.DataFrame(
         {
-            Contacts.contact_id: contact_ids,
+            Contacts.contact_id: ids("CON", len(contact_account), 8),
             Contacts.account_id: account_ids.to_numpy()[contact_account],
-            Contacts.title: titles,
-            Contacts.seniority: seniority,
+            Contacts.title: np.array([TITLES[s] for s in SENIORITY_ORDER])[seniority_rank],
+            Contacts.seniority: np.array([s.value for s in SENIORITY_ORDER])[seniority_rank],
             Contacts.role: role,
         }
+    )
+    return contacts, contact_offset, contact_count
+
+
+def build_world(
+    rng: np.random.Generator,
+    n_accounts: int,
+    n_reps: int,
+    start: pd.Timestamp,
+    sandbagger_share: float = 0.15,
+) -> World:
+    accounts, icp_fit, region, employees = _accounts(rng, n_accounts, start)
+    owners, rep_region, owner_bias = _owners(rng, n_reps, start, sandbagger_share)
+    contacts, contact_offset, contact_count = _contacts(
+        rng, employees, accounts[Accounts.account_id]
     )
     return World(
         accounts=accounts,
@@ -184,9 +204,9 @@ def build_world(
         owner_skill=rng.normal(0.0, 0.35, n_reps),
         owner_bias=owner_bias,
         owner_gives_probability=rng.random(n_reps) < 0.6,
-        reps_by_region=[np.flatnonzero(rep_region == code) for code in range(len(regions))],
+        reps_by_region=[np.flatnonzero(rep_region == code) for code in range(len(REGION_EFFECT))],
         contact_offset=contact_offset,
         contact_count=contact_count,
-        contact_ids=contact_ids,
-        rep_ids=rep_ids,
+        contact_ids=contacts[Contacts.contact_id].rename(None),
+        rep_ids=owners[Owners.owner_id].iloc[:n_reps].reset_index(drop=True).rename(None),
     )
