@@ -222,3 +222,32 @@ def test_a_deal_first_quoted_at_zero_has_no_amount_change_and_no_warning(tables)
         )
     # then its change since first quoted is missing, not infinite, and nothing was printed
     assert np.isnan(row.loc["O3", "amount_change_pct"])
+
+
+def test_a_close_date_left_in_a_quarter_that_is_over_is_flagged(tables):
+    # given an open deal due 2025-03-28 that missed the quarter's end and kept that date
+    history = pd.DataFrame(
+        {
+            "opportunity_id": ["O3"],
+            "changed_at": [pd.Timestamp("2025-03-02", tz="UTC")],
+            "stage": ["negotiation"],
+            "close_date": [pd.Timestamp("2025-03-28", tz="UTC")],
+        }
+    )
+    dated = tables.with_tables(stage_history=pd.concat([tables.stage_history, history]))
+
+    def flag(as_of: str) -> float:
+        built = build_features(dated, pd.Timestamp(as_of, tz="UTC")).set_index("opportunity_id")
+        return built.loc["O3", "close_date_in_past_quarter"]
+
+    # when it is scored before the date, after it in the same quarter, and in the next quarter
+    # then only the next quarter sees a close date in a quarter that is over
+    assert flag("2025-03-20") == 0.0
+    assert flag("2025-03-30") == 0.0
+    assert flag("2025-04-02") == 1.0
+    # and a deal with no close date says nothing
+    assert np.isnan(
+        build_features(tables, pd.Timestamp("2025-04-02", tz="UTC"))
+        .set_index("opportunity_id")
+        .loc["O3", "close_date_in_past_quarter"]
+    )

@@ -157,6 +157,7 @@ EVERY_TEMPLATE = [
     ("days_to_quarter_end", 23.4, "23 days left in the quarter"),
     ("close_in_quarter_last_weeks", 1.0, "close date in the quarter's last 3 weeks"),
     ("moved_into_quarter_end", 1.0, "close date moved into the quarter's last 3 weeks"),
+    ("close_date_in_past_quarter", 1.0, "close date still in a quarter that is over"),
     ("days_since_last_activity", 23.4, "last activity 23 days ago; won deals at this stage: 47"),
     ("activity_trend_14d", -2, "activity down by 2 in the last 2 weeks against the 2 before"),
     ("distinct_contacts", 3, "3 people engaged; won deals at this stage: 6"),

@@ -46,6 +46,7 @@ RHYTHM_FEATURES: frozenset[str] = frozenset(
     {
         *deal.CALENDAR_FEATURES,
         "close_date_days_out",
+        "close_date_in_past_quarter",
         "days_since_forecast",
         "forecast_from_earlier_quarter",
     }

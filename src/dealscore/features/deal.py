@@ -38,6 +38,8 @@ FEATURES = family(
     days_to_quarter_end="days from as_of to the end of its calendar quarter",
     close_in_quarter_last_weeks="1 if the expected close date sits in the last 3 weeks of a quarter",
     moved_into_quarter_end="1 if the close date was moved into the last 3 weeks of a quarter",
+    close_date_in_past_quarter="1 if the expected close date lies in a quarter already over (it "
+    "slipped past a quarter end and was not re-dated yet)",
 )
 NAMES = [f.name for f in FEATURES]
 # Set by the calendar alone: one scoring date gives every deal nearly the same value, so their
@@ -106,6 +108,20 @@ def deal_features(tables: CrmTables, snaps: Snapshots, stages: dict[str, int]) -
     return _history_features(out, history, snaps, won, closed_at, stages)
 
 
+STATE_COLUMNS = [
+    "rank",
+    "probability",
+    "amount",
+    "close",
+    "regressions",
+    "pushes",
+    "entered",
+    "first_amount",
+    "first_close",
+    "first_rank",
+]
+
+
 def _history_features(
     out: pd.DataFrame,
     history: pd.DataFrame,
@@ -115,14 +131,44 @@ def _history_features(
     stages: dict[str, int],
 ) -> pd.DataFrame:
     as_of = snaps.as_of
-    rank = pd.Series(stages, dtype=float)
+    h, changed_stage = _history_rows(history, snaps, stages)
+    state = asof_state(snaps, h, "t", STATE_COLUMNS)
+    out["stage_rank"] = state["rank"].to_numpy()
+    out["crm_probability"] = state["probability"].to_numpy()
+    out["days_in_stage"] = (as_of - state["entered"].to_numpy()) / DAY
+    out["stage_regressions"] = state["regressions"].to_numpy()
+    out["close_date_pushes"] = state["pushes"].to_numpy()
+    out["total_slip_days"] = (state["close"].to_numpy() - state["first_close"].to_numpy()) / DAY
+    out["close_date_days_out"] = (state["close"].to_numpy() - as_of) / DAY
+    out["amount_log"] = np.log10(1 + state["amount"].to_numpy())
+    # No change can be said of a deal first recorded at 0 (or with no amount): missing, not inf.
+    first = state["first_amount"].to_numpy(dtype=float)
+    known = np.nan_to_num(first) > 0
+    out["amount_change_pct"] = np.where(
+        known, state["amount"].to_numpy(dtype=float) / np.where(known, first, 1.0) - 1, np.nan
+    )
+    late_rank = LATE_SHARE * max(max(stages.values(), default=0), 1)
+    out["late_entry"] = (state["first_rank"].to_numpy() >= late_rank).astype(float)
+    out.loc[state["first_rank"].isna().to_numpy(), "late_entry"] = np.nan
+    for name, values in _close_date_features(state, as_of).items():
+        out[name] = values
+    typical = _won_stage_days(h, changed_stage, won, closed_at, as_of, out["stage_rank"])
+    out["stage_time_vs_won"] = out["days_in_stage"].to_numpy() / typical
+    return out.reindex(columns=NAMES)
+
+
+def _history_rows(
+    history: pd.DataFrame, snaps: Snapshots, stages: dict[str, int]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The stage history by deal and time with what each row means so far (regressions, pushes,
+    entry into the stage, the first amount, close and rank), and whether each row changed stage."""
     h = pd.DataFrame(
         {
             "deal": snaps.codes(history[StageHistory.opportunity_id]),
             "t": micros(history[StageHistory.changed_at]),
         }
     )
-    h["rank"] = lookup(history[StageHistory.stage], rank).to_numpy()
+    h["rank"] = lookup(history[StageHistory.stage], pd.Series(stages, dtype=float)).to_numpy()
     h["amount"] = (
         history[StageHistory.amount].to_numpy() if StageHistory.amount in history else np.nan
     )
@@ -147,41 +193,11 @@ def _history_features(
     h["first_amount"] = h.groupby("deal")["amount"].transform("first")
     h["first_close"] = h.groupby("deal")["close"].transform("first")
     h["first_rank"] = h.groupby("deal")["rank"].transform("first")
-    state = asof_state(
-        snaps,
-        h,
-        "t",
-        [
-            "rank",
-            "probability",
-            "amount",
-            "close",
-            "regressions",
-            "pushes",
-            "entered",
-            "first_amount",
-            "first_close",
-            "first_rank",
-        ],
-    )
-    out["stage_rank"] = state["rank"].to_numpy()
-    out["crm_probability"] = state["probability"].to_numpy()
-    out["days_in_stage"] = (as_of - state["entered"].to_numpy()) / DAY
-    out["stage_regressions"] = state["regressions"].to_numpy()
-    out["close_date_pushes"] = state["pushes"].to_numpy()
-    out["total_slip_days"] = (state["close"].to_numpy() - state["first_close"].to_numpy()) / DAY
-    out["close_date_days_out"] = (state["close"].to_numpy() - as_of) / DAY
-    out["amount_log"] = np.log10(1 + state["amount"].to_numpy())
-    # No change can be said of a deal first recorded at 0 (or with no amount): missing, not inf.
-    first = state["first_amount"].to_numpy(dtype=float)
-    known = np.nan_to_num(first) > 0
-    out["amount_change_pct"] = np.where(
-        known, state["amount"].to_numpy(dtype=float) / np.where(known, first, 1.0) - 1, np.nan
-    )
-    late_rank = LATE_SHARE * max(max(stages.values(), default=0), 1)
-    out["late_entry"] = (state["first_rank"].to_numpy() >= late_rank).astype(float)
-    out.loc[state["first_rank"].isna().to_numpy(), "late_entry"] = np.nan
+    return h, changed_stage
 
+
+def _close_date_features(state: pd.DataFrame, as_of: np.ndarray) -> dict[str, np.ndarray]:
+    """Where the expected close date sits against the quarters (NaN without a close date)."""
     close = state["close"].to_numpy()
     has_close = ~np.isnan(close)
     close_int = np.where(has_close, close, 0).astype(np.int64)
@@ -191,18 +207,35 @@ def _history_features(
     first_in_last = ~np.isnan(first_close) & (
         (quarter_end_micros(first_int) - first_int) <= 21 * DAY
     )
-    out["close_in_quarter_last_weeks"] = np.where(has_close, in_last_weeks.astype(float), np.nan)
-    out["moved_into_quarter_end"] = np.where(
-        has_close, (in_last_weeks & ~first_in_last).astype(float), np.nan
-    )
+    # At a quarter's first days the deals that missed the last quarter's end still carry its
+    # close date: they won in the new quarter far less often than their stage and call say.
+    in_past_quarter = quarter_end_micros(close_int) < quarter_end_micros(np.asarray(as_of))
+    return {
+        "close_in_quarter_last_weeks": np.where(has_close, in_last_weeks.astype(float), np.nan),
+        "moved_into_quarter_end": np.where(
+            has_close, (in_last_weeks & ~first_in_last).astype(float), np.nan
+        ),
+        "close_date_in_past_quarter": np.where(
+            has_close, (has_close & in_past_quarter).astype(float), np.nan
+        ),
+    }
 
-    # Time won deals spent in each stage, from deals won strictly before as_of.
+
+def _won_stage_days(
+    h: pd.DataFrame,
+    changed_stage: pd.Series,
+    won: np.ndarray,
+    closed_at: pd.Series,
+    as_of: np.ndarray,
+    stage_rank: pd.Series,
+) -> np.ndarray:
+    """The typical days (geometric mean) deals won strictly before as_of spent in each row's
+    current stage (NaN where none had)."""
     visits = h.assign(leave=h.groupby("deal")["t"].shift(-1))
     visits = visits[
         changed_stage.loc[visits.index] & visits["leave"].notna() & visits["rank"].notna()
     ]
-    won_codes = np.flatnonzero(won)
-    visits = visits[np.isin(visits["deal"].to_numpy(), won_codes)]
+    visits = visits[np.isin(visits["deal"].to_numpy(), np.flatnonzero(won))]
     # A stage visit lasts until the next stage change; approximate with the next row's time.
     log_days = np.log(np.maximum((visits["leave"] - visits["t"]).to_numpy() / DAY, 0.01))
     deal_closed = (
@@ -210,7 +243,7 @@ def _history_features(
         if len(visits)
         else np.array([], dtype=np.int64)
     )
-    current_rank = np.nan_to_num(out["stage_rank"].to_numpy(), nan=-1).astype(np.int64)
+    current_rank = np.nan_to_num(stage_rank.to_numpy(), nan=-1).astype(np.int64)
     cum = asof_by_key(
         as_of,
         current_rank,
@@ -218,9 +251,7 @@ def _history_features(
         visits["rank"].to_numpy().astype(np.int64),
         {"n": np.ones(len(visits)), "log": log_days},
     )
-    typical = np.exp(cum["log"] / cum["n"].where(cum["n"] > 0)).to_numpy()
-    out["stage_time_vs_won"] = out["days_in_stage"].to_numpy() / typical
-    return out.reindex(columns=NAMES)
+    return np.exp(cum["log"] / cum["n"].where(cum["n"] > 0)).to_numpy()
 
 
 def current_stage(tables: CrmTables, snaps: Snapshots) -> np.ndarray:

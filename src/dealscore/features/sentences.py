@@ -107,6 +107,10 @@ FLAGS: dict[str, tuple[str, str]] = {
         "close date moved into the quarter's last 3 weeks",
         "close date kept out of a quarter's last 3 weeks",
     ),
+    "close_date_in_past_quarter": (
+        "close date still in a quarter that is over",
+        "close date in this quarter or later",
+    ),
     "new_senior_stakeholder_30d": (
         "a VP or executive joined in the last 30 days",
         "no new VP or executive in the last 30 days",
@@ -187,6 +191,7 @@ MISSING: dict[str, str] = {
     "days_to_quarter_end": "quarter end not known",
     "close_in_quarter_last_weeks": "no expected close date",
     "moved_into_quarter_end": "close-date history not in the export",
+    "close_date_in_past_quarter": "no expected close date",
     "new_senior_stakeholder_30d": "contacts' seniority not in the export",
     "icp_rule_score": "the account's profile is not in the export",
     "lookalike_win_rate": "no similar accounts to compare with",
