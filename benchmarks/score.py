@@ -35,7 +35,8 @@ from dealscore.features import build_features
 from dealscore.io import write_tables
 from dealscore.jobs.score import run_score
 from dealscore.jobs.train import run_train
-from dealscore.pipeline.scoring import ScoreSettings, explain
+from dealscore.pipeline.explain import explain
+from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.pipeline.training import TrainSettings
 from dealscore.synthetic import GeneratorSettings, generate_crm
 from dealscore.tracking.models import load_model

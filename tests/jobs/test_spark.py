@@ -238,7 +238,7 @@ def test_spark_engine_with_a_mapping_says_to_ingest_first(crm, settings):
 
 
 def test_a_long_spark_job_reports_its_tasks_as_it_goes(spark):
-    from dealscore.pipeline.spark import _reporting
+    from dealscore.pipeline.spark.session import _reporting
 
     def slow(batches):
         import time

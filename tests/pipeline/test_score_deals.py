@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from dealscore.pipeline.scoring import _no_decision
+from dealscore.pipeline.explain import no_decision
 
 
 def test_no_decision_in_chunks_equals_all_rows_at_once():
@@ -15,7 +15,7 @@ def test_no_decision_in_chunks_equals_all_rows_at_once():
     X = pd.DataFrame(rng.normal(size=(103, 4)), columns=list("abcd"))
     model = LogisticRegression().fit(X, (X["a"] + rng.normal(size=103) > 0).astype(int))
     # when P(no decision) is computed ten rows at a time
-    chunked = _no_decision(model, X, chunk=10)
+    chunked = no_decision(model, X, chunk=10)
     # then it is the all-at-once answer, row for row, and nothing for no rows
     np.testing.assert_allclose(chunked, model.predict_proba(X)[:, 1])
-    assert _no_decision(model, X.iloc[:0], chunk=10).shape == (0,)
+    assert no_decision(model, X.iloc[:0], chunk=10).shape == (0,)

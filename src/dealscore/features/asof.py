@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from dealscore.features.pit import activity_known_at
@@ -15,6 +17,9 @@ from dealscore.schemas.tables import (
     Status,
 )
 
+# A deal's dated facts, a creation or a close: the latest one is the export's "now".
+DEAL_FACTS = (Opportunities.created_at, Opportunities.closed_at)
+
 
 def last_event(tables: CrmTables) -> pd.Timestamp:
     """The export's latest dated fact about a deal: its "now" (a creation or a close).
@@ -22,7 +27,11 @@ def last_event(tables: CrmTables) -> pd.Timestamp:
     An export without a deal of readable creation date has none: UndatedExportError."""
     require_dated(tables)
     deals = tables.opportunities
-    dates = [deals[Opportunities.created_at].max(), deals[Opportunities.closed_at].max()]
+    return latest([deals[column].max() for column in DEAL_FACTS])
+
+
+def latest(dates: Iterable[pd.Timestamp]) -> pd.Timestamp:
+    """The latest of these dates, the missing ones left out."""
     return max(date for date in dates if pd.notna(date))
 
 

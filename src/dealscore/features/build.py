@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,13 +92,18 @@ def fit_feature_state(
     return FeatureState(order, tuple(icp_rules), before, maturity)
 
 
+def open_at(created: Any, closed: Any, unclosed: Any, as_of: Any) -> Any:
+    """Created strictly before as_of and not closed before it: NumPy, pandas or Spark columns."""
+    return (created < as_of) & (unclosed | (closed >= as_of))
+
+
 def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) -> Snapshots:
     """The (deal, as_of) pairs open at their as_of: every open deal, or the given pairs that are."""
     deals = tables.opportunities
     ids = pd.Index(deals[Opportunities.opportunity_id])
     created = micros(deals[Opportunities.created_at])
     closed_at = deals[Opportunities.closed_at]
-    closed = np.where(closed_at.notna(), micros(closed_at), np.iinfo(np.int64).max)
+    closed, unclosed = micros(closed_at), closed_at.isna().to_numpy()
     if isinstance(as_of, pd.DataFrame):
         missing = {OPPORTUNITY_ID, AS_OF} - set(as_of.columns)
         if missing:
@@ -113,8 +119,7 @@ def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) ->
         stamp = utc(as_of)
         code = np.arange(len(ids))
         times = np.full(len(ids), np.datetime64(stamp.tz_convert(None), "us").astype(np.int64))
-    # Open at as_of: created strictly before it, and not closed before it.
-    is_open = (created[code] < times) & (closed[code] >= times)
+    is_open = open_at(created[code], closed[code], unclosed[code], times)
     return Snapshots(code[is_open].astype(np.int64), times[is_open], ids)
 
 

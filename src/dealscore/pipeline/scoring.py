@@ -23,7 +23,6 @@ from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.icp import segment_values
-from dealscore.features.sentences import sentences
 from dealscore.io.scores import Run, ScoreStore
 from dealscore.model.bundle import LoadedModel, ModelBundle
 from dealscore.model.drift import (
@@ -34,26 +33,17 @@ from dealscore.model.drift import (
     shift_since_previous,
 )
 from dealscore.model.outcomes import three_outcomes
-from dealscore.model.reasons import change_reasons, top_factors
+from dealscore.model.reasons import change_reasons
 from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
+from dealscore.pipeline.explain import NONE, explain, no_decision
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.keys import lookup
-from dealscore.schemas.scores import (
-    FACTOR_COLUMNS,
-    FACTORS,
-    Band,
-    Rejected,
-    Scores,
-    Trend,
-    factor_columns,
-)
+from dealscore.schemas.scores import Band, Rejected, Scores, Trend
 from dealscore.schemas.tables import TIMESTAMP_DTYPE, values
 from dealscore.settings import SETTINGS
 
-NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
-CHUNK = 100_000  # rows scored at once: bounded memory for a million deals
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -125,78 +115,6 @@ class ScoreResult:
         ).reindex(values(Band), fill_value=0)
 
 
-def _factor_frame(
-    credits: np.ndarray, values: np.ndarray, names: np.ndarray, bundle: ModelBundle, rep: bool
-) -> dict[str, np.ndarray]:
-    if not rep:  # the rep's inputs still count in the score, just not as its reasons
-        credits = np.where(np.isin(names, list(REP_INPUTS)), 0.0, credits)
-    up, down = top_factors(credits, FACTORS)
-    stage = names.tolist().index("stage_rank") if "stage_rank" in names else None
-    stage_rank = values[:, stage] if stage is not None else None
-    stage_names = {rank: name for name, rank in bundle.feature_state.stage_order.items()}
-    rows = np.arange(len(credits))
-    out: dict[str, np.ndarray] = {}
-    slots = [
-        (d, picks[:, r], r) for d, picks in (("up", up), ("down", down)) for r in range(FACTORS)
-    ]
-    for direction, pick, rank in slots:
-        has = pick >= 0
-        safe = np.where(has, pick, 0)
-        f_col, c_col, _ = factor_columns(direction, rank + 1)
-        out[f_col] = np.where(has, names[safe].astype(object), NONE)
-        out[c_col] = np.where(has, credits[rows, safe], np.nan)
-    # One call for all six factors: the per-template work is done once, not once per factor.
-    picked = np.concatenate(
-        [np.where(p >= 0, values[rows, np.maximum(p, 0)], np.nan) for _, p, _ in slots]
-    )
-    reasons = sentences(
-        np.concatenate([out[factor_columns(d, r + 1)[0]] for d, _, r in slots]),
-        picked,
-        None if stage_rank is None else np.tile(stage_rank, len(slots)),
-        stage_names,
-        bundle.won_profile,
-    )
-    for k, (direction, _, rank) in enumerate(slots):
-        out[factor_columns(direction, rank + 1)[2]] = reasons[k * len(rows) : (k + 1) * len(rows)]
-    return out
-
-
-def explain(
-    bundle: ModelBundle,
-    X: pd.DataFrame,
-    chunk: int = CHUNK,
-    progress: Progress = silent,
-    rep_reasons: bool = False,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
-    memory for a million deals); the rep's own forecast is a reason only with rep_reasons."""
-    estimator = bundle.estimator
-    names = np.asarray(bundle.feature_names)
-    if X.empty:
-        return np.empty(0), {name: np.empty(0, dtype=object) for name in FACTOR_COLUMNS}
-    probabilities, parts = [], []
-    for start in range(0, max(len(X), 1), chunk):
-        part = X.iloc[start : start + chunk]
-        # One pass gives the reasons and, summed, the raw score (model/scorers.py).
-        credits = estimator.contributions(part)
-        probabilities.append(estimator.calibrate(estimator.base_ + credits.sum(axis=1)))
-        parts.append(_factor_frame(credits, part.to_numpy(dtype=float), names, bundle, rep_reasons))
-        if len(X) > chunk:
-            done = min(start + chunk, len(X))
-            progress(f"scored and explained {done:,} of {len(X):,} deals ({done / len(X):.0%})")
-    factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return np.concatenate(probabilities), factors
-
-
-def _no_decision(model, X: pd.DataFrame, chunk: int = CHUNK) -> np.ndarray:
-    """P(no decision) per row, a chunk at a time: a linear model's design of a million rows
-    would hold gigabytes at once."""
-    if X.empty:
-        return np.empty(0)
-    parts = [model.predict_proba(X.iloc[s : s + chunk])[:, 1] for s in range(0, len(X), chunk)]
-    return np.concatenate(parts)
-
-
 def score_deals(
     tables,
     loaded: LoadedModel,
@@ -211,6 +129,24 @@ def score_deals(
     reads the clock). With `previous` (the store's latest earlier score per deal,
     `ScoreStore.previous`), each row carries it, the trend and, where the score moved, why."""
     bundle = loaded.bundle
+    features = _features(tables, loaded, as_of)
+    X = features[bundle.feature_names]
+    progress(f"features built for {len(features):,} open deals; scoring and explaining")
+    p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
+    bad, rules, reasons = _unscorable(tables, bundle, features, p)
+    frame = _score_rows(tables, loaded, features, X, (p, factors), settings, scored_at)
+    if previous is not None:
+        frame = carry_previous(frame, previous, settings.steady)
+        hidden = frozenset() if settings.rep_reasons else REP_INPUTS
+        frame["change_reason"] = why_moved(tables, bundle, frame, features, hidden, progress)
+    frame = frame[list(Scores.to_schema().columns)]
+    rejected = rejects(frame[bad], rules[bad].astype(str), reasons[bad].astype(str))
+    return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
+
+
+def _features(tables: CrmTables, loaded: LoadedModel, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The features of the deals open at as_of: ModelMismatchError if the model needs more."""
+    bundle = loaded.bundle
     features = build_features(tables, as_of, bundle.feature_state)
     missing = [name for name in bundle.feature_names if name not in features.columns]
     if missing:
@@ -218,22 +154,14 @@ def score_deals(
             f"model {loaded.name} v{loaded.version} needs {len(missing)} feature(s) this "
             f"dealscore does not build, e.g. {missing[:5]}: retrain it with this version"
         )
-    X = features[bundle.feature_names]
-    progress(f"features built for {len(features):,} open deals; scoring and explaining")
-    p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
+    return features
 
-    q = (
-        _no_decision(bundle.no_decision, X)
-        if bundle.no_decision is not None  # None: trained without it, or saved before it
-        else np.full(len(X), np.nan)
-    )
-    outcomes = three_outcomes(p, q)
-    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    amount = (
-        lookup(features[OPPORTUNITY_ID], deals[Opportunities.amount]).to_numpy(dtype=float)
-        if Opportunities.amount in deals
-        else np.full(len(features), np.nan)
-    )
+
+def _unscorable(
+    tables: CrmTables, bundle: ModelBundle, features: pd.DataFrame, p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(which feature rows cannot be scored, the rule and the reason of each): a stage the model
+    never saw, or no finite probability."""
     bad = np.zeros(len(features), dtype=bool)
     rules = np.full(len(features), "", dtype=object)
     reasons = np.full(len(features), "", dtype=object)
@@ -248,6 +176,33 @@ def score_deals(
     bad |= broken
     rules[broken] = "no_probability"
     reasons[broken] = "the model gave no finite probability"
+    return bad, rules, reasons
+
+
+def _score_rows(
+    tables: CrmTables,
+    loaded: LoadedModel,
+    features: pd.DataFrame,
+    X: pd.DataFrame,
+    explained: tuple[np.ndarray, dict[str, np.ndarray]],
+    settings: ScoreSettings,
+    scored_at: pd.Timestamp,
+) -> pd.DataFrame:
+    """The score rows of the features, from the probabilities and factors `explain` gave."""
+    bundle = loaded.bundle
+    p, factors = explained
+    q = (
+        no_decision(bundle.no_decision, X)
+        if bundle.no_decision is not None  # None: trained without it, or saved before it
+        else np.full(len(X), np.nan)
+    )
+    outcomes = three_outcomes(p, q)
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    amount = (
+        lookup(features[OPPORTUNITY_ID], deals[Opportunities.amount]).to_numpy(dtype=float)
+        if Opportunities.amount in deals
+        else np.full(len(features), np.nan)
+    )
     frame = pd.DataFrame(
         {
             "opportunity_id": features["opportunity_id"].to_numpy(),
@@ -271,13 +226,7 @@ def score_deals(
     )
     frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)
     frame["scored_at"] = frame["scored_at"].astype(TIMESTAMP_DTYPE)
-    if previous is not None:
-        frame = carry_previous(frame, previous, settings.steady)
-        hidden = frozenset() if settings.rep_reasons else REP_INPUTS
-        frame["change_reason"] = why_moved(tables, bundle, frame, features, hidden, progress)
-    frame = frame[list(Scores.to_schema().columns)]
-    rejected = rejects(frame[bad], rules[bad].astype(str), reasons[bad].astype(str))
-    return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
+    return frame
 
 
 def carry_previous(scores: pd.DataFrame, previous: pd.DataFrame, steady: float) -> pd.DataFrame:

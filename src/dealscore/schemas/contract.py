@@ -7,6 +7,7 @@ table, column, rule, failing-row count and a few examples for every problem it f
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -109,7 +110,8 @@ def _examples(values: pd.Series) -> tuple[str, ...]:
     return tuple(str(v) for v in pd.unique(values.dropna())[:MAX_EXAMPLES])
 
 
-def _kind(dtype: object) -> str:
+def column_kind(dtype: object) -> str:
+    """A contract dtype's kind: "timestamp", "number" or "string"."""
     text = str(dtype)
     if text.startswith("datetime64"):
         return "timestamp"
@@ -166,7 +168,7 @@ def coerce_table(
     for column, spec in schema.columns.items():
         if column not in frame:
             continue
-        kind = _kind(spec.dtype)
+        kind = column_kind(spec.dtype)
         coerced = _coerce_column(frame[column], kind)
         out[column] = coerced
         if coerced.isna().sum() == frame[column].isna().sum():
@@ -308,6 +310,11 @@ class ForeignKey:
     parent: str
     parent_column: str
 
+    @property
+    def rule(self) -> str:
+        """The rule's name in a report."""
+        return f"foreign key: exists in {self.parent}.{self.parent_column}"
+
 
 FOREIGN_KEYS: tuple[ForeignKey, ...] = (
     ForeignKey("opportunities", Opportunities.account_id, "accounts", Accounts.account_id),
@@ -342,14 +349,13 @@ def foreign_key_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> li
         keys = child[fk.column]
         orphan = keys.notna().to_numpy() & ~contains(keys, parent[fk.parent_column])
         if orphan.any():
-            rule = f"foreign key: exists in {fk.parent}.{fk.parent_column}"
             if rows is not None:
-                rows.append(RowFailure(fk.child, fk.column, rule, child.index[orphan]))
+                rows.append(RowFailure(fk.child, fk.column, fk.rule, child.index[orphan]))
             issues.append(
                 Issue(
                     fk.child,
                     fk.column,
-                    f"foreign key: exists in {fk.parent}.{fk.parent_column}",
+                    fk.rule,
                     int(orphan.sum()),
                     _examples(keys[orphan]),
                 )
@@ -367,6 +373,10 @@ AFTER_CLOSE = "not after the deal closed"  # an error: the row would leak the ou
 # the closing OpportunityHistory row): a row this close after the close is the close itself.
 CLOSE_SKEW = pd.Timedelta(seconds=60)
 BEFORE_CREATE = "not before the deal was created"  # a warning: CRMs backfill
+TIMING_SEVERITY: dict[str, Severity] = {
+    AFTER_CLOSE: Severity.ERROR,
+    BEFORE_CREATE: Severity.WARNING,
+}
 
 
 def timing_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Issue]:
@@ -395,10 +405,7 @@ def timing_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Is
             rows.append(
                 RowFailure(name, time_column, AFTER_CLOSE, joined.index[after_close.to_numpy()])
             )
-        for mask, rule, severity in (
-            (after_close, AFTER_CLOSE, Severity.ERROR),
-            (before_create, BEFORE_CREATE, Severity.WARNING),
-        ):
+        for mask, rule in ((after_close, AFTER_CLOSE), (before_create, BEFORE_CREATE)):
             if mask.any():
                 issues.append(
                     Issue(
@@ -409,7 +416,7 @@ def timing_issues(tables: dict[str, pd.DataFrame], rows: Rows = None) -> list[Is
                         _row_examples(
                             joined, joined.index[mask.to_numpy()], joined.columns.tolist()
                         ),
-                        severity,
+                        TIMING_SEVERITY[rule],
                     )
                 )
     return issues
@@ -481,6 +488,19 @@ def completeness_warnings(tables: dict[str, pd.DataFrame]) -> list[Issue]:
     return issues
 
 
+REQUIRED = "required column present"
+
+
+def missing_column_issues(name: str, columns: Collection[str], rows: int) -> list[Issue]:
+    """An issue per column the table's contract requires and `columns` lacks."""
+    schema = TABLE_MODELS[name].to_schema()
+    return [
+        Issue(name, column, REQUIRED, rows)
+        for column, spec in schema.columns.items()
+        if spec.required and column not in columns
+    ]
+
+
 def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, ValidationReport]:
     """Coerce every present table to the contract and check all rules; never raises on bad data.
 
@@ -490,14 +510,13 @@ def validate_tables(tables: CrmTables, rows: Rows = None) -> tuple[CrmTables, Va
     complete = True
     for name, frame in tables.present():
         model = TABLE_MODELS[name]
-        schema = model.to_schema()
-        missing = [c for c, spec in schema.columns.items() if spec.required and c not in frame]
+        missing = missing_column_issues(name, frame.columns, len(frame))
         coerced, parse_issues, unparsed = coerce_table(name, frame, model)
         if missing:
             # The rules cannot be checked without the column; the columns that are there are
             # still typed (a summary must not add up amounts as text) and their values checked.
             complete = False
-            issues.extend(Issue(name, c, "required column present", len(frame)) for c in missing)
+            issues.extend(missing)
             issues.extend(parse_issues)
             checked[name] = coerced
             continue

@@ -199,6 +199,11 @@ TABLE_MODELS: dict[str, type[_Contract]] = {
 TABLE_NAMES: tuple[str, ...] = tuple(TABLE_MODELS)
 
 
+def coverage_of(filled: dict[str, list[str]]) -> tuple[str, ...]:
+    """`table.column` of each column holding a value (`filled`, by table), in contract order."""
+    return tuple(f"{name}.{column}" for name in TABLE_NAMES for column in filled.get(name, []))
+
+
 @dataclass(frozen=True)
 class CrmTables:
     """A CRM export in contract form; only opportunities is mandatory."""
@@ -241,11 +246,11 @@ class CrmTables:
     def coverage(self) -> tuple[str, ...]:
         """Every `table.column` holding at least one value: what the export can tell a model.
         Two exports of one CRM share it; another CRM's (no forecasts, no stage history) differs."""
-        return tuple(
-            f"{name}.{column}"
-            for name, frame in self.present()
-            for column in frame.columns
-            if frame[column].notna().any()
+        return coverage_of(
+            {
+                name: [column for column in frame.columns if frame[column].notna().any()]
+                for name, frame in self.present()
+            }
         )
 
     def with_tables(self, **frames: pd.DataFrame | None) -> CrmTables:
