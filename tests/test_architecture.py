@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dealscore"
-BASE = {"errors", "settings", "progress", "summary"}  # small helpers beside schemas
+BASE = {"errors", "settings", "progress", "summary", "formatting"}  # small helpers beside schemas
 # What each layer may import from dealscore (its own layer always).
 ALLOWED = {
     "schemas": {"errors"},
-    "features": {"schemas", "errors"},
-    "model": {"features", "schemas", "errors"},
+    "features": {"schemas", "errors", "formatting"},
+    "model": {"features", "schemas", "errors", "formatting"},
     "synthetic": {"schemas", *BASE},
     "io": {"schemas", "features", "synthetic", *BASE},
     "pipeline": {"io", "features", "model", "schemas", "synthetic", *BASE},

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from dealscore.features import FEATURE_NAMES
-from dealscore.features.sentences import ANY_STAGE, FLAGS, sentences, won_profile
+from dealscore.features.sentences import ANY_STAGE, sentences, won_profile
+from dealscore.features.wording import FLAGS
 
 PROPOSAL = 3
 STAGES = {0: "prospecting", 2: "discovery", PROPOSAL: "proposal"}

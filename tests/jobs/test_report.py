@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.features.asof import export_time, last_event, tables_as_of
+from dealscore.formatting import ago, money
 from dealscore.io import read_export, write_tables
 from dealscore.jobs.report import run_report
 from dealscore.jobs.score import ScoreSettings, run_score
 from dealscore.jobs.train import run_train
-from dealscore.pipeline.report_tables import ago, money
 from dealscore.pipeline.training import TrainSettings
 
 FAST_REPORT = TrainSettings(n_estimators=60, learning_rate=0.1, icp="", track=False)

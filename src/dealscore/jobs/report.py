@@ -26,6 +26,7 @@ import pandas as pd
 
 from dealscore import __version__
 from dealscore.features.asof import export_time, last_event
+from dealscore.formatting import ago, day, money, pct
 from dealscore.io import read_valid
 from dealscore.io.scores import open_store, store_exists
 from dealscore.io.secrets import redact
@@ -35,16 +36,12 @@ from dealscore.model.metrics import reliability_table
 from dealscore.pipeline.monitor import ELAPSED, monitor_table, scored_outcomes, state_counts
 from dealscore.pipeline.periods import BacktestResult, NoHistoryError, backtest
 from dealscore.pipeline.report_tables import (
-    ago,
     attention,
     bands_table,
-    day,
     deal_lists,
     forward_table,
     history_table,
-    money,
     open_pipeline,
-    pct,
     quarter_so_far,
 )
 from dealscore.pipeline.scoring import ScoreSettings

@@ -1,6 +1,6 @@
 """The report's tables: what the page shows of this quarter, the past quarters, the deals to
 act on and the open pipeline, computed from frames and a model (no file, no clock), and the
-formatting people read them in."""
+formatting people read them in (dealscore.formatting)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore.formatting import money
 from dealscore.model.bundle import LoadedModel, ModelBundle
 from dealscore.pipeline.moves import deal_moves
 from dealscore.pipeline.periods import (
@@ -29,44 +30,6 @@ FORECAST_NAMES = {
     "rep_commit": "reps: booked + commit",
     "rep_commit_best_case": "reps: booked + commit + best case",
 }
-
-
-# Formatting: what people read. Amounts to three significant figures with k/M, shares as whole
-# percents, and a dash, never "nan", where there is nothing to show.
-def money(value: float, currency: str = "") -> str:
-    """An amount to three significant figures with k or M, after the currency if given."""
-    if value is None or not np.isfinite(value):
-        return "–"
-    sign, value = ("-" if value < 0 else ""), abs(float(value))
-    if value >= 1e6:
-        text = f"{value / 1e6:.3g}M"
-    elif value >= 1e3:
-        text = f"{value / 1e3:.3g}k"
-    else:
-        text = f"{value:.0f}"
-    return f"{sign}{currency + ' ' if currency else ''}{text}"
-
-
-def pct(value: float | None, signed: bool = False) -> str:
-    """A share as a whole percent, with its sign (+5%) if asked."""
-    if value is None or not np.isfinite(value):
-        return "–"
-    if signed:
-        return "0%" if round(value * 100) == 0 else f"{value:+.0%}"
-    return f"{value:.0%}"
-
-
-def day(value: pd.Timestamp | None) -> str:
-    """A date as YYYY-MM-DD."""
-    return "–" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
-
-
-def ago(value: float) -> str:
-    """'never', 'today', '1 day ago', '12 days ago'."""
-    if np.isnan(value):
-        return "never"
-    days = round(value)
-    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days:,} days ago"
 
 
 def quarter_table(number: QuarterNumber) -> dict:

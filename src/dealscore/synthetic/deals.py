@@ -20,11 +20,11 @@ from dealscore.synthetic.process import (
     RENEWAL_SPEED,
     RESCUE,
     Calendar,
-    DayState,
     health_index,
     sigmoid,
     speed_class,
 )
+from dealscore.synthetic.simulation import DayState
 from dealscore.synthetic.world import World, size_band
 
 STAGES = ["prospecting", "qualification", "discovery", "proposal", "negotiation"]
