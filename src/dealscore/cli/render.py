@@ -18,6 +18,7 @@ from dealscore.jobs.monitor import MonitorResult
 from dealscore.jobs.score import ScoreResult
 from dealscore.pipeline.forward import ForwardTest
 from dealscore.pipeline.training import TrainResult
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 
 ORACLE_NOTE = (
     "oracle_* rows (generated data only): the true win probability at the as-of date "
@@ -51,7 +52,7 @@ def catalogue_lines() -> list[str]:
 def echo_features(result: FeaturesResult, out: Path) -> None:
     """The frame's size and date, and the features no deal has a value for."""
     frame = result.frame
-    missing = frame.drop(columns=["opportunity_id", "as_of"]).isna().mean()
+    missing = frame.drop(columns=[OPPORTUNITY_ID, AS_OF]).isna().mean()
     typer.echo(
         f"{len(frame):,} open deals x {frame.shape[1] - 2} features as of "
         f"{result.as_of:%Y-%m-%d %H:%M} UTC -> {out}"

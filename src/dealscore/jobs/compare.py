@@ -33,6 +33,7 @@ from dealscore.pipeline.quarter import (
 from dealscore.pipeline.training import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.tracking.models import load_model
 from dealscore.tracking.registry import champion_uri
 
@@ -136,7 +137,7 @@ def run_compare(
         period,
         as_of,
         closed,
-        summarise(deals, groups_of(tables, deals["opportunity_id"], by), closed),
+        summarise(deals, groups_of(tables, deals[OPPORTUNITY_ID], by), closed),
         deals,
         loaded,
         coverage_warning=mismatch,

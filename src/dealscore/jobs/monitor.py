@@ -28,6 +28,7 @@ from dealscore.pipeline.monitor import (
 from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas.contract import quarantine, require_dated
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.settings import SETTINGS, UtcTime, default
 from dealscore.tracking.registry import model_name
 
@@ -59,7 +60,7 @@ class MonitorResult:
 
     def gone(self, limit: int = 10) -> list[str]:
         """The first deals scored and since gone from the export."""
-        ids = self.outcomes.loc[self.outcomes["state"] == GONE, "opportunity_id"]
+        ids = self.outcomes.loc[self.outcomes["state"] == GONE, OPPORTUNITY_ID]
         return ids.drop_duplicates().head(limit).tolist()
 
     def realised(self, version: str, nights: int) -> Realised | None:

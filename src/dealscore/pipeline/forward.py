@@ -25,6 +25,7 @@ from dealscore.model.ladder import Ladder
 from dealscore.model.metrics import clustered_mean, evaluate, reliability_table, row_loss
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 
 POOLED = "pooled"
 # The recipe's model (whichever rung it chose at each date), each rung of its ladder, the CRM's.
@@ -76,12 +77,12 @@ class ForwardTest:
             if not other:
                 continue
             worse, se = model[metric] - other[metric], 0.0
-            if {"model", simpler, "label", "opportunity_id"} <= set(self.rows.columns):
+            if {"model", simpler, "label", OPPORTUNITY_ID} <= set(self.rows.columns):
                 rows = self.rows.dropna(subset=["model", simpler])
                 y = rows["label"].to_numpy()
                 worse, se = clustered_mean(
                     row_loss(y, rows["model"], metric) - row_loss(y, rows[simpler], metric),
-                    rows["opportunity_id"].to_numpy(),
+                    rows[OPPORTUNITY_ID].to_numpy(),
                 )
             if worse > max(tolerance, 2 * se):
                 return (
@@ -161,10 +162,10 @@ def forward_test(
         if features.empty:
             continue
         rungs[f"{as_of:%Y-%m-%d}"] = ladder.chosen
-        keys = features[["opportunity_id", "as_of"]]
-        crm = keys.merge(crm_baselines(past, keys), on=["opportunity_id", "as_of"], how="left")
-        closed = keys["opportunity_id"].map(deals[Opportunities.closed_at])
-        won = keys["opportunity_id"].map(deals[Opportunities.status]) == Status.WON.value
+        keys = features[[OPPORTUNITY_ID, AS_OF]]
+        crm = keys.merge(crm_baselines(past, keys), on=[OPPORTUNITY_ID, AS_OF], how="left")
+        closed = keys[OPPORTUNITY_ID].map(deals[Opportunities.closed_at])
+        won = keys[OPPORTUNITY_ID].map(deals[Opportunities.status]) == Status.WON.value
         parts.append(
             keys.assign(
                 horizon_days=horizon,

@@ -20,6 +20,7 @@ from dealscore.errors import InputError
 from dealscore.features.forecast import CATEGORY_PROBABILITY, latest_forecast, rep_probability
 from dealscore.features.pit import Snapshots, micros
 from dealscore.model.metrics import chance_ece, evaluate
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.schemas.tables import CrmTables, Opportunities, Status
 
 ELAPSED, PENDING, GONE = "elapsed", "pending", "gone"
@@ -53,11 +54,11 @@ def scored_outcomes(
             "the label window those models were trained on"
         )
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    present = history["opportunity_id"].isin(deals.index).to_numpy()
+    present = history[OPPORTUNITY_ID].isin(deals.index).to_numpy()
     ends = history["as_of"] + pd.to_timedelta(horizon.to_numpy(), unit="D")
     elapsed = present & (ends <= now).to_numpy()
-    status = history["opportunity_id"].map(deals[Opportunities.status]).astype(object)
-    closed_at = history["opportunity_id"].map(deals[Opportunities.closed_at])
+    status = history[OPPORTUNITY_ID].map(deals[Opportunities.status]).astype(object)
+    closed_at = history[OPPORTUNITY_ID].map(deals[Opportunities.closed_at])
     within = (closed_at.notna() & (closed_at < ends)).to_numpy()
     won = within & (status == Status.WON.value).to_numpy()
     lost = within & (status == Status.LOST.value).to_numpy()
@@ -83,7 +84,7 @@ def _rep_calls(history: pd.DataFrame, tables: CrmTables, present: np.ndarray) ->
     out = np.full(len(history), np.nan)
     ids = pd.Index(tables.opportunities[Opportunities.opportunity_id])
     rows = history[present]
-    snaps = Snapshots(ids.get_indexer(rows["opportunity_id"]), micros(rows["as_of"]), ids)
+    snaps = Snapshots(ids.get_indexer(rows[OPPORTUNITY_ID]), micros(rows["as_of"]), ids)
     latest = latest_forecast(tables, snaps)
     if latest is not None:
         out[present] = rep_probability(latest, CATEGORY_PROBABILITY)
@@ -201,7 +202,7 @@ def realised(outcomes: pd.DataFrame, model_version: str, nights: int) -> Realise
     last = np.sort(night.unique())[-nights:]
     rows = mine[night.isin(last)]
     y, p = rows["won"].to_numpy(dtype=int), rows["win_probability"].to_numpy(dtype=float)
-    once = rows.sort_values("as_of").drop_duplicates("opportunity_id", keep="last")
+    once = rows.sort_values("as_of").drop_duplicates(OPPORTUNITY_ID, keep="last")
     return Realised(
         nights=len(last),
         rows=len(rows),

@@ -23,6 +23,7 @@ from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.reasons import change_reasons
 from dealscore.pipeline.periods import deal_labels, due_in, expected_close
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.schemas.features import OPPORTUNITY_ID
 
 MOVES = ("won", "lost", "pushed out", "pulled in", "new", "amount changed")
 TOP_MOVERS = 10
@@ -45,7 +46,7 @@ class Moves:
     def summary(self, count: int = TOP_MOVERS) -> dict[str, Any]:
         """The moves as plain records, as the report and `compare --json` show them."""
         top = self.top(count)[
-            ["opportunity_id", "deal", "owner", "amount", "p_then", "p_now", "change_reason"]
+            [OPPORTUNITY_ID, "deal", "owner", "amount", "p_then", "p_now", "change_reason"]
         ]
         return {
             "since": self.since,
@@ -68,7 +69,7 @@ def _pipeline(
     return features.assign(
         amount=np.nan_to_num(amount_as_of(features)),
         due=due_in(expected_close(features), start, end),
-    ).set_index("opportunity_id")
+    ).set_index(OPPORTUNITY_ID)
 
 
 def _flow(
@@ -121,7 +122,7 @@ def _movers(
     p_now = estimator.predict_proba(now.loc[both, names])[:, 1] if len(both) else np.empty(0)
     movers = pd.DataFrame(
         {
-            "opportunity_id": both,
+            OPPORTUNITY_ID: both,
             "amount": now.loc[both, "amount"].to_numpy(),
             "p_then": p_then,
             "p_now": p_now,
@@ -130,7 +131,7 @@ def _movers(
     )
     movers["change_reason"] = change_reasons(estimator, names, then.loc[both], now.loc[both], state)
     movers["stake"] = (movers["p_now"] - movers["p_then"]) * movers["amount"]
-    labels = deal_labels(tables, movers["opportunity_id"])
+    labels = deal_labels(tables, movers[OPPORTUNITY_ID])
     movers = movers.assign(deal=labels["deal"], owner=labels["owner"])
     return movers.sort_values("stake", key=np.abs, ascending=False, ignore_index=True)
 

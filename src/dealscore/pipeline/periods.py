@@ -34,6 +34,7 @@ from dealscore.pipeline.training import (
 )
 from dealscore.progress import Progress, silent
 from dealscore.schemas import Accounts, CrmTables, Opportunities, Owners, Status
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 
 FORECASTS = ["model", "rep_commit", "rep_commit_best_case", "rep_weighted"]
 GROUPINGS = ("team", "owner", "segment")
@@ -152,14 +153,14 @@ def open_deals(
         # A deal without an expected close date: not due, and no slips to discount it by.
         slipped = close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)
         p_in_period = p_win * np.where(np.isnan(slipped), 0.0, slipped)
-    category, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
+    category, rep_p = rep_calls(tables, features[[OPPORTUNITY_ID, AS_OF]])
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    ids = features["opportunity_id"]
+    ids = features[OPPORTUNITY_ID]
     closed_at = ids.map(deals[Opportunities.closed_at])
     won_in_period = (ids.map(deals[Opportunities.status]) == Status.WON) & (closed_at < end)
     return pd.DataFrame(
         {
-            "opportunity_id": ids,
+            OPPORTUNITY_ID: ids,
             "amount": np.nan_to_num(amount_as_of(features)),
             "p_win": p_win,
             "p_win_in_period": p_in_period,
@@ -183,7 +184,7 @@ def summarise(deals: pd.DataFrame, groups: np.ndarray, closed: bool) -> pd.DataF
         actual=deals["amount"] * deals["won_in_period"],
     )
     table = frame.groupby("group").agg(
-        deals=("opportunity_id", "size"), **{c: (c, "sum") for c in [*FORECASTS, "actual"]}
+        deals=(OPPORTUNITY_ID, "size"), **{c: (c, "sum") for c in [*FORECASTS, "actual"]}
     )
     if len(table) > 1:
         table.loc[TOTAL] = table.sum()

@@ -25,6 +25,7 @@ import pandas as pd
 
 from dealscore.model.totals import CollectiveError
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.schemas.features import OPPORTUNITY_ID
 
 NEW_QUARTERS = 4  # the past quarters the not-yet-created part is learned from
 MIN_NEW_QUARTERS = 2
@@ -269,7 +270,7 @@ def numbers_by_group(
     rate = float(whole.new_history["rate"].mean()) if whole.new else 0.0
     deals = tables.opportunities
     group = deals[Opportunities.opportunity_id].map(group_of).to_numpy()
-    open_group = open_deals["opportunity_id"].map(group_of).to_numpy()
+    open_group = open_deals[OPPORTUNITY_ID].map(group_of).to_numpy()
     rows = []
     for name in pd.unique(group):  # a handful of teams, not a loop over deals
         own = tables.with_tables(opportunities=deals[group == name])

@@ -22,6 +22,7 @@ from dealscore.pipeline.periods import (
 from dealscore.pipeline.quarter import RANGE_WORDS, QuarterNumber, quarter_number, quarter_of
 from dealscore.pipeline.scoring import ScoreSettings, score_deals
 from dealscore.schemas import CrmTables
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.tables import Opportunities
 
 TOP_DEALS = 10
@@ -117,7 +118,7 @@ def history_table(replay: BacktestResult | None) -> dict | None:
 
 def deal_rows(frame: pd.DataFrame, tables, reasons: list[str]) -> list[dict]:
     """A row per deal: its labels, amount, the model's and the rep's probabilities, and why."""
-    labels = deal_labels(tables, frame["opportunity_id"].reset_index(drop=True))
+    labels = deal_labels(tables, frame[OPPORTUNITY_ID].reset_index(drop=True))
     rows = []
     for (_, deal), (_, label) in zip(
         frame.reset_index(drop=True).iterrows(), labels.iterrows(), strict=True
@@ -150,7 +151,7 @@ def bands_table(scores: pd.DataFrame, settings: ScoreSettings) -> pd.DataFrame:
         "D": f"below {edges[2]:.0%}",
     }
     table = scores.groupby("band").agg(
-        deals=("opportunity_id", "size"),
+        deals=(OPPORTUNITY_ID, "size"),
         amount=("amount", "sum"),
         expected=("expected_amount", "sum"),
     )
@@ -198,9 +199,9 @@ def open_pipeline(
     scores, _, features = score_deals(tables, loaded, now, settings, scored_at=now)
     deals = tables.opportunities.set_index(Opportunities.opportunity_id)
     amounts = deals.get(Opportunities.amount, pd.Series(np.nan, index=deals.index))
-    _, rep_p = rep_calls(tables, features[["opportunity_id", "as_of"]])
-    rep = pd.Series(rep_p, index=features["opportunity_id"].to_numpy())
-    ids = scores["opportunity_id"]
+    _, rep_p = rep_calls(tables, features[[OPPORTUNITY_ID, AS_OF]])
+    rep = pd.Series(rep_p, index=features[OPPORTUNITY_ID].to_numpy())
+    ids = scores[OPPORTUNITY_ID]
     scores = scores.assign(
         amount=ids.map(amounts).fillna(0.0).to_numpy(float),
         rep_probability=ids.map(rep).to_numpy(float),
@@ -246,10 +247,10 @@ def deal_lists(scores: pd.DataFrame, tables: CrmTables) -> list[dict[str, Any]]:
 
 def attention(scores: pd.DataFrame, features: pd.DataFrame, tables: CrmTables) -> dict[str, Any]:
     """The deals with no next step booked, and those drifting into no decision."""
-    steps = features.set_index("opportunity_id")[
+    steps = features.set_index(OPPORTUNITY_ID)[
         ["next_step_scheduled", "days_since_next_step_lapsed", "days_since_two_way"]
     ]
-    stepped = scores.join(steps, on="opportunity_id")
+    stepped = scores.join(steps, on=OPPORTUNITY_ID)
     no_step = stepped[stepped["next_step_scheduled"] == 0]
     known = bool(scores["no_decision_probability"].notna().any())
     drifting = scores.assign(risk=scores["no_decision_probability"] * scores["amount"])

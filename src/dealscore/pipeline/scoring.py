@@ -167,7 +167,7 @@ def _unscorable(
     reasons = np.full(len(features), "", dtype=object)
     known = set(bundle.feature_state.stage_order)
     if known:
-        stage = current_stage(tables, snapshots_at(tables, features[["opportunity_id", "as_of"]]))
+        stage = current_stage(tables, snapshots_at(tables, features[[OPPORTUNITY_ID, AS_OF]]))
         unknown = pd.notna(stage) & ~pd.Series(stage).isin(known).to_numpy()
         bad |= unknown
         rules[unknown] = "unknown_stage"
@@ -205,7 +205,7 @@ def _score_rows(
     )
     frame = pd.DataFrame(
         {
-            "opportunity_id": features["opportunity_id"].to_numpy(),
+            OPPORTUNITY_ID: features[OPPORTUNITY_ID].to_numpy(),
             "as_of": features["as_of"].to_numpy(),
             "scored_at": scored_at,
             "model_name": loaded.name,
@@ -301,11 +301,11 @@ def contract_rejects(
     created_ok = held["created_at"].isna() | (held["created_at"] < as_of)
     open_then = held["closed_at"].isna() | (held["closed_at"] >= as_of)
     deals = held[created_ok & open_then]
-    ids = deals["opportunity_id"]
+    ids = deals[OPPORTUNITY_ID]
     named = ids.astype(str).where(ids.notna(), "row " + deals["row"].astype(str))
     return pd.DataFrame(
         {
-            "opportunity_id": named.to_numpy(),
+            OPPORTUNITY_ID: named.to_numpy(),
             "as_of": pd.Series(as_of, index=range(len(deals)), dtype=TIMESTAMP_DTYPE),
             "model_name": loaded.name,
             "model_version": loaded.version,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.schemas.tables import (
     TIMESTAMP_DTYPE,
     Accounts,
@@ -74,7 +75,7 @@ def truth_tables(
     born = np.floor(deals.created).astype(np.int64)
     truth = pd.DataFrame(
         {
-            "opportunity_id": opp_ids,
+            OPPORTUNITY_ID: opp_ids,
             "p_win": eventual[born, deals.klass, deals.stage0, deals.health0].astype(float),
             "health0": GRID[deals.health0],
             "stage0": deals.stage0,
@@ -89,7 +90,7 @@ def truth_tables(
     )
     path = pd.DataFrame(
         {
-            "opportunity_id": labels(opp_ids, run.path["deal"].to_numpy()),
+            OPPORTUNITY_ID: labels(opp_ids, run.path["deal"].to_numpy()),
             "t": timestamps(start, run.path["t"].to_numpy()),
             "health": GRID[run.path["health"].to_numpy()],
             "stage": run.path["stage"].to_numpy(),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.synthetic.generator import GeneratorSettings
 from dealscore.synthetic.process import CLOSED_WON, health_index
 
@@ -35,8 +36,8 @@ def ceiling(truth: Truth, keys: pd.DataFrame, horizon_days: float) -> pd.DataFra
     """
     settings, chain = truth.settings, truth.settings.chain()
     start = settings.start
-    code = pd.Series(np.arange(len(truth.deals)), index=truth.deals["opportunity_id"])
-    deal = code.reindex(keys["opportunity_id"]).to_numpy()
+    code = pd.Series(np.arange(len(truth.deals)), index=truth.deals[OPPORTUNITY_ID])
+    deal = code.reindex(keys[OPPORTUNITY_ID]).to_numpy()
     if np.isnan(deal).any():
         raise ValueError("ceiling: some opportunity_id values are not in the truth file")
     deal = deal.astype(np.int32)
@@ -44,7 +45,7 @@ def ceiling(truth: Truth, keys: pd.DataFrame, horizon_days: float) -> pd.DataFra
     asks = pd.DataFrame({"deal": deal, "t": at, "row": np.arange(len(keys))})
     path = pd.DataFrame(
         {
-            "deal": code.reindex(truth.path["opportunity_id"]).to_numpy().astype(np.int32),
+            "deal": code.reindex(truth.path[OPPORTUNITY_ID]).to_numpy().astype(np.int32),
             "t": ((truth.path["t"] - start) / DAY).to_numpy(dtype=float),
             "health": health_index(truth.path["health"].to_numpy()),
             "stage": truth.path["stage"].to_numpy(),

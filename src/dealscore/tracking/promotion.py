@@ -15,6 +15,7 @@ from dealscore.features import build_features
 from dealscore.model.metrics import chance_ece, evaluate
 from dealscore.pipeline.training import TrainResult, TrainSettings
 from dealscore.schemas import CrmTables
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.tables import coverage_change
 from dealscore.tracking.models import load_model
 from dealscore.tracking.pyfunc import DIGEST_TAG
@@ -72,9 +73,9 @@ def champion_check(
     if unseen.sum() < MIN_COMPARED_ROWS:
         return ChampionCheck(version, rows=int(unseen.sum()))
     try:
-        keys = test.loc[unseen, ["opportunity_id", "as_of"]]
+        keys = test.loc[unseen, [OPPORTUNITY_ID, AS_OF]]
         rows = keys.merge(
-            build_features(tables, keys, bundle.feature_state), on=["opportunity_id", "as_of"]
+            build_features(tables, keys, bundle.feature_state), on=[OPPORTUNITY_ID, AS_OF]
         )
         p = bundle.predict(rows)
     except Exception as exc:

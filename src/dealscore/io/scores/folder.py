@@ -23,6 +23,7 @@ from dealscore.io.scores.store import (
     as_history,
     os_cause,
 )
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.schemas.scores import HISTORY_COLUMNS
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
@@ -149,7 +150,7 @@ class FolderStore:
     def previous(self, run: Run) -> pd.DataFrame:
         history = self.history(run.model_name)
         history = history[history["as_of"] < run.as_of].astype({"as_of": TIMESTAMP_DTYPE})
-        latest = history.sort_values("as_of").drop_duplicates("opportunity_id", keep="last")
+        latest = history.sort_values("as_of").drop_duplicates(OPPORTUNITY_ID, keep="last")
         return latest.rename(
             columns={
                 "win_probability": "previous_probability",
@@ -162,7 +163,7 @@ class FolderStore:
         """One run's file, only the history's columns (those it has); a file dealscore cannot
         read there is a StoreError naming it."""
         wanted = set(HISTORY_COLUMNS)
-        text = {"opportunity_id": str, "model_name": str, "model_version": str, "band": str}
+        text = {OPPORTUNITY_ID: str, "model_name": str, "model_version": str, "band": str}
         try:
             if self.fmt == "parquet":
                 names = pq.read_schema(path).names

@@ -11,11 +11,12 @@ from typing import Protocol
 import pandas as pd
 
 from dealscore.errors import DealscoreError
+from dealscore.schemas.features import OPPORTUNITY_ID
 from dealscore.schemas.scores import HISTORY_COLUMNS, ScoreHistory
 
 SCORES_TABLE = "scores"
 REJECTED_TABLE = "scores_rejected"
-PREVIOUS = ["opportunity_id", "previous_probability", "previous_as_of", "previous_model_version"]
+PREVIOUS = [OPPORTUNITY_ID, "previous_probability", "previous_as_of", "previous_model_version"]
 
 
 class StoreError(DealscoreError, RuntimeError):

@@ -30,6 +30,7 @@ from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.pipeline.training.side import SideFit, fit_side_models, side_fit
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.synthetic.truth import Truth, ceiling
 
 
@@ -119,8 +120,8 @@ def _contenders(
     without the reps out of fold, the reps' calls, the stages, on generated data the ceiling),
     and the reps' own probabilities."""
     test, newest, rows, folds = fit.test, fit.newest, fit.rows, fit.folds
-    keys = test[["opportunity_id", "as_of"]]
-    crm = keys.merge(crm_baselines(tables, keys), on=["opportunity_id", "as_of"], how="left")
+    keys = test[[OPPORTUNITY_ID, AS_OF]]
+    crm = keys.merge(crm_baselines(tables, keys), on=[OPPORTUNITY_ID, AS_OF], how="left")
     learned = crm["rep_category"].map(
         _learned_categories(tables, rows.iloc[folds.train[folds.k - 1]])
     )
@@ -144,8 +145,8 @@ def _contenders(
 
 def _learned_categories(tables: CrmTables, train: pd.DataFrame) -> dict[str, float]:
     """Each forecast category's win rate on the given rows: the reps' calls, calibrated."""
-    calls = crm_baselines(tables, train[["opportunity_id", "as_of"]])
-    calls = train[["opportunity_id", "as_of", "label"]].merge(calls, on=["opportunity_id", "as_of"])
+    calls = crm_baselines(tables, train[[OPPORTUNITY_ID, AS_OF]])
+    calls = train[[OPPORTUNITY_ID, "as_of", "label"]].merge(calls, on=[OPPORTUNITY_ID, AS_OF])
     return calls.dropna(subset=["rep_category"]).groupby("rep_category")["label"].mean().to_dict()
 
 
@@ -163,7 +164,7 @@ def _heroics(
     won = int((deals[Opportunities.status] == Status.WON).sum())
     heroics = Heroics(flagged=len(flagged), won=won, weight=settings.heroic_weight)
     if truth is not None:
-        heroic = truth.deals.set_index("opportunity_id")["heroic"]
+        heroic = truth.deals.set_index(OPPORTUNITY_ID)["heroic"]
         heroics = replace(
             heroics,
             true_heroic=int(heroic.sum()),

@@ -26,6 +26,7 @@ from dealscore.pipeline.training.rows import (
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
+from dealscore.schemas.features import OPPORTUNITY_ID
 
 PROGRESS_EVERY_SECONDS = 15.0
 
@@ -77,7 +78,7 @@ def cross_fit_ladder(
             rows[label].to_numpy(),
             folds,
             weight,
-            rows["opportunity_id"].to_numpy(),
+            rows[OPPORTUNITY_ID].to_numpy(),
             lambda rung: settings.model(rung, penalty),
             rungs or settings.ladder,
             settings.ladder_tolerance,
@@ -113,7 +114,7 @@ def correct_recent(ladder: Ladder, prepared: TrainingRows, settings: TrainSettin
             recent["elapsed_days"].to_numpy(),
             recent["days_to_quarter_end"].to_numpy(),
             recent["won_so_far"].to_numpy(),
-            recent["opportunity_id"].to_numpy(),
+            recent[OPPORTUNITY_ID].to_numpy(),
             timing,
             settings.recent_prior_sd,
         )

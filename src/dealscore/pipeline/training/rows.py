@@ -25,6 +25,7 @@ from dealscore.model.split import TimeFolds, deal_sample, time_folds
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 
 
 class DataMinimumError(DataError):
@@ -86,8 +87,8 @@ class TrainingRows:
 
 
 def _features(tables: CrmTables, keys: pd.DataFrame, state: FeatureState) -> pd.DataFrame:
-    features = build_features(tables, keys[["opportunity_id", "as_of"]], state)
-    return keys.merge(features, on=["opportunity_id", "as_of"], validate="one_to_one")
+    features = build_features(tables, keys[[OPPORTUNITY_ID, AS_OF]], state)
+    return keys.merge(features, on=[OPPORTUNITY_ID, AS_OF], validate="one_to_one")
 
 
 def training_rows(
@@ -168,7 +169,7 @@ def _snapshots(
 def _labelled(rows: pd.DataFrame, deals: pd.DataFrame, horizon: float) -> pd.DataFrame:
     """The side models' labels and the days to a win, added to the snapshot rows."""
     closed_us = micros(
-        rows["opportunity_id"].map(
+        rows[OPPORTUNITY_ID].map(
             deals.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
         )
     )
@@ -214,7 +215,7 @@ def _folds(rows: pd.DataFrame, horizon: float, settings: TrainSettings) -> tuple
     folds = time_folds(rows["as_of"], horizon, settings.folds)
     if len(rows) <= settings.crossfit_max_rows:
         return folds, ""
-    keep = deal_sample(rows["opportunity_id"], settings.crossfit_max_rows, settings.seed)
+    keep = deal_sample(rows[OPPORTUNITY_ID], settings.crossfit_max_rows, settings.seed)
     return folds.sample(keep), (
         f" (cross-fitted on a random {int(keep.sum()):,} of them, whole deals: "
         "crossfit_max_rows; refitted on all)"
@@ -241,5 +242,5 @@ def heroic_weights(
 ) -> np.ndarray:
     """Each row's weight, times heroic_weight for the rows of the flagged deals."""
     rows = prepared.rows
-    is_heroic = rows["opportunity_id"].isin(flagged).to_numpy()
+    is_heroic = rows[OPPORTUNITY_ID].isin(flagged).to_numpy()
     return rows["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)

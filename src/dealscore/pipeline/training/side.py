@@ -24,6 +24,7 @@ from dealscore.pipeline.training.rows import DataMinimumError, TrainingRows, wit
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress
 from dealscore.schemas import Opportunities
+from dealscore.schemas.features import OPPORTUNITY_ID
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _quarter_error(
 ) -> CollectiveError:
     """How the in-quarter model's quarter totals compared with the bookings (pipeline/quarter.py)."""
     final = (
-        rows["opportunity_id"].map(
+        rows[OPPORTUNITY_ID].map(
             deals.set_index(Opportunities.opportunity_id)[Opportunities.amount]
         )
         if Opportunities.amount in deals
