@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from dealscore.cli import app
 from dealscore.features.asof import last_event
 from dealscore.schemas import CrmTables, Opportunities
-from dealscore.schemas.contract import UndatedExportError, quarantine, require_dated
+from dealscore.schemas.contract import UndatedExportError, require_dated
+from dealscore.schemas.quarantine import quarantine
 
 MODEL = "models:/dealscore@champion"  # the name conftest's model_store registers
 

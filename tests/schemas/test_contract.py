@@ -14,7 +14,7 @@ from dealscore.schemas import (
     require_valid,
     validate_tables,
 )
-from dealscore.schemas.contract import quarantine
+from dealscore.schemas.quarantine import quarantine
 from dealscore.schemas.tables import coverage_change
 
 

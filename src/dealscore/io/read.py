@@ -19,14 +19,8 @@ from dealscore.errors import DealscoreError
 from dealscore.io.mapping import Mapping, apply_mapping, load_mapping
 from dealscore.io.secrets import redact
 from dealscore.progress import Progress, silent
-from dealscore.schemas.contract import (
-    MAX_EXAMPLES,
-    ContractError,
-    Issue,
-    ValidationReport,
-    require_dated,
-    validate_tables,
-)
+from dealscore.schemas.contract import require_dated, validate_tables
+from dealscore.schemas.report import MAX_EXAMPLES, ContractError, Issue, ValidationReport
 from dealscore.schemas.tables import TABLE_NAMES, CrmTables
 
 FILE_SUFFIXES: dict[str, str] = {

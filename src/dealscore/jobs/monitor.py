@@ -27,8 +27,9 @@ from dealscore.pipeline.monitor import (
 )
 from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.progress import Progress, silent
-from dealscore.schemas.contract import quarantine, require_dated
+from dealscore.schemas.contract import require_dated
 from dealscore.schemas.features import OPPORTUNITY_ID
+from dealscore.schemas.quarantine import quarantine
 from dealscore.settings import SETTINGS, UtcTime, default
 from dealscore.tracking.registry import model_name
 

@@ -28,7 +28,8 @@ from dealscore.pipeline.scoring import (
     settle,
 )
 from dealscore.progress import Laps, Progress, silent
-from dealscore.schemas.contract import quarantine, require_dated
+from dealscore.schemas.contract import require_dated
+from dealscore.schemas.quarantine import quarantine
 from dealscore.schemas.tables import utc
 from dealscore.tracking.models import load_model, require_store
 from dealscore.tracking.registry import champion_uri

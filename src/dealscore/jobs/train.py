@@ -14,7 +14,8 @@ from dealscore.io.truth import read_truth
 from dealscore.pipeline.training import TrainResult, TrainSettings, fit_and_evaluate, run_forward
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
-from dealscore.schemas.contract import quarantine, require_dated
+from dealscore.schemas.contract import require_dated
+from dealscore.schemas.quarantine import quarantine
 from dealscore.tracking.training_run import check_store, track_training
 
 

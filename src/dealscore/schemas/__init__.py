@@ -1,13 +1,7 @@
 """Data contracts: one Pandera model per stage boundary, plus cross-table validation."""
 
-from dealscore.schemas.contract import (
-    ContractError,
-    Issue,
-    Severity,
-    ValidationReport,
-    require_valid,
-    validate_tables,
-)
+from dealscore.schemas.contract import require_valid, validate_tables
+from dealscore.schemas.report import ContractError, Issue, Severity, ValidationReport
 from dealscore.schemas.tables import (
     TABLE_MODELS,
     TABLE_NAMES,

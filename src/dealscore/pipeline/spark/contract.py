@@ -11,21 +11,23 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from dealscore.pipeline.spark.read import ROW
-from dealscore.schemas.contract import (
+from dealscore.schemas.coerce import coerce_table
+from dealscore.schemas.contract import schema_issues
+from dealscore.schemas.cross_table import (
     AFTER_CLOSE,
     BEFORE_CREATE,
     CLOSE_SKEW,
     DEAL_EVENT_TIMES,
     FOREIGN_KEYS,
-    MAX_EXAMPLES,
     TIMING_SEVERITY,
+    missing_column_issues,
+)
+from dealscore.schemas.report import (
+    MAX_EXAMPLES,
     ContractError,
     Issue,
     Severity,
     ValidationReport,
-    coerce_table,
-    missing_column_issues,
-    schema_issues,
 )
 from dealscore.schemas.tables import TABLE_MODELS, Opportunities
 

@@ -17,7 +17,7 @@ from dealscore.pipeline.scoring import ScoreSettings, drift_inputs, drift_segmen
 from dealscore.pipeline.spark.read import ROW
 from dealscore.pipeline.spark.reference import Reference, _coerced
 from dealscore.pipeline.spark.route import BLOB, TABLE, _unpack
-from dealscore.schemas.contract import column_kind, to_utc_timestamps
+from dealscore.schemas.coerce import column_kind, to_utc_timestamps
 from dealscore.schemas.scores import Rejected, Scores
 from dealscore.schemas.tables import Accounts, CrmTables, Opportunities
 

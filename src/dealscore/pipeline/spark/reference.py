@@ -10,7 +10,7 @@ import pandas as pd
 
 from dealscore.features.build import open_at
 from dealscore.pipeline.spark.session import _collect, _utc
-from dealscore.schemas.contract import coerce_table
+from dealscore.schemas.coerce import coerce_table
 from dealscore.schemas.tables import (
     TABLE_MODELS,
     Accounts,
