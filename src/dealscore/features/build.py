@@ -12,7 +12,7 @@ from dealscore.features import deal, engagement, forecast, history, icp, next_st
 from dealscore.features.catalogue import Feature
 from dealscore.features.pit import Snapshots, micros
 from dealscore.features.snapshots import HORIZON_BOUNDS, label_horizon
-from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureFrame, FeatureRows
 from dealscore.schemas.keys import positions
 from dealscore.schemas.tables import CrmTables, Opportunities, utc
 
@@ -125,7 +125,7 @@ def snapshots_at(tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame) ->
 
 def build_features(
     tables: CrmTables, as_of: pd.Timestamp | str | pd.DataFrame, state: FeatureState | None = None
-) -> pd.DataFrame:
+) -> FeatureRows:
     """Features for every deal open at as_of (a time, or a frame of opportunity_id/as_of pairs).
 
     Pairs whose deal was not open at its as_of (created at or after it, or closed before it) are

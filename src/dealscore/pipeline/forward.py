@@ -140,7 +140,7 @@ def forward_test(
     parts, skipped, rungs = [], {}, {}
     for n, as_of in enumerate(dates, start=1):
         past = tables_as_of(tables, as_of)
-        # The horizon training at as_of uses (the legacy schemes have none: read with the auto one).
+        # The label horizon training at as_of would use: the auto one unless given.
         cutoff = last_event(past) + pd.Timedelta(microseconds=1)
         horizon = horizon_days or label_horizon(past.opportunities, cutoff)
         if as_of + pd.Timedelta(days=horizon) > last:

@@ -38,9 +38,9 @@ from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
 from dealscore.pipeline.explain import NONE, explain, no_decision
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
-from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureRows
 from dealscore.schemas.keys import lookup
-from dealscore.schemas.scores import Band, Rejected, Scores, Trend
+from dealscore.schemas.scores import Band, Rejected, RejectedRows, ScoreRows, Scores, Trend
 from dealscore.schemas.tables import TIMESTAMP_DTYPE, values
 from dealscore.settings import SETTINGS
 
@@ -124,7 +124,7 @@ def score_deals(
     *,
     scored_at: pd.Timestamp,
     previous: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[ScoreRows, RejectedRows, FeatureRows]:
     """(scores, rejected, features) for every deal open at as_of, stamped `scored_at` (the job
     reads the clock). With `previous` (the store's latest earlier score per deal,
     `ScoreStore.previous`), each row carries it, the trend and, where the score moved, why."""
@@ -365,14 +365,14 @@ def measure_drift(
 
 
 def settle(
-    scores: pd.DataFrame,
-    rejected: pd.DataFrame,
+    scores: ScoreRows,
+    rejected: RejectedRows,
     open_deals: int,
     store: ScoreStore,
     run: Run,
     settings: ScoreSettings,
     progress: Progress = silent,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[ScoreRows, RejectedRows]:
     """The schema quarantine, reconciliation and the reject limit, then one write: the same
     for every engine. Returns what was written."""
     scores, rejected = _quarantine(scores, rejected)

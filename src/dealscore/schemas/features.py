@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar, TypeAlias
 
 import pandas as pd
 import pandera.pandas as pa
@@ -36,3 +36,8 @@ class SnapshotFrame(pa.DataFrameModel):
     label: Series[int] = pa.Field(isin=[0, 1])
     outcome: Series[str]
     weight: Series[float] = pa.Field(gt=0, le=1)
+
+
+# The frames that cross a stage boundary, named by their schema in signatures.
+FeatureRows: TypeAlias = Annotated[pd.DataFrame, FeatureFrame]  # build_features' rows
+SnapshotRows: TypeAlias = Annotated[pd.DataFrame, SnapshotFrame]  # training's (deal, as_of) rows

@@ -7,13 +7,16 @@ three raising and the top three lowering the score: feature, contribution (log-o
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, TypeAlias
 
+import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.tables import UtcTimestamp, values
 
-KEY = ["opportunity_id", "as_of", "model_name", "model_version"]
+KEY = [OPPORTUNITY_ID, AS_OF, "model_name", "model_version"]
 FACTORS = 3
 
 
@@ -133,3 +136,8 @@ class Rejected(pa.DataFrameModel):
         strict = True
         ordered = True
         coerce = True
+
+
+# The frames the scorer writes, named by their schema in signatures.
+ScoreRows: TypeAlias = Annotated[pd.DataFrame, Scores]
+RejectedRows: TypeAlias = Annotated[pd.DataFrame, Rejected]

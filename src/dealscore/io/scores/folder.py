@@ -24,7 +24,7 @@ from dealscore.io.scores.store import (
     os_cause,
 )
 from dealscore.schemas.features import OPPORTUNITY_ID
-from dealscore.schemas.scores import HISTORY_COLUMNS
+from dealscore.schemas.scores import HISTORY_COLUMNS, RejectedRows, ScoreRows
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 
@@ -205,7 +205,7 @@ class FolderStore:
             frame.to_csv(path, index=False)
         _sync(path)
 
-    def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+    def write(self, run: Run, scores: ScoreRows, rejected: RejectedRows) -> None:
         name, token = f"{run.slug()}.{self.fmt}", uuid.uuid4().hex
         staged = {sub: self.folder / sub / f".{name}.{token}.tmp" for sub in ("rejected", "scores")}
         journal = self.folder / f".{JOURNAL}.{token}.tmp"

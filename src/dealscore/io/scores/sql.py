@@ -39,7 +39,7 @@ from dealscore.io.scores.store import (
     read_only_file_system,
 )
 from dealscore.io.secrets import redact
-from dealscore.schemas.scores import HISTORY_COLUMNS
+from dealscore.schemas.scores import HISTORY_COLUMNS, RejectedRows, ScoreRows
 from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 
@@ -260,7 +260,7 @@ class SqlStore:
             raise self._fault(exc, "cannot read scores from", "nothing was read") from exc
         return as_history(frame, None)
 
-    def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+    def write(self, run: Run, scores: ScoreRows, rejected: RejectedRows) -> None:
         # Converted, and on SQLite staged, before the transaction: the lock covers the move only.
         tables = {
             table.name: arrow_table(frame, table)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dealscore.errors import DealscoreError
 from dealscore.schemas.features import OPPORTUNITY_ID
-from dealscore.schemas.scores import HISTORY_COLUMNS, ScoreHistory
+from dealscore.schemas.scores import HISTORY_COLUMNS, RejectedRows, ScoreHistory, ScoreRows
 
 SCORES_TABLE = "scores"
 REJECTED_TABLE = "scores_rejected"
@@ -81,7 +81,7 @@ class ScoreStore(Protocol):
     def previous(self, run: Run) -> pd.DataFrame:
         """Each deal's latest score by this model name before the run's as_of."""
 
-    def write(self, run: Run, scores: pd.DataFrame, rejected: pd.DataFrame) -> None:
+    def write(self, run: Run, scores: ScoreRows, rejected: RejectedRows) -> None:
         """Replace the run's rows with these, atomically."""
 
     def history(
