@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from features import EXPORT, all_open_at
 from measure import GIB, Recorder
 
+from dealscore.explain.factors import explain
 from dealscore.features import build_features
 from dealscore.io import write_tables
 from dealscore.jobs.score import run_score
 from dealscore.jobs.train import run_train
-from dealscore.pipeline.explain import explain
 from dealscore.pipeline.scoring import ScoreSettings
 from dealscore.pipeline.training import TrainSettings
 from dealscore.synthetic import GeneratorSettings, generate_crm

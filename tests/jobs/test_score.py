@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.explain.sentences import sentences
 from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
-from dealscore.features.sentences import sentences
 from dealscore.io import read_export, write_tables
 from dealscore.io.scores import open_store
 from dealscore.jobs.score import run_score

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from dealscore.pipeline.explain import no_decision
+from dealscore.model.outcomes import no_decision
 
 
 def test_no_decision_in_chunks_equals_all_rows_at_once():

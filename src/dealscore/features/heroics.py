@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features.icp import IcpRule, rule_scores
-from dealscore.features.pit import DAY, micros
+from dealscore.features.pit import DAY, micros, quarter_end_micros
 from dealscore.schemas.keys import positions
 from dealscore.schemas.tables import CrmTables, Opportunities, StageHistory, Status
 
@@ -29,8 +29,12 @@ class HeroicsRule:
 
 
 def _quarter(times: pd.Series) -> np.ndarray:
-    stamps = times.dt.tz_convert("UTC")
-    return (stamps.dt.year * 4 + (stamps.dt.month - 1) // 3).to_numpy(dtype=float)
+    """Each time's calendar quarter, as the instant it ends (pit.quarter_end_micros); NaN where
+    there is no time."""
+    known = times.notna().to_numpy()
+    out = np.full(len(times), np.nan)
+    out[known] = quarter_end_micros(micros(times[known]))
+    return out
 
 
 def heroic_signals(
@@ -107,9 +111,5 @@ def _pushed_over_quarter(
     earliest = (
         pd.Series(_quarter(expected[seen])).groupby(code[seen]).min().reindex(range(len(deals)))
     ).to_numpy()
-    actual = np.where(
-        deals[Opportunities.closed_at].notna(),
-        _quarter(deals[Opportunities.closed_at].fillna(pd.Timestamp(0, tz="UTC"))),
-        np.nan,
-    )
+    actual = _quarter(deals[Opportunities.closed_at])
     return np.where(np.isnan(earliest), np.nan, (earliest < actual).astype(float))

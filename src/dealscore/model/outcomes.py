@@ -63,3 +63,15 @@ def outcome_metrics(outcome: np.ndarray, contenders: dict[str, np.ndarray]) -> p
             }
         )
     return pd.DataFrame(records)
+
+
+CHUNK = 100_000  # rows scored at once: bounded memory for a million deals
+
+
+def no_decision(model, X: pd.DataFrame, chunk: int = CHUNK) -> np.ndarray:
+    """P(no decision) per row, a chunk at a time: a linear model's design of a million rows
+    would hold gigabytes at once."""
+    if X.empty:
+        return np.empty(0)
+    parts = [model.predict_proba(X.iloc[s : s + chunk])[:, 1] for s in range(0, len(X), chunk)]
+    return np.concatenate(parts)

@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numba
 import numpy as np
-import pandas as pd
-
-from dealscore.features.build import FeatureState
-from dealscore.features.sentences import sentences
-
-if TYPE_CHECKING:  # the estimator walks the trees with this module's kernels
-    from dealscore.model.estimator import WinProbabilityModel
 
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
-CHANGE_FACTORS = 2  # the factors named in a change reason
 
 
 @dataclass(frozen=True)
@@ -179,47 +170,3 @@ def top_factors(credits: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray
     strongest first; -1 where fewer than k credits have that sign."""
     k = min(k, credits.shape[1])
     return _kernels()[1](np.ascontiguousarray(credits, dtype=np.float64), k)
-
-
-def change_reasons(
-    estimator: WinProbabilityModel,
-    names: list[str],
-    then: pd.DataFrame,
-    now: pd.DataFrame,
-    state: FeatureState,
-    k: int = CHANGE_FACTORS,
-    hidden: frozenset[str] = frozenset(),
-) -> np.ndarray:
-    """Per deal (rows of `then` and `now` aligned), the factors whose credit carried its score
-    furthest the way it moved between the two dates, said as they stand now ("up: 4 activities
-    in the last 90 days; ..."); a `hidden` input still moves the score but is never named."""
-    if then.empty:
-        return np.empty(0, dtype=object)
-    delta = estimator.contributions(now[names]) - estimator.contributions(then[names])
-    # What carried the move, not what resisted it: a rising score is explained by what rose.
-    push = delta * np.sign(delta.sum(axis=1, keepdims=True))
-    push[:, np.isin(names, list(hidden))] = 0.0
-    order = np.argsort(-push, axis=1, kind="stable")[:, :k]
-    rows = np.arange(len(delta))[:, None]
-    feature = np.asarray(names, dtype=object)[order]
-    value = now[names].to_numpy(dtype=float)[rows, order]
-    moved = push[rows, order] > 1e-9
-    stage_names = {rank: name for name, rank in state.stage_order.items()}
-    stage = now["stage_rank"].to_numpy(dtype=float) if "stage_rank" in now else None
-    chosen = feature.copy()
-    chosen[~moved] = None  # no sentence for a factor that did not move
-    said = sentences(
-        chosen.ravel(),
-        value.ravel(),
-        None if stage is None else np.repeat(stage, k),
-        stage_names,
-    ).reshape(-1, k)
-    signs = np.where(delta[rows, order] > 0, "up: ", "down: ")
-    parts = np.where(moved, np.char.add(signs, said.astype(str)), "")
-    text = parts[:, 0]
-    for j in range(1, k):  # a factor's column at a time, every deal at once
-        part = parts[:, j]
-        text = np.where(
-            part == "", text, np.where(text == "", part, np.char.add(np.char.add(text, "; "), part))
-        )
-    return np.where(text == "", "nothing changed", text).astype(object)

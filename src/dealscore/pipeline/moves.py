@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dealscore.explain.factors import change_reasons
 from dealscore.features import build_features
 from dealscore.features.build import FeatureState
 from dealscore.features.deal import amount_as_of
 from dealscore.model.estimator import WinProbabilityModel
-from dealscore.model.reasons import change_reasons
 from dealscore.pipeline.periods import deal_labels, due_in, expected_close
 from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.schemas.features import OPPORTUNITY_ID

@@ -18,6 +18,7 @@ import pydantic.dataclasses
 from pydantic import Field
 
 from dealscore.errors import DealscoreError, InputError
+from dealscore.explain.factors import NONE, change_reasons, explain
 from dealscore.features import build_features
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
@@ -32,10 +33,8 @@ from dealscore.model.drift import (
     category_counts,
     shift_since_previous,
 )
-from dealscore.model.outcomes import three_outcomes
-from dealscore.model.reasons import change_reasons
+from dealscore.model.outcomes import no_decision, three_outcomes
 from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
-from dealscore.pipeline.explain import NONE, explain, no_decision
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureRows

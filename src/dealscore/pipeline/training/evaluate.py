@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from dealscore.explain.sentences import won_profile
 from dealscore.features import FEATURE_NAMES, FeatureState, build_features
 from dealscore.features.baselines import crm_baselines
-from dealscore.features.sentences import won_profile
 from dealscore.model.drift import Reference, reference
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.evaluation import by_outcome, compare

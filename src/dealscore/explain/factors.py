@@ -1,20 +1,24 @@
-"""Calibrated probabilities and their reasons, a chunk of rows at a time: what scoring makes of
-the model's output for each open deal."""
+"""The reasons behind a score: each open deal's calibrated probability with the factors that
+raised and lowered it in a seller's words, a chunk of rows at a time, and why a deal's score
+moved between two dates."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from dealscore.explain.sentences import sentences
+from dealscore.features.build import FeatureState
 from dealscore.features.forecast import REP_INPUTS
-from dealscore.features.sentences import sentences
 from dealscore.model.bundle import ModelBundle
+from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.reasons import top_factors
 from dealscore.progress import Progress, silent
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, factor_columns
 
 NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
 CHUNK = 100_000  # rows scored at once: bounded memory for a million deals
+CHANGE_FACTORS = 2  # the factors named in a change reason
 
 
 def _factor_frame(
@@ -80,10 +84,45 @@ def explain(
     return np.concatenate(probabilities), factors
 
 
-def no_decision(model, X: pd.DataFrame, chunk: int = CHUNK) -> np.ndarray:
-    """P(no decision) per row, a chunk at a time: a linear model's design of a million rows
-    would hold gigabytes at once."""
-    if X.empty:
-        return np.empty(0)
-    parts = [model.predict_proba(X.iloc[s : s + chunk])[:, 1] for s in range(0, len(X), chunk)]
-    return np.concatenate(parts)
+def change_reasons(
+    estimator: WinProbabilityModel,
+    names: list[str],
+    then: pd.DataFrame,
+    now: pd.DataFrame,
+    state: FeatureState,
+    k: int = CHANGE_FACTORS,
+    hidden: frozenset[str] = frozenset(),
+) -> np.ndarray:
+    """Per deal (rows of `then` and `now` aligned), the factors whose credit carried its score
+    furthest the way it moved between the two dates, said as they stand now ("up: 4 activities
+    in the last 90 days; ..."); a `hidden` input still moves the score but is never named."""
+    if then.empty:
+        return np.empty(0, dtype=object)
+    delta = estimator.contributions(now[names]) - estimator.contributions(then[names])
+    # What carried the move, not what resisted it: a rising score is explained by what rose.
+    push = delta * np.sign(delta.sum(axis=1, keepdims=True))
+    push[:, np.isin(names, list(hidden))] = 0.0
+    order = np.argsort(-push, axis=1, kind="stable")[:, :k]
+    rows = np.arange(len(delta))[:, None]
+    feature = np.asarray(names, dtype=object)[order]
+    value = now[names].to_numpy(dtype=float)[rows, order]
+    moved = push[rows, order] > 1e-9
+    stage_names = {rank: name for name, rank in state.stage_order.items()}
+    stage = now["stage_rank"].to_numpy(dtype=float) if "stage_rank" in now else None
+    chosen = feature.copy()
+    chosen[~moved] = None  # no sentence for a factor that did not move
+    said = sentences(
+        chosen.ravel(),
+        value.ravel(),
+        None if stage is None else np.repeat(stage, k),
+        stage_names,
+    ).reshape(-1, k)
+    signs = np.where(delta[rows, order] > 0, "up: ", "down: ")
+    parts = np.where(moved, np.char.add(signs, said.astype(str)), "")
+    text = parts[:, 0]
+    for j in range(1, k):  # a factor's column at a time, every deal at once
+        part = parts[:, j]
+        text = np.where(
+            part == "", text, np.where(text == "", part, np.char.add(np.char.add(text, "; "), part))
+        )
+    return np.where(text == "", "nothing changed", text).astype(object)

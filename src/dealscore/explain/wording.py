@@ -1,6 +1,6 @@
 """The words of the reasons: per feature, the neutral sentence a seller reads (its template and
 how its value is written), what a yes/no fact says either way, and what a missing value means.
-features/sentences.py fills them in."""
+explain/sentences.py fills them in."""
 
 from __future__ import annotations
 

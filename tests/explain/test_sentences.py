@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dealscore.explain.sentences import ANY_STAGE, sentences, won_profile
+from dealscore.explain.wording import FLAGS
 from dealscore.features import FEATURE_NAMES
-from dealscore.features.sentences import ANY_STAGE, sentences, won_profile
-from dealscore.features.wording import FLAGS
 
 PROPOSAL = 3
 STAGES = {0: "prospecting", 2: "discovery", PROPOSAL: "proposal"}

@@ -13,8 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from dealscore.features.forecast import CATEGORY_RANK
-from dealscore.features.wording import (
+from dealscore.explain.wording import (
     CHANGES,
     DESCRIPTIONS,
     FLAGS,
@@ -22,6 +21,7 @@ from dealscore.features.wording import (
     SIGNED_SHARES,
     TEMPLATES,
 )
+from dealscore.features.forecast import CATEGORY_RANK
 from dealscore.formatting import money_texts
 
 SENIORITY = np.array(
