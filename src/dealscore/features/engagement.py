@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dealscore.features import next_step, prospect
+from dealscore.features import activity_pass, next_step, prospect
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, Snapshots, SortedEvents, activity_known_at, micros
+from dealscore.features.pit import DAY, Snapshots, activity_known_at, micros
 from dealscore.schemas.keys import lookup, positions
 from dealscore.schemas.tables import (
     Activities,
@@ -50,7 +50,48 @@ FEATURES = ENGAGEMENT
 # is in prospect.py and next_step.py.
 NAMES = [f.name for f in ENGAGEMENT + prospect.FEATURES + next_step.FEATURES]
 TYPE_CODE = {t: i for i, t in enumerate(ActivityType)}
-INBOUND = prospect.INBOUND
+INBOUND, OUTBOUND = prospect.INBOUND, prospect.OUTBOUND
+TYPE_BITS = dict(
+    zip(
+        COUNTED_TYPES,
+        (activity_pass.EMAIL, activity_pass.CALL, activity_pass.MEETING, activity_pass.DEMO),
+        strict=True,
+    )
+)
+# What the pass counts per snapshot: (name, flag bit, from days, to days before as_of).
+COUNTS = [
+    *((f"activities_{w}d", activity_pass.ALL, w, 0) for w in WINDOWS),
+    *((f"{t.value}s_{w}d", bit, w, 0) for t, bit in TYPE_BITS.items() for w in WINDOWS),
+    ("recent_14d", activity_pass.ALL, 14, 0),
+    ("prior_14d", activity_pass.ALL, 28, 14),
+    ("two_way_30d", activity_pass.TWO_WAY, next_step.STALE_DAYS, 0),
+    ("inbound_90d", activity_pass.INBOUND, 90, 0),
+    ("directed_90d", activity_pass.DIRECTED, 90, 0),
+]
+# Flags of each activity type and direction code (activity_pass); a meeting or an inbound touch
+# is two-way.
+KIND_BITS = np.array(
+    [
+        TYPE_BITS.get(t, 0) | (activity_pass.TWO_WAY if t == ActivityType.MEETING else 0)
+        for t in ActivityType
+    ],
+    dtype=np.int32,
+)
+DIRECTION_BITS = np.array(
+    [
+        activity_pass.INBOUND | activity_pass.DIRECTED | activity_pass.TWO_WAY
+        if x == Direction.INBOUND
+        else activity_pass.DIRECTED
+        if x == Direction.OUTBOUND
+        else 0
+        for x in Direction
+    ],
+    dtype=np.int32,
+)
+BITS = (KIND_BITS, DIRECTION_BITS)
+COUNT_SPECS = tuple(
+    np.array([c[i] for c in COUNTS], dtype=np.int64) * s for i, s in ((1, 1), (2, DAY), (3, DAY))
+)
 
 
 def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
@@ -64,88 +105,98 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     if acts is None or Activities.opportunity_id not in acts:
         return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
     deal = snaps.codes(acts[Activities.opportunity_id])
-    kind_of_row = _codes(acts[Activities.type], [t.value for t in ActivityType])
-    time = micros(acts[Activities.occurred_at])  # a fresh array: changed in place below
-    booked = None
+    kind = _codes(acts[Activities.type], [t.value for t in ActivityType])
+    time = micros(acts[Activities.occurred_at])
+    known, booked = time, np.zeros(len(time), dtype=bool)
     if Activities.created_at in acts:
         known = micros(activity_known_at(acts))
-        steps = np.isin(kind_of_row, [TYPE_CODE[s] for s in next_step.STEP_TYPES])
-        rows = np.flatnonzero(steps & (known < time) & (deal >= 0))
-        booked = (deal[rows], known[rows], time[rows])
+        booked = np.isin(kind, [TYPE_CODE[s] for s in next_step.STEP_TYPES]) & (known < time)
         # A touch counts from when it both happened and was known (a call logged a day late
         # counts from the day it was logged; a meeting booked ahead from the day it took place).
-        np.maximum(known, time, out=time)
-        del known, steps, rows
-    events = SortedEvents(deal, time, len(snaps.ids))
-    del time
-    kind = kind_of_row[events.order]
+        time = np.maximum(known, time)
+    order, starts = activity_pass.group_events(deal, time, len(snaps.ids))
+    time = time[order]
+    direction = np.full(len(acts), -1, dtype=np.int64)
     if Activities.direction in acts:
-        direction = _codes(acts[Activities.direction], [x.value for x in Direction])[events.order]
-    else:
-        direction = np.full(len(kind), -1, dtype=np.int8)
-    d, t = snaps.deal, snaps.as_of
-    out: dict[str, np.ndarray] = {}
-    for w in WINDOWS:
-        out[f"activities_{w}d"] = events.count(d, t - w * DAY, t)
-    for activity_type in COUNTED_TYPES:
-        typed = events.subset(kind == TYPE_CODE[activity_type])
-        for w in WINDOWS:
-            out[f"{activity_type.value}s_{w}d"] = typed.count(d, t - w * DAY, t)
-    last, found = events.last_before(d, t)
-    out["days_since_last_activity"] = np.where(found, (t - events.time[last]) / DAY, np.nan)
-    out["activity_trend_14d"] = events.count(d, t - 14 * DAY, t) - events.count(
-        d, t - 28 * DAY, t - 14 * DAY
+        direction = _codes(acts[Activities.direction], [x.value for x in Direction])
+    contact, rank_of_contact = _contacts(acts, tables.contacts)
+    # Flags of each row's type, direction and booking: -1 (unknown) takes the appended 0.
+    row_flags = np.append(KIND_BITS, 0)[kind] | np.append(DIRECTION_BITS, 0)[direction]
+    row_flags |= np.where(
+        booked, activity_pass.BOOKED | activity_pass.ALL, activity_pass.ALL
+    ).astype(np.int32)
+    flags, hours = activity_pass.walk(
+        starts, order, time, row_flags, contact, len(rank_of_contact), DAY / 24
     )
-    out["meetings_per_email_90d"] = out["meetings_90d"] / (out["emails_90d"] + 1)
-    inbound = direction == INBOUND
-    two_way = events.subset(inbound | (kind == TYPE_CODE[ActivityType.MEETING]))
-    last, found = two_way.last_before(d, t)
-    out["days_since_two_way"] = np.where(found, (t - two_way.time[last]) / DAY, np.nan)
-    if booked is not None:
-        created = micros(tables.opportunities[Opportunities.created_at])[d]
-        out.update(
-            next_step.next_step_features(
-                *booked,
-                len(snaps.ids),
-                d,
-                t,
-                two_way.count(d, t - next_step.STALE_DAYS * DAY, t),
-                (t - created) / DAY,
-            )
-        )
-
-    out["inbound_share_90d"] = prospect.inbound_share(events, direction, d, t)
-    out["response_latency_hours"] = prospect.response_latency(events, direction, d, t)
-    out.update(_contact_features(acts, events, tables.contacts, d, t))
+    first = np.flatnonzero(flags & activity_pass.FIRST_TOUCH)
+    rank = np.full(len(order), np.nan)
+    rank[first] = rank_of_contact[contact[order[first]]]
+    replies = np.flatnonzero(flags & activity_pass.REPLY)
+    snap_order, snap_starts = activity_pass.group_snapshots(snaps.deal, len(snaps.ids))
+    ints, best = activity_pass.answer(
+        starts,
+        (time, flags, rank, known[order], float(prospect.SENIOR)),
+        (snaps.deal, snaps.as_of, snap_order, snap_starts),
+        COUNT_SPECS,
+        np.searchsorted(replies, starts),
+    )
+    rows = dict(zip([c[0] for c in COUNTS] + list(activity_pass.HISTORY), ints, strict=True))
+    out = _engagement(rows, snaps.as_of)
+    if Activities.created_at in acts:
+        created = micros(tables.opportunities[Opportunities.created_at])[snaps.deal]
+        age = (snaps.as_of - created) / DAY
+        out.update(next_step.next_step_features(rows, snaps.as_of, age))
+    out["inbound_share_90d"] = prospect.inbound_share(rows["inbound_90d"], rows["directed_90d"])
+    # Sums of a deal's replies as differences of one running sum over all replies, as before,
+    # so the means stay the same to the last bit.
+    cum = np.concatenate([[0.0], np.cumsum(hours[replies])])
+    out["response_latency_hours"] = prospect.response_latency(
+        cum, rows["reply_lo"], rows["reply_hi"]
+    )
+    out.update(_contact_features(acts, tables.contacts, rows, best, snaps.as_of))
     return pd.DataFrame(out).reindex(columns=NAMES)
+
+
+def _contacts(acts: pd.DataFrame, contacts: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each activity's contact code (-1 if none) and each contact code's seniority rank."""
+    if Activities.contact_id not in acts:
+        return np.full(len(acts), -1, dtype=np.int64), np.empty(0)
+    codes, ids = pd.factorize(acts[Activities.contact_id])  # Arrow, no Python string per row
+    if contacts is None or Contacts.seniority not in contacts:
+        return codes.astype(np.int64, copy=False), np.full(len(ids), np.nan)
+    rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
+    return codes.astype(np.int64, copy=False), lookup(pd.Series(ids), rank_of).to_numpy(dtype=float)
+
+
+def _since(last: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Days from `last` to as_of, missing where there was no such event."""
+    found = last != activity_pass.MISSING
+    return np.where(found, (t - np.where(found, last, t)) / DAY, np.nan)
+
+
+def _engagement(rows: dict[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
+    """The engagement family from the pass's answers."""
+    out = {c[0]: rows[c[0]] for c in COUNTS if c[0] in NAMES}
+    out["days_since_last_activity"] = _since(rows["last"], t)
+    out["activity_trend_14d"] = rows["recent_14d"] - rows["prior_14d"]
+    out["meetings_per_email_90d"] = out["meetings_90d"] / (out["emails_90d"] + 1)
+    out["days_since_two_way"] = _since(rows["two_way_last"], t)
+    return out
 
 
 def _contact_features(
     acts: pd.DataFrame,
-    events: SortedEvents,
     contacts: pd.DataFrame | None,
-    d: np.ndarray,
+    rows: dict[str, np.ndarray],
+    best: np.ndarray,
     t: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    nan = np.full(len(d), np.nan)
+    """Distinct contacts, top seniority and a new senior stakeholder, from first touches."""
+    nan = np.full(len(t), np.nan)
     if Activities.contact_id not in acts:
         return {"distinct_contacts": nan, "max_seniority": nan, "new_senior_stakeholder_30d": nan}
-    contact_codes, contact_ids = pd.factorize(acts[Activities.contact_id])
-    contact = contact_codes[events.order]
-    # First touch of each (deal, contact): in (deal, time) order, the first occurrence.
-    pair = pd.Series(events.deal * np.int64(len(contact_ids) + 1) + contact)
-    first_touch = (contact >= 0) & ~pair.duplicated().to_numpy()
-    firsts = events.subset(first_touch)
-    first_contact = contact[first_touch]
-    out = {"distinct_contacts": firsts.count_before(d, t).astype(float)}
+    out = {"distinct_contacts": rows["distinct"].astype(float)}
     if contacts is None or Contacts.seniority not in contacts:
         return out | {"max_seniority": nan, "new_senior_stakeholder_30d": nan}
-    rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
-    rank = lookup(pd.Series(contact_ids), rank_of).to_numpy(dtype=float)[first_contact]
-    # The most senior level whose first touch came before as_of.
-    best = np.full(len(d), np.nan)
-    for level in range(len(SENIORITY_RANK)):
-        reached = firsts.subset(rank >= level).count_before(d, t) > 0
-        best = np.where(reached, level, best)
-    recent = prospect.new_senior_stakeholder(firsts.subset(rank >= prospect.SENIOR), d, t)
+    recent = prospect.new_senior_stakeholder(rows["senior_first"], t)
     return out | {"max_seniority": best, "new_senior_stakeholder_30d": recent}

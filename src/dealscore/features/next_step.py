@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dealscore.features.activity_pass import MISSING
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, SortedEvents
+from dealscore.features.pit import DAY
 from dealscore.schemas.tables import ActivityType
 
 STALE_DAYS = 30
@@ -36,39 +37,17 @@ NAMES = [f.name for f in FEATURES]
 
 
 def next_step_features(
-    deal: np.ndarray,
-    known: np.ndarray,
-    occurred: np.ndarray,
-    n_deals: int,
-    d: np.ndarray,
-    t: np.ndarray,
-    two_way_30d: np.ndarray,
-    age_days: np.ndarray,
+    rows: dict[str, np.ndarray], t: np.ndarray, age_days: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The next-step features of snapshots (d, t), from the booked steps: meetings, calls and
-    demos logged before they take place (deal code, known and occurred microseconds)."""
-    by_date = SortedEvents(deal, occurred, n_deals)
-    by_booking = SortedEvents(deal, known, n_deals)
-    # Booked before t, minus those whose date has passed (known < occurred, so those count in both).
-    scheduled = by_booking.count_before(d, t) - by_date.count_before(d, t)
-    known_by_date = known[by_date.order]
-    # The earliest booked step due at or after t that was booked before t: walk each deal's
-    # steps in date order from t until one was known (a few steps at most; one pass per step).
-    pos = by_date.position(d, t)
-    end = by_date.starts[d + 1]  # never walk into the next deal's steps
-    due = np.full(len(d), np.nan)
-    todo = np.flatnonzero((scheduled > 0) & (pos < end))
-    while len(todo):
-        at = pos[todo]
-        hit = (known_by_date[at] < t[todo]) & (by_date.time[at] >= t[todo])
-        due[todo[hit]] = by_date.time[at[hit]]
-        pos[todo[~hit]] += 1
-        todo = todo[~hit]
-        todo = todo[pos[todo] < end[todo]]
-    last, found = by_date.last_before(d, t)
-    last_date = np.append(by_date.time, 0)[last]  # the padding keeps an empty table indexable
-    lapsed = np.where(found & (scheduled == 0), (t - last_date) / DAY, np.nan)
-    stale = (scheduled == 0) & (two_way_30d == 0) & (age_days >= STALE_DAYS)
+    """The next-step features of snapshots at times t, from the pass over activities
+    (activity_pass): booked steps known before t and still due ("scheduled"), the earliest such
+    date ("due"), the last booked date before t ("step_last") and two-way touches in 30 days."""
+    scheduled = rows["scheduled"]
+    due = np.where(rows["due"] != MISSING, rows["due"], np.nan)
+    last = rows["step_last"]
+    found = (last != MISSING) & (scheduled == 0)
+    lapsed = np.where(found, (t - np.where(found, last, t)) / DAY, np.nan)
+    stale = (scheduled == 0) & (rows["two_way_30d"] == 0) & (age_days >= STALE_DAYS)
     return {
         "next_step_scheduled": (scheduled > 0).astype(float),
         "days_to_next_step": (due - t) / DAY,

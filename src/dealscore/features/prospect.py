@@ -7,10 +7,10 @@ other prospect signal, comes from stage history and lives with the deal dynamics
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from dealscore.features.activity_pass import MISSING
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, SortedEvents
+from dealscore.features.pit import DAY
 from dealscore.schemas.tables import Direction
 
 FEATURES = family(
@@ -25,35 +25,20 @@ INBOUND, OUTBOUND = DIRECTION_CODE[Direction.INBOUND], DIRECTION_CODE[Direction.
 SENIOR = 3  # seniority rank of a VP; executives are 4
 
 
-def inbound_share(
-    events: SortedEvents, direction: np.ndarray, d: np.ndarray, t: np.ndarray
-) -> np.ndarray:
+def inbound_share(n_inbound: np.ndarray, n_directed: np.ndarray) -> np.ndarray:
     """Share of the last 90 days' directed touches that were inbound (missing if none)."""
-    inbound = direction == INBOUND
-    n_directed = events.subset(inbound | (direction == OUTBOUND)).count(d, t - 90 * DAY, t)
-    n_inbound = events.subset(inbound).count(d, t - 90 * DAY, t)
     return np.where(n_directed > 0, n_inbound / np.maximum(n_directed, 1), np.nan)
 
 
-def response_latency(
-    events: SortedEvents, direction: np.ndarray, d: np.ndarray, t: np.ndarray
-) -> np.ndarray:
-    """Mean latency of inbound replies before as_of: each inbound vs the deal's last outbound."""
-    outbound_time = pd.Series(np.where(direction == OUTBOUND, events.time, np.nan))
-    last_outbound = outbound_time.groupby(events.deal).ffill().to_numpy()
-    is_reply = (direction == INBOUND) & ~np.isnan(last_outbound)
-    replies = events.subset(is_reply)
-    hours = (events.time[is_reply] - last_outbound[is_reply]) / (DAY / 24)
-    n = replies.count_before(d, t)
-    total = replies.sum_before(hours, d, t)
-    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+def response_latency(cum: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Mean latency of inbound replies before as_of: each inbound vs the deal's last outbound;
+    `cum` the running sum of all replies' hours, a snapshot's replies are those in [lo, hi)."""
+    n = hi - lo
+    return np.where(n > 0, (cum[hi] - cum[lo]) / np.maximum(n, 1), np.nan)
 
 
-def new_senior_stakeholder(seniors: SortedEvents, d: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """1.0 where the deal's first senior contact (VP+) first appeared in the 30 days before as_of."""
-    first = seniors.starts[d]
-    has_senior = first < seniors.starts[d + 1]
-    if not len(seniors.time):
-        return np.zeros(len(d))
-    first_time = seniors.time[np.minimum(first, len(seniors.time) - 1)]
+def new_senior_stakeholder(first_time: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """1.0 where the deal's first senior contact (VP+) first appeared in the 30 days before as_of
+    (`first_time`: its first touch, MISSING if none ever)."""
+    has_senior = first_time != MISSING
     return (has_senior & (first_time < t) & (first_time >= t - 30 * DAY)).astype(float)
