@@ -25,8 +25,8 @@ from dealscore.pipeline.scoring import (
     contract_rejects,
     measure_drift,
     score_deals,
-    settle,
 )
+from dealscore.pipeline.settle import finish
 from dealscore.progress import Laps, Progress, silent
 from dealscore.schemas.contract import require_dated
 from dealscore.schemas.quarantine import quarantine
@@ -118,19 +118,10 @@ def _score_on_pandas(
     rejected = pd.concat([rejected, held_open], ignore_index=True)
     lap("features + score + reasons")
     open_deals = len(features) + len(held_open)
-    scores, rejected = settle(scores, rejected, open_deals, store, run, settings, progress)
-    lap("validate + write")
-    drift, warnings = measure_drift(
-        tables, features, scores, loaded.bundle.reference, settings.psi_warning
-    )
-    return ScoreResult(
-        scores,
-        rejected,
-        open_deals,
-        store.describe(),
-        loaded,
-        as_of,
-        drift,
-        lap.seconds,
-        drift_warnings=warnings,
-    )
+
+    def drift(written: pd.DataFrame, _: pd.DataFrame) -> tuple[pd.Series, tuple[str, ...]]:
+        return measure_drift(
+            tables, features, written, loaded.bundle.reference, settings.psi_warning
+        )
+
+    return finish(scores, rejected, open_deals, store, run, settings, loaded, lap, drift, progress)

@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.errors
 import pydantic.dataclasses
 from pydantic import Field
 
@@ -24,7 +23,6 @@ from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.features.icp import segment_values
-from dealscore.io.scores import Run, ScoreStore
 from dealscore.model.bundle import LoadedModel, ModelBundle
 from dealscore.model.drift import (
     Reference,
@@ -315,27 +313,6 @@ def contract_rejects(
     )
 
 
-def _quarantine(scores: pd.DataFrame, rejected: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows the Scores schema refuses move to the rejected rows, with the failed check."""
-    try:
-        return Scores.validate(scores, lazy=True), rejected
-    except pandera.errors.SchemaErrors as exc:
-        cases = exc.failure_cases.dropna(subset=["index"])
-        if cases.empty:  # a frame-level failure is a bug, not bad data: stop
-            raise
-        why = cases.groupby("index").apply(
-            lambda c: "; ".join(
-                f"{col} fails {chk}" for col, chk in zip(c["column"], c["check"], strict=True)
-            )
-        )
-        bad = scores.index.isin(why.index)
-        moved = scores[bad]
-        extra = rejects(moved, "score_schema", why.reindex(moved.index).to_numpy())
-        return Scores.validate(scores[~bad].reset_index(drop=True)), pd.concat(
-            [rejected, extra], ignore_index=True
-        )
-
-
 def drift_inputs(features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """What drift is measured on: the features (calendar ones excluded) and the probability."""
     probability = scores.set_index(OPPORTUNITY_ID)["win_probability"]
@@ -361,33 +338,3 @@ def measure_drift(
     training reference."""
     counts = bin_counts(ref, drift_inputs(features, scores))
     return assess(ref, counts, category_counts(drift_segments(tables, features)), psi_warning)
-
-
-def settle(
-    scores: ScoreRows,
-    rejected: RejectedRows,
-    open_deals: int,
-    store: ScoreStore,
-    run: Run,
-    settings: ScoreSettings,
-    progress: Progress = silent,
-) -> tuple[ScoreRows, RejectedRows]:
-    """The schema quarantine, reconciliation and the reject limit, then one write: the same
-    for every engine. Returns what was written."""
-    scores, rejected = _quarantine(scores, rejected)
-    rejected = Rejected.validate(rejected)
-    if open_deals != len(scores) + len(rejected):  # a bug, never bad data: refuse to write
-        raise RuntimeError(
-            f"reconciliation failed: {open_deals:,} open deals, {len(scores):,} scored, "
-            f"{len(rejected):,} rejected"
-        )
-    share = len(rejected) / max(open_deals, 1)
-    if share > settings.max_rejected_share:
-        raise TooManyRejectedError(
-            f"{len(rejected):,} of {open_deals:,} open deals ({share:.1%}) could not be scored, "
-            f"above max_rejected_share {settings.max_rejected_share:.0%}; nothing was written. "
-            f"Reasons: {rejected['rule'].value_counts().to_dict()}"
-        )
-    progress(f"writing {len(scores):,} scores and {len(rejected):,} rejects to {store.describe()}")
-    store.write(run, scores, rejected)
-    return scores, rejected

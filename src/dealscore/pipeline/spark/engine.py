@@ -11,7 +11,8 @@ from dealscore.features.asof import DEAL_FACTS, export_time, latest, stale_as_of
 from dealscore.io.scores import Run, ScoreStore
 from dealscore.model.bundle import LoadedModel
 from dealscore.model.drift import assess, bin_counts
-from dealscore.pipeline.scoring import ScoreResult, ScoreSettings, settle
+from dealscore.pipeline.scoring import ScoreResult, ScoreSettings
+from dealscore.pipeline.settle import finish
 from dealscore.pipeline.spark.contract import check_contract
 from dealscore.pipeline.spark.group import _output_schema, _split, score_group
 from dealscore.pipeline.spark.read import read_spark_tables
@@ -138,17 +139,8 @@ def score_on_spark(
             f"reconciliation failed: {open_deals:,} deals open at as_of in Spark, "
             f"{drift_counts['open']:,} scored or rejected by the groups"
         )
-    scores, rejected = settle(scores, rejected, open_deals, store, run, settings, progress)
-    lap("validate + write")
-    drift, warnings = _drift(loaded, scores, rejected, drift_counts, settings.psi_warning)
-    return ScoreResult(
-        scores,
-        rejected,
-        open_deals,
-        store.describe(),
-        loaded,
-        as_of,
-        drift,
-        lap.seconds,
-        drift_warnings=warnings,
-    )
+
+    def drift(written: pd.DataFrame, out: pd.DataFrame) -> tuple[pd.Series, tuple[str, ...]]:
+        return _drift(loaded, written, out, drift_counts, settings.psi_warning)
+
+    return finish(scores, rejected, open_deals, store, run, settings, loaded, lap, drift, progress)
