@@ -50,7 +50,8 @@ class Snapshots:
 
 
 class SortedEvents:
-    """Events grouped by deal and sorted by time, for counting 'events of deal d in [a, b)'."""
+    """Events grouped by key and sorted by time, for sums over a key's events before a time
+    (asof_by_key); the engagement features walk each deal's events in activity_pass.py."""
 
     def __init__(self, deal: np.ndarray, time: np.ndarray, n_deals: int):
         keep = np.flatnonzero(deal >= 0)
@@ -65,11 +66,8 @@ class SortedEvents:
         self.time_bits = span.bit_length() - self.shift
         keys = self._key(deal[keep], kept_time)
         order = np.argsort(keys, kind="stable")
-        self._set(keys[order], deal[keep][order], kept_time[order], keep[order])
-
-    def _set(self, keys: np.ndarray, deal: np.ndarray, time: np.ndarray, order: np.ndarray) -> None:
-        self._keys, self.deal, self.time = keys, deal, time
-        self.order = order  # positions in the original rows
+        self._keys, self.deal, self.time = keys[order], deal[keep][order], kept_time[order]
+        self.order = keep[order]  # positions in the original rows
         # Offsets of each deal's block: events of deal d are rows starts[d]:starts[d + 1].
         self.starts = np.searchsorted(self.deal, np.arange(self.n_deals + 1))
 
@@ -78,41 +76,10 @@ class SortedEvents:
         rebased = np.minimum(rebased, (1 << self.time_bits) - 1)
         return (deal.astype(np.int64) << self.time_bits) + rebased
 
-    def subset(self, mask: np.ndarray) -> SortedEvents:
-        """The events where `mask` (in this sorted order) holds; same encoding, no re-sort."""
-        sub = object.__new__(SortedEvents)
-        sub.n_deals, sub.base, sub.shift, sub.time_bits = (
-            self.n_deals,
-            self.base,
-            self.shift,
-            self.time_bits,
-        )
-        sub._set(self._keys[mask], self.deal[mask], self.time[mask], self.order[mask])
-        return sub
-
-    def sum_before(self, values: np.ndarray, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
-        """Sum of `values` (in this sorted order) over each deal's events strictly before time."""
-        cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(values.astype(float)))])
-        return cum[self.position(deal, time)] - cum[self.starts[deal]]
-
     def position(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Index of the first event of `deal` at or after `time` (so events before it are < time)."""
         lo, hi = self.starts[deal], self.starts[deal + 1]
         return np.clip(np.searchsorted(self._keys, self._key(deal, time), side="left"), lo, hi)
-
-    def count(self, deal: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Events of each deal with start <= time < end."""
-        return self.position(deal, end) - self.position(deal, start)
-
-    def count_before(self, deal: np.ndarray, time: np.ndarray) -> np.ndarray:
-        """Events of each deal strictly before time."""
-        return self.position(deal, time) - self.starts[deal]
-
-    def last_before(self, deal: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(position in sorted order, found) of each deal's last event strictly before time."""
-        pos = self.position(deal, time) - 1
-        found = pos >= self.starts[deal]
-        return np.where(found, pos, 0), found
 
 
 def asof_state(
