@@ -19,8 +19,7 @@ import yaml
 
 from dealscore.io import yaml_files
 from dealscore.io.mapping_columns import ColumnSpec, Condition, MappingError, as_list
-from dealscore.schemas.features import OPPORTUNITY_ID
-from dealscore.schemas.tables import TABLE_MODELS, TABLE_NAMES
+from dealscore.schemas.tables import TABLE_MODELS, TABLE_NAMES, Activities
 
 PRESETS: tuple[str, ...] = ("salesforce",)
 
@@ -256,7 +255,7 @@ def _join(
 
 def _orphans_dropped(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Activities tied to neither a deal nor an account (list emails) cannot be used: dropped."""
-    links = [c for c in (OPPORTUNITY_ID, "account_id") if c in frame]
+    links = [c for c in (Activities.opportunity_id, Activities.account_id) if c in frame]
     orphan = frame[links].isna().all(axis=1) if links else pd.Series(False, index=frame.index)
     if orphan.any():
         notes.append(
