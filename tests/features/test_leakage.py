@@ -17,10 +17,12 @@ from dealscore.features.snapshots import (
     label_horizon,
     recent_snapshots,
 )
+from dealscore.pipeline.training.rows import with_side_labels
 from dealscore.schemas import CrmTables, validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
 EXPORT = pd.Timestamp("2026-03-01", tz="UTC")
+SIDE_LABELS = ["label_in_quarter", "label_no_decision", "days_to_win"]
 ICP = parse_icp({"rules": [{"name": "sweet", "column": "industry", "in": ["software"]}]})
 
 
@@ -239,3 +241,12 @@ def test_training_rows_are_chosen_and_labelled_by_nothing_after_the_cutoff(full,
     built = [build_features(v, keys, state) for v in views]
     for other in built[1:]:
         assert_same_features(built[0], other)
+    # and so are the side models' labels wherever they are said to be known by t
+    labelled = [with_side_labels(snaps[0], v.opportunities, t) for v in views]
+    known = labelled[0]["in_quarter_known"]
+    assert known.any()
+    for other in labelled[1:]:
+        assert other["in_quarter_known"].equals(known)
+        pd.testing.assert_frame_equal(
+            other.loc[known, SIDE_LABELS], labelled[0].loc[known, SIDE_LABELS]
+        )

@@ -342,8 +342,13 @@ def backtest(
             f"{start:%Y-%m-%d}"
         )
         try:
+            # The export as it stood at the quarter's start, and known to stand there: the
+            # quarter before is over, its won-this-quarter labels known.
             trained = fit_and_evaluate(
-                tables_as_of(tables, start), settings, progress=_prefixed(progress, period)
+                tables_as_of(tables, start),
+                settings,
+                progress=_prefixed(progress, period),
+                cutoff=start,
             )
         except DataMinimumError as exc:  # too little history then: the later periods still count
             skipped[period] = str(exc)

@@ -39,10 +39,11 @@ def fit_and_evaluate(
     settings: TrainSettings,
     truth: Truth | None = None,
     progress: Progress = silent,
+    cutoff: pd.Timestamp | None = None,
 ) -> TrainResult:
     """Snapshots, features, time folds, the model ladder, and every contender on the newest
-    fold's out-of-fold predictions (the same rows for each)."""
-    prepared = training_rows(tables, settings, progress)
+    fold's out-of-fold predictions (the same rows for each). `cutoff`: training_rows'."""
+    prepared = training_rows(tables, settings, progress, cutoff)
     deals = tables.opportunities
     flagged = heroic_ids(tables, prepared, settings)
     weight = heroic_weights(prepared, flagged, settings)

@@ -92,12 +92,20 @@ def _features(tables: CrmTables, keys: pd.DataFrame, state: FeatureState) -> pd.
 
 
 def training_rows(
-    tables: CrmTables, settings: TrainSettings, progress: Progress = silent
+    tables: CrmTables,
+    settings: TrainSettings,
+    progress: Progress = silent,
+    cutoff: pd.Timestamp | None = None,
 ) -> TrainingRows:
     """Grid snapshots of the usable history (docs/features.md), their features, labels and
-    time folds, and the recent snapshots whose windows have not ended."""
+    time folds, and the recent snapshots whose windows have not ended. `cutoff`: the time the
+    export stands at, when known (a backtest's quarter start); by default just after its last
+    dated fact."""
     deals = tables.opportunities
-    cutoff = last_event(tables) + pd.Timedelta(microseconds=1)
+    last = last_event(tables) + pd.Timedelta(microseconds=1)
+    if cutoff is not None and cutoff < last:
+        raise ValueError(f"cut-off {cutoff} is before the export's last dated fact ({last})")
+    cutoff = last if cutoff is None else cutoff
     start = history_start(deals, cutoff)
     check_minimums(tables, settings, start, cutoff)
     rules = _icp_rules(settings, progress)
@@ -109,7 +117,7 @@ def training_rows(
     snaps = _snapshots(deals, settings, start, cutoff, horizon)
     # Learned from history before the cut-off: the stage order reads no outcome.
     state = fit_feature_state(tables, cutoff, rules, maturity_days=horizon)
-    rows = _labelled(_features(tables, snaps, state), deals, horizon)
+    rows = with_side_labels(_features(tables, snaps, state), deals, cutoff)
     warning = cohort_warning(rows, settings.cohort_warning_ratio)
     if warning:
         progress(f"WARNING: {warning}")
@@ -166,26 +174,26 @@ def _snapshots(
     return snaps
 
 
-def _labelled(rows: pd.DataFrame, deals: pd.DataFrame, horizon: float) -> pd.DataFrame:
-    """The side models' labels and the days to a win, added to the snapshot rows."""
-    closed_us = micros(
-        rows[OPPORTUNITY_ID].map(
-            deals.set_index(Opportunities.opportunity_id)[Opportunities.closed_at]
-        )
-    )
+def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The snapshot rows with the side models' labels and the days to a win; `deals` as known
+    at `cutoff`."""
+    by_id = deals.set_index(Opportunities.opportunity_id)
+    closed_us = micros(rows[OPPORTUNITY_ID].map(by_id[Opportunities.closed_at]))
+    won = (rows[OPPORTUNITY_ID].map(by_id[Opportunities.status]) == Status.WON.value).to_numpy()
     as_of_us = micros(rows["as_of"])
-    # Won before the snapshot's quarter ends, and within the label window.
-    in_quarter_end = np.minimum(quarter_end_micros(as_of_us), as_of_us + int(horizon * DAY))
-    rows["label_in_quarter"] = (
-        (rows["outcome"] == Status.WON.value) & (closed_us < in_quarter_end)
-    ).astype(np.int64)
-    # Not won within the window: lost within it, or no decision (closed as such, or still
-    # undecided when the window ends). Only read for rows not won (model/outcomes.py).
-    rows["label_no_decision"] = (
-        rows["outcome"].isin([Status.NO_DECISION.value, "open"]).astype(np.int64)
+    # Won before the snapshot's quarter ends, however far beyond the label window that is: a
+    # short history's window (58 days, say) would teach that a deal open at a quarter's start
+    # cannot close in its last month. Known only where that quarter ended by the cut-off (a
+    # rule on as_of alone); the won-this-quarter model learns from those rows.
+    quarter_end = quarter_end_micros(as_of_us)
+    return rows.assign(
+        label_in_quarter=(won & (closed_us < quarter_end)).astype(np.int64),
+        in_quarter_known=quarter_end <= micros(pd.Series([cutoff]))[0],
+        # Not won within the window: lost within it, or no decision (closed as such, or still
+        # undecided when the window ends). Only read for rows not won (model/outcomes.py).
+        label_no_decision=rows["outcome"].isin([Status.NO_DECISION.value, "open"]).astype(np.int64),
+        days_to_win=np.where(rows["label"] == 1, (closed_us - as_of_us) / DAY, np.nan),
     )
-    rows["days_to_win"] = np.where(rows["label"] == 1, (closed_us - as_of_us) / DAY, np.nan)
-    return rows
 
 
 def _recent(

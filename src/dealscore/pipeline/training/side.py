@@ -20,7 +20,11 @@ from dealscore.model.metrics import evaluate
 from dealscore.model.split import TimeFolds
 from dealscore.model.totals import CollectiveError, collective_error
 from dealscore.pipeline.training.fit import cross_fit_ladder, side_rungs
-from dealscore.pipeline.training.rows import DataMinimumError, TrainingRows, without_rep_inputs
+from dealscore.pipeline.training.rows import (
+    DataMinimumError,
+    TrainingRows,
+    without_rep_inputs,
+)
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress
 from dealscore.schemas import Opportunities
@@ -117,11 +121,16 @@ def _in_quarter(
         return None, {}, None
     # Winning this quarter is not winning ever (deals slip): the same features, labelled won
     # before the end of the snapshot's quarter, for `dealscore compare` (docs/forecast.md).
+    known = fit.rows["in_quarter_known"].to_numpy(dtype=bool)
+    # Its label runs to the quarter's end, beyond a short history's label window: the folds
+    # stay purged by the window (purging by a whole quarter cost such a history more, in the
+    # backtests, than the overlap of labels with the next block does).
+    rows, folds = fit.rows[known].reset_index(drop=True), fit.folds.subset(known)
     try:
         quarter = fit.ladder(
-            fit.rows,
-            fit.folds,
-            weight=fit.weight,
+            rows,
+            folds,
+            weight=fit.weight[known],
             label="label_in_quarter",
             what="won-this-quarter model",
         )
@@ -129,8 +138,13 @@ def _in_quarter(
         progress(f"no won-this-quarter model: {exc}")
         return None, {}, None
     in_quarter = quarter.model
-    metrics = evaluate(fit.test["label_in_quarter"], in_quarter.oof_[fit.newest])
-    return in_quarter, metrics, _quarter_error(fit.rows, deals, in_quarter)
+    newest = folds.newest()  # empty when the newest block lies in the cut-off's own quarter
+    metrics = (
+        evaluate(rows["label_in_quarter"].iloc[newest], in_quarter.oof_[newest])
+        if len(newest)
+        else {}
+    )
+    return in_quarter, metrics, _quarter_error(rows, deals, in_quarter)
 
 
 def _quarter_error(
