@@ -159,7 +159,7 @@ def test_the_number_adds_booked_open_and_new_with_a_range_and_the_reps_beside_it
     assert number.rep_commit_best_case == 5000.0 + 2000.0
 
 
-def test_a_wider_spread_widens_the_range_and_too_little_history_leaves_out_new_deals():
+def test_a_wider_spread_widens_the_range_and_one_past_quarter_is_enough_for_new_deals():
     tables = quick_world()
     book = open_book([0.5] * 4, [True] * 4, [None] * 4)
     as_of = ts("2026-01-11")
@@ -171,10 +171,17 @@ def test_a_wider_spread_widens_the_range_and_too_little_history_leaves_out_new_d
     assert wide.high - wide.low > narrow.high - narrow.low
     # without rep forecasts there are no rollups
     assert np.isnan(narrow.rep_commit)
-    # given a forecast date with one past quarter of history before it
+    # given a forecast date with one past quarter of history before it: that quarter's rate
     early = quarter_number(tables, ts("2025-07-11"), book)
-    assert early.new == 0.0
-    assert any("not yet created: not counted" in note for note in early.notes)
+    history = new_deal_history(tables, ts("2025-07-11"))
+    assert history["period"].tolist() == ["2025Q2"]
+    assert early.new > 0
+    assert early.new == pytest.approx(pace(tables, ts("2025-07-11")) * history["rate"][0])
+    assert any("learned from one past quarter only (2025Q2)" in note for note in early.notes)
+    # and with none (the 90 days before the last quarter's point start before the first deal)
+    earliest = quarter_number(tables, ts("2025-04-11"), book)
+    assert earliest.new == 0.0
+    assert any("not yet created: not counted" in note for note in earliest.notes)
 
 
 def test_the_backtest_accuracy_is_ratio_error_bias_and_who_was_closer():

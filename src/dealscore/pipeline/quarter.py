@@ -28,7 +28,7 @@ from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.schemas.features import OPPORTUNITY_ID
 
 NEW_QUARTERS = 4  # the past quarters the not-yet-created part is learned from
-MIN_NEW_QUARTERS = 2
+MIN_NEW_QUARTERS = 1  # one past quarter says more than leaving a third of a quarter out
 MIN_NEW_WINS = 10  # won new deals a group's own history needs before its own rate is used
 PACE_DAYS = 90  # the window whose new deals measure the pace of new pipeline
 RANGE = (0.1, 0.9)
@@ -184,8 +184,13 @@ def quarter_number(
     if rates is None:
         rates = np.zeros(1)
         notes.append(
-            f"deals not yet created: not counted (fewer than {MIN_NEW_QUARTERS} past quarters "
-            f"with {PACE_DAYS} days of history before the same point of the quarter)"
+            "deals not yet created: not counted (no past quarter with "
+            f"{PACE_DAYS} days of history before the same point of the quarter)"
+        )
+    elif len(history) == 1 and pooled_rate is None:
+        notes.append(
+            f"deals not yet created: learned from one past quarter only ({history['period'][0]}); "
+            "the range does not widen for it"
         )
     rng = np.random.default_rng(seed)
     opened = _open_draws(open_part, amount, p, sd, rng)
