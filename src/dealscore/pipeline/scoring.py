@@ -163,12 +163,17 @@ def _unscorable(
     rules = np.full(len(features), "", dtype=object)
     reasons = np.full(len(features), "", dtype=object)
     known = set(bundle.feature_state.stage_order)
-    if known:
-        stage = current_stage(tables, snapshots_at(tables, features[[OPPORTUNITY_ID, AS_OF]]))
+    # A stage the model does not know has no rank (nor has a deal without a stage): only those
+    # rows need their stage's name, not the million that have a rank.
+    unranked = features["stage_rank"].isna().to_numpy()
+    if known and unranked.any():
+        keys = features.loc[unranked, [OPPORTUNITY_ID, AS_OF]]
+        stage = current_stage(tables, snapshots_at(tables, keys))
         unknown = pd.notna(stage) & ~pd.Series(stage).isin(known).to_numpy()
-        bad |= unknown
-        rules[unknown] = "unknown_stage"
-        reasons[unknown] = [f"stage {s!r} is unknown to the model; retrain" for s in stage[unknown]]
+        at = np.flatnonzero(unranked)[unknown]
+        bad[at] = True
+        rules[at] = "unknown_stage"
+        reasons[at] = [f"stage {s!r} is unknown to the model; retrain" for s in stage[unknown]]
     broken = ~np.isfinite(p) & ~bad
     bad |= broken
     rules[broken] = "no_probability"
@@ -203,7 +208,8 @@ def _score_rows(
     frame = pd.DataFrame(
         {
             OPPORTUNITY_ID: features[OPPORTUNITY_ID].to_numpy(),
-            "as_of": features["as_of"].to_numpy(),
+            # The array keeps the time zone: to_numpy() would make a million Timestamp objects.
+            "as_of": features["as_of"].array,
             "scored_at": scored_at,
             "model_name": loaded.name,
             "model_version": loaded.version,
