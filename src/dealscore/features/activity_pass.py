@@ -78,6 +78,30 @@ def group_snapshots(deal: np.ndarray, n_deals: int) -> tuple[np.ndarray, np.ndar
 
 
 @numba.njit(cache=True)
+def last_before(
+    starts: np.ndarray, order: np.ndarray, time: np.ndarray, deal: np.ndarray, as_of: np.ndarray
+) -> np.ndarray:
+    """For each (deal, as_of): the row of the deal's latest event strictly before as_of (the
+    last in row order among events at the same time), -1 where none; events grouped by
+    group_events."""
+    out = np.full(len(deal), -1, dtype=np.int64)
+    for s in range(len(deal)):
+        d = deal[s]
+        if d < 0:
+            continue
+        lo, hi = starts[d], starts[d + 1]
+        while lo < hi:  # the first event at or after as_of
+            mid = (lo + hi) // 2
+            if time[order[mid]] < as_of[s]:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > starts[d]:
+            out[s] = order[lo - 1]
+    return out
+
+
+@numba.njit(cache=True)
 def walk(
     starts: np.ndarray,
     order: np.ndarray,
