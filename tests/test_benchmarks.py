@@ -19,7 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ("generate_validate.py", ["--deals", "2000"], "validate"),
         ("features.py", ["--deals", "2000", "--snapshots", "4000"], "features"),
-        ("score.py", ["--deals", "2000", "--history", "4000"], "x the floor"),
+        ("score.py", ["--deals", "2000", "--history", "4000", "--runs", "2"], "(median of 2)"),
         ("quarters.py", ["--worlds", "honest", "--periods", "1"], "the last 4 quarters"),
         ("write.py", ["--rows", "2000"], "SQLite rerun (replace)"),
     ],
