@@ -102,3 +102,26 @@ def test_a_rung_the_export_cannot_feed_is_skipped_and_stood_in_for():
     every = ladder.predict(frame[FEATURE_NAMES].head(5), every=True)
     np.testing.assert_array_equal(every["crm_rates"], every["base_rate"])
     assert "lightgbm" in every  # stood in for by the richest rung fitted
+
+
+@pytest.mark.parametrize("rung", ["base_rate", "crm_rates"])
+def test_the_simplest_rungs_read_the_timing_features_they_are_given(rung):
+    # given a history where winning within the quarter depends on the stage and the days left
+    frame = _stage_only()
+    rng = np.random.default_rng(2)
+    frame["days_to_quarter_end"] = rng.uniform(0, 91, len(frame))
+    rate = 0.05 + 0.6 * frame["days_to_quarter_end"].to_numpy() / 91
+    frame["label"] = (rng.random(len(frame)) < rate).astype(int)
+    folds = time_folds(frame["as_of"], 28, k=5)
+    fitted = {}
+    for timing in ((), ("days_to_quarter_end",)):
+        # when the rung is fitted with and without the days left as a timing feature
+        model = WinProbabilityModel(rung, timing=timing)
+        fitted[timing] = model.fit(frame[FEATURE_NAMES], frame["label"].to_numpy(), folds=folds)
+    # then only the one given it tells a quarter's start from its end
+    start, end = frame[FEATURE_NAMES].head(1).copy(), frame[FEATURE_NAMES].head(1).copy()
+    start["days_to_quarter_end"], end["days_to_quarter_end"] = 88.0, 3.0
+    with_days = fitted[("days_to_quarter_end",)]
+    without = fitted[()]
+    assert with_days.predict_proba(start)[0, 1] > with_days.predict_proba(end)[0, 1] + 0.3
+    assert without.predict_proba(start)[0, 1] == pytest.approx(without.predict_proba(end)[0, 1])

@@ -8,6 +8,8 @@ The rungs, simplest first (model/ladder.py picks one on the data):
 - `base_rate`: the history's win rate, for every deal.
 - `crm_rates`: what the CRM itself says, learned from history: the stage, the rep's forecast
   category and the CRM's stage probability, in a penalised logistic regression.
+- With `timing` features (the won-this-quarter model's days left in the quarter), those two read
+  them as well: the base rate becomes a logistic regression on them alone.
 - `logistic_regression`: every feature, in a penalised logistic regression.
 - `lightgbm`: every feature, in boosted trees.
 """
@@ -74,6 +76,8 @@ def _choose_calibration(raw: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int
 
 
 class WinProbabilityModel(ClassifierMixin, BaseEstimator):
+    timing: tuple[str, ...] = ()  # models saved before it had none
+
     def __init__(
         self,
         rung: Rung = "lightgbm",
@@ -90,6 +94,7 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         n_jobs: int = 2,
         max_bagged_rows: int = 250_000,
         penalty: float | None = None,
+        timing: tuple[str, ...] = (),
     ):
         self.rung = rung
         self.n_estimators = n_estimators
@@ -105,14 +110,19 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.max_bagged_rows = max_bagged_rows
         self.penalty = penalty  # the linear rungs' C; None: chosen on the folds
+        # Features even the simplest rungs read: the won-this-quarter model's days left in the
+        # quarter, without which its base rate would be the same at a quarter's start and end.
+        self.timing = timing
 
     def _scorer(self) -> BaseRateScorer | LinearScorer | BoostedScorer:
-        if self.rung == "base_rate":
-            return BaseRateScorer()
         penalties = LinearScorer.PENALTIES if self.penalty is None else (self.penalty,)
+        if self.rung == "base_rate":
+            if self.timing:
+                return LinearScorer(self.timing, penalties=penalties, seed=self.random_state)
+            return BaseRateScorer()
         if self.rung == "crm_rates":
             return LinearScorer(
-                CRM_COLUMNS,
+                CRM_COLUMNS + tuple(self.timing),
                 categorical=("stage_rank", "rep_category_rank"),
                 probabilities=("crm_probability",),
                 penalties=penalties,

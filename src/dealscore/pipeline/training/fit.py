@@ -68,10 +68,12 @@ def cross_fit_ladder(
     rungs: tuple[Rung, ...] = (),
     penalty: float | None = None,
     refit: bool = True,
+    timing: tuple[str, ...] = (),
 ) -> Ladder:
     """The model ladder on `label`, every rung cross-fitted over the same folds (the linear
     rungs with `penalty`, else with the one the folds choose); `refit` false: out-of-fold
-    probabilities only (a contender judged on the newest fold, never used to score)."""
+    probabilities only (a contender judged on the newest fold, never used to score); `timing`:
+    features the simplest rungs read too (WinProbabilityModel)."""
     try:
         return fit_ladder(
             rows[FEATURE_NAMES],
@@ -79,7 +81,7 @@ def cross_fit_ladder(
             folds,
             weight,
             rows[OPPORTUNITY_ID].to_numpy(),
-            lambda rung: settings.model(rung, penalty),
+            lambda rung: settings.model(rung, penalty, timing),
             rungs or settings.ladder,
             settings.ladder_tolerance,
             progress=lambda message: progress(f"{what}: {message}"),

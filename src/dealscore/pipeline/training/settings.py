@@ -104,10 +104,13 @@ class TrainSettings:
             self.heroic_max_icp_score, self.heroic_min_discount, self.heroic_discount_window_days
         )
 
-    def model(self, rung: Rung = "lightgbm", penalty: float | None = None) -> WinProbabilityModel:
+    def model(
+        self, rung: Rung = "lightgbm", penalty: float | None = None, timing: tuple[str, ...] = ()
+    ) -> WinProbabilityModel:
         return WinProbabilityModel(
             rung=rung,
             penalty=penalty,
+            timing=timing,
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dealscore.features import FEATURE_NAMES
-from dealscore.features.deal import amount_as_of
+from dealscore.features.deal import CALENDAR_FEATURES, amount_as_of
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.ladder import Ladder
@@ -133,6 +133,7 @@ def _in_quarter(
             weight=fit.weight[known],
             label="label_in_quarter",
             what="won-this-quarter model",
+            timing=CALENDAR_FEATURES,
         )
     except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
         progress(f"no won-this-quarter model: {exc}")
