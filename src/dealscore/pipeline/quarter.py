@@ -181,17 +181,8 @@ def quarter_number(
     history = new_deal_history(tables, as_of)
     now_pace = pace(tables, as_of)
     new, rates = _new_part(history, now_pace, pooled_rate)
-    if rates is None:
-        rates = np.zeros(1)
-        notes.append(
-            "deals not yet created: not counted (no past quarter with "
-            f"{PACE_DAYS} days of history before the same point of the quarter)"
-        )
-    elif len(history) == 1 and pooled_rate is None:
-        notes.append(
-            f"deals not yet created: learned from one past quarter only ({history['period'][0]}); "
-            "the range does not widen for it"
-        )
+    notes.extend(_new_part_notes(history, rates, pooled_rate))
+    rates = np.zeros(1) if rates is None else rates
     rng = np.random.default_rng(seed)
     opened = _open_draws(open_part, amount, p, sd, rng)
     # The new part at one of the past quarters' rates.
@@ -242,6 +233,23 @@ def _new_part(
     if len(rates) >= MIN_NEW_QUARTERS:
         return float(now_pace * rates.mean()), rates
     return 0.0, None
+
+
+def _new_part_notes(
+    history: pd.DataFrame, rates: np.ndarray | None, pooled_rate: float | None
+) -> list[str]:
+    """What the number should say of its new-deal part: left out, or from one quarter only."""
+    if rates is None:
+        return [
+            "deals not yet created: not counted (no past quarter with "
+            f"{PACE_DAYS} days of history before the same point of the quarter)"
+        ]
+    if len(history) == 1 and pooled_rate is None:
+        return [
+            f"deals not yet created: learned from one past quarter only ({history['period'][0]}); "
+            "the range does not widen for it"
+        ]
+    return []
 
 
 def _open_draws(
