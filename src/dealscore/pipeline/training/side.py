@@ -20,11 +20,7 @@ from dealscore.model.metrics import evaluate
 from dealscore.model.split import TimeFolds
 from dealscore.model.totals import CollectiveError, collective_error
 from dealscore.pipeline.training.fit import cross_fit_ladder, side_rungs
-from dealscore.pipeline.training.rows import (
-    DataMinimumError,
-    TrainingRows,
-    without_rep_inputs,
-)
+from dealscore.pipeline.training.rows import DataMinimumError, TrainingRows, without_rep_inputs
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress
 from dealscore.schemas import Opportunities
