@@ -128,6 +128,18 @@ def test_many_snapshots_per_deal_match_the_reference(crm):
     assert_same(crm, snaps)
 
 
+def test_contacts_missing_from_the_contacts_table_still_count(crm):
+    # given an export (not held to the contract) whose contacts table lacks a fifth of them
+    contacts = crm.contacts.iloc[len(crm.contacts) // 5 :]
+    partial = crm.with_tables(contacts=contacts)
+    assert (~crm.activities["contact_id"].dropna().isin(contacts["contact_id"])).any()
+    # when the features are built, then they match the plain count (those contacts count,
+    # with no seniority), as with the full table
+    snaps = snapshots_at(partial, EXPORT - 20 * DAY)
+    assert_same(partial, snaps)
+    assert_same(crm, snaps)
+
+
 def test_events_group_by_deal_then_time_keeping_row_order_on_ties():
     rng = np.random.default_rng(4)
     deal = rng.integers(-1, 50, 5000)

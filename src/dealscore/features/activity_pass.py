@@ -28,6 +28,7 @@ HISTORY = (
     "step_last",
 )
 MISSING = np.iinfo(np.int64).min  # a time not found ("no such event")
+CHUNKS = 64  # blocks of deals answer() shares out over the cores
 
 
 @numba.njit(cache=True)
@@ -234,7 +235,7 @@ def _windows(
                 out[c, j] += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def answer(
     starts: np.ndarray,
     events: tuple,
@@ -245,17 +246,51 @@ def answer(
     """Integer answers (a row per count, then per HISTORY name) and top seniority per snapshot.
     `events` is (time, flags, seniority rank at first touches, known time, senior rank) in
     grouped order; `snaps` (deal, as_of, order, starts) with order and starts from
-    `group_snapshots`; `counts` (flag bits, from, to) of each count."""
-    deal, as_of, order, snap_starts = snaps
+    `group_snapshots`; `counts` (flag bits, from, to) of each count. Deals are shared out in
+    chunks over the cores: each snapshot's answers are written by its deal's chunk alone."""
+    n_snaps = len(snaps[0])
+    ints = np.zeros((len(counts[0]) + len(HISTORY), n_snaps), dtype=np.int64)
+    best_of = np.full(n_snaps, np.nan)
+    n_deals = len(starts) - 1
+    longest = np.max(starts[1:] - starts[:-1]) if n_deals > 0 else 0
+    edges = np.linspace(0, n_deals, CHUNKS + 1).astype(np.int64)
+    for c in numba.prange(CHUNKS):
+        _answer_deals(
+            edges[c],
+            edges[c + 1],
+            starts,
+            events,
+            snaps,
+            counts,
+            reply_starts,
+            longest,
+            ints,
+            best_of,
+        )
+    return ints, best_of
+
+
+@numba.njit(cache=True)
+def _answer_deals(
+    first: int,
+    last: int,
+    starts: np.ndarray,
+    events: tuple,
+    snaps: tuple,
+    counts: tuple,
+    reply_starts: np.ndarray,
+    longest: int,
+    ints: np.ndarray,
+    best_of: np.ndarray,
+) -> None:
+    """answer() for deals first..last-1, with scratch space of its own."""
+    as_of, order, snap_starts = snaps[1], snaps[2], snaps[3]
     time, flags = events[0], events[1]
     row = len(counts[0])
-    ints = np.zeros((row + len(HISTORY), len(deal)), dtype=np.int64)
-    best_of = np.full(len(deal), np.nan)
-    longest = np.max(starts[1:] - starts[:-1]) if len(starts) > 1 else 0
     scratch = np.empty((3, longest + 1), dtype=np.int64)
     best = np.empty(longest + 1)
     steps = np.empty((3, longest), dtype=np.int64)
-    for d in range(len(starts) - 1):
+    for d in range(first, last):
         if snap_starts[d] == snap_starts[d + 1]:
             continue
         lo, hi = starts[d], starts[d + 1]
@@ -276,4 +311,3 @@ def answer(
             ints[row + 5, j] = senior_first
             _next_step(steps, n_steps, t, ints, j, row + 6)
             best_of[j] = best[k]
-    return ints, best_of
