@@ -161,19 +161,7 @@ def _contacts(acts: pd.DataFrame, contacts: pd.DataFrame | None) -> tuple[np.nda
     """Each activity's contact code (-1 if none) and each contact code's seniority rank."""
     if Activities.contact_id not in acts:
         return np.full(len(acts), -1, dtype=np.int64), np.empty(0)
-    named = acts[Activities.contact_id]
-    if contacts is not None and Contacts.contact_id in contacts:
-        # The contract has every contact in the contacts table: its positions are the codes
-        # (an Arrow hash lookup, half a factorize of 17M ids), its rows the ranks.
-        codes = positions(named, contacts[Contacts.contact_id])
-        if not ((codes < 0) & named.notna().to_numpy()).any():
-            rank = (
-                contacts[Contacts.seniority].map(SENIORITY_RANK).to_numpy(dtype=float)
-                if Contacts.seniority in contacts
-                else np.full(len(contacts), np.nan)
-            )
-            return codes, rank
-    codes, ids = pd.factorize(named)  # Arrow, no Python string per row
+    codes, ids = pd.factorize(acts[Activities.contact_id])  # Arrow, no Python string per row
     if contacts is None or Contacts.seniority not in contacts:
         return codes.astype(np.int64, copy=False), np.full(len(ids), np.nan)
     rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
