@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import take
 
 from dealscore.errors import DataError
 from dealscore.features import FeatureState, build_features, fit_feature_state
@@ -26,6 +27,7 @@ from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
+from dealscore.schemas.keys import positions
 
 
 class DataMinimumError(DataError):
@@ -177,9 +179,12 @@ def _snapshots(
 def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """The snapshot rows with the side models' labels and the days to a win; `deals` as known
     at `cutoff`."""
-    by_id = deals.set_index(Opportunities.opportunity_id)
-    closed_us = micros(rows[OPPORTUNITY_ID].map(by_id[Opportunities.closed_at]))
-    won = (rows[OPPORTUNITY_ID].map(by_id[Opportunities.status]) == Status.WON.value).to_numpy()
+    # Each row's deal found once (an Arrow lookup), both of its facts read from that position.
+    where = positions(rows[OPPORTUNITY_ID], deals[Opportunities.opportunity_id])
+    closed = take(deals[Opportunities.closed_at].array, where, allow_fill=True)
+    closed_us = micros(pd.Series(closed, index=rows.index))
+    status = take(deals[Opportunities.status].array, where, allow_fill=True)
+    won = pd.Series(status).eq(Status.WON.value).fillna(False).to_numpy(dtype=bool)
     as_of_us = micros(rows["as_of"])
     # Won before the snapshot's quarter ends, however far beyond the label window that is: a
     # short history's window (58 days, say) would teach that a deal open at a quarter's start
