@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from dealscore.explain.sentences import sentences
+from dealscore.explain.sentences import sentence_codes, sentences
 from dealscore.features.build import FeatureState
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.model.bundle import ModelBundle
@@ -17,13 +18,21 @@ from dealscore.progress import Progress, silent
 from dealscore.schemas.scores import FACTOR_COLUMNS, FACTORS, factor_columns
 
 NONE = np.array(None, dtype=object)  # a fill value NumPy's type stubs accept
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas 3's default str
 CHUNK = 100_000  # rows scored at once: bounded memory for a million deals
 CHANGE_FACTORS = 2  # the factors named in a change reason
 
 
+def _text(codes: np.ndarray, texts: np.ndarray) -> pa.Array:
+    """Each row's text, `texts[code]`, missing where the code is -1; taken in Arrow."""
+    dictionary = pa.array(np.asarray(texts, dtype=object), type=pa.large_string())
+    return dictionary.take(pa.array(codes, mask=codes < 0))
+
+
 def _factor_frame(
     credits: np.ndarray, values: np.ndarray, names: np.ndarray, bundle: ModelBundle, rep: bool
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | pa.Array]:
+    """The factor columns of a chunk of rows: numbers as NumPy, text as Arrow."""
     if not rep:  # the rep's inputs still count in the score, just not as its reasons
         credits = np.where(np.isin(names, list(REP_INPUTS)), 0.0, credits)
     up, down = top_factors(credits, FACTORS)
@@ -31,30 +40,35 @@ def _factor_frame(
     stage_rank = values[:, stage] if stage is not None else None
     stage_names = {rank: name for name, rank in bundle.feature_state.stage_order.items()}
     rows = np.arange(len(credits))
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray | pa.Array] = {}
     slots = [
         (d, picks[:, r], r) for d, picks in (("up", up), ("down", down)) for r in range(FACTORS)
     ]
     for direction, pick, rank in slots:
-        has = pick >= 0
-        safe = np.where(has, pick, 0)
         f_col, c_col, _ = factor_columns(direction, rank + 1)
-        out[f_col] = np.where(has, names[safe].astype(object), NONE)
-        out[c_col] = np.where(has, credits[rows, safe], np.nan)
+        out[f_col] = _text(pick, names)
+        out[c_col] = np.where(pick >= 0, credits[rows, np.maximum(pick, 0)], np.nan)
     # One call for all six factors: the per-template work is done once, not once per factor.
-    picked = np.concatenate(
-        [np.where(p >= 0, values[rows, np.maximum(p, 0)], np.nan) for _, p, _ in slots]
-    )
-    reasons = sentences(
-        np.concatenate([out[factor_columns(d, r + 1)[0]] for d, _, r in slots]),
-        picked,
+    picks = np.concatenate([p for _, p, _ in slots])
+    codes, texts = sentence_codes(
+        picks,
+        names,
+        np.concatenate([values[rows, np.maximum(p, 0)] for _, p, _ in slots]),
         None if stage_rank is None else np.tile(stage_rank, len(slots)),
         stage_names,
         bundle.won_profile,
     )
     for k, (direction, _, rank) in enumerate(slots):
-        out[factor_columns(direction, rank + 1)[2]] = reasons[k * len(rows) : (k + 1) * len(rows)]
+        part = codes[k * len(rows) : (k + 1) * len(rows)]
+        out[factor_columns(direction, rank + 1)[2]] = _text(part, texts)
     return out
+
+
+def _joined(pieces: list[np.ndarray | pa.Array]) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """One column from its chunks: text as pandas' Arrow-backed str, numbers as NumPy."""
+    if isinstance(pieces[0], pa.Array):
+        return pd.arrays.ArrowStringArray(pa.chunked_array(pieces), dtype=TEXT)
+    return np.concatenate(pieces)
 
 
 def explain(
@@ -63,7 +77,7 @@ def explain(
     chunk: int = CHUNK,
     progress: Progress = silent,
     rep_reasons: bool = False,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[np.ndarray, dict[str, np.ndarray | pd.api.extensions.ExtensionArray]]:
     """Calibrated probabilities and the factor columns, a chunk of rows at a time (bounded
     memory for a million deals); the rep's own forecast is a reason only with rep_reasons."""
     estimator = bundle.estimator
@@ -80,7 +94,7 @@ def explain(
         if len(X) > chunk:
             done = min(start + chunk, len(X))
             progress(f"scored and explained {done:,} of {len(X):,} deals ({done / len(X):.0%})")
-    factors = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    factors = {name: _joined([p[name] for p in parts]) for name in parts[0]}
     return np.concatenate(probabilities), factors
 
 

@@ -130,14 +130,41 @@ def sentences(
     """A reason per (feature name, value) pair, None where the feature is None. With each row's
     stage rank, the stage names (rank -> CRM name) and the won profile, sentences name the stage
     and compare with won deals there."""
+    named, names = pd.factorize(pd.Series(features, dtype=object))  # None: -1
+    codes, texts = sentence_codes(
+        named, np.asarray(names, dtype=object), values, stage_rank, stage_names, profile
+    )
     out = np.full(len(features), None, dtype=object)
-    ranks = np.full(len(features), np.nan) if stage_rank is None else np.asarray(stage_rank, float)
-    names = pd.Series(features, dtype=object)
+    said = codes >= 0
+    out[said] = texts[codes[said]]
+    return out
+
+
+def sentence_codes(
+    named: np.ndarray,
+    names: np.ndarray,
+    values: np.ndarray,
+    stage_rank: np.ndarray | None = None,
+    stage_names: dict[int, str] | None = None,
+    profile: pd.DataFrame | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`sentences` of the features `names[named]` (-1: none) as (each row's position in the
+    texts, -1 where it has no feature; the distinct texts): a million rows share a few thousand
+    sentences, so no string is made per row."""
+    codes = np.full(len(named), -1, dtype=np.int64)
+    texts: list[np.ndarray] = []
+    ranks = np.full(len(named), np.nan) if stage_rank is None else np.asarray(stage_rank, float)
     stage_text = _stage_text(ranks, stage_names or {})
-    for name, rows in names.groupby(names, sort=False).groups.items():
-        at = np.asarray(rows)
+    order = np.argsort(named, kind="stable")
+    bounds = np.searchsorted(named[order], np.arange(len(names) + 1))
+    for k, name in enumerate(map(str, names)):
+        at = order[bounds[k] : bounds[k + 1]]
         known = ~np.isnan(values[at])
-        out[at[~known]] = MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")
+        if not known.all():
+            codes[at[~known]] = sum(map(len, texts))
+            texts.append(
+                np.array([MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")])
+            )
         at = at[known]
         if not len(at):
             continue
@@ -145,14 +172,14 @@ def sentences(
         # Many rows say the same thing ("3 people engaged" in Proposal): write each distinct
         # (shown value, stage) once, then hand it to every row that shares it.
         stage_key = np.nan_to_num(ranks[at], nan=-1.0)
-        codes, _ = pd.factorize(value + 1j * stage_key)  # one hashable number per pair
-        first = np.unique(codes, return_index=True)[1]
+        pair, _ = pd.factorize(value + 1j * stage_key)  # one hashable number per pair
+        first = np.unique(pair, return_index=True)[1]
         one = at[first]
-        text = _sentence(
-            name, value[first], stage_text[one], _won_values(profile, name, ranks[one])
+        codes[at] = sum(map(len, texts)) + pair
+        texts.append(
+            _sentence(name, value[first], stage_text[one], _won_values(profile, name, ranks[one]))
         )
-        out[at] = text[codes]
-    return out
+    return codes, np.concatenate(texts) if texts else np.empty(0, dtype=object)
 
 
 def _template(name: str) -> tuple[str, str]:
