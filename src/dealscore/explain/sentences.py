@@ -154,7 +154,6 @@ def sentence_codes(
     codes = np.full(len(named), -1, dtype=np.int64)
     texts: list[np.ndarray] = []
     ranks = np.full(len(named), np.nan) if stage_rank is None else np.asarray(stage_rank, float)
-    stage_text = _stage_text(ranks, stage_names or {})
     order = np.argsort(named, kind="stable")
     bounds = np.searchsorted(named[order], np.arange(len(names) + 1))
     for k, name in enumerate(map(str, names)):
@@ -177,7 +176,12 @@ def sentence_codes(
         one = at[first]
         codes[at] = sum(map(len, texts)) + pair
         texts.append(
-            _sentence(name, value[first], stage_text[one], _won_values(profile, name, ranks[one]))
+            _sentence(
+                name,
+                value[first],
+                _stage_text(ranks[one], stage_names or {}),
+                _won_values(profile, name, ranks[one]),
+            )
         )
     return codes, np.concatenate(texts) if texts else np.empty(0, dtype=object)
 
