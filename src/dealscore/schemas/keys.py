@@ -100,18 +100,21 @@ def _hashes(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def duplicated(values: pd.Series) -> np.ndarray:
     """Every row whose value another row holds too, missing values equal to each other:
     `values.duplicated(keep=False)`. For text, sorted 64-bit hashes find the few candidates and
-    pandas compares only those: a hash table of 17M ids took 17 s, this takes about 2."""
+    pandas compares only those: a hash table of 17M ids took 17 s, this takes 0.4 (no repeats)."""
     text = _text(values)
     if text is None:
         return values.duplicated(keep=False).to_numpy()
     hashes = _hashes(text)
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
+    # Sorting the hashes alone (no positions) takes a tenth of an argsort; the few values that
+    # repeat are then found among all by a binary search.
+    ordered = np.sort(hashes)
     same = ordered[1:] == ordered[:-1]
-    shared = np.zeros(len(values), dtype=bool)
-    shared[order[1:][same]] = True
-    shared[order[:-1][same]] = True
     out = np.zeros(len(values), dtype=bool)
-    if shared.any():  # equal hashes: the same value, or (rarely) two values that collide
-        out[shared] = values[shared].duplicated(keep=False).to_numpy()
+    if not same.any():
+        return out
+    repeated = np.unique(ordered[1:][same])
+    found = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+    shared = repeated[found] == hashes
+    # equal hashes: the same value, or (rarely) two values that collide
+    out[shared] = values[shared].duplicated(keep=False).to_numpy()
     return out
