@@ -686,6 +686,45 @@ def test_the_staging_file_goes_after_a_write_and_after_a_failed_one(tmp_path, mo
     assert (read_all(store)["win_probability"] == 0.7).tolist() == [True] * 3
 
 
+def test_rows_staged_in_several_files_side_by_side_are_written_whole(tmp_path, monkeypatch):
+    # given a SQLite store holding a night's scores, and slices of at least 3 rows on 3 cores
+    monkeypatch.setattr(sql_rows, "PART_ROWS", 3)
+    monkeypatch.setattr(sql_rows.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    store = open_store(f"sqlite:///{tmp_path / 'scores.db'}")
+    run = Run(AS_OF, "dealscore", "3")
+    store.write(run, scores(10, 0.4), rejected(5))
+    staged = []
+    real = sql_rows.stage_sqlite
+
+    def second_fails(path, tables):
+        staged.append({name: table.num_rows for name, table in tables.items()})
+        if path.name == "rows1.db":
+            raise StagingFailed("database or disk is full")
+        return real(path, tables)
+
+    # when a rerun fails staging its second slice
+    with monkeypatch.context() as mp:
+        mp.setattr(sql_rows, "stage_sqlite", second_fails)
+        with pytest.raises(StoreFault, match="disk full"):
+            store.write(run, scores(11, 0.9), rejected(5))
+    # then the rows were cut in three slices of every table, and nothing of the rerun is written
+    assert sorted(staged, key=lambda s: -s["scores"]) == [
+        {"scores": 4, "scores_rejected": 2},
+        {"scores": 4, "scores_rejected": 2},
+        {"scores": 3, "scores_rejected": 1},
+    ]
+    assert (read_all(store)["win_probability"] == 0.4).tolist() == [True] * 10
+    # and when it is written again, every row of both tables is there once, and no file is left
+    store.write(run, scores(11, 0.9), rejected(5))
+    rows = read_all(store)
+    assert sorted(rows["opportunity_id"]) == [f"OPP{i:06d}" for i in range(11)]
+    assert (rows["win_probability"] == 0.9).all()
+    assert len(pd.read_sql_table("scores_rejected", store.engine)) == 5
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 @pytest.mark.parametrize("fault", ["injected", "tmpfs"])
 def test_a_staging_folder_that_is_full_is_one_line_and_keeps_the_previous_scores(
     fault, tmp_path, tmpfs, monkeypatch

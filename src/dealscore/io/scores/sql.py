@@ -19,7 +19,7 @@ from dealscore.io.scores.sql_rows import (
     copy_rows,
     insert_staged,
     insert_values,
-    staging_file,
+    staging_files,
 )
 from dealscore.io.scores.sql_tables import (
     add_columns,
@@ -266,9 +266,9 @@ class SqlStore:
             table.name: arrow_table(frame, table)
             for table, frame in ((self.scores, scores), (self.rejected, rejected))
         }
-        # On SQLite the rows wait in a temporary file; PostgreSQL stages inside the transaction.
+        # On SQLite the rows wait in temporary files; PostgreSQL stages inside the transaction.
         staging = (
-            staging_file(tables, self._staging_fault) if self.sqlite else contextlib.nullcontext()
+            staging_files(tables, self._staging_fault) if self.sqlite else contextlib.nullcontext()
         )
         committing = False
         try:
@@ -278,7 +278,7 @@ class SqlStore:
                 attached(connection, staged),
                 connection.begin(),
             ):
-                self._replace(connection, run, tables)
+                self._replace(connection, run, tables, staged)
                 committing = True  # the transaction commits as the block ends
         except sa.exc.DBAPIError as exc:
             if committing:
@@ -303,11 +303,20 @@ class SqlStore:
             )
         )
 
-    def _replace(self, connection: sa.Connection, run: Run, tables: dict[str, arrow.Table]) -> None:
+    def _replace(
+        self,
+        connection: sa.Connection,
+        run: Run,
+        tables: dict[str, arrow.Table],
+        staged: list[tuple[Path, dict[str, int]]] | None,
+    ) -> None:
         if self.engine.dialect.name == "postgresql":
             # Self-conflicting: a second writer waits until this transaction ends.
             connection.exec_driver_sql(f"LOCK TABLE {SCORES_TABLE} IN SHARE ROW EXCLUSIVE MODE")
-        move = insert_staged if self.sqlite else copy_rows if self.copy else insert_values
         for table in (self.scores, self.rejected):
             connection.execute(table.delete().where(run_filter(table, run)))
-            move(connection, table, tables[table.name], self.chunk)
+            rows = tables[table.name]
+            if staged is not None:
+                insert_staged(connection, table, rows, self.chunk, staged)
+            else:
+                (copy_rows if self.copy else insert_values)(connection, table, rows, self.chunk)

@@ -1,11 +1,13 @@
-"""Moving a run's rows into a SQL store in bulk (io/bulk.py): from a staging file on SQLite, by
+"""Moving a run's rows into a SQL store in bulk (io/bulk.py): from staging files on SQLite, by
 COPY on PostgreSQL, by the driver's executemany elsewhere; each then INSERT ... SELECT."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,62 +20,105 @@ from dealscore.io.scores.store import os_cause
 STAGE = "dealscore_stage"  # where a write's rows wait for INSERT ... SELECT (io/bulk.py)
 
 
+PART_ROWS = 200_000  # fewer rows than this are staged in one file
+
+
+def _parts(tables: dict[str, arrow.Table]) -> list[dict[str, arrow.Table]]:
+    """The rows split into as many slices as there are cores (at most 4), in order; a few
+    rows stay whole. Each slice holds every table, perhaps empty."""
+    most = max((t.num_rows for t in tables.values()), default=0)
+    count = max(1, min(os.cpu_count() or 1, 4, most // PART_ROWS))
+    return [
+        {
+            name: table.slice(k * -(-table.num_rows // count), -(-table.num_rows // count))
+            for name, table in tables.items()
+        }
+        for k in range(count)
+    ]
+
+
 @contextmanager
-def staging_file(
+def staging_files(
     tables: dict[str, arrow.Table], fault: Callable[[str, str], Exception]
-) -> Iterator[Path]:
-    """A temporary SQLite file holding the rows, one table each, removed after the block; a
-    folder or file that cannot be made is `fault(folder, cause)`."""
+) -> Iterator[list[tuple[Path, dict[str, int]]]]:
+    """Temporary SQLite files holding the rows, one table each, removed after the block: one
+    file per slice of the rows, staged side by side (the driver binds rows in C, without the
+    GIL), each with its rows per table. A folder or file that cannot be made is
+    `fault(folder, cause)`."""
     try:
         folder = tempfile.TemporaryDirectory(prefix="dealscore-stage-")
     except OSError as exc:
         raise fault(tempfile.gettempdir(), os_cause(exc)) from exc
     with folder as name:
-        path = Path(name) / "rows.db"
+        parts = _parts(tables)
+        paths = [Path(name) / f"rows{k}.db" for k in range(len(parts))]
         try:
-            stage_sqlite(path, tables)
+            with ThreadPoolExecutor(len(parts)) as pool:
+                list(pool.map(stage_sqlite, paths, parts))
         except StagingFailed as exc:
             cause = "disk full" if "full" in str(exc).lower() else str(exc)
             raise fault(name, cause) from exc
         except OSError as exc:
             raise fault(name, os_cause(exc)) from exc
-        yield path
+        yield [
+            (path, {table: rows.num_rows for table, rows in part.items()})
+            for path, part in zip(paths, parts, strict=True)
+        ]
 
 
 @contextmanager
-def attached(connection: sa.Connection, staged: Path | None) -> Iterator[None]:
-    """The staging file as schema STAGE of this SQLite connection while the block runs;
-    attached outside the transaction, as SQLite can detach it only there."""
+def attached(
+    connection: sa.Connection, staged: list[tuple[Path, dict[str, int]]] | None
+) -> Iterator[None]:
+    """The staging files as schemas STAGE0, STAGE1, ... of this SQLite connection while the
+    block runs; attached outside the transaction, as SQLite can detach them only there."""
     if staged is None:
         yield
         return
     raw = connection.connection.dbapi_connection
     assert raw is not None
+    done = 0
     try:
-        raw.execute(f"ATTACH DATABASE ? AS {STAGE}", (str(staged),))
+        for k, (path, _) in enumerate(staged):
+            raw.execute(f"ATTACH DATABASE ? AS {STAGE}{k}", (str(path),))
+            done += 1
     except sqlite3.Error as exc:
+        _detach(connection, done)
         raise sa.exc.DBAPIError.instance(
             "ATTACH DATABASE", None, exc, sqlite3.Error, hide_parameters=True
         ) from exc
     try:
         yield
     finally:
-        try:
-            raw.execute(f"DETACH DATABASE {STAGE}")
-        except sqlite3.Error:
-            connection.invalidate()  # not pooled again with a removed file attached
+        _detach(connection, done)
+
+
+def _detach(connection: sa.Connection, count: int) -> None:
+    """Detach the first `count` staging files; a connection that cannot is not pooled again."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    try:
+        for k in range(count):
+            raw.execute(f"DETACH DATABASE {STAGE}{k}")
+    except sqlite3.Error:
+        connection.invalidate()  # not pooled again with a removed file attached
 
 
 def insert_staged(
-    connection: sa.Connection, table: sa.Table, rows: arrow.Table, chunk: int
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: arrow.Table,
+    chunk: int,
+    staged: list[tuple[Path, dict[str, int]]],
 ) -> None:
-    """The staged rows into the table, `chunk` rows a statement, by their rowids."""
+    """The staged rows into the table, file by file, `chunk` rows a statement, by rowid."""
     names = ", ".join(rows.column_names)
-    for start in range(0, rows.num_rows, chunk):
-        connection.exec_driver_sql(
-            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {STAGE}.{table.name} "
-            f"WHERE rowid > {start} AND rowid <= {start + chunk}"
-        )
+    for k, (_, counts) in enumerate(staged):
+        for start in range(0, counts[table.name], chunk):
+            connection.exec_driver_sql(
+                f"INSERT INTO {table.name} ({names}) SELECT {names} "
+                f"FROM {STAGE}{k}.{table.name} WHERE rowid > {start} AND rowid <= {start + chunk}"
+            )
 
 
 def insert_values(
