@@ -695,29 +695,30 @@ def test_rows_staged_in_several_files_side_by_side_are_written_whole(tmp_path, m
     store = open_store(f"sqlite:///{tmp_path / 'scores.db'}")
     run = Run(AS_OF, "dealscore", "3")
     store.write(run, scores(10, 0.4), rejected(5))
-    staged = []
+    staged, fail = [], ["rows1.db"]
     real = sql_rows.stage_sqlite
 
-    def second_fails(path, tables):
-        staged.append({name: table.num_rows for name, table in tables.items()})
-        if path.name == "rows1.db":
+    def recorded(path, tables):
+        if path.name in fail:
             raise StagingFailed("database or disk is full")
+        staged.append({name: table.num_rows for name, table in tables.items()})
         return real(path, tables)
 
-    # when a rerun fails staging its second slice
-    with monkeypatch.context() as mp:
-        mp.setattr(sql_rows, "stage_sqlite", second_fails)
-        with pytest.raises(StoreFault, match="disk full"):
-            store.write(run, scores(11, 0.9), rejected(5))
-    # then the rows were cut in three slices of every table, and nothing of the rerun is written
+    monkeypatch.setattr(sql_rows, "stage_sqlite", recorded)
+    # when a rerun fails staging its second slice, then nothing of it is written
+    with pytest.raises(StoreFault, match="disk full"):
+        store.write(run, scores(11, 0.9), rejected(5))
+    assert (read_all(store)["win_probability"] == 0.4).tolist() == [True] * 10
+    # and when it is written again, the rows went in three slices of every table
+    fail.clear()
+    staged.clear()
+    store.write(run, scores(11, 0.9), rejected(5))
     assert sorted(staged, key=lambda s: -s["scores"]) == [
         {"scores": 4, "scores_rejected": 2},
         {"scores": 4, "scores_rejected": 2},
         {"scores": 3, "scores_rejected": 1},
     ]
-    assert (read_all(store)["win_probability"] == 0.4).tolist() == [True] * 10
-    # and when it is written again, every row of both tables is there once, and no file is left
-    store.write(run, scores(11, 0.9), rejected(5))
+    # and every row of both tables is there once, and no staging file is left
     rows = read_all(store)
     assert sorted(rows["opportunity_id"]) == [f"OPP{i:06d}" for i in range(11)]
     assert (rows["win_probability"] == 0.9).all()
