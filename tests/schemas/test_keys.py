@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dealscore.schemas.keys as keys
-from dealscore.schemas.keys import contains, duplicated, factorize, lookup, positions
+from dealscore.schemas.keys import contains, duplicated, lookup, positions
 
 IDS = ["OPP-1", "OPP-2", "OPP-3", "ÄÖ-4"]
 VALUES = ["OPP-3", None, "nope", "OPP-1", "ÄÖ-4", "OPP-3"]
@@ -75,47 +74,9 @@ def test_duplicated_marks_every_copy_as_pandas_does(dtype):
 
 def test_duplicated_tells_colliding_hashes_from_equal_values(monkeypatch):
     # given a hash that gives every string the same value
+    import dealscore.schemas.keys as keys
+
     monkeypatch.setattr(keys, "_hashes", lambda text: np.zeros(len(text), dtype=np.uint64))
     values = pd.Series(["x", "y", "x", "z"], dtype="str")
     # when the duplicates are found, then only the equal values are marked
     assert keys.duplicated(values).tolist() == [True, False, True, False]
-
-
-@pytest.mark.parametrize("dtype", ["str", object, "float"])
-def test_factorize_gives_pandas_codes_and_uniques(dtype):
-    # given values with repeats and missing ones, first missing, and (for text) two chunks
-    raw = (
-        [None, "b", "a", None, "c", "a", "ü", "ü", "d"]
-        if dtype != "float"
-        else [np.nan, 2.0, 1.0, np.nan, 3.0, 1.0]
-    )
-    values = pd.Series(raw, dtype=dtype)
-    if dtype == "str":
-        values = pd.concat([values, values.iloc[1:3]], ignore_index=True)
-    # when they are factorized
-    codes, uniques = factorize(values)
-    # then the codes and the distinct values are pandas' own
-    expected_codes, expected_uniques = pd.factorize(values)
-    assert codes.tolist() == expected_codes.tolist()
-    assert list(uniques) == list(expected_uniques)
-
-
-def _by_length(text) -> np.ndarray:
-    """A hash under which strings of one length collide (and the empty string is 0, as missing)."""
-    return np.asarray(pd.Series(text.to_pylist(), dtype=object).str.len().fillna(0), np.uint64)
-
-
-def test_colliding_hashes_never_give_a_wrong_answer(monkeypatch):
-    # given a hash under which "c" collides with key "a", and "" with a missing value
-    monkeypatch.setattr(keys, "_hashes", _by_length)
-    ids = pd.Series(["a", "bb"], dtype="str")
-    values = pd.Series(["bb", "c", None, "a"], dtype="str")
-    texts = pd.Series(["x", "", None, "y", "x"], dtype="str")
-    # when values are looked up and factorized
-    where, found = positions(values, ids), contains(values, ids)
-    codes, uniques = factorize(texts)
-    # then the answers are the exact ones all the same
-    assert where.tolist() == [1, -1, -1, 0]
-    assert found.tolist() == [True, False, False, True]
-    assert codes.tolist() == pd.factorize(texts)[0].tolist()
-    assert list(uniques) == ["x", "", "y"]

@@ -8,7 +8,7 @@ import pandas as pd
 from dealscore.features import activity_pass, next_step, prospect
 from dealscore.features.catalogue import family
 from dealscore.features.pit import DAY, Snapshots, activity_known_at, micros
-from dealscore.schemas.keys import factorize, lookup, positions
+from dealscore.schemas.keys import lookup, positions
 from dealscore.schemas.tables import (
     Activities,
     ActivityType,
@@ -161,11 +161,11 @@ def _contacts(acts: pd.DataFrame, contacts: pd.DataFrame | None) -> tuple[np.nda
     """Each activity's contact code (-1 if none) and each contact code's seniority rank."""
     if Activities.contact_id not in acts:
         return np.full(len(acts), -1, dtype=np.int64), np.empty(0)
-    codes, ids = factorize(acts[Activities.contact_id])  # no Python string per row
+    codes, ids = pd.factorize(acts[Activities.contact_id])  # Arrow, no Python string per row
     if contacts is None or Contacts.seniority not in contacts:
-        return codes, np.full(len(ids), np.nan)
+        return codes.astype(np.int64, copy=False), np.full(len(ids), np.nan)
     rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
-    return codes, lookup(ids, rank_of).to_numpy(dtype=float)
+    return codes.astype(np.int64, copy=False), lookup(pd.Series(ids), rank_of).to_numpy(dtype=float)
 
 
 def _since(last: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from pandas.api.extensions import take
 
 TEXT = (pa.string(), pa.large_string())
 Keys: TypeAlias = pd.Series | pd.Index
-Text: TypeAlias = pa.Array | pa.ChunkedArray
 
 
 def _text(values: Keys) -> pa.Array | pa.ChunkedArray | None:
@@ -44,25 +43,8 @@ def positions(values: Keys, keys: Keys) -> np.ndarray:
         out = index[first].get_indexer(values)
         out = np.where(out >= 0, first[np.maximum(out, 0)], -1)
         return np.where(pd.isna(np.asarray(values, dtype=object)), -1, out).astype(np.int64)
-    hashed = _hashed_positions(found, among)
-    if hashed is not None:
-        return hashed
     where = pc.index_in(found, value_set=among, skip_nulls=True)
     return where.fill_null(-1).to_numpy().astype(np.int64, copy=False)
-
-
-def _hashed_positions(found: Text, among: Text) -> np.ndarray | None:
-    """`positions` by 64-bit hashes: the keys' hashes indexed once, each value's hash looked up
-    in C, every match then checked byte for byte. None (Arrow answers) when the keys have a
-    missing or repeated hash, or a match was a collision: never a wrong answer."""
-    keys = _hashes(among)
-    index = pd.Index(keys)
-    if among.null_count or not index.is_unique:
-        return None
-    where = index.get_indexer(_hashes(found)).astype(np.int64, copy=False)
-    if found.null_count:
-        where[_missing(found)] = -1
-    return where if _same_text(found, among, where) else None
 
 
 def contains(values: Keys, keys: Keys) -> np.ndarray:
@@ -70,36 +52,7 @@ def contains(values: Keys, keys: Keys) -> np.ndarray:
     found, among = _text(values), _text(keys)
     if found is None or among is None:
         return np.asarray(pd.Series(values).isin(keys)) & np.asarray(pd.notna(values))
-    hashed = _hashed_positions(found, among)
-    if hashed is not None:
-        return hashed >= 0
     return pc.is_in(found, value_set=among, skip_nulls=True).to_numpy(zero_copy_only=False)
-
-
-def factorize(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """`pd.factorize(values)`: each value's code in order of first appearance (-1 if missing)
-    and the distinct values. Text goes by 64-bit hashes, factorized as integers and checked
-    byte for byte against each code's first value (Arrow's dictionary took three times as
-    long on 17M contact ids); pandas answers when that check fails."""
-    text = _text(values)
-    if text is not None:
-        codes, _ = pd.factorize(_hashes(text))
-        codes = codes.astype(np.int64, copy=False)
-        seen = np.maximum.accumulate(codes)
-        first = np.flatnonzero(codes > np.concatenate([[-1], seen[:-1]]))
-        missing = _missing(text) if text.null_count else None
-        target = first[codes]
-        clash = False
-        if missing is not None:  # the missing values' code leaves the numbering
-            gone = codes[np.argmax(missing)]
-            clash = bool((codes[~missing] == gone).any())  # a text hashed as missing
-            target = np.where(missing, -1, target)
-            codes = np.where(missing, -1, codes - (codes > gone))
-            first = np.delete(first, gone)
-        if not clash and _same_text(text, text, target):
-            return codes, values.iloc[first].reset_index(drop=True)
-    codes, uniques = pd.factorize(values)
-    return codes.astype(np.int64, copy=False), pd.Series(uniques, dtype=values.dtype)
 
 
 def lookup(values: pd.Series, table: pd.Series) -> pd.Series:
@@ -142,52 +95,6 @@ def _hashes(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
             out[chunk.is_null().to_numpy(zero_copy_only=False)] = 0
         parts.append(out)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-
-
-def _missing(text: Text) -> np.ndarray:
-    return np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-
-
-@functools.cache
-def _compare():
-    """Whether every row's string equals its target row's string, in parallel (numba)."""
-
-    @numba.njit(parallel=True, cache=True)
-    def compare(offsets_a, data_a, offsets_b, data_b, target) -> bool:
-        bad = 0
-        for i in numba.prange(len(target)):
-            j = target[i]
-            if j < 0:
-                continue
-            a, b = offsets_a[i], offsets_b[j]
-            n = offsets_a[i + 1] - a
-            if n != offsets_b[j + 1] - b:
-                bad += 1
-                continue
-            for k in range(n):
-                if data_a[a + k] != data_b[b + k]:
-                    bad += 1
-                    break
-        return bad == 0
-
-    return compare
-
-
-def _buffers(text: Text) -> tuple[np.ndarray, np.ndarray]:
-    """One string array's offsets and bytes as NumPy (chunks joined into one)."""
-    chunk = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-    chunk = chunk.cast(pa.large_string())
-    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
-    offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
-    data = chunk.buffers()[2]
-    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(
-        0, np.uint8
-    )
-
-
-def _same_text(values: Text, keys: Text, target: np.ndarray) -> bool:
-    """Whether each value equals the key at its target position (-1: not checked)."""
-    return bool(_compare()(*_buffers(values), *_buffers(keys), target))
 
 
 def duplicated(values: pd.Series) -> np.ndarray:
