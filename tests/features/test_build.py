@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,27 @@ def test_a_close_date_left_in_a_quarter_that_is_over_is_flagged(tables):
         .set_index("opportunity_id")
         .loc["O3", "close_date_in_past_quarter"]
     )
+
+
+def test_lookalike_rate_is_shared_by_accounts_alike_and_falls_back_without_a_region(crm):
+    # given accounts of which a third have no region
+    tables, _ = crm
+    accounts = tables.accounts.copy()
+    accounts.loc[accounts.index[::3], "region"] = None
+    tables = replace(tables, accounts=accounts)
+    # when the open deals' features are built
+    features = build_features(tables, EXPORT)
+    # then a deal whose account lacks a region gets its industry's rate
+    deals = tables.opportunities.set_index("opportunity_id")
+    account = deals.loc[features["opportunity_id"], "account_id"].to_numpy()
+    shown = accounts.set_index("account_id").loc[account]
+    no_region = shown["region"].isna().to_numpy()
+    assert no_region.any() and (~no_region).any()
+    lookalike, industry = features["lookalike_win_rate"], features["win_rate_industry"]
+    assert np.allclose(lookalike[no_region], industry[no_region])
+    # and deals alike on industry, size and region share one rate, which is their own
+    size = pd.cut(shown["employees"], [0, 50, 200, 1000, 5000, np.inf], right=False)
+    key = shown["industry"].astype(str) + "|" + size.astype(str) + "|" + shown["region"].astype(str)
+    alike = pd.Series(lookalike.to_numpy()[~no_region]).groupby(key.to_numpy()[~no_region])
+    assert (alike.nunique() == 1).all()
+    assert not np.allclose(lookalike[~no_region], industry[~no_region])

@@ -118,7 +118,8 @@ def segment_values(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
         values = _deal_attribute(tables, table, column)
         if values is None:  # not in the export: no deal has one
             values = pd.Series(pd.NA, index=tables.opportunities.index, dtype="string")
-        out[name] = pd.array(values.astype("string").to_numpy()[snaps.deal], dtype="string")
+        # Taken in Arrow: no Python string per row.
+        out[name] = values.astype("string").array.take(snaps.deal)
     return pd.DataFrame(out, index=range(len(snaps)))
 
 
@@ -195,24 +196,36 @@ def icp_features(
     """Documented ICP match and the learned segment profile."""
     out = pd.DataFrame(index=range(len(snaps)), columns=NAMES, dtype=float)
     prior = global_win_rate(tables, snaps, maturity_days)
-    for name, table, column in SEGMENTS:
-        values = _deal_attribute(tables, table, column)
+    attributes = {name: _deal_attribute(tables, table, column) for name, table, column in SEGMENTS}
+    for name, values in attributes.items():
         if values is None:
             continue
         rate, value = segment_rates(tables, snaps, values, prior, maturity_days)
         out[f"win_rate_{name}"] = rate
         out[f"won_value_{name}"] = value
-    lookalike = [_deal_attribute(tables, table, column) for name, table, column in SEGMENTS[:3]]
+    lookalike = [attributes[name] for name, _, _ in SEGMENTS[:3]]
     if all(values is not None for values in lookalike):
-        first, *rest = (v for v in lookalike if v is not None)
-        joint = first.str.cat(rest, sep="|", na_rep="?").where(
-            pd.concat(lookalike, axis=1).notna().all(axis=1)
-        )
         out["lookalike_win_rate"], _ = segment_rates(
-            tables, snaps, joint, out["win_rate_industry"].to_numpy(), maturity_days
+            tables,
+            snaps,
+            _joint([v for v in lookalike if v is not None]),
+            out["win_rate_industry"].to_numpy(),
+            maturity_days,
         )
     out["icp_rule_score"] = rule_scores(tables, rules)[snaps.deal]
     return out
+
+
+def _joint(attributes: list[pd.Series]) -> pd.Series:
+    """One key per combination of the attributes (missing where any is), as a number: the
+    attributes' codes combined, not their text joined row by row."""
+    key = np.zeros(len(attributes[0]), dtype=np.int64)
+    missing = np.zeros(len(key), dtype=bool)
+    for values in attributes:
+        codes, uniques = pd.factorize(values)
+        key = key * (len(uniques) + 1) + codes
+        missing |= codes < 0
+    return pd.Series(np.where(missing, np.nan, key), index=attributes[0].index)
 
 
 def rule_scores(tables: CrmTables, rules: tuple[IcpRule, ...]) -> np.ndarray:
