@@ -20,6 +20,7 @@ from dealscore.model.metrics import (
     lift_by_decile,
     reliability_table,
 )
+from dealscore.model.scorers import LinearScorer
 from dealscore.model.split import time_folds
 from dealscore.schemas import validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
@@ -83,6 +84,18 @@ def test_contributions_add_up_to_the_raw_score(rows, fitted, rung):
     np.testing.assert_allclose(
         model.calibrate(model.base_ + credits.sum(axis=1)), model.predict_proba(X)[:, 1]
     )
+    # and a linear rung credits each feature its design columns' terms, values missing or far
+    # beyond the fitted range included (clipped to it)
+    scorer = model.scorer_
+    if isinstance(scorer, LinearScorer) and len(scorer.coef_):
+        odd = X.copy()
+        odd.iloc[::3, ::2] = np.nan
+        odd.iloc[1::3, 1::2] = odd.iloc[1::3, 1::2] * 1e3
+        np.testing.assert_allclose(
+            model.contributions(odd),
+            (scorer._design(odd[model.feature_names_in_]) * scorer.coef_) @ scorer.owner_,
+            atol=1e-12,
+        )
     # and the CRM rung credits only the CRM's own inputs
     if rung == "crm_rates":
         used = {FEATURE_NAMES[j] for j in np.flatnonzero(np.abs(credits).sum(axis=0))}

@@ -22,7 +22,17 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from dealscore.model.metrics import row_loss
-from dealscore.model.reasons import TreeArrays, path_contributions, tree_arrays
+from dealscore.model.reasons import (
+    IS_MISSING,
+    LEVEL,
+    LOGIT,
+    NUMERIC,
+    LinearTerms,
+    TreeArrays,
+    linear_contributions,
+    path_contributions,
+    tree_arrays,
+)
 from dealscore.model.split import TimeFolds
 
 Callbacks = Sequence[Callable[..., None]]
@@ -234,7 +244,38 @@ class LinearScorer:
         """Per feature, the sum of its design columns' coefficient x standardised value."""
         if not len(self.coef_):
             return np.zeros((len(X), self.n_features_))
-        return (self._design(X) * self.coef_) @ self.owner_
+        return linear_contributions(self._terms(), X.to_numpy(dtype=float), EPS)
+
+    def _terms(self) -> LinearTerms:
+        """The kept design columns as flat arrays, in `_raw_design`'s order."""
+        source, kind, value = [], [], []
+        for column in self.plan_:
+            if column.kind == "category":
+                source += [column.feature] * len(column.levels)
+                kind += [LEVEL] * len(column.levels)
+                value += list(column.levels)
+            else:
+                source.append(column.feature)
+                kind.append(LOGIT if column.kind == "logit" else NUMERIC)
+                value.append(column.fill)
+            if column.flag:
+                source.append(column.feature)
+                kind.append(IS_MISSING)
+                value.append(0.0)
+        keep = self.keep_
+        fitted = hasattr(self, "low_")
+        return LinearTerms(
+            source=np.asarray(source, dtype=np.int64)[keep],
+            kind=np.asarray(kind, dtype=np.int64)[keep],
+            value=np.asarray(value, dtype=float)[keep],
+            mean=self.mean_[keep],
+            scale=self.scale_[keep],
+            low=self.low_ if fitted else np.full(int(keep.sum()), -np.inf),
+            high=self.high_ if fitted else np.full(int(keep.sum()), np.inf),
+            coef=self.coef_,
+            owner=np.argmax(self.owner_, axis=1).astype(np.int64),
+            width=self.n_features_,
+        )
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         return self.base_ + self._design(X) @ self.coef_
