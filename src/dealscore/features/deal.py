@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dealscore.features import activity_pass
 from dealscore.features.catalogue import family
 from dealscore.features.pit import (
     DAY,
@@ -181,19 +182,46 @@ def _history_rows(
     if StageHistory.close_date in history:
         close = history[StageHistory.close_date]
         h["close"] = np.where(close.notna(), micros(close), np.nan)
-    h = h[h["deal"] >= 0].sort_values(["deal", "t"], kind="stable")
-    same = h["deal"].eq(h["deal"].shift())
-    prev_rank = h["rank"].shift()
-    changed_stage = ~same | (h["rank"] != prev_rank)
-    h["regression"] = (same & (h["rank"] < prev_rank)).astype(float)
-    h["push"] = (same & (h["close"] > h["close"].shift())).astype(float)
-    h["regressions"] = h.groupby("deal")["regression"].cumsum()
-    h["pushes"] = h.groupby("deal")["push"].cumsum()
-    h["entered"] = h["t"].where(changed_stage).groupby(h["deal"]).ffill()
-    h["first_amount"] = h.groupby("deal")["amount"].transform("first")
-    h["first_close"] = h.groupby("deal")["close"].transform("first")
-    h["first_rank"] = h.groupby("deal")["rank"].transform("first")
+    # Grouped by deal and sorted by time within it (stable), as the events' single pass does.
+    order, _ = activity_pass.group_events(h["deal"].to_numpy(), h["t"].to_numpy(), len(snaps.ids))
+    h = h.iloc[order]
+    deal, rank, close = (h[c].to_numpy(dtype=float) for c in ("deal", "rank", "close"))
+    same = np.concatenate([[False], deal[1:] == deal[:-1]])
+    # Each row's first row of its deal; a deal's row-wise sums are differences of one running sum.
+    begins = np.maximum.accumulate(np.where(same, 0, np.arange(len(h))))
+    prev_rank = np.concatenate([[np.nan], rank[:-1]])
+    changed = ~same | (rank != prev_rank)
+    h["regression"] = (same & (rank < prev_rank)).astype(float)
+    h["push"] = (same & (close > np.concatenate([[np.nan], close[:-1]]))).astype(float)
+    h["regressions"] = _running(h["regression"].to_numpy(), begins)
+    h["pushes"] = _running(h["push"].to_numpy(), begins)
+    # Each deal's first row changed stage, so the last change never reaches across deals.
+    changes = np.maximum.accumulate(np.where(changed, np.arange(len(h)), 0))
+    h["entered"] = h["t"].to_numpy(dtype=float)[changes] if len(h) else np.empty(0)
+    h["first_amount"] = _first_known(h["amount"].to_numpy(dtype=float), same)
+    h["first_close"] = _first_known(close, same)
+    h["first_rank"] = _first_known(rank, same)
+    changed_stage = pd.Series(changed, index=h.index)
     return h, changed_stage
+
+
+def _running(values: np.ndarray, begins: np.ndarray) -> np.ndarray:
+    """The running sum of each row's deal so far (rows grouped by deal; `begins`: each row's
+    deal's first row)."""
+    total = np.cumsum(values)
+    return total - total[begins] + values[begins] if len(values) else values
+
+
+def _first_known(values: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """Each row's deal's first non-missing value (missing if it has none), rows grouped by deal;
+    `same`: whether a row's deal is the previous row's."""
+    if not len(values):
+        return values
+    blocks = np.flatnonzero(~same)
+    where = np.where(np.isnan(values), len(values), np.arange(len(values)))
+    first = np.minimum.reduceat(where, blocks)
+    known = np.where(first < len(values), values[np.minimum(first, len(values) - 1)], np.nan)
+    return known[np.cumsum(~same) - 1]
 
 
 def _close_date_features(state: pd.DataFrame, as_of: np.ndarray) -> dict[str, np.ndarray]:
