@@ -23,9 +23,12 @@ CHUNK = 100_000  # rows scored at once: bounded memory for a million deals
 CHANGE_FACTORS = 2  # the factors named in a change reason
 
 
-def _text(codes: np.ndarray, texts: np.ndarray) -> pa.Array:
-    """Each row's text, `texts[code]`, missing where the code is -1; taken in Arrow."""
-    dictionary = pa.array(np.asarray(texts, dtype=object), type=pa.large_string())
+def _dictionary(texts: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(texts, dtype=object), type=pa.large_string())
+
+
+def _text(codes: np.ndarray, dictionary: pa.Array) -> pa.Array:
+    """Each row's text, `dictionary[code]`, missing where the code is -1; taken in Arrow."""
     return dictionary.take(pa.array(codes, mask=codes < 0))
 
 
@@ -44,9 +47,10 @@ def _factor_frame(
     slots = [
         (d, picks[:, r], r) for d, picks in (("up", up), ("down", down)) for r in range(FACTORS)
     ]
+    feature_names = _dictionary(names)
     for direction, pick, rank in slots:
         f_col, c_col, _ = factor_columns(direction, rank + 1)
-        out[f_col] = _text(pick, names)
+        out[f_col] = _text(pick, feature_names)
         out[c_col] = np.where(pick >= 0, credits[rows, np.maximum(pick, 0)], np.nan)
     # One call for all six factors: the per-template work is done once, not once per factor.
     picks = np.concatenate([p for _, p, _ in slots])
@@ -58,9 +62,10 @@ def _factor_frame(
         stage_names,
         bundle.won_profile,
     )
+    said = _dictionary(texts)
     for k, (direction, _, rank) in enumerate(slots):
         part = codes[k * len(rows) : (k + 1) * len(rows)]
-        out[factor_columns(direction, rank + 1)[2]] = _text(part, texts)
+        out[factor_columns(direction, rank + 1)[2]] = _text(part, said)
     return out
 
 
