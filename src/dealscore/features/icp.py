@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import take
 
 from dealscore.features.catalogue import Feature, family
 from dealscore.features.pit import DAY, Snapshots, asof_by_key, asof_global, micros, smoothed_rate
-from dealscore.schemas.keys import lookup
+from dealscore.schemas.keys import lookup, positions
 from dealscore.schemas.tables import Accounts, CrmTables, Opportunities, Status
 
 SIZE_BINS = [0, 50, 200, 1000, 5000, np.inf]
@@ -92,30 +93,41 @@ FEATURES: list[Feature] = family(
 NAMES = [f.name for f in FEATURES]
 
 
-def _deal_attribute(tables: CrmTables, table: str, column: str) -> pd.Series | None:
-    """An attribute per deal (position-aligned with opportunities); None if absent."""
+def _deal_attributes(tables: CrmTables) -> dict[str, pd.Series | None]:
+    """Each segment's attribute per deal (position-aligned with opportunities), None where the
+    export lacks it; the deals' accounts are looked up once for all account attributes."""
     deals = tables.opportunities
-    if table == "opportunities":
-        return deals.get(column)
     accounts = tables.accounts
-    if accounts is None or column not in accounts or Opportunities.account_id not in deals:
-        return None
-    values = accounts.set_index(Accounts.account_id)[column]
-    if column == Accounts.employees:
-        values = (
-            pd.cut(values, SIZE_BINS, labels=SIZE_LABELS, right=False)
-            .astype("str")
-            .where(values.notna())
-        )
-    return lookup(deals[Opportunities.account_id], values)
+    where = (
+        positions(deals[Opportunities.account_id], accounts[Accounts.account_id])
+        if accounts is not None and Opportunities.account_id in deals
+        else None
+    )
+    out: dict[str, pd.Series | None] = {}
+    for name, table, column in SEGMENTS:
+        if table == "opportunities":
+            out[name] = deals.get(column)
+        elif where is None or accounts is None or column not in accounts:
+            out[name] = None
+        else:
+            values = accounts[column]
+            if column == Accounts.employees:
+                values = (
+                    pd.cut(values, SIZE_BINS, labels=SIZE_LABELS, right=False)
+                    .astype("str")
+                    .where(values.notna())
+                )
+            out[name] = pd.Series(
+                take(values.array, where, allow_fill=True), index=deals.index, name=column
+            )
+    return out
 
 
 def segment_values(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     """Each snapshot's segment per `SEGMENTS` name (industry, size band, region, product, lead
     source) as text; missing where the deal has none or the export lacks the attribute."""
     out = {}
-    for name, table, column in SEGMENTS:
-        values = _deal_attribute(tables, table, column)
+    for name, values in _deal_attributes(tables).items():
         if values is None:  # not in the export: no deal has one
             values = pd.Series(pd.NA, index=tables.opportunities.index, dtype="string")
         # Taken in Arrow: no Python string per row.
@@ -196,7 +208,7 @@ def icp_features(
     """Documented ICP match and the learned segment profile."""
     out = pd.DataFrame(index=range(len(snaps)), columns=NAMES, dtype=float)
     prior = global_win_rate(tables, snaps, maturity_days)
-    attributes = {name: _deal_attribute(tables, table, column) for name, table, column in SEGMENTS}
+    attributes = _deal_attributes(tables)
     for name, values in attributes.items():
         if values is None:
             continue
