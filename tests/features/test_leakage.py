@@ -10,14 +10,16 @@ from hypothesis import strategies as st
 
 from dealscore.features import FEATURE_NAMES, build_features, fit_feature_state, parse_icp
 from dealscore.features.baselines import crm_baselines
+from dealscore.features.pit import micros, quarter_end_micros
 from dealscore.features.snapshots import (
     SnapshotSettings,
     grid_snapshots,
     history_start,
     label_horizon,
+    quarter_snapshots,
     recent_snapshots,
 )
-from dealscore.pipeline.training.rows import with_side_labels
+from dealscore.pipeline.training.rows import with_side_labels, won_in_quarter
 from dealscore.schemas import CrmTables, validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -250,3 +252,18 @@ def test_training_rows_are_chosen_and_labelled_by_nothing_after_the_cutoff(full,
         pd.testing.assert_frame_equal(
             other.loc[known, SIDE_LABELS], labelled[0].loc[known, SIDE_LABELS]
         )
+    # and so are the last horizon's snapshots whose quarter ended by t, and whether each deal
+    # was won in that quarter (what the won-this-quarter model also learns from)
+    quarter = [
+        quarter_snapshots(v.opportunities, t, SnapshotSettings(), horizons[0]).sort_values(
+            ["as_of", "opportunity_id"], ignore_index=True
+        )
+        for v in views
+    ]
+    as_of = micros(quarter[0]["as_of"])
+    assert (quarter_end_micros(as_of) <= micros(pd.Series([t]))[0]).all()
+    assert (quarter[0]["as_of"] > t - pd.Timedelta(days=horizons[0])).all()
+    won = [won_in_quarter(quarter[0], v.opportunities) for v in views]
+    for other, label in zip(quarter[1:], won[1:], strict=True):
+        pd.testing.assert_frame_equal(quarter[0], other)
+        assert (label == won[0]).all()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dealscore.features.pit import DAY, micros
+from dealscore.features.pit import DAY, micros, quarter_end_micros
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, SnapshotFrame
 from dealscore.schemas.tables import Opportunities, Status
 
@@ -172,6 +172,32 @@ def grid_snapshots(
         }
     )
     return SnapshotFrame.validate(frame[columns])
+
+
+def quarter_snapshots(
+    opportunities: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    settings: SnapshotSettings,
+    horizon_days: float,
+) -> pd.DataFrame:
+    """Every deal open at each grid date of the last horizon before `cutoff` (whose label
+    windows have not ended) whose calendar quarter ended by `cutoff`: opportunity_id, as_of and
+    weight as in `grid_snapshots`. Whether such a deal was won in its quarter is known at the
+    cut-off; chosen by date alone."""
+    dates = grid_dates(
+        cutoff - pd.Timedelta(days=horizon_days), cutoff, settings.every_days, settings.seed
+    )
+    grid = micros(pd.Series(dates))
+    dates = dates[quarter_end_micros(grid) <= micros(pd.Series([cutoff]))[0]]
+    row, as_of, _ = _open_on(opportunities, dates)
+    age = (as_of - micros(opportunities[Opportunities.created_at])[row]) / DAY
+    return pd.DataFrame(
+        {
+            OPPORTUNITY_ID: opportunities[Opportunities.opportunity_id].to_numpy()[row],
+            AS_OF: pd.to_datetime(as_of, unit="us", utc=True),
+            "weight": np.minimum(1.0, settings.age_weight_days / np.maximum(age, 1e-9)),
+        }
+    )
 
 
 RECENT_DATES = 6  # grid dates of the last horizon that measure a recent change

@@ -2,8 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dealscore.features import FEATURE_NAMES
 from dealscore.pipeline.training import TrainSettings
+from dealscore.pipeline.training.evaluate import fit_and_evaluate
 from dealscore.pipeline.training.rows import training_rows, with_side_labels
+from dealscore.schemas import validate_tables
+from dealscore.synthetic import GeneratorSettings, generate_crm
 
 UTC = "UTC"
 
@@ -62,3 +66,61 @@ def test_a_cut_off_before_the_exports_last_fact_is_refused(tables):
     # then it refuses: rows dated after the cut-off would be read as known
     with pytest.raises(ValueError, match="before the export's last dated fact"):
         training_rows(tables, TrainSettings(), cutoff=pd.Timestamp("2025-03-15", tz=UTC))
+
+
+@pytest.fixture(scope="module")
+def short_history():
+    """A year of generated deals whose export ends three weeks into a quarter."""
+    crm = generate_crm(
+        GeneratorSettings(
+            deals=1500, seed=3, years=1.0, export_date=pd.Timestamp("2025-07-22", tz=UTC)
+        )
+    )
+    return validate_tables(crm.tables)[0]
+
+
+def test_the_last_horizon_before_a_quarter_ended_trains_the_won_this_quarter_model(short_history):
+    # given an export three weeks into a quarter, and a label window longer than three weeks
+    prepared = training_rows(short_history, TrainSettings())
+    horizon = pd.Timedelta(days=prepared.horizon)
+    assert horizon > pd.Timedelta(days=21)
+    # when its training rows are drawn, then the last horizon's snapshots of the quarter that
+    # ended are set aside for the won-this-quarter model, dated after every labelled row
+    quarter, rows = prepared.quarter, prepared.rows
+    assert len(quarter) > 0
+    assert quarter["as_of"].min() > rows["as_of"].max()
+    assert (quarter["as_of"] > prepared.cutoff - horizon).all()
+    assert (quarter["as_of"] < pd.Timestamp("2025-07-01", tz=UTC)).all()
+    # and each is labelled by whether its deal was won before that quarter ended
+    deals = short_history.opportunities.set_index("opportunity_id")
+    closed = deals.loc[quarter["opportunity_id"], "closed_at"].to_numpy()
+    won = deals.loc[quarter["opportunity_id"], "status"].eq("won").to_numpy()
+    expected = won & (closed < pd.Timestamp("2025-07-01", tz=UTC))
+    assert quarter["label_in_quarter"].tolist() == expected.astype(int).tolist()
+    assert 0 < quarter["label_in_quarter"].mean() < 1
+    # and they carry the same features as the labelled rows
+    assert set(FEATURE_NAMES) <= set(quarter.columns)
+
+
+def test_a_label_window_inside_the_cut_offs_own_quarter_sets_none_aside(short_history):
+    # given an export three weeks into a quarter, and a label window of two weeks
+    # when its training rows are drawn
+    prepared = training_rows(short_history, TrainSettings(horizon_days=14))
+    # then no snapshot is set aside: the window's quarter has not ended
+    assert prepared.quarter.empty
+    assert len(prepared.rows) > 0
+
+
+def test_the_won_this_quarter_model_learns_from_the_rows_set_aside(short_history):
+    # given an export three weeks into a quarter
+    settings = TrainSettings(
+        icp="", track=False, forward_dates=0, ladder=("base_rate", "logistic_regression")
+    )
+    prepared = training_rows(short_history, settings)
+    known = int(prepared.rows["in_quarter_known"].sum())
+    # when the models are fitted
+    result = fit_and_evaluate(short_history, settings)
+    # then the won-this-quarter model was cross-fitted on the labelled rows whose quarter is
+    # over and on the last horizon's rows set aside for it
+    assert result.in_quarter is not None
+    assert len(result.in_quarter.oof_) == known + len(prepared.quarter)

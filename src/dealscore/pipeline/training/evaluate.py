@@ -46,9 +46,10 @@ def fit_and_evaluate(
     prepared = training_rows(tables, settings, progress, cutoff)
     deals = tables.opportunities
     flagged = heroic_ids(tables, prepared, settings)
-    weight = heroic_weights(prepared, flagged, settings)
+    weight = heroic_weights(prepared.rows, flagged, settings)
     win, said = _win_model(prepared, settings, weight, progress)
-    fit = side_fit(win, prepared, weight, settings, progress)
+    quarter_weight = heroic_weights(prepared.quarter, flagged, settings)
+    fit = side_fit(win, prepared, weight, settings, progress, quarter_weight)
     side = fit_side_models(fit, deals, settings, progress)
 
     progress("evaluating against the baselines on the newest fold")

@@ -130,7 +130,7 @@ def fit_recipe(
     """The win model's ladder and its feature state, nothing else: what the forward test
     replays."""
     prepared = training_rows(tables, settings)
-    weight = heroic_weights(prepared, heroic_ids(tables, prepared, settings), settings)
+    weight = heroic_weights(prepared.rows, heroic_ids(tables, prepared, settings), settings)
     ladder = cross_fit_ladder(prepared.rows, prepared.folds, settings, weight, progress=progress)
     correct_recent(ladder, prepared, settings)
     return ladder, prepared.state

@@ -3,7 +3,7 @@ and time folds, the recent snapshots, and the weights the heroic-win rule sets."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from dealscore.features.snapshots import (
     auto_horizon,
     grid_snapshots,
     history_start,
+    quarter_snapshots,
     recent_snapshots,
 )
 from dealscore.io.icp import load_icp
@@ -86,6 +87,9 @@ class TrainingRows:
     rules: tuple
     recent: pd.DataFrame  # the last horizon's snapshots: features, elapsed_days, won_so_far
     notes: tuple[str, ...] = ()
+    # The last horizon's snapshots whose quarter ended by the cut-off: features, weight and
+    # label_in_quarter, for the won-this-quarter model only (their win labels are not known).
+    quarter: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _features(tables: CrmTables, keys: pd.DataFrame, state: FeatureState) -> pd.DataFrame:
@@ -127,15 +131,19 @@ def training_rows(
     if note:
         notes.append(note)
         progress(note)
+    quarter = _quarter_rows(tables, state, cutoff, horizon, settings)
     if not settings.rep_inputs:
         rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
-    folds, sample = _folds(rows, horizon, settings)
+        quarter = without_rep_inputs(quarter)
+    folds, sample = purged_folds(rows, horizon, settings)
     progress(
         f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
         f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days)"
         f"{sample}; {len(recent):,} recent rows whose windows have not ended"
     )
-    return TrainingRows(rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes))
+    return TrainingRows(
+        rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes), quarter
+    )
 
 
 def _horizon(
@@ -176,15 +184,20 @@ def _snapshots(
     return snaps
 
 
-def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """The snapshot rows with the side models' labels and the days to a win; `deals` as known
-    at `cutoff`."""
+def _closes(rows: pd.DataFrame, deals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(won, close time in microseconds) of each row's deal; `deals` as known at the cut-off."""
     # Each row's deal found once (an Arrow lookup), both of its facts read from that position.
     where = positions(rows[OPPORTUNITY_ID], deals[Opportunities.opportunity_id])
     closed = take(deals[Opportunities.closed_at].array, where, allow_fill=True)
-    closed_us = micros(pd.Series(closed, index=rows.index))
     status = take(deals[Opportunities.status].array, where, allow_fill=True)
     won = pd.Series(status).eq(Status.WON.value).fillna(False).to_numpy(dtype=bool)
+    return won, micros(pd.Series(closed, index=rows.index))
+
+
+def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The snapshot rows with the side models' labels and the days to a win; `deals` as known
+    at `cutoff`."""
+    won, closed_us = _closes(rows, deals)
     as_of_us = micros(rows["as_of"])
     # Won before the snapshot's quarter ends, however far beyond the label window that is: a
     # short history's window (58 days, say) would teach that a deal open at a quarter's start
@@ -199,6 +212,31 @@ def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timesta
         label_no_decision=rows["outcome"].isin([Status.NO_DECISION.value, "open"]).astype(np.int64),
         days_to_win=np.where(rows["label"] == 1, (closed_us - as_of_us) / DAY, np.nan),
     )
+
+
+def _quarter_rows(
+    tables: CrmTables,
+    state: FeatureState,
+    cutoff: pd.Timestamp,
+    horizon: float,
+    settings: TrainSettings,
+) -> pd.DataFrame:
+    """The last horizon's grid snapshots whose quarter ended by the cut-off, with features and
+    whether each deal was won in that quarter (`quarter_snapshots`): the months a short
+    history's labelled rows never reach, the end of the last quarter among them."""
+    snaps = quarter_snapshots(tables.opportunities, cutoff, settings.snapshots(), horizon)
+    if snaps.empty:
+        return pd.DataFrame()
+    rows = _features(tables, snaps, state)
+    return rows.assign(label_in_quarter=won_in_quarter(rows, tables.opportunities))
+
+
+def won_in_quarter(rows: pd.DataFrame, deals: pd.DataFrame) -> np.ndarray:
+    """Whether each row's deal was won before its snapshot's calendar quarter ended (1/0);
+    `deals` as known at a cut-off that quarter's end does not pass."""
+    won, closed_us = _closes(rows, deals)
+    quarter_end = quarter_end_micros(micros(rows["as_of"]))
+    return (won & (closed_us < quarter_end)).astype(np.int64)
 
 
 def _recent(
@@ -223,7 +261,9 @@ def _recent(
     return pd.DataFrame(), ""
 
 
-def _folds(rows: pd.DataFrame, horizon: float, settings: TrainSettings) -> tuple[TimeFolds, str]:
+def purged_folds(
+    rows: pd.DataFrame, horizon: float, settings: TrainSettings
+) -> tuple[TimeFolds, str]:
     """The purged time folds, on a sample of whole deals above crossfit_max_rows (and so said)."""
     folds = time_folds(rows["as_of"], horizon, settings.folds)
     if len(rows) <= settings.crossfit_max_rows:
@@ -250,10 +290,9 @@ def heroic_ids(tables: CrmTables, prepared: TrainingRows, settings: TrainSetting
     return deals.loc[flagged, Opportunities.opportunity_id]
 
 
-def heroic_weights(
-    prepared: TrainingRows, flagged: pd.Series, settings: TrainSettings
-) -> np.ndarray:
+def heroic_weights(rows: pd.DataFrame, flagged: pd.Series, settings: TrainSettings) -> np.ndarray:
     """Each row's weight, times heroic_weight for the rows of the flagged deals."""
-    rows = prepared.rows
+    if rows.empty:
+        return np.empty(0)
     is_heroic = rows[OPPORTUNITY_ID].isin(flagged).to_numpy()
     return rows["weight"].to_numpy() * np.where(is_heroic, settings.heroic_weight, 1.0)

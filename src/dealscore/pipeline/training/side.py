@@ -20,7 +20,12 @@ from dealscore.model.metrics import evaluate
 from dealscore.model.split import TimeFolds
 from dealscore.model.totals import CollectiveError, collective_error
 from dealscore.pipeline.training.fit import cross_fit_ladder, side_rungs
-from dealscore.pipeline.training.rows import DataMinimumError, TrainingRows, without_rep_inputs
+from dealscore.pipeline.training.rows import (
+    DataMinimumError,
+    TrainingRows,
+    purged_folds,
+    without_rep_inputs,
+)
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress
 from dealscore.schemas import Opportunities
@@ -38,6 +43,9 @@ class SideFit:
     newest: np.ndarray
     test: pd.DataFrame
     ladder: Callable[..., Ladder]  # cross_fit_ladder with the win model's rung and penalty
+    # The last horizon's snapshots whose quarter is over, and their weights (TrainingRows.quarter)
+    quarter: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quarter_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,10 @@ def side_fit(
     weight: np.ndarray,
     settings: TrainSettings,
     progress: Progress,
+    quarter_weight: np.ndarray | None = None,
 ) -> SideFit:
-    """The win model's rows and weights, its newest fold as test rows, and its rung."""
+    """The win model's rows and weights, its newest fold as test rows, and its rung; the
+    snapshots only the won-this-quarter model learns from, with `quarter_weight`."""
     newest = prepared.folds.newest()
     test = prepared.rows.iloc[newest].reset_index(drop=True)
     # Side models: the win model's rung with its penalty, or the base rate where that rung
@@ -72,7 +82,12 @@ def side_fit(
         rungs=side_rungs(win),
         penalty=getattr(win.model.scorer_, "C_", None),
     )
-    return SideFit(prepared.rows, prepared.folds, weight, newest, test, ladder)
+    quarter = prepared.quarter
+    if quarter_weight is None:
+        quarter_weight = quarter["weight"].to_numpy() if len(quarter) else np.empty(0)
+    return SideFit(
+        prepared.rows, prepared.folds, weight, newest, test, ladder, quarter, quarter_weight
+    )
 
 
 def fit_side_models(
@@ -121,12 +136,20 @@ def _in_quarter(
     # Its label runs to the quarter's end, beyond a short history's label window: the folds
     # stay purged by the window (purging by a whole quarter cost such a history more, in the
     # backtests, than the overlap of labels with the next block does).
-    rows, folds = fit.rows[known].reset_index(drop=True), fit.folds.subset(known)
+    rows, folds, weight = (
+        fit.rows[known].reset_index(drop=True),
+        fit.folds.subset(known),
+        fit.weight[known],
+    )
+    if len(fit.quarter):  # and the last horizon's rows whose quarter is over: folds anew
+        rows = pd.concat([rows, fit.quarter], ignore_index=True)
+        weight = np.concatenate([weight, fit.quarter_weight])
+        folds, _ = purged_folds(rows, fit.folds.horizon_days, settings)
     try:
         quarter = fit.ladder(
             rows,
             folds,
-            weight=fit.weight[known],
+            weight=weight,
             label="label_in_quarter",
             what="won-this-quarter model",
             timing=CALENDAR_FEATURES,
