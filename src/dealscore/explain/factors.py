@@ -24,6 +24,7 @@ CHANGE_FACTORS = 2  # the factors named in a change reason
 
 
 def _dictionary(texts: np.ndarray) -> pa.Array:
+    """The distinct texts as Arrow, for `_text` to take from."""
     return pa.array(np.asarray(texts, dtype=object), type=pa.large_string())
 
 

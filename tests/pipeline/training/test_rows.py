@@ -100,6 +100,8 @@ def test_the_last_horizon_before_a_quarter_ended_trains_the_won_this_quarter_mod
     assert 0 < quarter["label_in_quarter"].mean() < 1
     # and they carry the same features as the labelled rows
     assert set(FEATURE_NAMES) <= set(quarter.columns)
+    # and none is drawn when the won-this-quarter model is off
+    assert training_rows(short_history, TrainSettings(in_quarter_model=False)).quarter.empty
 
 
 def test_a_label_window_inside_the_cut_offs_own_quarter_sets_none_aside(short_history):

@@ -28,11 +28,9 @@ def _parts(tables: dict[str, arrow.Table]) -> list[dict[str, arrow.Table]]:
     rows stay whole. Each slice holds every table, perhaps empty."""
     most = max((t.num_rows for t in tables.values()), default=0)
     count = max(1, min(os.cpu_count() or 1, 4, most // PART_ROWS))
+    size = {name: -(-table.num_rows // count) for name, table in tables.items()}  # rounded up
     return [
-        {
-            name: table.slice(k * -(-table.num_rows // count), -(-table.num_rows // count))
-            for name, table in tables.items()
-        }
+        {name: table.slice(k * size[name], size[name]) for name, table in tables.items()}
         for k in range(count)
     ]
 

@@ -131,7 +131,11 @@ def training_rows(
     if note:
         notes.append(note)
         progress(note)
-    quarter = _quarter_rows(tables, state, cutoff, horizon, settings)
+    quarter = (
+        _quarter_rows(tables, state, cutoff, horizon, settings)
+        if settings.in_quarter_model
+        else pd.DataFrame()
+    )
     if not settings.rep_inputs:
         rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
         quarter = without_rep_inputs(quarter)
@@ -140,6 +144,12 @@ def training_rows(
         f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
         f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days)"
         f"{sample}; {len(recent):,} recent rows whose windows have not ended"
+        + (
+            f"; {len(quarter):,} rows of the last horizon's finished quarter for the "
+            "won-this-quarter model"
+            if len(quarter)
+            else ""
+        )
     )
     return TrainingRows(
         rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes), quarter
