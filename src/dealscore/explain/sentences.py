@@ -153,6 +153,7 @@ def sentence_codes(
     sentences, so no string is made per row."""
     codes = np.full(len(named), -1, dtype=np.int64)
     texts: list[np.ndarray] = []
+    written = 0  # texts so far: the next text's code
     ranks = np.full(len(named), np.nan) if stage_rank is None else np.asarray(stage_rank, float)
     order = np.argsort(named, kind="stable")
     bounds = np.searchsorted(named[order], np.arange(len(names) + 1))
@@ -160,10 +161,11 @@ def sentence_codes(
         at = order[bounds[k] : bounds[k + 1]]
         known = ~np.isnan(values[at])
         if not known.all():
-            codes[at[~known]] = sum(map(len, texts))
+            codes[at[~known]] = written
             texts.append(
                 np.array([MISSING.get(name, f"{DESCRIPTIONS.get(name, name)}: not known")])
             )
+            written += 1
         at = at[known]
         if not len(at):
             continue
@@ -174,7 +176,8 @@ def sentence_codes(
         pair, _ = pd.factorize(value + 1j * stage_key)  # one hashable number per pair
         first = np.unique(pair, return_index=True)[1]
         one = at[first]
-        codes[at] = sum(map(len, texts)) + pair
+        codes[at] = written + pair
+        written += len(first)
         texts.append(
             _sentence(
                 name,
