@@ -5,7 +5,7 @@ import pytest
 from dealscore.features import FEATURE_NAMES
 from dealscore.pipeline.training import TrainSettings
 from dealscore.pipeline.training.evaluate import fit_and_evaluate
-from dealscore.pipeline.training.rows import training_rows, with_side_labels
+from dealscore.pipeline.training.rows import quarter_rows, training_rows, with_side_labels
 from dealscore.schemas import validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -86,7 +86,7 @@ def test_the_last_horizon_before_a_quarter_ended_trains_the_won_this_quarter_mod
     assert horizon > pd.Timedelta(days=21)
     # when its training rows are drawn, then the last horizon's snapshots of the quarter that
     # ended are set aside for the won-this-quarter model, dated after every labelled row
-    quarter, rows = prepared.quarter, prepared.rows
+    quarter, rows = quarter_rows(short_history, prepared, TrainSettings()), prepared.rows
     assert len(quarter) > 0
     assert quarter["as_of"].min() > rows["as_of"].max()
     assert (quarter["as_of"] > prepared.cutoff - horizon).all()
@@ -101,7 +101,8 @@ def test_the_last_horizon_before_a_quarter_ended_trains_the_won_this_quarter_mod
     # and they carry the same features as the labelled rows
     assert set(FEATURE_NAMES) <= set(quarter.columns)
     # and none is drawn when the won-this-quarter model is off
-    assert training_rows(short_history, TrainSettings(in_quarter_model=False)).quarter.empty
+    off = TrainSettings(in_quarter_model=False)
+    assert quarter_rows(short_history, training_rows(short_history, off), off).empty
 
 
 def test_a_label_window_inside_the_cut_offs_own_quarter_sets_none_aside(short_history):
@@ -109,7 +110,7 @@ def test_a_label_window_inside_the_cut_offs_own_quarter_sets_none_aside(short_hi
     # when its training rows are drawn
     prepared = training_rows(short_history, TrainSettings(horizon_days=14))
     # then no snapshot is set aside: the window's quarter has not ended
-    assert prepared.quarter.empty
+    assert quarter_rows(short_history, prepared, TrainSettings(horizon_days=14)).empty
     assert len(prepared.rows) > 0
 
 
@@ -125,4 +126,6 @@ def test_the_won_this_quarter_model_learns_from_the_rows_set_aside(short_history
     # then the won-this-quarter model was cross-fitted on the labelled rows whose quarter is
     # over and on the last horizon's rows set aside for it
     assert result.in_quarter is not None
-    assert len(result.in_quarter.oof_) == known + len(prepared.quarter)
+    assert len(result.in_quarter.oof_) == known + len(
+        quarter_rows(short_history, prepared, settings)
+    )

@@ -24,6 +24,7 @@ from dealscore.pipeline.training.rows import (
     TrainingRows,
     heroic_ids,
     heroic_weights,
+    quarter_rows,
     training_rows,
 )
 from dealscore.pipeline.training.settings import TrainSettings
@@ -48,8 +49,9 @@ def fit_and_evaluate(
     flagged = heroic_ids(tables, prepared, settings)
     weight = heroic_weights(prepared.rows, flagged, settings)
     win, said = _win_model(prepared, settings, weight, progress)
-    quarter_weight = heroic_weights(prepared.quarter, flagged, settings)
-    fit = side_fit(win, prepared, weight, settings, progress, quarter_weight)
+    quarter = quarter_rows(tables, prepared, settings, progress)
+    quarter_weight = heroic_weights(quarter, flagged, settings)
+    fit = side_fit(win, prepared, weight, settings, progress, quarter, quarter_weight)
     side = fit_side_models(fit, deals, settings, progress)
 
     progress("evaluating against the baselines on the newest fold")

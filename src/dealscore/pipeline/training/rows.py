@@ -3,7 +3,7 @@ and time folds, the recent snapshots, and the weights the heroic-win rule sets."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -87,9 +87,6 @@ class TrainingRows:
     rules: tuple
     recent: pd.DataFrame  # the last horizon's snapshots: features, elapsed_days, won_so_far
     notes: tuple[str, ...] = ()
-    # The last horizon's snapshots whose quarter ended by the cut-off: features, weight and
-    # label_in_quarter, for the won-this-quarter model only (their win labels are not known).
-    quarter: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _features(tables: CrmTables, keys: pd.DataFrame, state: FeatureState) -> pd.DataFrame:
@@ -131,29 +128,15 @@ def training_rows(
     if note:
         notes.append(note)
         progress(note)
-    quarter = (
-        _quarter_rows(tables, state, cutoff, horizon, settings)
-        if settings.in_quarter_model
-        else pd.DataFrame()
-    )
     if not settings.rep_inputs:
         rows, recent = without_rep_inputs(rows), without_rep_inputs(recent)
-        quarter = without_rep_inputs(quarter)
     folds, sample = purged_folds(rows, horizon, settings)
     progress(
         f"{len(rows):,} labelled snapshot rows from {rows['as_of'].min():%Y-%m-%d} to "
         f"{rows['as_of'].max():%Y-%m-%d} in {folds.k} time folds (purged by {horizon:g} days)"
         f"{sample}; {len(recent):,} recent rows whose windows have not ended"
-        + (
-            f"; {len(quarter):,} rows of the last horizon's finished quarter for the "
-            "won-this-quarter model"
-            if len(quarter)
-            else ""
-        )
     )
-    return TrainingRows(
-        rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes), quarter
-    )
+    return TrainingRows(rows, folds, state, start, cutoff, horizon, rules, recent, tuple(notes))
 
 
 def _horizon(
@@ -224,21 +207,29 @@ def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timesta
     )
 
 
-def _quarter_rows(
+def quarter_rows(
     tables: CrmTables,
-    state: FeatureState,
-    cutoff: pd.Timestamp,
-    horizon: float,
+    prepared: TrainingRows,
     settings: TrainSettings,
+    progress: Progress = silent,
 ) -> pd.DataFrame:
     """The last horizon's grid snapshots whose quarter ended by the cut-off, with features and
     whether each deal was won in that quarter (`quarter_snapshots`): the months a short
-    history's labelled rows never reach, the end of the last quarter among them."""
-    snaps = quarter_snapshots(tables.opportunities, cutoff, settings.snapshots(), horizon)
+    history's labelled rows never reach, for the won-this-quarter model only (their win labels
+    are not known yet). None when that model is off."""
+    if not settings.in_quarter_model:
+        return pd.DataFrame()
+    snaps = quarter_snapshots(
+        tables.opportunities, prepared.cutoff, settings.snapshots(), prepared.horizon
+    )
     if snaps.empty:
         return pd.DataFrame()
-    rows = _features(tables, snaps, state)
-    return rows.assign(label_in_quarter=won_in_quarter(rows, tables.opportunities))
+    rows = _features(tables, snaps, prepared.state)
+    rows = rows.assign(label_in_quarter=won_in_quarter(rows, tables.opportunities))
+    progress(
+        f"{len(rows):,} rows of the last horizon's finished quarter for the won-this-quarter model"
+    )
+    return rows if settings.rep_inputs else without_rep_inputs(rows)
 
 
 def won_in_quarter(rows: pd.DataFrame, deals: pd.DataFrame) -> np.ndarray:

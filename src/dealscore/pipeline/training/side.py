@@ -43,7 +43,7 @@ class SideFit:
     newest: np.ndarray
     test: pd.DataFrame
     ladder: Callable[..., Ladder]  # cross_fit_ladder with the win model's rung and penalty
-    # The last horizon's snapshots whose quarter is over, and their weights (TrainingRows.quarter)
+    # The last horizon's snapshots whose quarter is over, and their weights (rows.quarter_rows)
     quarter: pd.DataFrame = field(default_factory=pd.DataFrame)
     quarter_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
 
@@ -67,6 +67,7 @@ def side_fit(
     weight: np.ndarray,
     settings: TrainSettings,
     progress: Progress,
+    quarter: pd.DataFrame | None = None,
     quarter_weight: np.ndarray | None = None,
 ) -> SideFit:
     """The win model's rows and weights, its newest fold as test rows, and its rung; the
@@ -82,7 +83,7 @@ def side_fit(
         rungs=side_rungs(win),
         penalty=getattr(win.model.scorer_, "C_", None),
     )
-    quarter = prepared.quarter
+    quarter = pd.DataFrame() if quarter is None else quarter
     if quarter_weight is None:
         quarter_weight = quarter["weight"].to_numpy() if len(quarter) else np.empty(0)
     return SideFit(
