@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from dealscore.features import FEATURE_NAMES
+from dealscore.model.scorers import LinearScorer
 from dealscore.pipeline.training import TrainSettings
 from dealscore.pipeline.training.evaluate import fit_and_evaluate
 from dealscore.pipeline.training.rows import quarter_rows, training_rows, with_side_labels
@@ -129,3 +130,18 @@ def test_the_won_this_quarter_model_learns_from_the_rows_set_aside(short_history
     assert len(result.in_quarter.oof_) == known + len(
         quarter_rows(short_history, prepared, settings)
     )
+
+
+def test_the_won_this_quarter_model_chooses_its_own_penalty(short_history):
+    # given a recipe whose win model is a penalised logistic regression
+    settings = TrainSettings(
+        icp="", track=False, forward_dates=0, ladder=("base_rate", "logistic_regression")
+    )
+    # when the models are fitted
+    result = fit_and_evaluate(short_history, settings)
+    # then the won-this-quarter model searched every penalty on its own folds rather than
+    # taking the one chosen for winning ever
+    scorer = result.in_quarter.scorer_
+    assert result.in_quarter.penalty is None
+    assert scorer.penalties == LinearScorer.PENALTIES
+    assert scorer.C_ in LinearScorer.PENALTIES

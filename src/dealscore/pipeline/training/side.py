@@ -42,7 +42,9 @@ class SideFit:
     weight: np.ndarray
     newest: np.ndarray
     test: pd.DataFrame
-    ladder: Callable[..., Ladder]  # cross_fit_ladder with the win model's rung and penalty
+    # cross_fit_ladder with the win model's rung and penalty (the won-this-quarter model
+    # chooses its own penalty)
+    ladder: Callable[..., Ladder]
     # The last horizon's snapshots whose quarter is over, and their weights (rows.quarter_rows)
     quarter: pd.DataFrame = field(default_factory=pd.DataFrame)
     quarter_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -154,6 +156,9 @@ def _in_quarter(
             label="label_in_quarter",
             what="won-this-quarter model",
             timing=CALENDAR_FEATURES,
+            # A penalty of its own: the win model's, chosen for winning ever, flattened how
+            # much the days left matter (early stages at a quarter's start given too little).
+            penalty=None,
         )
     except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
         progress(f"no won-this-quarter model: {exc}")
