@@ -24,6 +24,19 @@ def test_positions_and_contains_agree_with_pandas_on_text(dtype):
     assert found.tolist() == (values.isin(ids) & values.notna()).tolist()
 
 
+def test_categorical_values_are_looked_up_as_their_text():
+    # given values as a categorical (labels read as a dictionary), with a missing one
+    ids, text = pd.Series(IDS, dtype="str"), pd.Series(VALUES, dtype="str")
+    for values in (text.astype("category"), pd.CategoricalIndex(text)):
+        # when they are looked up
+        where, found = positions(values, ids), contains(values, ids)
+        # then the answers are those of the same values as text
+        assert where.tolist() == positions(text, ids).tolist()
+        assert found.tolist() == contains(text, ids).tolist()
+        table = pd.Series(IDS, index=IDS, dtype="str")
+        pd.testing.assert_series_equal(lookup(pd.Series(values), table), lookup(text, table))
+
+
 def test_a_missing_key_does_not_match_a_missing_value():
     # given ids that include a missing one, as Arrow text and as numbers
     text = pd.Series(["a", None], dtype="str")
