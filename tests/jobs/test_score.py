@@ -82,6 +82,23 @@ def test_every_open_deal_is_scored_like_the_model_would(crm, settings):
     assert result.scores[FACTOR_COLUMNS].notna().any().all()
 
 
+def test_features_are_built_from_the_columns_scoring_reads_alone(crm, settings, monkeypatch):
+    # given a scorer whose feature path records the activities it is given
+    seen = []
+
+    def spy(tables, *args, **kwargs):
+        seen.append(tables.activities)
+        return build_features(tables, *args, **kwargs)
+
+    monkeypatch.setattr("dealscore.pipeline.scoring.build_features", spy)
+    # when the export is scored
+    run_score(crm, settings, as_of=AS_OF)
+    # then the activities came without the columns only validation reads, labels as categoricals
+    activities = seen[0]
+    assert not {"activity_id", "account_id"} & set(activities.columns)
+    assert isinstance(activities["type"].dtype, pd.CategoricalDtype)
+
+
 def test_a_rerun_replaces_its_rows_and_a_later_run_carries_the_trend(crm, settings):
     first = run_score(crm, settings, as_of=AS_OF)
     run_score(crm, settings, as_of=AS_OF)  # rerun: same rows, not twice

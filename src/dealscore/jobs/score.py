@@ -15,6 +15,7 @@ import pandas as pd
 
 from dealscore.errors import InputError
 from dealscore.features.asof import export_time, last_event, stale_as_of
+from dealscore.features.columns import scoring_columns
 from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
@@ -23,6 +24,7 @@ from dealscore.pipeline.scoring import (
     ScoreResult,
     ScoreSettings,
     contract_rejects,
+    drift_tables,
     measure_drift,
     score_deals,
 )
@@ -92,12 +94,15 @@ def _score_on_pandas(
     export = read_export(data, mapping)
     held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
     del export
-    tables = held.tables
-    require_dated(tables, held.report)  # no deal with a readable date: no time to score as of
+    require_dated(held.tables, held.report)  # no deal with a readable date: no time to score as of
     if said := held.describe():
         progress(said)
+    coverage = held.tables.coverage()  # of the export as read, before unread columns go
+    # Only what scoring reads is kept: the columns only validation needed held gigabytes.
+    tables, taken_out = scoring_columns(held.tables), held.deals
+    del held
     lap("read")
-    if warning := loaded.mismatch(tables.coverage()):
+    if warning := loaded.mismatch(coverage):
         progress(f"WARNING: {warning}")
     # No time given: the export's own, so a rerun on the same export is the same run.
     now = export_time(last_event(tables))
@@ -114,10 +119,11 @@ def _score_on_pandas(
     scores, rejected, features = score_deals(
         tables, loaded, as_of, settings, progress, scored_at=scored_at, previous=previous
     )
-    held_open = contract_rejects(held.deals, as_of, loaded, scored_at)
+    held_open = contract_rejects(taken_out, as_of, loaded, scored_at)
     rejected = pd.concat([rejected, held_open], ignore_index=True)
     lap("features + score + reasons")
     open_deals = len(features) + len(held_open)
+    tables = drift_tables(tables)  # activities and the rest let go before the write
 
     def drift(written: pd.DataFrame, _: pd.DataFrame) -> tuple[pd.Series, tuple[str, ...]]:
         return measure_drift(

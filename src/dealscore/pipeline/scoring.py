@@ -333,6 +333,11 @@ def drift_segments(tables: CrmTables, features: pd.DataFrame) -> pd.DataFrame:
     return segment_values(tables, snapshots_at(tables, features[[OPPORTUNITY_ID, AS_OF]]))
 
 
+def drift_tables(tables: CrmTables) -> CrmTables:
+    """What `measure_drift` reads of the export: the deals and their accounts."""
+    return CrmTables(tables.opportunities, accounts=tables.accounts)
+
+
 def measure_drift(
     tables: CrmTables,
     features: pd.DataFrame,
