@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from dealscore.errors import InputError
 from dealscore.features.asof import export_time, last_event, stale_as_of
@@ -101,6 +102,9 @@ def _score_on_pandas(
     # Only what scoring reads is kept: the columns only validation needed held gigabytes.
     tables, taken_out = scoring_columns(held.tables), held.deals
     del held
+    # Arrow's allocator keeps what the dropped columns and validation freed; NumPy, which
+    # builds the features next, cannot reuse it: handed back, it is not held twice.
+    pa.default_memory_pool().release_unused()
     lap("read")
     if warning := loaded.mismatch(coverage):
         progress(f"WARNING: {warning}")
