@@ -104,38 +104,32 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     acts = tables.activities
     if acts is None or Activities.opportunity_id not in acts:
         return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
+    time, known, row_flags = _row_flags(acts)
     deal = snaps.codes(acts[Activities.opportunity_id])
-    kind = _codes(acts[Activities.type], [t.value for t in ActivityType])
-    time = micros(acts[Activities.occurred_at])
-    known, booked = time, np.zeros(len(time), dtype=bool)
-    if Activities.created_at in acts:
-        known = micros(activity_known_at(acts))
-        booked = np.isin(kind, [TYPE_CODE[s] for s in next_step.STEP_TYPES]) & (known < time)
-        # A touch counts from when it both happened and was known (a call logged a day late
-        # counts from the day it was logged; a meeting booked ahead from the day it took place).
-        time = np.maximum(known, time)
     order, starts = activity_pass.group_events(deal, time, len(snaps.ids))
+    # Each per-row array is let go once read: on 17M activities every one is 70-140 MB.
+    del deal
     time = time[order]
-    direction = np.full(len(acts), -1, dtype=np.int64)
-    if Activities.direction in acts:
-        direction = _codes(acts[Activities.direction], [x.value for x in Direction])
     contact, rank_of_contact = _contacts(acts, tables.contacts)
-    # Flags of each row's type, direction and booking: -1 (unknown) takes the appended 0.
-    row_flags = np.append(KIND_BITS, 0)[kind] | np.append(DIRECTION_BITS, 0)[direction]
-    row_flags |= np.where(
-        booked, activity_pass.BOOKED | activity_pass.ALL, activity_pass.ALL
-    ).astype(np.int32)
     flags, hours = activity_pass.walk(
         starts, order, time, row_flags, contact, len(rank_of_contact), DAY / 24
     )
+    del row_flags
     first = np.flatnonzero(flags & activity_pass.FIRST_TOUCH)
     rank = np.full(len(order), np.nan)
     rank[first] = rank_of_contact[contact[order[first]]]
+    del contact, first
     replies = np.flatnonzero(flags & activity_pass.REPLY)
+    # Sums of a deal's replies as differences of one running sum over all replies, as before,
+    # so the means stay the same to the last bit.
+    cum = np.concatenate([[0.0], np.cumsum(hours[replies])])
+    del hours
+    known = known[order]
+    del order
     snap_order, snap_starts = activity_pass.group_snapshots(snaps.deal, len(snaps.ids))
     ints, best = activity_pass.answer(
         starts,
-        (time, flags, rank, known[order], float(prospect.SENIOR)),
+        (time, flags, rank, known, float(prospect.SENIOR)),
         (snaps.deal, snaps.as_of, snap_order, snap_starts),
         COUNT_SPECS,
         np.searchsorted(replies, starts),
@@ -147,14 +141,34 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
         age = (snaps.as_of - created) / DAY
         out.update(next_step.next_step_features(rows, snaps.as_of, age))
     out["inbound_share_90d"] = prospect.inbound_share(rows["inbound_90d"], rows["directed_90d"])
-    # Sums of a deal's replies as differences of one running sum over all replies, as before,
-    # so the means stay the same to the last bit.
-    cum = np.concatenate([[0.0], np.cumsum(hours[replies])])
     out["response_latency_hours"] = prospect.response_latency(
         cum, rows["reply_lo"], rows["reply_hi"]
     )
     out.update(_contact_features(acts, tables.contacts, rows, best, snaps.as_of))
     return pd.DataFrame(out).reindex(columns=NAMES)
+
+
+def _row_flags(acts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per activity: the time it counts from, the time it was known, and its flags (type,
+    direction, booking)."""
+    kind = _codes(acts[Activities.type], [t.value for t in ActivityType])
+    time = micros(acts[Activities.occurred_at])
+    known, booked = time, np.zeros(len(time), dtype=bool)
+    if Activities.created_at in acts:
+        known = micros(activity_known_at(acts))
+        booked = np.isin(kind, [TYPE_CODE[s] for s in next_step.STEP_TYPES]) & (known < time)
+        # A touch counts from when it both happened and was known (a call logged a day late
+        # counts from the day it was logged; a meeting booked ahead from the day it took place).
+        time = np.maximum(known, time)
+    direction = np.full(len(acts), -1, dtype=np.int64)
+    if Activities.direction in acts:
+        direction = _codes(acts[Activities.direction], [x.value for x in Direction])
+    # Flags of each row's type, direction and booking: -1 (unknown) takes the appended 0.
+    row_flags = np.append(KIND_BITS, 0)[kind] | np.append(DIRECTION_BITS, 0)[direction]
+    row_flags |= np.where(
+        booked, activity_pass.BOOKED | activity_pass.ALL, activity_pass.ALL
+    ).astype(np.int32)
+    return time, known, row_flags
 
 
 def _contacts(acts: pd.DataFrame, contacts: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
