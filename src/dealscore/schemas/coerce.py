@@ -53,6 +53,8 @@ def _coerce_column(values: pd.Series, kind: str) -> pd.Series:
     if kind == "timestamp":
         return to_utc_timestamps(values)
     if kind == "number":
+        if values.dtype == np.float64:  # already numbers: to_numeric would copy them
+            return values
         return pd.to_numeric(values, errors="coerce").astype("float64")
     return to_strings(values)
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from dealscore.errors import DataError
-from dealscore.schemas.coerce import coerce_table
+from dealscore.schemas.coerce import coerce_table, column_kind
 from dealscore.schemas.cross_table import (
     completeness_warnings,
     date_issues,
@@ -48,10 +48,21 @@ def _key_column(model: type[pa.DataFrameModel]) -> str:
 def _checked_here(model: type[pa.DataFrameModel]) -> tuple[pa.DataFrameSchema, tuple[str, ...]]:
     """(the model's schema without its unique flags, the columns declared unique): unique
     columns are checked by `keys.duplicated`, which is several times faster on millions of ids
-    than Pandera's hash table; the flags stay declared for the Spark engine and the docs."""
+    than Pandera's hash table; the flags stay declared for the Spark engine and the docs.
+
+    Time columns come parsed to the contract's dtype by `coerce_table`: Pandera only checks
+    their dtype, as its coercion (to_datetime again) copied 17M times per column."""
     schema = model.to_schema()
     unique = tuple(column for column, spec in schema.columns.items() if spec.unique)
-    return schema.update_columns({column: {"unique": False} for column in unique}), unique
+    changes: dict[str, dict[str, bool]] = {
+        column: {"coerce": column_kind(spec.dtype) != "timestamp"}
+        for column, spec in schema.columns.items()
+    }
+    for column in unique:
+        changes[column]["unique"] = False
+    schema = schema.update_columns(changes)
+    schema.coerce = False  # column by column instead, as set above
+    return schema, unique
 
 
 def _unique_issues(
@@ -89,7 +100,9 @@ def schema_issues(
     `rows`, record the failing rows)."""
     schema, unique = _checked_here(model)
     try:
-        validated = schema.validate(frame, lazy=True)
+        # In place on a shallow copy of our own: Pandera's copy duplicated every numeric and
+        # time column (half a GB on a million deals), and the caller's frame stays as it was.
+        validated = schema.validate(frame.copy(deep=False), lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     else:
