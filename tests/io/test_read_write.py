@@ -15,6 +15,8 @@ from dealscore.io import SourceError, read_export, write_tables
 from dealscore.io.read import dataset_name
 from dealscore.io.write import write_text
 from dealscore.schemas import ContractError, validate_tables
+from dealscore.schemas.quarantine import quarantine
+from dealscore.schemas.tables import LABEL_COLUMNS
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -29,6 +31,38 @@ def test_written_tables_read_back_identically(tables, tmp_path, fmt):
     for name, frame in valid.present():
         pd.testing.assert_frame_equal(again.get(name), frame, check_dtype=False)
         assert again.get(name).dtypes.astype(str).tolist() == frame.dtypes.astype(str).tolist()
+
+
+def test_labels_read_as_categoricals_are_checked_as_their_text(tables, tmp_path):
+    # given Parquet tables whose labels include a blank, a value outside the contract, a gap
+    valid, _ = validate_tables(tables)
+    acts = valid.activities.assign(type=["email", "fax"], direction=["", None])
+    write_tables(valid.with_tables(activities=acts), tmp_path, "parquet")
+    # when they are read with and without labels as categoricals, and validated
+    plain = read_export(tmp_path).tables
+    labelled = read_export(tmp_path, labels=True).tables
+    checked, report = validate_tables(plain)
+    kept, again = validate_tables(labelled)
+    # then the labels come as categoricals (a byte a row) and stay so through validation
+    labels = {
+        name: [c for c in columns if c in plain.get(name)]
+        for name, columns in LABEL_COLUMNS.items()
+    }
+    assert labels["activities"] == ["type", "direction"] and labels["forecasts"]
+    for name, columns in labels.items():
+        for column in columns:
+            assert isinstance(labelled.get(name)[column].dtype, pd.CategoricalDtype)
+            assert isinstance(kept.get(name)[column].dtype, pd.CategoricalDtype)
+            assert pd.api.types.is_string_dtype(plain.get(name)[column].dtype)
+    # and the contract says the same of them, word for word, with the same values once text
+    assert again.to_text() == report.to_text() and "fax" in report.to_text()
+    for name, frame in checked.present():
+        text = kept.get(name).astype({c: "str" for c in labels.get(name, [])})
+        pd.testing.assert_frame_equal(text, frame)
+    # and the quarantine takes out the same rows and deals
+    held, held_plain = quarantine(labelled), quarantine(plain)
+    assert held.dropped == held_plain.dropped and held.dropped["activities"] == 1
+    pd.testing.assert_frame_equal(held.deals, held_plain.deals)
 
 
 def test_rewrite_removes_its_own_stale_tables_and_leaves_no_temp_files(tables, tmp_path):

@@ -92,7 +92,7 @@ def _score_on_pandas(
 ) -> ScoreResult:
     """Read and quarantine the export in one process, score, settle against the store."""
     progress(f"reading {redact(str(data))}")
-    export = read_export(data, mapping)
+    export = read_export(data, mapping, labels=True)
     held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
     del export
     require_dated(held.tables, held.report)  # no deal with a readable date: no time to score as of

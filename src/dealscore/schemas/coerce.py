@@ -7,7 +7,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from dealscore.schemas.report import Issue, value_examples
-from dealscore.schemas.tables import TIMESTAMP_DTYPE
+from dealscore.schemas.tables import LABEL_COLUMNS, TIMESTAMP_DTYPE
 
 
 def column_kind(dtype: object) -> str:
@@ -49,7 +49,20 @@ def to_strings(values: pd.Series) -> pd.Series:
     return values.astype("str").where(values.notna())
 
 
-def _coerce_column(values: pd.Series, kind: str) -> pd.Series:
+def to_labels(values: pd.Series) -> pd.Series:
+    """A label column (LABEL_COLUMNS) given as a categorical of text stays one, a blank label
+    missing; anything else is read as `to_strings`."""
+    dtype = values.dtype
+    if not isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(
+        dtype.categories.dtype
+    ):
+        return to_strings(values)
+    return values.cat.remove_categories([""]) if "" in dtype.categories else values
+
+
+def _coerce_column(values: pd.Series, kind: str, label: bool = False) -> pd.Series:
+    if label and kind == "string":
+        return to_labels(values)
     if kind == "timestamp":
         return to_utc_timestamps(values)
     if kind == "number":
@@ -71,7 +84,7 @@ def coerce_table(
         if column not in frame:
             continue
         kind = column_kind(spec.dtype)
-        coerced = _coerce_column(frame[column], kind)
+        coerced = _coerce_column(frame[column], kind, column in LABEL_COLUMNS.get(name, ()))
         out[column] = coerced
         if coerced.isna().sum() == frame[column].isna().sum():
             continue  # the common case: nothing was lost, skip the row-wise comparison

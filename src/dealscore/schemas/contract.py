@@ -99,6 +99,11 @@ def schema_issues(
     """Run the table's Pandera model lazily and fold its failure cases into issues (and, with
     `rows`, record the failing rows)."""
     schema, unique = _checked_here(model)
+    labels = [
+        c for c in schema.columns if c in frame and isinstance(frame[c].dtype, pd.CategoricalDtype)
+    ]
+    if labels:  # kept categorical by coerce_table: their values are checked, not their dtype
+        schema = schema.update_columns({c: {"dtype": None, "coerce": False} for c in labels})
     try:
         # In place on a shallow copy of our own: Pandera's copy duplicated every numeric and
         # time column (half a GB on a million deals), and the caller's frame stays as it was.

@@ -187,6 +187,14 @@ class Owners(_Contract):
     hired_at: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
 
 
+# Labels of a few values on the largest tables (17M activities on a million deals): a reader
+# may give them as categoricals (a byte a row, not a string), kept so through validation, which
+# checks their values as text.
+LABEL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "activities": (Activities.type, Activities.direction),
+    "stage_history": (StageHistory.forecast_category,),
+    "forecasts": (Forecasts.forecast_category,),
+}
 TABLE_MODELS: dict[str, type[_Contract]] = {
     "opportunities": Opportunities,
     "accounts": Accounts,
