@@ -97,6 +97,7 @@ def test_features_are_built_from_the_columns_scoring_reads_alone(crm, settings, 
     activities = seen[0]
     assert not {"activity_id", "account_id"} & set(activities.columns)
     assert isinstance(activities["type"].dtype, pd.CategoricalDtype)
+    assert isinstance(activities["opportunity_id"].dtype, pd.CategoricalDtype)
 
 
 def test_a_rerun_replaces_its_rows_and_a_later_run_carries_the_trend(crm, settings):

@@ -6,6 +6,8 @@ features only some: on a million open deals the rest held gigabytes through the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,11 +39,17 @@ READ: dict[str, tuple[str, ...]] = {
         Forecasts.probability,
     ),
 }
-# Text of a few distinct values over millions of rows: a byte per row as a categorical.
+# Text of a few distinct values over millions of rows (a byte a row as a categorical), and the
+# ids the features look up (a code a row, each id looked up once).
 LABELS: dict[str, tuple[str, ...]] = {
-    "activities": (Activities.type, Activities.direction),
-    "stage_history": (StageHistory.stage,),
-    "forecasts": (Forecasts.forecast_category,),
+    "activities": (
+        Activities.type,
+        Activities.direction,
+        Activities.opportunity_id,
+        Activities.contact_id,
+    ),
+    "stage_history": (StageHistory.stage, StageHistory.opportunity_id),
+    "forecasts": (Forecasts.forecast_category, Forecasts.opportunity_id),
 }
 
 
@@ -61,19 +69,28 @@ def as_labels(values: pd.Series) -> pd.Series:
 
 
 def scoring_columns(tables: CrmTables) -> CrmTables:
-    """The tables with the large ones cut to the columns scoring reads (READ) and their labels
-    as categoricals; the other tables, and the frames given, are left as they are."""
+    """The tables with the large ones cut to the columns scoring reads (READ); the other tables,
+    and the frames given, are left as they are."""
+    return _with_columns(tables, lambda name, column, values: values)
+
+
+def with_labels(tables: CrmTables) -> CrmTables:
+    """The tables with the large ones' labels and ids (LABELS) as categoricals (the frames given
+    are left as they are): the features look each one up once, not once a row."""
+    return _with_columns(
+        tables,
+        lambda name, column, values: as_labels(values) if column in LABELS[name] else values,
+    )
+
+
+def _with_columns(tables: CrmTables, make: Callable[[str, str, pd.Series], pd.Series]) -> CrmTables:
+    """The tables with each large one's READ columns made by `make(table, column, values)`."""
     frames: dict[str, pd.DataFrame | None] = {}
     for name, columns in READ.items():
         frame = tables.get(name)
         if frame is None:
             continue
-        labels = LABELS[name]
-        kept = {
-            column: as_labels(frame[column]) if column in labels else frame[column]
-            for column in frame.columns
-            if column in columns
-        }
-        # copy=False: the kept columns are the validated ones, not copies of them.
+        kept = {c: make(name, c, frame[c]) for c in frame.columns if c in columns}
+        # copy=False: the columns kept as they are are the validated ones, not copies of them.
         frames[name] = pd.DataFrame(kept, index=frame.index, copy=False)
     return tables.with_tables(**frames)

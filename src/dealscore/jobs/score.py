@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from dealscore.errors import InputError
 from dealscore.features.asof import export_time, last_event, stale_as_of
-from dealscore.features.columns import scoring_columns
+from dealscore.features.columns import scoring_columns, with_labels
 from dealscore.io import read_export
 from dealscore.io.scores import Run, ScoreStore, open_store
 from dealscore.io.secrets import redact
@@ -102,6 +102,7 @@ def _score_on_pandas(
     # Only what scoring reads is kept: the columns only validation needed held gigabytes.
     tables, taken_out = scoring_columns(held.tables), held.deals
     del held
+    tables = with_labels(tables)  # once the rest is gone: the text they replace goes next
     # Arrow's allocator keeps what the dropped columns and validation freed; NumPy, which
     # builds the features next, cannot reuse it: handed back, it is not held twice.
     pa.default_memory_pool().release_unused()
