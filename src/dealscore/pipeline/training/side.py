@@ -77,7 +77,8 @@ def side_fit(
     newest = prepared.folds.newest()
     test = prepared.rows.iloc[newest].reset_index(drop=True)
     # Side models: the win model's rung with its penalty, or the base rate where that rung
-    # learns nothing; never a richer one, nor a second search of penalties.
+    # learns nothing; never a richer one. Only the won-this-quarter model searches its own
+    # penalty (its label leans on the days left, which the win model's penalty flattened).
     ladder = partial(
         cross_fit_ladder,
         settings=settings,
