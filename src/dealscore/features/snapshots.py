@@ -161,14 +161,13 @@ def grid_snapshots(
     row, as_of, closed = _open_on(deals, dates)
     status = deals[Opportunities.status].to_numpy(dtype=object)[row]
     ended = closed < as_of + int(horizon_days * DAY)
-    age = (as_of - micros(deals[Opportunities.created_at])[row]) / DAY
     frame = pd.DataFrame(
         {
             OPPORTUNITY_ID: deals[Opportunities.opportunity_id].to_numpy()[row],
             AS_OF: pd.to_datetime(as_of, unit="us", utc=True),
             "label": ((status == Status.WON.value) & ended).astype(np.int64),
             "outcome": np.where(ended, status, OPEN).astype(str),
-            "weight": np.minimum(1.0, settings.age_weight_days / np.maximum(age, 1e-9)),
+            "weight": _age_weight(deals, row, as_of, settings),
         }
     )
     return SnapshotFrame.validate(frame[columns])
@@ -190,14 +189,21 @@ def quarter_snapshots(
     grid = micros(pd.Series(dates))
     dates = dates[quarter_end_micros(grid) <= micros(pd.Series([cutoff]))[0]]
     row, as_of, _ = _open_on(opportunities, dates)
-    age = (as_of - micros(opportunities[Opportunities.created_at])[row]) / DAY
     return pd.DataFrame(
         {
             OPPORTUNITY_ID: opportunities[Opportunities.opportunity_id].to_numpy()[row],
             AS_OF: pd.to_datetime(as_of, unit="us", utc=True),
-            "weight": np.minimum(1.0, settings.age_weight_days / np.maximum(age, 1e-9)),
+            "weight": _age_weight(opportunities, row, as_of, settings),
         }
     )
+
+
+def _age_weight(
+    opportunities: pd.DataFrame, row: np.ndarray, as_of: np.ndarray, settings: SnapshotSettings
+) -> np.ndarray:
+    """Each snapshot's weight: 1, or age_weight_days / age for deals older than that."""
+    age = (as_of - micros(opportunities[Opportunities.created_at])[row]) / DAY
+    return np.minimum(1.0, settings.age_weight_days / np.maximum(age, 1e-9))
 
 
 RECENT_DATES = 6  # grid dates of the last horizon that measure a recent change

@@ -198,7 +198,7 @@ def with_side_labels(rows: pd.DataFrame, deals: pd.DataFrame, cutoff: pd.Timesta
     # rule on as_of alone); the won-this-quarter model learns from those rows.
     quarter_end = quarter_end_micros(as_of_us)
     return rows.assign(
-        label_in_quarter=(won & (closed_us < quarter_end)).astype(np.int64),
+        label_in_quarter=_won_before(won, closed_us, quarter_end),
         in_quarter_known=quarter_end <= micros(pd.Series([cutoff]))[0],
         # Not won within the window: lost within it, or no decision (closed as such, or still
         # undecided when the window ends). Only read for rows not won (model/outcomes.py).
@@ -216,7 +216,7 @@ def quarter_rows(
     """The last horizon's grid snapshots whose quarter ended by the cut-off, with features and
     whether each deal was won in that quarter (`quarter_snapshots`): the months a short
     history's labelled rows never reach, for the won-this-quarter model only (their win labels
-    are not known yet). None when that model is off."""
+    are not known yet). Empty when that model is off."""
     if not settings.in_quarter_model:
         return pd.DataFrame()
     snaps = quarter_snapshots(
@@ -236,7 +236,11 @@ def won_in_quarter(rows: pd.DataFrame, deals: pd.DataFrame) -> np.ndarray:
     """Whether each row's deal was won before its snapshot's calendar quarter ended (1/0);
     `deals` as known at a cut-off that quarter's end does not pass."""
     won, closed_us = _closes(rows, deals)
-    quarter_end = quarter_end_micros(micros(rows["as_of"]))
+    return _won_before(won, closed_us, quarter_end_micros(micros(rows["as_of"])))
+
+
+def _won_before(won: np.ndarray, closed_us: np.ndarray, quarter_end: np.ndarray) -> np.ndarray:
+    """The won-this-quarter label (1/0): won, and closed before the quarter's end."""
     return (won & (closed_us < quarter_end)).astype(np.int64)
 
 

@@ -46,8 +46,8 @@ class SideFit:
     # chooses its own penalty)
     ladder: Callable[..., Ladder]
     # The last horizon's snapshots whose quarter is over, and their weights (rows.quarter_rows)
-    quarter: pd.DataFrame = field(default_factory=pd.DataFrame)
-    quarter_weight: np.ndarray = field(default_factory=lambda: np.empty(0))
+    quarter: pd.DataFrame
+    quarter_weight: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def side_fit(
     weight: np.ndarray,
     settings: TrainSettings,
     progress: Progress,
-    quarter: pd.DataFrame | None = None,
-    quarter_weight: np.ndarray | None = None,
+    quarter: pd.DataFrame,
+    quarter_weight: np.ndarray,
 ) -> SideFit:
     """The win model's rows and weights, its newest fold as test rows, and its rung; the
     snapshots only the won-this-quarter model learns from, with `quarter_weight`."""
@@ -86,9 +86,6 @@ def side_fit(
         rungs=side_rungs(win),
         penalty=getattr(win.model.scorer_, "C_", None),
     )
-    quarter = pd.DataFrame() if quarter is None else quarter
-    if quarter_weight is None:
-        quarter_weight = quarter["weight"].to_numpy() if len(quarter) else np.empty(0)
     return SideFit(
         prepared.rows, prepared.folds, weight, newest, test, ladder, quarter, quarter_weight
     )
