@@ -123,6 +123,39 @@ def test_the_new_part_reads_nothing_at_or_after_the_forecast_date():
     assert "2025Q4" not in set(before["period"])
 
 
+def steady_world(first: str, last: str) -> CrmTables:
+    """A deal created every day from `first` to `last`, each won 20 days later for 100."""
+    days = pd.date_range(first, last, freq="D")
+    return deals_frame(
+        [
+            (f"D{k}", f"{day:%Y-%m-%d}", "won", f"{day + pd.Timedelta(days=20):%Y-%m-%d}", 100.0)
+            for k, day in enumerate(days)
+        ]
+    )
+
+
+def test_a_history_shorter_than_the_pace_window_is_paced_over_the_days_it_covers():
+    # given deals created at the same pace (one a day) since 2024-12-01, so that at 2025Q1's
+    # start only 31 of the 90 days before it are in the export
+    tables = steady_world("2024-12-01", "2025-06-30")
+    as_of = ts("2025-04-01")
+    # when 2025Q2 is forecast at its start
+    history = new_deal_history(tables, as_of)
+    number = quarter_number(tables, as_of, open_book([0.5], [True], [None]))
+    # then 2025Q1 counts, its pace scaled from 31 covered days to 90: one deal a day either way
+    assert history["period"].tolist() == ["2025Q1"]
+    assert history["pace"][0] == pytest.approx(90.0)
+    assert pace(tables, as_of) == pytest.approx(90.0)
+    # and the new part is what 2025Q1's deals created from its start brought within it
+    won_in_q1 = history["new"][0]
+    assert won_in_q1 == pytest.approx(100.0 * len(pd.date_range("2025-01-01", "2025-03-11")))
+    assert number.new == pytest.approx(won_in_q1)
+    # given fewer than 30 covered days before the past quarter's point: no pace, no new part
+    short = steady_world("2024-12-10", "2025-06-30")
+    assert new_deal_history(short, as_of).empty
+    assert quarter_number(short, as_of, open_book([0.5], [True], [None])).new == 0.0
+
+
 def open_book(p: list[float], due: list[bool], category: list[str | None]) -> pd.DataFrame:
     return pd.DataFrame(
         {

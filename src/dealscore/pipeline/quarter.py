@@ -8,7 +8,8 @@ ends, and what deals not yet created will bring; with a range, beside the reps' 
 - new: deals created after as_of and won within the quarter. Learned from the past quarters that
   ended before as_of, at the same point of each: what such deals brought, per deal created in
   the 90 days before that point (the pace of new pipeline, so growth carries over), times the
-  deals created in the 90 days before as_of;
+  deals created in the 90 days before as_of; where the history starts within those 90 days (but
+  at least MIN_PACE_DAYS before the point), the pace over the days it covers, scaled to 90;
 - the range: the 10th and 90th percentiles of booked + open + new when the open part strays from
   its expectation as far as it did at past dates at the same point of the quarter (out of fold,
   in training: model/totals.py) and the new part's rate is one of the past quarters';
@@ -31,6 +32,7 @@ NEW_QUARTERS = 4  # the past quarters the not-yet-created part is learned from
 MIN_NEW_QUARTERS = 1  # one past quarter says more than leaving a third of a quarter out
 MIN_NEW_WINS = 10  # won new deals a group's own history needs before its own rate is used
 PACE_DAYS = 90  # the window whose new deals measure the pace of new pipeline
+MIN_PACE_DAYS = 30  # the least of that window a history must cover for its pace to count
 RANGE = (0.1, 0.9)
 RANGE_WORDS = "10th to 90th percentile"
 DRAWS = 4000
@@ -75,8 +77,9 @@ def new_deal_history(
     the deals created in the PACE_DAYS before the point (`pace`), and `rate` = new / pace.
 
     Reads only deals created before as_of and outcomes dated before the past quarter's end, so
-    nothing at or after as_of; a quarter whose pace window starts before the export's first deal
-    is left out (its pace would be undercounted)."""
+    nothing at or after as_of; where the pace window starts before the export's first deal, the
+    pace is taken over the days the export covers (`pace`), and a quarter with fewer than
+    MIN_PACE_DAYS of them is left out."""
     deals = tables.opportunities
     deals = deals[deals[Opportunities.created_at] < as_of]
     created = deals[Opportunities.created_at]
@@ -91,16 +94,16 @@ def new_deal_history(
         quarter = here - back
         start, end = bounds(quarter)
         point = min(start + elapsed, end)
-        if pd.isna(first) or point - pd.Timedelta(days=PACE_DAYS) < first:
+        paced = _pace(created, first, point)
+        if np.isnan(paced):
             continue
         new = won & (created >= point) & (closed < end)
-        pace = _paced(created, point)
         rows.append(
             {
                 "period": str(quarter),
                 "new": float(amount[new].sum()),
                 "new_wins": int(new.sum()),
-                "pace": int(pace.sum()),
+                "pace": paced,
             }
         )
     frame = pd.DataFrame(rows, columns=["period", "new", "new_wins", "pace"])
@@ -108,14 +111,26 @@ def new_deal_history(
     return frame.dropna(subset=["rate"]).reset_index(drop=True)
 
 
-def _paced(created: pd.Series, point: pd.Timestamp) -> pd.Series:
-    """Whether each deal was created in the PACE_DAYS before `point`."""
-    return (created >= point - pd.Timedelta(days=PACE_DAYS)) & (created < point)
+def _pace(created: pd.Series, first: pd.Timestamp, point: pd.Timestamp) -> float:
+    """The deals created in the PACE_DAYS before `point`; where the export starts (`first`)
+    within them, the count over the days it covers scaled to PACE_DAYS (a short history's first
+    quarters get a pace rather than no new part); NaN under MIN_PACE_DAYS of cover."""
+    start = point - pd.Timedelta(days=PACE_DAYS)
+    if pd.isna(first):
+        return np.nan
+    covered = (point - max(start, first)) / pd.Timedelta(days=1)
+    if covered < MIN_PACE_DAYS:
+        return np.nan
+    count = int(((created >= start) & (created < point)).sum())
+    return count * PACE_DAYS / covered
 
 
-def pace(tables: CrmTables, as_of: pd.Timestamp) -> int:
-    """The deals created in the PACE_DAYS before as_of."""
-    return int(_paced(tables.opportunities[Opportunities.created_at], as_of).sum())
+def pace(tables: CrmTables, as_of: pd.Timestamp) -> float:
+    """The deals created in the PACE_DAYS before as_of (scaled as `_pace` says); 0 where the
+    export covers too little of them."""
+    created = tables.opportunities[Opportunities.created_at]
+    created = created[created < as_of]
+    return float(np.nan_to_num(_pace(created, created.min(), as_of)))
 
 
 @dataclass(frozen=True)
@@ -242,7 +257,7 @@ def _new_part_notes(
     if rates is None:
         return [
             "deals not yet created: not counted (no past quarter with "
-            f"{PACE_DAYS} days of history before the same point of the quarter)"
+            f"{MIN_PACE_DAYS} days of history before the same point of the quarter)"
         ]
     if len(history) == 1 and pooled_rate is None:
         return [
