@@ -34,9 +34,15 @@ def test_written_tables_read_back_identically(tables, tmp_path, fmt):
 
 
 def test_labels_read_as_categoricals_are_checked_as_their_text(tables, tmp_path):
-    # given Parquet tables whose labels include a blank, a value outside the contract, a gap
+    # given Parquet tables whose labels include a blank, a value outside the contract, a gap,
+    # and whose ids an activity linked to no deal and a blank contact
     valid, _ = validate_tables(tables)
-    acts = valid.activities.assign(type=["email", "fax"], direction=["", None])
+    acts = valid.activities.assign(
+        type=["email", "fax"],
+        direction=["", None],
+        opportunity_id=["NO-SUCH-DEAL", valid.activities["opportunity_id"].iloc[1]],
+        contact_id=[valid.activities["contact_id"].iloc[0], ""],
+    )
     write_tables(valid.with_tables(activities=acts), tmp_path, "parquet")
     # when they are read with and without labels as categoricals, and validated
     plain = read_export(tmp_path).tables
@@ -48,20 +54,28 @@ def test_labels_read_as_categoricals_are_checked_as_their_text(tables, tmp_path)
         name: [c for c in columns if c in plain.get(name)]
         for name, columns in LABEL_COLUMNS.items()
     }
-    assert labels["activities"] == ["type", "direction"] and labels["forecasts"]
+    assert labels["activities"] == [
+        "type",
+        "direction",
+        "opportunity_id",
+        "contact_id",
+        "account_id",
+    ]
+    assert labels["forecasts"] and labels["stage_history"]
     for name, columns in labels.items():
         for column in columns:
             assert isinstance(labelled.get(name)[column].dtype, pd.CategoricalDtype)
             assert isinstance(kept.get(name)[column].dtype, pd.CategoricalDtype)
             assert pd.api.types.is_string_dtype(plain.get(name)[column].dtype)
     # and the contract says the same of them, word for word, with the same values once text
-    assert again.to_text() == report.to_text() and "fax" in report.to_text()
+    assert again.to_text() == report.to_text()
+    assert "fax" in report.to_text() and "NO-SUCH-DEAL" in report.to_text()
     for name, frame in checked.present():
         text = kept.get(name).astype({c: "str" for c in labels.get(name, [])})
         pd.testing.assert_frame_equal(text, frame)
     # and the quarantine takes out the same rows and deals
     held, held_plain = quarantine(labelled), quarantine(plain)
-    assert held.dropped == held_plain.dropped and held.dropped["activities"] == 1
+    assert held.dropped == held_plain.dropped and held.dropped["activities"] == 2
     pd.testing.assert_frame_equal(held.deals, held_plain.deals)
 
 

@@ -187,13 +187,24 @@ class Owners(_Contract):
     hired_at: Series[UtcTimestamp] | None = pa.Field(le=LATEST, nullable=True)
 
 
-# Labels of a few values on the largest tables (17M activities on a million deals): a reader
-# may give them as categoricals (a byte a row, not a string), kept so through validation, which
-# checks their values as text.
+# Labels of a few values on the largest tables (17M activities on a million deals), and the ids
+# that repeat over their rows (a deal's, a contact's, an account's): a reader may give them as
+# categoricals (a byte or a few a row, not a string each), kept so through validation, which
+# checks their values as text. Not an activity's own id: each is its own value.
 LABEL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "activities": (Activities.type, Activities.direction),
-    "stage_history": (StageHistory.forecast_category,),
-    "forecasts": (Forecasts.forecast_category,),
+    "activities": (
+        Activities.type,
+        Activities.direction,
+        Activities.opportunity_id,
+        Activities.contact_id,
+        Activities.account_id,
+    ),
+    "stage_history": (
+        StageHistory.forecast_category,
+        StageHistory.stage,
+        StageHistory.opportunity_id,
+    ),
+    "forecasts": (Forecasts.forecast_category, Forecasts.opportunity_id),
 }
 TABLE_MODELS: dict[str, type[_Contract]] = {
     "opportunities": Opportunities,
