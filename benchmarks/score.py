@@ -120,7 +120,7 @@ def floor_seconds(crm: Path, rows: int) -> tuple[float, float]:
     return read, time.perf_counter() - started
 
 
-RESULT = "result: "  # the line a run's process ends with: its seconds, rows and peak RSS
+RESULT = "result: "  # the line a run's process ends with: its seconds and peak RSS
 
 
 def score_once(work: Path, store: str) -> None:
@@ -147,10 +147,11 @@ def score_runs(work: Path, store: str, runs: int) -> list[dict[str, float]]:
     for run in range(1, runs + 1):
         (work / "scores.db").unlink(missing_ok=True)  # each run a first write, as nightly
         print(f"run {run}:", flush=True)
+        # Its stderr (logs, a traceback) goes straight to ours; its stdout is read for RESULT.
         child = subprocess.run(
             [sys.executable, __file__, "--one", str(work), "--store", store],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
         )
         lines = child.stdout.splitlines()
