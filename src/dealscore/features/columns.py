@@ -9,10 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from dealscore.schemas.tables import Activities, CrmTables, Forecasts, StageHistory
+from dealscore.schemas.keys import arrow_text
+from dealscore.schemas.tables import (
+    LABEL_COLUMNS,
+    Activities,
+    CrmTables,
+    Forecasts,
+    StageHistory,
+)
 
 # Per large table, the columns the feature path (build_features, the current stage) reads.
 READ: dict[str, tuple[str, ...]] = {
@@ -39,17 +45,11 @@ READ: dict[str, tuple[str, ...]] = {
         Forecasts.probability,
     ),
 }
-# Text of a few distinct values over millions of rows (a byte a row as a categorical), and the
-# ids the features look up (a code a row, each id looked up once).
+# The contract's label columns and repeating ids among them (LABEL_COLUMNS): text of a few
+# distinct values over millions of rows, and the ids the features look up, as categoricals (a
+# code a row, each value looked up once). Read so from Parquet by scoring; encoded here otherwise.
 LABELS: dict[str, tuple[str, ...]] = {
-    "activities": (
-        Activities.type,
-        Activities.direction,
-        Activities.opportunity_id,
-        Activities.contact_id,
-    ),
-    "stage_history": (StageHistory.stage, StageHistory.opportunity_id),
-    "forecasts": (Forecasts.forecast_category, Forecasts.opportunity_id),
+    name: tuple(c for c in LABEL_COLUMNS[name] if c in columns) for name, columns in READ.items()
 }
 
 
@@ -57,11 +57,8 @@ def as_labels(values: pd.Series) -> pd.Series:
     """Text as a categorical (categories in order of first appearance; missing stays missing)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values
-    try:
-        text = pa.array(values.array, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return values.astype("category")
-    if not pa.types.is_string(text.type) and not pa.types.is_large_string(text.type):
+    text = arrow_text(values)
+    if text is None:
         return values.astype("category")
     # Arrow's hash encoding: several times faster than pandas' (which also sorts the labels).
     encoded = pc.dictionary_encode(text).to_pandas()
