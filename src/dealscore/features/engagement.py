@@ -7,7 +7,7 @@ import pandas as pd
 
 from dealscore.features import activity_pass, next_step, prospect
 from dealscore.features.catalogue import family
-from dealscore.features.pit import DAY, Snapshots, micros
+from dealscore.features.pit import DAY, Snapshots, activity_known_micros, micros
 from dealscore.schemas.keys import lookup, positions
 from dealscore.schemas.tables import (
     Activities,
@@ -166,11 +166,7 @@ def _row_flags(acts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     time = micros(acts[Activities.occurred_at])
     known, booked = time, np.zeros(len(time), dtype=bool)
     if Activities.created_at in acts:
-        # pit.activity_known_at in place: created_at, else occurred_at (no third copy)
-        created = acts[Activities.created_at]
-        known = micros(created)
-        unknown = created.isna().to_numpy()
-        known[unknown] = time[unknown]
+        known = activity_known_micros(acts, time)
         booked = step & (known < time)
         # A touch counts from when it both happened and was known (a call logged a day late
         # counts from the day it was logged; a meeting booked ahead from the day it took place).

@@ -39,6 +39,18 @@ def activity_known_at(activities: pd.DataFrame) -> pd.Series:
     return activities[Activities.created_at].fillna(occurred)
 
 
+def activity_known_micros(activities: pd.DataFrame, occurred: np.ndarray) -> np.ndarray:
+    """`activity_known_at` as microseconds, given the activities' occurred_at ones (`micros`):
+    filled in place, no third copy of a 17M-row column."""
+    if Activities.created_at not in activities:
+        return occurred
+    created = activities[Activities.created_at]
+    known = micros(created)
+    unknown = created.isna().to_numpy()
+    known[unknown] = occurred[unknown]
+    return known
+
+
 @dataclass(frozen=True)
 class Snapshots:
     """The rows to compute features for: deal codes (positions in the deal index) and as_of times."""
