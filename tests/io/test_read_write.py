@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from dealscore.cli import app
 from dealscore.io import SourceError, read_export, write_tables
-from dealscore.io.read import dataset_name
+from dealscore.io.read import FolderSource, dataset_name
 from dealscore.io.write import write_text
 from dealscore.schemas import ContractError, validate_tables
 from dealscore.schemas.quarantine import quarantine
@@ -252,6 +252,29 @@ def test_a_parquet_dataset_folder_reads_as_its_table(tables, tmp_path):
     # then
     assert report.ok, report.to_text()
     assert len(again.activities) == len(valid.activities)
+
+
+@pytest.mark.parametrize("index", ["range", "named", "unnamed"])
+def test_a_parquet_file_read_a_column_at_a_time_is_the_file_as_pandas_reads_it(
+    tables, tmp_path, index
+):
+    # given activities written with pandas' own index: a range, a named column, other numbers
+    valid, _ = validate_tables(tables)
+    acts = valid.activities
+    if index == "named":
+        acts = acts.set_index(acts.columns[0])
+    elif index == "unnamed":
+        acts = acts.set_axis(range(7, 7 + 3 * len(acts), 3))
+    acts.to_parquet(tmp_path / "activities.parquet")
+    labels = list(LABEL_COLUMNS["activities"])
+    # when the folder is read (a column at a time), labels as categoricals
+    read = FolderSource(tmp_path, labels=LABEL_COLUMNS).read("activities")
+    # then it is the frame pandas reads from the whole file, index and dtypes included
+    whole = pd.read_parquet(
+        tmp_path / "activities.parquet",
+        read_dictionary=[c for c in labels if c in acts.columns],
+    )
+    pd.testing.assert_frame_equal(read, whole, check_exact=True)
 
 
 def test_salesforce_preset_on_a_standard_export(tmp_path):
