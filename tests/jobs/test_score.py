@@ -117,6 +117,7 @@ def test_a_rerun_replaces_its_rows_and_a_later_run_carries_the_trend(crm, settin
     moved = later.scores["trend"].isin(["improving", "declining"])
     assert moved.sum() > 5
     assert later.scores.loc[~moved, "change_reason"].isna().all()
+    assert later.scores.loc[moved, "change_reason"].notna().all()
     assert later.scores.loc[moved, "change_reason"].str.match(r"^(up|down): ").all()
 
 

@@ -26,8 +26,9 @@ from dealscore.pipeline.scoring import (
     ScoreSettings,
     contract_rejects,
     drift_tables,
+    finish_scores,
     measure_drift,
-    score_deals,
+    prepare_scores,
 )
 from dealscore.pipeline.settle import finish
 from dealscore.progress import Laps, Progress, silent
@@ -91,6 +92,10 @@ def _score_on_pandas(
     lap: Laps,
 ) -> ScoreResult:
     """Read and quarantine the export in one process, score, settle against the store."""
+    # Arrow allocates from the C library's heap, as NumPy does: what one frees the other can
+    # reuse, and large freed blocks go back to the system. With Arrow's own allocator the job
+    # held 0.2-0.9 GiB more at every stage on a million deals.
+    pa.set_memory_pool(pa.system_memory_pool())
     progress(f"reading {redact(str(data))}")
     export = read_export(data, mapping, labels=True)
     held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
@@ -121,14 +126,19 @@ def _score_on_pandas(
     run = Run(as_of, loaded.name, loaded.version)
     previous = store.previous(run)
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
-    scores, rejected, features = score_deals(
-        tables, loaded, as_of, settings, progress, scored_at=scored_at, previous=previous
+    ready = prepare_scores(tables, loaded, as_of, settings, progress, previous=previous)
+    # The features are built (and, on a rerun, why moved scores moved): activities and the rest
+    # go before the reasons are made, not after the write.
+    tables = drift_tables(tables)
+    pa.default_memory_pool().release_unused()
+    scores, rejected, features = finish_scores(
+        ready, loaded, settings, progress, scored_at=scored_at, previous=previous
     )
+    del ready
     held_open = contract_rejects(taken_out, as_of, loaded, scored_at)
     rejected = pd.concat([rejected, held_open], ignore_index=True)
     lap("features + score + reasons")
     open_deals = len(features) + len(held_open)
-    tables = drift_tables(tables)  # activities and the rest let go before the write
 
     def drift(written: pd.DataFrame, _: pd.DataFrame) -> tuple[pd.Series, tuple[str, ...]]:
         return measure_drift(

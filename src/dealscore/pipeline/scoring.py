@@ -17,7 +17,7 @@ import pydantic.dataclasses
 from pydantic import Field
 
 from dealscore.errors import DealscoreError, InputError
-from dealscore.explain.factors import NONE, change_reasons, explain
+from dealscore.explain.factors import NONE, explain
 from dealscore.features import build_features
 from dealscore.features.build import snapshots_at
 from dealscore.features.deal import CALENDAR_FEATURES, current_stage
@@ -32,7 +32,8 @@ from dealscore.model.drift import (
     shift_since_previous,
 )
 from dealscore.model.outcomes import no_decision, three_outcomes
-from dealscore.model.scoring import DEFAULT_BANDS, bands, trends
+from dealscore.model.scoring import DEFAULT_BANDS, bands
+from dealscore.pipeline.previous import carry_previous, moved_reasons
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID, FeatureRows
@@ -125,17 +126,72 @@ def score_deals(
     """(scores, rejected, features) for every deal open at as_of, stamped `scored_at` (the job
     reads the clock). With `previous` (the store's latest earlier score per deal,
     `ScoreStore.previous`), each row carries it, the trend and, where the score moved, why."""
-    bundle = loaded.bundle
+    ready = prepare_scores(tables, loaded, as_of, settings, progress, previous=previous)
+    return finish_scores(ready, loaded, settings, progress, scored_at=scored_at, previous=previous)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What scoring takes from the export's tables: once built, the tables can go before the
+    scores and reasons are made (the nightly job lets them go there)."""
+
+    features: FeatureRows
+    amount: np.ndarray  # each feature row's deal amount (NaN: none)
+    unknown_stage: np.ndarray  # per feature row: its stage's reason, "" where the model knows it
+    # Per feature row, why its score moved since the previous run, for the rows that may have
+    # moved beyond `steady` (None elsewhere); only the rows whose trend says so keep theirs.
+    change_reason: np.ndarray
+
+
+def prepare_scores(
+    tables: CrmTables,
+    loaded: LoadedModel,
+    as_of: pd.Timestamp,
+    settings: ScoreSettings,
+    progress: Progress = silent,
+    *,
+    previous: pd.DataFrame | None = None,
+) -> Prepared:
+    """Everything scoring reads of the tables: the features of the deals open at as_of, their
+    amounts and unknown stages, and, with `previous`, why the scores that moved did."""
     features = _features(tables, loaded, as_of)
+    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
+    amount = (
+        lookup(features[OPPORTUNITY_ID], deals[Opportunities.amount]).to_numpy(dtype=float)
+        if Opportunities.amount in deals
+        else np.full(len(features), np.nan)
+    )
+    change = np.full(len(features), None, dtype=object)
+    if previous is not None and len(previous) and len(features):
+        hidden = frozenset() if settings.rep_reasons else REP_INPUTS
+        change = moved_reasons(
+            tables, loaded, features, previous, settings.steady, hidden, progress
+        )
+    return Prepared(features, amount, _unknown_stage(tables, loaded.bundle, features), change)
+
+
+def finish_scores(
+    ready: Prepared,
+    loaded: LoadedModel,
+    settings: ScoreSettings,
+    progress: Progress = silent,
+    *,
+    scored_at: pd.Timestamp,
+    previous: pd.DataFrame | None = None,
+) -> tuple[ScoreRows, RejectedRows, FeatureRows]:
+    """`score_deals` from what `prepare_scores` took of the tables: the probabilities, the
+    reasons, the score rows and the rejects."""
+    bundle, features = loaded.bundle, ready.features
     X = features[bundle.feature_names]
     progress(f"features built for {len(features):,} open deals; scoring and explaining")
     p, factors = explain(bundle, X, progress=progress, rep_reasons=settings.rep_reasons)
-    bad, rules, reasons = _unscorable(tables, bundle, features, p)
-    frame = _score_rows(tables, loaded, features, X, (p, factors), settings, scored_at)
+    bad, rules, reasons = _unscorable(ready.unknown_stage, p)
+    frame = _score_rows(loaded, features, X, (p, factors), ready.amount, settings, scored_at)
+    del factors  # the frame holds them now
     if previous is not None:
         frame = carry_previous(frame, previous, settings.steady)
-        hidden = frozenset() if settings.rep_reasons else REP_INPUTS
-        frame["change_reason"] = why_moved(tables, bundle, frame, features, hidden, progress)
+        moved = frame["trend"].isin([Trend.IMPROVING, Trend.DECLINING]).to_numpy()
+        frame["change_reason"] = np.where(moved, ready.change_reason, NONE)
     frame = frame[list(Scores.to_schema().columns)]
     rejected = rejects(frame[bad], rules[bad].astype(str), reasons[bad].astype(str))
     return frame[~bad].reset_index(drop=True), rejected.reset_index(drop=True), features
@@ -154,13 +210,8 @@ def _features(tables: CrmTables, loaded: LoadedModel, as_of: pd.Timestamp) -> pd
     return features
 
 
-def _unscorable(
-    tables: CrmTables, bundle: ModelBundle, features: pd.DataFrame, p: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(which feature rows cannot be scored, the rule and the reason of each): a stage the model
-    never saw, or no finite probability."""
-    bad = np.zeros(len(features), dtype=bool)
-    rules = np.full(len(features), "", dtype=object)
+def _unknown_stage(tables: CrmTables, bundle: ModelBundle, features: pd.DataFrame) -> np.ndarray:
+    """Per feature row, why its stage cannot be scored (a stage the model never saw), else ""."""
     reasons = np.full(len(features), "", dtype=object)
     known = set(bundle.feature_state.stage_order)
     # A stage the model does not know has no rank (nor has a deal without a stage): only those
@@ -171,9 +222,18 @@ def _unscorable(
         stage = current_stage(tables, snapshots_at(tables, keys))
         unknown = pd.notna(stage) & ~pd.Series(stage).isin(known).to_numpy()
         at = np.flatnonzero(unranked)[unknown]
-        bad[at] = True
-        rules[at] = "unknown_stage"
         reasons[at] = [f"stage {s!r} is unknown to the model; retrain" for s in stage[unknown]]
+    return reasons
+
+
+def _unscorable(
+    unknown_stage: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(which feature rows cannot be scored, the rule and the reason of each): a stage the model
+    never saw, or no finite probability."""
+    bad = unknown_stage != ""
+    rules = np.where(bad, "unknown_stage", "").astype(object)
+    reasons = unknown_stage.copy()
     broken = ~np.isfinite(p) & ~bad
     bad |= broken
     rules[broken] = "no_probability"
@@ -182,11 +242,11 @@ def _unscorable(
 
 
 def _score_rows(
-    tables: CrmTables,
     loaded: LoadedModel,
     features: pd.DataFrame,
     X: pd.DataFrame,
     explained: tuple[np.ndarray, dict[str, np.ndarray]],
+    amount: np.ndarray,
     settings: ScoreSettings,
     scored_at: pd.Timestamp,
 ) -> pd.DataFrame:
@@ -199,12 +259,6 @@ def _score_rows(
         else np.full(len(X), np.nan)
     )
     outcomes = three_outcomes(p, q)
-    deals = tables.opportunities.set_index(Opportunities.opportunity_id)
-    amount = (
-        lookup(features[OPPORTUNITY_ID], deals[Opportunities.amount]).to_numpy(dtype=float)
-        if Opportunities.amount in deals
-        else np.full(len(features), np.nan)
-    )
     frame = pd.DataFrame(
         {
             # pandas' text as it is (no copy when it is already): to_numpy() would make a
@@ -232,60 +286,6 @@ def _score_rows(
     frame["as_of"] = frame["as_of"].astype(TIMESTAMP_DTYPE)
     frame["scored_at"] = frame["scored_at"].astype(TIMESTAMP_DTYPE)
     return frame
-
-
-def carry_previous(scores: pd.DataFrame, previous: pd.DataFrame, steady: float) -> pd.DataFrame:
-    """The score rows with each deal's latest earlier score by this model name and the trend
-    since; `previous` as `ScoreStore.previous` reads it."""
-    out = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
-        previous, on=OPPORTUNITY_ID, how="left"
-    )
-    out["trend"] = trends(
-        out["win_probability"].to_numpy(),
-        out["previous_probability"].to_numpy(dtype=float),
-        steady,
-        (out["previous_model_version"] == out["model_version"]).to_numpy(dtype=bool),
-    )
-    return out.drop(columns=["previous_model_version"])
-
-
-def why_moved(
-    tables: CrmTables,
-    bundle: ModelBundle,
-    scores: pd.DataFrame,
-    features: pd.DataFrame,
-    hidden: frozenset[str] = frozenset(),
-    progress: Progress = silent,
-) -> np.ndarray:
-    """Per score row (aligned with `features`), why an improving or declining score moved since
-    its previous_as_of: the features are built again at that time, from the rows dated before
-    it only, for the moved deals alone; None for the other rows."""
-    out = np.full(len(scores), None, dtype=object)
-    moved = scores["trend"].isin([Trend.IMPROVING, Trend.DECLINING]).to_numpy()
-    if not moved.any():
-        return out
-    progress(f"explaining why {int(moved.sum()):,} scores moved since their previous run")
-    pairs = pd.DataFrame(
-        {
-            OPPORTUNITY_ID: scores.loc[moved, OPPORTUNITY_ID].to_numpy(),
-            AS_OF: scores.loc[moved, "previous_as_of"].to_numpy(),
-        }
-    )
-    now = features[moved].set_index(OPPORTUNITY_ID)
-    # A deal the export no longer shows open then (its creation date was edited) has no reason.
-    then = build_features(tables, pairs, bundle.feature_state).set_index(OPPORTUNITY_ID)
-    known = now.index.isin(then.index)
-    reasons = change_reasons(
-        bundle.estimator,
-        bundle.feature_names,
-        then.loc[now.index[known]],
-        now[known],
-        bundle.feature_state,
-        hidden=hidden,
-    )
-    rows = np.flatnonzero(moved)[known]
-    out[rows] = reasons
-    return out
 
 
 def rejects(rows: pd.DataFrame, rule: object, reason: object) -> pd.DataFrame:
