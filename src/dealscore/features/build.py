@@ -146,9 +146,9 @@ def build_features(
             AS_OF: pd.to_datetime(snaps.as_of, unit="us", utc=True),
         }
     )
-    families = (
-        lambda: deal.deal_features(tables, snaps, state.stage_order),
+    families = (  # the one over every activity first, while the block is still empty
         lambda: engagement.engagement_features(tables, snaps),
+        lambda: deal.deal_features(tables, snaps, state.stage_order),
         lambda: icp.icp_features(tables, snaps, state.icp_rules, maturity),
         lambda: history.history_features(tables, snaps, maturity),
         lambda: forecast.forecast_features(tables, snaps),
