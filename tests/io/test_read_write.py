@@ -254,14 +254,17 @@ def test_a_parquet_dataset_folder_reads_as_its_table(tables, tmp_path):
     assert len(again.activities) == len(valid.activities)
 
 
-@pytest.mark.parametrize("index", ["range", "named", "unnamed"])
+@pytest.mark.parametrize("index", ["range", "named range", "named", "unnamed"])
 def test_a_parquet_file_read_a_column_at_a_time_is_the_file_as_pandas_reads_it(
     tables, tmp_path, index
 ):
-    # given activities written with pandas' own index: a range, a named column, other numbers
+    # given activities written with pandas' own index: 0, 1, 2, ... (plain or named), a column,
+    # other numbers
     valid, _ = validate_tables(tables)
     acts = valid.activities
-    if index == "named":
+    if index == "named range":
+        acts = acts.rename_axis("row")
+    elif index == "named":
         acts = acts.set_index(acts.columns[0])
     elif index == "unnamed":
         acts = acts.set_axis(range(7, 7 + 3 * len(acts), 3))
