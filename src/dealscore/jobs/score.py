@@ -92,10 +92,6 @@ def _score_on_pandas(
     lap: Laps,
 ) -> ScoreResult:
     """Read and quarantine the export in one process, score, settle against the store."""
-    # Arrow allocates from the C library's heap, as NumPy does: what one frees the other can
-    # reuse, and large freed blocks go back to the system. With Arrow's own allocator the job
-    # held 0.2-0.9 GiB more at every stage on a million deals.
-    pa.set_memory_pool(pa.system_memory_pool())
     progress(f"reading {redact(str(data))}")
     export = read_export(data, mapping, labels=True)
     held = quarantine(export.tables)  # bad rows out, with their deals; table-level errors raise
