@@ -123,9 +123,7 @@ def _score_on_pandas(
     previous = store.previous(run)
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     ready = prepare_scores(tables, loaded, as_of, settings, progress, previous=previous)
-    # The features are built (and, on a rerun, why moved scores moved): activities and the rest
-    # go before the reasons are made, not after the write.
-    tables = drift_tables(tables)
+    tables = drift_tables(tables)  # features built: the activities and the rest go now
     pa.default_memory_pool().release_unused()
     scores, rejected, features = finish_scores(
         ready, loaded, settings, progress, scored_at=scored_at, previous=previous
