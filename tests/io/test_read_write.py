@@ -280,6 +280,19 @@ def test_a_parquet_file_read_a_column_at_a_time_is_the_file_as_pandas_reads_it(
     pd.testing.assert_frame_equal(read, whole, check_exact=True)
 
 
+@pytest.mark.parametrize("contacts", [["C1", None], [None, None]])
+def test_a_label_column_with_blanks_reads_as_pandas_reads_it(tables, tmp_path, contacts):
+    # given two activities whose contact is blank on one, or on both
+    valid, _ = validate_tables(tables)
+    acts = valid.activities.iloc[:2].assign(contact_id=pd.Series(contacts, dtype="str").array)
+    acts.to_parquet(tmp_path / "activities.parquet", index=False)
+    # when the folder is read, labels as categoricals
+    read = FolderSource(tmp_path, labels=LABEL_COLUMNS).read("activities")
+    # then the contacts are the categorical pandas reads, its categories' type included
+    whole = pd.read_parquet(tmp_path / "activities.parquet", read_dictionary=["contact_id"])
+    pd.testing.assert_series_equal(read["contact_id"], whole["contact_id"], check_exact=True)
+
+
 def test_salesforce_preset_on_a_standard_export(tmp_path):
     # given a tiny export with Salesforce's standard objects and field API names
     frames = {

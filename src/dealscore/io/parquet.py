@@ -59,13 +59,14 @@ def _column(file: Path, column: str, label: bool, plain_index: bool) -> pd.Serie
 
 def as_categorical(column: pa.ChunkedArray) -> pd.Categorical | None:
     """A dictionary-encoded text column as pandas reads it (the same categories, in the same
-    order, and codes), or None where its dictionary is not distinct, non-missing text."""
+    order, and codes), or None where its dictionary is not distinct, non-missing text or is empty."""
     unified = column.unify_dictionaries()
     if not unified.num_chunks:
         return None
     dictionary = unified.chunk(0).dictionary
     if (
         dictionary.type not in TEXT
+        or not len(dictionary)  # no label at all: pandas' categories are objects, not text
         or dictionary.null_count
         or pc.count_distinct(dictionary).as_py() != len(dictionary)
     ):
