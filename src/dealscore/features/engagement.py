@@ -182,7 +182,11 @@ def _contacts(acts: pd.DataFrame, contacts: pd.DataFrame | None) -> tuple[np.nda
     """Each activity's contact code (-1 if none) and each contact code's seniority rank."""
     if Activities.contact_id not in acts:
         return np.full(len(acts), -1, dtype=np.int64), np.empty(0)
-    codes, ids = pd.factorize(acts[Activities.contact_id])  # Arrow, no Python string per row
+    values = acts[Activities.contact_id]
+    if isinstance(values.dtype, pd.CategoricalDtype):  # read as labels: their codes as they are
+        codes, ids = values.array.codes, values.cat.categories
+    else:
+        codes, ids = pd.factorize(values)  # Arrow, no Python string per row
     if contacts is None or Contacts.seniority not in contacts:
         return codes.astype(np.int64, copy=False), np.full(len(ids), np.nan)
     rank_of = contacts.set_index(Contacts.contact_id)[Contacts.seniority].map(SENIORITY_RANK)
