@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pandas as pd
 import pyarrow.compute as pc
 
-from dealscore.schemas.keys import arrow_text
+from dealscore.schemas.keys import arrow_text, as_categorical
 from dealscore.schemas.tables import (
     LABEL_COLUMNS,
     Activities,
@@ -61,8 +61,11 @@ def as_labels(values: pd.Series) -> pd.Series:
     if text is None:
         return values.astype("category")
     # Arrow's hash encoding: several times faster than pandas' (which also sorts the labels).
-    encoded = pc.dictionary_encode(text).to_pandas()
-    return pd.Series(encoded.array, index=values.index, name=values.name, copy=False)
+    encoded = pc.dictionary_encode(text)
+    labels = as_categorical(encoded)
+    if labels is None:  # no label at all: pandas' own conversion, as a read gives it
+        labels = encoded.to_pandas().array
+    return pd.Series(labels, index=values.index, name=values.name, copy=False)
 
 
 def scoring_columns(tables: CrmTables) -> CrmTables:

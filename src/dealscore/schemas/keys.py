@@ -130,3 +130,32 @@ def duplicated(values: pd.Series) -> np.ndarray:
     # equal hashes: the same value, or (rarely) two values that collide
     out[shared] = values[shared].duplicated(keep=False).to_numpy()
     return out
+
+
+def as_categorical(column: pa.Array | pa.ChunkedArray) -> pd.Categorical | None:
+    """Dictionary-encoded text as pandas converts it (the same categories, in the same order, and
+    codes), its labels checked distinct in Arrow: pandas' own check builds a hash table of them
+    as Python strings and keeps it (a second on four columns of a million ids each). None where
+    the dictionary is not distinct, non-missing text or is empty."""
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    unified = column.unify_dictionaries()
+    if not unified.num_chunks:
+        return None
+    dictionary = unified.chunk(0).dictionary
+    if (
+        dictionary.type not in TEXT
+        or not len(dictionary)  # no label at all: pandas' categories are objects, not text
+        or dictionary.null_count
+        or pc.count_distinct(dictionary).as_py() != len(dictionary)
+    ):
+        return None
+    categories = pd.Index(dictionary.to_pandas())
+    codes = pa.chunked_array([c.indices for c in unified.chunks]).fill_null(-1).to_numpy()
+    # The narrowest codes that hold every label, as pandas' own conversion gives.
+    width = next(
+        t for t in (np.int8, np.int16, np.int32, np.int64) if len(categories) < np.iinfo(t).max
+    )
+    # Distinct already (checked above): pandas need not check again.
+    dtype = pd.CategoricalDtype._from_fastpath(categories, False)
+    return pd.Categorical.from_codes(codes.astype(width, copy=False), dtype=dtype, validate=False)
