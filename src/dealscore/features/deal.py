@@ -160,7 +160,7 @@ def _history_features(
 
 def _history_rows(
     history: pd.DataFrame, snaps: Snapshots, stages: dict[str, int]
-) -> tuple[pd.DataFrame, pd.Series]:
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The stage history by deal and time with what each row means so far (regressions, pushes,
     entry into the stage, the first amount, close and rank), and whether each row changed stage."""
     h = pd.DataFrame(
@@ -202,8 +202,7 @@ def _history_rows(
     h["first_amount"] = _first_known(h["amount"].to_numpy(dtype=float), same)
     h["first_close"] = _first_known(close, same)
     h["first_rank"] = _first_known(rank, same)
-    changed_stage = pd.Series(changed, index=h.index)
-    return h, changed_stage
+    return h, changed
 
 
 def _running(values: np.ndarray, begins: np.ndarray) -> np.ndarray:
@@ -252,7 +251,7 @@ def _close_date_features(state: pd.DataFrame, as_of: np.ndarray) -> dict[str, np
 
 def _won_stage_days(
     h: pd.DataFrame,
-    changed_stage: pd.Series,
+    changed_stage: np.ndarray,
     won: np.ndarray,
     closed_at: pd.Series,
     as_of: np.ndarray,
@@ -264,7 +263,7 @@ def _won_stage_days(
     # 3.5M stage rows.
     leave = h.groupby("deal")["t"].shift(-1)
     keep = (
-        changed_stage.loc[h.index].to_numpy()
+        changed_stage
         & leave.notna().to_numpy()
         & h["rank"].notna().to_numpy()
         & np.isin(h["deal"].to_numpy(), np.flatnonzero(won))
