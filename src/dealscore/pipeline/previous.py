@@ -15,7 +15,6 @@ from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
 from dealscore.schemas.features import AS_OF, OPPORTUNITY_ID
 from dealscore.schemas.scores import Trend
-from dealscore.schemas.tables import TIMESTAMP_DTYPE
 
 MARGIN = 1e-6  # far above two sums' rounding, far below any move a reason is for
 
@@ -23,7 +22,9 @@ MARGIN = 1e-6  # far above two sums' rounding, far below any move a reason is fo
 def carry_previous(scores: pd.DataFrame, previous: pd.DataFrame, steady: float) -> pd.DataFrame:
     """The score rows with each deal's latest earlier score by this model name and the trend
     since; `previous` as `ScoreStore.previous` reads it."""
-    out = scores.drop(columns=["previous_probability", "previous_as_of"]).merge(
+    # The score rows' own placeholders for it go first (rows without them need none).
+    placeholders = ["previous_probability", "previous_as_of"]
+    out = scores.drop(columns=placeholders, errors="ignore").merge(
         previous, on=OPPORTUNITY_ID, how="left"
     )
     out["trend"] = trends(
@@ -94,11 +95,12 @@ def moved_reasons(
         ]
     )
     rows = pd.DataFrame(
-        {OPPORTUNITY_ID: features[OPPORTUNITY_ID].to_numpy(), "model_version": loaded.version}
+        {
+            OPPORTUNITY_ID: features[OPPORTUNITY_ID].to_numpy(),
+            "model_version": loaded.version,
+            "win_probability": p,
+        }
     )
-    rows["win_probability"] = p
-    rows["previous_probability"] = np.nan
-    rows["previous_as_of"] = pd.Series(pd.NaT, index=rows.index, dtype=TIMESTAMP_DTYPE)
     # A hair inside `steady`: the reasons' own pass sums the same raw score another way.
     rows = carry_previous(rows, previous, steady - MARGIN)
     return why_moved(tables, bundle, rows, features, hidden, progress)
