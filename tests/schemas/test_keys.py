@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from dealscore.schemas.keys import contains, duplicated, lookup, positions
+from dealscore.schemas.keys import as_categorical, contains, duplicated, lookup, positions
 
 IDS = ["OPP-1", "OPP-2", "OPP-3", "ÄÖ-4"]
 VALUES = ["OPP-3", None, "nope", "OPP-1", "ÄÖ-4", "OPP-3"]
@@ -93,3 +94,43 @@ def test_duplicated_tells_colliding_hashes_from_equal_values(monkeypatch):
     values = pd.Series(["x", "y", "x", "z"], dtype="str")
     # when the duplicates are found, then only the equal values are marked
     assert keys.duplicated(values).tolist() == [True, False, True, False]
+
+
+def _dictionary(indices: list[int | None], labels: list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, pa.int32()), pa.array(labels, pa.string())
+    )
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        "one",
+        "batches sharing a dictionary",
+        "row groups with their own",
+        "an empty dictionary among them",
+        "a label twice in one",
+    ],
+)
+def test_dictionary_text_converts_as_pandas_converts_it(chunks):
+    # given dictionary-encoded text in chunks as a Parquet read gives it: the batches of a row
+    # group share its dictionary, row groups have their own, a blank one has none
+    shared = _dictionary([0, 1, None, 1, 2, 0], ["b", "a", "c"])
+    arrays = {
+        "one": [shared],
+        "batches sharing a dictionary": [shared.slice(0, 2), shared.slice(2, 3), shared[5:]],
+        "row groups with their own": [shared.slice(0, 3), _dictionary([1, 0, 1], ["d", "a"])],
+        "an empty dictionary among them": [_dictionary([None], []), shared],
+        "a label twice in one": [shared, _dictionary([0, 1], ["e", "e"])],
+    }[chunks]
+    column = pa.chunked_array(arrays)
+    # when it is converted
+    converted = as_categorical(column)
+    # then it is pandas' own conversion: categories in the same order, the same codes and width;
+    # only a dictionary that repeats a label may be left to pandas (None: read the pandas way)
+    if converted is None:
+        assert chunks == "a label twice in one"
+        return
+    expected = column.to_pandas().array
+    pd.testing.assert_extension_array_equal(converted, expected)
+    assert converted.codes.dtype == expected.codes.dtype
