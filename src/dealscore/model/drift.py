@@ -77,17 +77,18 @@ def _between(cuts: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 def category_counts(segments: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Rows per value of each column (missing ones under MISSING); counts of parts add up."""
-    return {
-        column: {
-            str(value): float(n)
-            for value, n in segments[column]
-            .astype(object)
-            .where(segments[column].notna(), MISSING)
-            .value_counts()
-            .items()
-        }
-        for column in segments.columns
-    }
+    return {column: _value_counts(segments[column]) for column in segments.columns}
+
+
+def _value_counts(values: pd.Series) -> dict[str, float]:
+    """Rows per value as text, the missing ones under MISSING; counted in the column's own
+    dtype (as Python objects, a million deals' segments took half a second)."""
+    counts: dict[str, float] = {}
+    for value, n in values.value_counts(dropna=False).items():
+        if n:  # a categorical's unused categories
+            key = MISSING if pd.isna(value) else str(value)
+            counts[key] = counts.get(key, 0.0) + float(n)
+    return counts
 
 
 def reference(
