@@ -29,6 +29,7 @@ HISTORY = (
 )
 MISSING = np.iinfo(np.int64).min  # a time not found ("no such event")
 CHUNKS = 64  # blocks of deals answer() shares out over the cores
+WALK_PARTS = 4  # blocks of deals walk() shares out: each keeps its own contacts seen
 
 
 @numba.njit(cache=True)
@@ -50,10 +51,10 @@ def _group(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     return order, starts
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _sort_blocks(order: np.ndarray, starts: np.ndarray, time: np.ndarray) -> None:
     """Sort each block of `order` by time, stably (ties keep row order), in place."""
-    for g in range(len(starts) - 1):
+    for g in numba.prange(len(starts) - 1):
         lo, hi = starts[g], starts[g + 1]
         done = True
         for i in range(lo + 1, hi):
@@ -102,7 +103,7 @@ def last_before(
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def walk(
     starts: np.ndarray,
     order: np.ndarray,
@@ -114,11 +115,31 @@ def walk(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each event's flags, with its deal's first touch of a contact and replies marked, and for a
     reply (an inbound touch after an outbound one) the hours since the deal's latest outbound
-    (else NaN), in grouped order; `row_flags` and `contact` are per row."""
+    (else NaN), in grouped order; `row_flags` and `contact` are per row. Deals are shared out
+    in WALK_PARTS blocks over the cores, each with its own record of contacts seen."""
     flags = np.empty(len(order), dtype=np.int32)
     hours = np.full(len(order), np.nan)
+    edges = np.linspace(0, len(starts) - 1, WALK_PARTS + 1).astype(np.int64)
+    for p in numba.prange(WALK_PARTS):
+        rows = (starts, order, time, row_flags, contact)
+        _walk_deals(edges[p], edges[p + 1], rows, n_contacts, hour, flags, hours)
+    return flags, hours
+
+
+@numba.njit(cache=True)
+def _walk_deals(
+    first: int,
+    last: int,
+    rows: tuple,
+    n_contacts: int,
+    hour: float,
+    flags: np.ndarray,
+    hours: np.ndarray,
+) -> None:
+    """walk() for deals first..last-1; `rows` is (starts, order, time, row_flags, contact)."""
+    starts, order, time, row_flags, contact = rows
     seen = np.full(n_contacts, -1, dtype=np.int64)  # the last deal each contact was seen on
-    for d in range(len(starts) - 1):
+    for d in range(first, last):
         last_out = np.nan
         for i in range(starts[d], starts[d + 1]):
             f = row_flags[order[i]]
@@ -133,7 +154,15 @@ def walk(
             elif f & DIRECTED:
                 last_out = float(time[i])
             flags[i] = f
-    return flags, hours
+
+
+@numba.njit(cache=True, parallel=True)
+def gathered(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """`values[order]`, over the cores."""
+    out = np.empty(len(order), dtype=values.dtype)
+    for i in numba.prange(len(order)):
+        out[i] = values[order[i]]
+    return out
 
 
 @numba.njit(cache=True)
