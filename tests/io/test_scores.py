@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -629,17 +630,24 @@ def as_read(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("opportunity_id").reset_index(drop=True)
 
 
+@pytest.mark.parametrize("text", ["whole", "in chunks"])
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "postgresql without COPY"])
-def test_awkward_values_read_back_through_sqlalchemy_as_written(kind, tmp_path, request):
-    # given a store of each kind (without COPY: what a PostgreSQL driver other than psycopg gets)
+def test_awkward_values_read_back_through_sqlalchemy_as_written(kind, text, tmp_path, request):
+    # given a store of each kind (without COPY: what a PostgreSQL driver other than psycopg gets),
+    # and rows whose text pandas holds whole or in Arrow chunks (rows built a chunk at a time)
     if kind == "sqlite":
         store = open_store(f"sqlite:///{tmp_path / 'scores.db'}")
     else:
-        database = "awkward" if kind == "postgresql" else "awkward_insert"
+        database = ("awkward" if kind == "postgresql" else "awkward_insert") + (
+            "_chunks" if text == "in chunks" else ""
+        )
         store = open_store(request.getfixturevalue("pg_database")(database))
         store.copy = kind == "postgresql"
     run = Run(AS_OF, "dealscore", "3")
     written, rejects = awkward_scores(), rejected(3).assign(reason=AWKWARD_TEXT[:3])
+    if text == "in chunks":
+        written = pd.concat([written.iloc[:2], written.iloc[2:]], ignore_index=True)
+        assert pa.array(written["up_1_reason"], from_pandas=True).num_chunks == 2
     # when the rows are written, over an earlier write of the same run
     store.write(run, scores(9, 0.5), rejected(1))
     store.write(run, written, rejects)
