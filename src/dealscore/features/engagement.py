@@ -106,8 +106,8 @@ def engagement_features(tables: CrmTables, snaps: Snapshots) -> pd.DataFrame:
     acts = tables.activities
     if acts is None or Activities.opportunity_id not in acts:
         return pd.DataFrame(np.nan, index=range(len(snaps)), columns=NAMES)
-    # The contacts' codes (a hash of every contact id, when they are text) on the other core
-    # while the rows are flagged and grouped.
+    # The contacts' and the deals' codes (a hash of every id, when they come as text) in
+    # threads while the rows are flagged: Arrow lets go of Python's lock as it hashes.
     with ThreadPoolExecutor(max_workers=2) as beside:
         contacts = beside.submit(_contacts, acts, tables.contacts)
         deals = beside.submit(snaps.codes, acts[Activities.opportunity_id])
