@@ -5,7 +5,8 @@
 For each world (seeded; the reps' knobs are set, nothing else is tuned): generate it, run
 `backtest` over its last closed quarters at weeks 0, 2, ... 12 (a model per quarter trained only
 on the history before it), and print per week the model's and the reps' rollups' accuracy
-(forecast / actual), bias and absolute error, over every replayed quarter and over the last 4;
+(forecast / actual), bias (with the model's standard error over the quarters) and absolute error,
+over every replayed quarter and over the last 4;
 then the reliability of the won-this-quarter probability per week of the quarter (mean
 predicted against won, ECE and the ECE a calibrated model shows there by chance).
 docs/forecast.md quotes these tables.
@@ -17,6 +18,7 @@ import argparse
 import time
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from dealscore.model.metrics import chance_ece, expected_calibration_error
@@ -49,6 +51,10 @@ def accuracy(result: BacktestResult, last: int = 0) -> pd.DataFrame:
     for forecast in FORECASTS:
         error = (wide[forecast] / wide["actual"] - 1).groupby(wide["week"])
         columns[f"{forecast} bias"] = error.mean()
+        if forecast == "model":
+            # How far the mean of a handful of quarters moves by chance: a bias within about
+            # one standard error of zero is not told apart from none by these quarters.
+            columns["model bias se"] = error.std() / np.sqrt(error.size())
         columns[f"{forecast} abs"] = error.apply(lambda e: e.abs().mean())
     inside = (wide["actual"] >= wide["model_low"]) & (wide["actual"] <= wide["model_high"])
     columns["in range"] = inside.groupby(wide["week"]).sum()
