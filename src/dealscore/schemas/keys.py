@@ -141,9 +141,15 @@ def as_categorical(column: pa.Array | pa.ChunkedArray) -> pd.Categorical | None:
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     # A Parquet row group's batches share its dictionary: each one is unified once, not once a
     # batch (Arrow's unify_dictionaries hashed 132 copies of 17 on the 17M activities: 2.4 s).
-    first: dict[tuple[int, ...], int] = {}
-    which = [first.setdefault(_identity(c.dictionary), len(first)) for c in chunks]
-    dictionaries = [chunks[which.index(k)].dictionary for k in range(len(first))]
+    dictionaries: list[pa.Array] = []
+    number: dict[tuple[int, ...], int] = {}  # each distinct dictionary's place in `dictionaries`
+    which = []  # each chunk's dictionary, by that place
+    for chunk in chunks:
+        key = _identity(chunk.dictionary)
+        if key not in number:
+            number[key] = len(dictionaries)
+            dictionaries.append(chunk.dictionary)
+        which.append(number[key])
     if (
         not any(len(d) for d in dictionaries)  # no label at all: pandas' categories are objects
         or any(d.type not in TEXT or d.null_count for d in dictionaries)
@@ -163,12 +169,13 @@ def as_categorical(column: pa.Array | pa.ChunkedArray) -> pd.Categorical | None:
         for a, b in itertools.pairwise(bounds)
     ):
         return None  # a label twice in one dictionary: pandas' own conversion decides
+    # Each dictionary's codes in the unified labels, a missing value (-1) the -1 appended.
+    into_unified = [np.append(into[a:b], width(-1)) for a, b in itertools.pairwise(bounds)]
     codes = np.empty(sum(len(c) for c in chunks), dtype=width)
     at = 0
     for chunk, k in zip(chunks, which, strict=True):
-        # Each dictionary's codes in the unified labels, a missing value (-1) the -1 appended.
-        to = np.append(into[bounds[k] : bounds[k + 1]], width(-1))
-        np.take(to, chunk.indices.fill_null(-1).to_numpy(), out=codes[at : at + len(chunk)])
+        indices = chunk.indices.fill_null(-1).to_numpy()
+        np.take(into_unified[k], indices, out=codes[at : at + len(chunk)])
         at += len(chunk)
     # Distinct already (checked above): pandas need not check again.
     dtype = pd.CategoricalDtype._from_fastpath(categories, False)
