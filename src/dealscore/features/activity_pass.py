@@ -120,8 +120,8 @@ def walk(
     flags = np.empty(len(order), dtype=np.int32)
     hours = np.full(len(order), np.nan)
     edges = np.linspace(0, len(starts) - 1, WALK_PARTS + 1).astype(np.int64)
+    rows = (starts, order, time, row_flags, contact)
     for p in numba.prange(WALK_PARTS):
-        rows = (starts, order, time, row_flags, contact)
         _walk_deals(edges[p], edges[p + 1], rows, n_contacts, hour, flags, hours)
     return flags, hours
 
