@@ -143,6 +143,8 @@ def train_document(result: TrainResult, warnings: Sequence[str]) -> dict[str, An
             "rung": model.rung,
             "calibration": model.calibration_,
             "boosting_rounds": model.best_iteration_ or None,
+            # the won-this-quarter model's (the win model has none): model/estimator.py
+            "refit_correction": result.in_quarter.refit_shift_ if result.in_quarter else None,
             "recent_correction": model.shift_,
         },
         horizon_days=result.horizon_days,

@@ -112,6 +112,29 @@ def test_a_shift_moves_every_probability_by_the_same_log_odds(rows, fitted):
     )
 
 
+@pytest.mark.parametrize("rung", RUNGS)
+def test_a_refit_correction_keeps_the_win_rate_the_calibration_was_fitted_to(rows, fitted, rung):
+    # given a rung cross-fitted, calibrated and refitted as in `fitted`, with the refit correction
+    folds = time_folds(rows["as_of"], HORIZON, k=5)
+    model = WinProbabilityModel(
+        rung, n_estimators=300, learning_rate=0.08, refit_correction=True
+    ).fit(rows[FEATURE_NAMES], rows["label"], folds=folds, sample_weight=rows["weight"])
+    held = np.isfinite(model.oof_)
+    recency, y = folds.recency()[held], rows["label"].to_numpy()[held]
+    X = rows[FEATURE_NAMES][held]
+    # when it predicts the rows the calibration learned from
+    p = model.predict_proba(X)[:, 1]
+    # then, weighted as the calibration weighed them, as many wins as those rows had
+    assert np.average(p, weights=recency) == pytest.approx(np.average(y, weights=recency), abs=1e-4)
+    # which the same rung without it does not give (it keeps its refit as it came)
+    plain = fitted[rung].predict_proba(X)[:, 1]
+    assert fitted[rung].refit_shift_ == 0.0
+    assert abs(np.average(plain, weights=recency) - np.average(y, weights=recency)) > 1e-3
+    # and the correction moved every probability by the same log-odds
+    gap = np.log(p / (1 - p)) - np.log(plain / (1 - plain))
+    np.testing.assert_allclose(gap, model.refit_shift_, atol=1e-6)
+
+
 def test_scikit_learn_contract(rows, fitted):
     model = WinProbabilityModel(n_estimators=50, calibration="sigmoid")
     assert clone(model).get_params() == model.get_params()

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -35,6 +36,7 @@ Rung = Literal["base_rate", "crm_rates", "logistic_regression", "lightgbm"]
 RUNGS: tuple[Rung, ...] = ("base_rate", "crm_rates", "logistic_regression", "lightgbm")
 # The CRM's own view of a deal: its stage, the rep's forecast category, the CRM's probability.
 CRM_COLUMNS = ("stage_rank", "rep_category_rank", "crm_probability")
+MAX_REFIT_SHIFT = 3.0  # log-odds: a refit further off than this is not a matter of sharpness
 
 
 class _Sigmoid:
@@ -77,6 +79,8 @@ def _choose_calibration(raw: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int
 
 class WinProbabilityModel(ClassifierMixin, BaseEstimator):
     timing: tuple[str, ...] = ()  # models saved before it had none
+    refit_correction: bool = False  # likewise
+    refit_shift_: float = 0.0
 
     def __init__(
         self,
@@ -95,6 +99,7 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         max_bagged_rows: int = 250_000,
         penalty: float | None = None,
         timing: tuple[str, ...] = (),
+        refit_correction: bool = False,
     ):
         self.rung = rung
         self.n_estimators = n_estimators
@@ -113,6 +118,9 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         # Features even the simplest rungs read: the won-this-quarter model's days left in the
         # quarter, without which its base rate would be the same at a quarter's start and end.
         self.timing = timing
+        # Keep, after the refit, the win rate the calibration was fitted to (_refit_shift): for
+        # the won-this-quarter model, whose probabilities are summed into the quarter's number.
+        self.refit_correction = refit_correction
 
     def _scorer(self) -> BaseRateScorer | LinearScorer | BoostedScorer:
         penalties = LinearScorer.PENALTIES if self.penalty is None else (self.penalty,)
@@ -190,8 +198,11 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             oof_raw[held], y[held], sample_weight=recency[held]
         )
         self.oof_ = self._cross_calibrated(oof_raw, y, folds)
+        self.refit_shift_ = 0.0
         if refit:
             self.scorer_ = scorer.fit(X, y, w, callbacks)
+            if self.refit_correction:
+                self.refit_shift_ = self._refit_shift(X, y, held, recency)
         elif isinstance(scorer, BoostedScorer):
             scorer.data_ = None  # the binned rows are not kept
         self.best_iteration_ = int(getattr(scorer, "rounds_", 0))
@@ -220,6 +231,26 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             out[rows] = np.clip(calibrator.predict(raw[rows]), 0.0, 1.0)
         return out
 
+    def _refit_shift(
+        self, X: pd.DataFrame, y: np.ndarray, held: np.ndarray, recency: np.ndarray
+    ) -> float:
+        """The log-odds shift that gives the refitted rung, through the calibration, the win rate
+        the calibration was fitted to (the held rows' rate, weighted by recency). The calibration
+        learned the out-of-fold scores of rungs fitted on part of the rows; refitted on all of
+        them the rung is sharper (a penalty counts for less against more rows, boosting runs its
+        rounds on more data), and through the same calibration its probabilities summed to
+        another number of wins than those rows had (fewer, on short generated histories)."""
+        p = logit(self.calibrator_.predict(self.raw_score(X[held])))
+        weight, target = recency[held], float(np.average(y[held], weights=recency[held]))
+
+        def excess(shift: float) -> float:
+            return float(np.average(sigmoid(p + shift), weights=weight)) - target
+
+        low, high = -MAX_REFIT_SHIFT, MAX_REFIT_SHIFT
+        if excess(low) >= 0 or excess(high) <= 0:  # no root within reach: leave it be
+            return 0.0
+        return float(brentq(excess, low, high, xtol=1e-6))
+
     def adjust(self, shift: float) -> WinProbabilityModel:
         """Move every calibrated probability by `shift` in log-odds (a recent change of the
         win rate the labelled history cannot show yet: model/recent.py)."""
@@ -247,9 +278,10 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         """Win probability from raw scores (for callers that computed them another way)."""
         check_is_fitted(self, "calibrator_")
         p = np.clip(self.calibrator_.predict(np.asarray(raw, dtype=float)), 0.0, 1.0)
-        if not self.shift_:
+        shift = self.refit_shift_ + self.shift_
+        if not shift:
             return p
-        return sigmoid(logit(p) + self.shift_)
+        return sigmoid(logit(p) + shift)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities: column 1 is the win probability."""

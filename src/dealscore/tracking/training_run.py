@@ -125,6 +125,7 @@ def _log_params(
             "rung": result.model.rung,
             "calibration_chosen": result.model.calibration_,
             "best_iteration": result.model.best_iteration_,
+            "in_quarter_refit_shift": result.in_quarter.refit_shift_ if result.in_quarter else "",
             "recent_shift": result.model.shift_,
             **{f"rows_{name}": rows for name, rows in result.fold_rows.items()},
             **{name: str(value) for name, value in result.window.items()},

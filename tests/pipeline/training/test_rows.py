@@ -145,3 +145,18 @@ def test_the_won_this_quarter_model_chooses_its_own_penalty(short_history):
     assert result.in_quarter.penalty is None
     assert scorer.penalties == LinearScorer.PENALTIES
     assert scorer.C_ in LinearScorer.PENALTIES
+
+
+def test_only_the_won_this_quarter_model_keeps_its_win_rate_after_the_refit(short_history):
+    # given the recipe with its won-this-quarter model
+    settings = TrainSettings(
+        icp="", track=False, forward_dates=0, ladder=("base_rate", "logistic_regression")
+    )
+    # when the models are fitted
+    result = fit_and_evaluate(short_history, settings)
+    # then the won-this-quarter model, whose probabilities are summed into the quarter's
+    # number, was moved to the win rate its calibration was fitted to
+    assert result.in_quarter is not None and result.in_quarter.refit_correction
+    assert result.in_quarter.refit_shift_ != 0.0
+    # and the win model, whose level the recent correction sets, was not
+    assert not result.model.refit_correction and result.model.refit_shift_ == 0.0

@@ -69,11 +69,12 @@ def cross_fit_ladder(
     penalty: float | None = None,
     refit: bool = True,
     timing: tuple[str, ...] = (),
+    refit_correction: bool = False,
 ) -> Ladder:
     """The model ladder on `label`, every rung cross-fitted over the same folds (the linear
     rungs with `penalty`, else with the one the folds choose); `refit` false: out-of-fold
     probabilities only (a contender judged on the newest fold, never used to score); `timing`:
-    features the simplest rungs read too (WinProbabilityModel)."""
+    features the simplest rungs read too, and `refit_correction` (WinProbabilityModel)."""
     try:
         return fit_ladder(
             rows[FEATURE_NAMES],
@@ -81,7 +82,7 @@ def cross_fit_ladder(
             folds,
             weight,
             rows[OPPORTUNITY_ID].to_numpy(),
-            lambda rung: settings.model(rung, penalty, timing),
+            lambda rung: settings.model(rung, penalty, timing, refit_correction),
             rungs or settings.ladder,
             settings.ladder_tolerance,
             progress=lambda message: progress(f"{what}: {message}"),

@@ -105,12 +105,17 @@ class TrainSettings:
         )
 
     def model(
-        self, rung: Rung = "lightgbm", penalty: float | None = None, timing: tuple[str, ...] = ()
+        self,
+        rung: Rung = "lightgbm",
+        penalty: float | None = None,
+        timing: tuple[str, ...] = (),
+        refit_correction: bool = False,
     ) -> WinProbabilityModel:
         return WinProbabilityModel(
             rung=rung,
             penalty=penalty,
             timing=timing,
+            refit_correction=refit_correction,
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,

@@ -157,6 +157,9 @@ def _in_quarter(
             # A penalty of its own: the win model's, chosen for winning ever, flattened how
             # much the days left matter (early stages at a quarter's start given too little).
             penalty=None,
+            # Its probabilities are summed into the quarter's number, and no recent correction
+            # sets its level: the refit keeps the win rate its calibration was fitted to.
+            refit_correction=True,
         )
     except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
         progress(f"no won-this-quarter model: {exc}")
