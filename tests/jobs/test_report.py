@@ -19,7 +19,7 @@ from dealscore.cli import app
 from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.formatting import ago, money
 from dealscore.io import read_export, write_tables
-from dealscore.jobs.report import run_report
+from dealscore.jobs.report import PACKAGE, code_fingerprint, run_report
 from dealscore.jobs.score import ScoreSettings, run_score
 from dealscore.jobs.train import run_train
 from dealscore.pipeline.training import TrainSettings
@@ -264,6 +264,25 @@ def test_the_replay_is_cached_per_export_and_settings(crm, trained_store, tmp_pa
     # but other settings replay (and --no-cache would too)
     with pytest.raises(AssertionError, match="ran again"):
         run_report(crm, tmp_path / "c.html", 3, tracking_uri=uri, settings=FAST_REPORT)
+    # and so does other code under the same version (a checkout between releases)
+    monkeypatch.setattr("dealscore.jobs.report.code_fingerprint", lambda: "other code")
+    with pytest.raises(AssertionError, match="ran again"):
+        run_report(crm, tmp_path / "d.html", 2, tracking_uri=uri, settings=FAST_REPORT)
+
+
+def test_the_code_fingerprint_follows_the_source_not_its_byte_code(tmp_path):
+    # given a copy of the package's source
+    copy = tmp_path / "dealscore"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(copy)
+    # when byte code is written beside it, the same; when a module changes, another
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "x.pyc").write_bytes(b"cached")
+    assert code_fingerprint.__wrapped__(copy) == before
+    (copy / "model" / "estimator.py").write_text("# changed\n", encoding="utf-8")
+    assert code_fingerprint.__wrapped__(copy) != before
+    # and the installed package has one
+    assert len(code_fingerprint()) == 20
 
 
 def test_a_failed_report_leaves_no_file(crm, tmp_path):

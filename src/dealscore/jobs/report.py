@@ -16,6 +16,7 @@ import io
 import json
 import os
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -167,14 +168,38 @@ def cache_dir() -> Path:
     return Path(base) / "dealscore"
 
 
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@cache
+def code_fingerprint(package: Path = PACKAGE) -> str:
+    """A hash of the source under `package` (dealscore's own): a replay made by other code is
+    replayed again, as the version stays the same between releases (a checkout, an editable
+    install)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".yaml", ".json") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
 def cached_backtest(
     tables, periods: int, settings, use_cache: bool, progress: Progress = silent
 ) -> tuple[BacktestResult | None, str, bool]:
     """(result, why there is none, whether it came from the cache). The replay trains a model
-    per quarter, minutes of work: it is kept per export fingerprint, settings and version."""
+    per quarter, minutes of work: it is kept per export fingerprint, settings, version and
+    the code's own fingerprint."""
     key = hashlib.sha256(
         json.dumps(
-            [tables.fingerprint(), periods, asdict(settings), __version__, REPLAY_FORMAT],
+            [
+                tables.fingerprint(),
+                periods,
+                asdict(settings),
+                __version__,
+                code_fingerprint(),
+                REPLAY_FORMAT,
+            ],
             default=str,
         ).encode()
     ).hexdigest()[:20]
