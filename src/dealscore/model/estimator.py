@@ -240,7 +240,8 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         them the rung is sharper (a penalty counts for less against more rows, boosting runs its
         rounds on more data), and through the same calibration its probabilities summed to
         another number of wins than those rows had (fewer, on short generated histories)."""
-        p = logit(self.calibrator_.predict(self.raw_score(X[held])))
+        # Scored whole, then the held rows taken: a copy of every held row would cost memory.
+        p = logit(self.calibrator_.predict(self.raw_score(X)[held]))
         weight, target = recency[held], float(np.average(y[held], weights=recency[held]))
 
         def excess(shift: float) -> float:
