@@ -19,10 +19,11 @@ from dealscore.cli import app
 from dealscore.features.asof import export_time, last_event, tables_as_of
 from dealscore.formatting import ago, money
 from dealscore.io import read_export, write_tables
-from dealscore.jobs.report import PACKAGE, code_fingerprint, run_report
+from dealscore.jobs.report import code_fingerprint, run_report
 from dealscore.jobs.score import ScoreSettings, run_score
 from dealscore.jobs.train import run_train
 from dealscore.pipeline.training import TrainSettings
+from dealscore.tracking.pyfunc import PACKAGE_DIR
 
 FAST_REPORT = TrainSettings(n_estimators=60, learning_rate=0.1, icp="", track=False)
 
@@ -273,7 +274,7 @@ def test_the_replay_is_cached_per_export_and_settings(crm, trained_store, tmp_pa
 def test_the_code_fingerprint_follows_the_source_not_its_byte_code(tmp_path):
     # given a copy of the package's source
     copy = tmp_path / "dealscore"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     before = code_fingerprint(copy)
     # when byte code is written beside it, the same; when a module changes, another
     (copy / "__pycache__").mkdir(exist_ok=True)

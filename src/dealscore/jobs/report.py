@@ -51,6 +51,7 @@ from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables
 from dealscore.tracking import plots
 from dealscore.tracking.models import load_model
+from dealscore.tracking.pyfunc import PACKAGE_DIR, folder_digest
 from dealscore.tracking.registry import champion_uri
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -168,20 +169,20 @@ def cache_dir() -> Path:
     return Path(base) / "dealscore"
 
 
-PACKAGE = Path(__file__).resolve().parents[1]
+SOURCE = (".py", ".yaml", ".json")
 
 
 @cache
-def code_fingerprint(package: Path = PACKAGE) -> str:
+def code_fingerprint(package: Path = PACKAGE_DIR) -> str:
     """A hash of the source under `package` (dealscore's own): a replay made by other code is
     replayed again, as the version stays the same between releases (a checkout, an editable
     install)."""
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        if path.suffix in (".py", ".yaml", ".json") and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(package).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
+    return folder_digest(package, _not_source)[:20]
+
+
+def _not_source(name: str) -> bool:
+    """Byte code and anything but source, which a run leaves beside it or is not code."""
+    return "__pycache__" in name.split("/") or not name.endswith(SOURCE)
 
 
 def cached_backtest(

@@ -9,6 +9,7 @@ features (stage order, ICP rules), so a scorer needs nothing but the model URI.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -105,9 +106,15 @@ def model_digest(folder: Path) -> str:
     """SHA-256 over every file of a logged model, path and bytes, in path order: the bundle,
     MLmodel, the entry script and the code MLflow puts on the path as it loads the model. A
     file changed, added or removed changes it."""
+    return folder_digest(folder, NOT_DIGESTED.__contains__)
+
+
+def folder_digest(folder: Path, skip: Callable[[str], bool]) -> str:
+    """SHA-256 over the files of `folder`, path and bytes, in path order; a file whose path
+    (relative, with /) `skip` holds for is left out."""
     digest = hashlib.sha256()
     files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
-    for name in sorted(files.keys() - NOT_DIGESTED):
+    for name in sorted(name for name in files if not skip(name)):
         with open(files[name], "rb") as handle:
             content = hashlib.file_digest(handle, "sha256").hexdigest()
         digest.update(f"{name}\0{content}\n".encode())
