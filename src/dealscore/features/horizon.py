@@ -47,8 +47,9 @@ def won_slips(tables: CrmTables, before: int) -> pd.DataFrame:
         & (micros(history[StageHistory.changed_at]) < before)
     ]
     ids = rows[StageHistory.opportunity_id]
-    is_won, is_open = ids.map(won_before).fillna(False), ids.map(open_then).fillna(False)
-    rows, ids = rows[is_won | is_open], ids[is_won | is_open]
+    # isin, not map: mapping no ids (no row before `before`) keeps the ids' string dtype.
+    kept = ids.isin(won_before.index[won_before | open_then]).to_numpy()
+    rows, ids = rows[kept], ids[kept]
     observed = ids.map(won_before).to_numpy(dtype=bool)
     changed = micros(rows[StageHistory.changed_at])
     expected = micros(rows[StageHistory.close_date])
