@@ -15,6 +15,8 @@ from dealscore.cli import app
 from dealscore.features import (
     CATALOGUE,
     FEATURE_NAMES,
+    QUARTER_CATALOGUE,
+    QUARTER_FEATURE_NAMES,
     build_features,
     fit_feature_state,
     parse_icp,
@@ -42,7 +44,9 @@ def test_every_open_deal_gets_one_row_of_catalogued_floats(crm):
     assert set(features["opportunity_id"]) == set(
         deals.loc[deals["status"] == "open", "opportunity_id"]
     )
-    assert list(features.columns[2:]) == FEATURE_NAMES == [f.name for f in CATALOGUE]
+    assert list(features.columns[2:]) == QUARTER_FEATURE_NAMES
+    assert [f.name for f in CATALOGUE] == FEATURE_NAMES
+    assert FEATURE_NAMES + [f.name for f in QUARTER_CATALOGUE] == QUARTER_FEATURE_NAMES
     assert (features["age_days"] > 0).all() and (features["days_to_quarter_end"] > 0).all()
     assert features["lookalike_win_rate"].between(0, 1).all()
 
@@ -140,6 +144,8 @@ def test_cli_lists_and_builds_features(tmp_path):
         listed.exit_code == 0
         and "inbound_share_90d" in listed.output
         and f"{len(CATALOGUE)} features" in listed.output
+        and "won-this-quarter model only" in listed.output
+        and "close_room_days" in listed.output
     )
     runner.invoke(
         app,
@@ -225,8 +231,8 @@ def test_a_deal_first_quoted_at_zero_has_no_amount_change_and_no_warning(tables)
     assert np.isnan(row.loc["O3", "amount_change_pct"])
 
 
-def test_a_close_date_left_in_a_quarter_that_is_over_is_flagged(tables):
-    # given an open deal due 2025-03-28 that missed the quarter's end and kept that date
+def _due_march_28(tables):
+    """The tiny export with its open deal O3 in negotiation, expected to close on 2025-03-28."""
     history = pd.DataFrame(
         {
             "opportunity_id": ["O3"],
@@ -235,7 +241,12 @@ def test_a_close_date_left_in_a_quarter_that_is_over_is_flagged(tables):
             "close_date": [pd.Timestamp("2025-03-28", tz="UTC")],
         }
     )
-    dated = tables.with_tables(stage_history=pd.concat([tables.stage_history, history]))
+    return tables.with_tables(stage_history=pd.concat([tables.stage_history, history]))
+
+
+def test_a_close_date_left_in_a_quarter_that_is_over_is_flagged(tables):
+    # given an open deal due 2025-03-28 that missed the quarter's end and kept that date
+    dated = _due_march_28(tables)
 
     def flag(as_of: str) -> float:
         built = build_features(dated, pd.Timestamp(as_of, tz="UTC")).set_index("opportunity_id")
@@ -276,3 +287,30 @@ def test_lookalike_rate_is_shared_by_accounts_alike_and_falls_back_without_a_reg
     alike = pd.Series(lookalike.to_numpy()[~no_region]).groupby(key.to_numpy()[~no_region])
     assert (alike.nunique() == 1).all()
     assert not np.allclose(lookalike[~no_region], industry[~no_region])
+
+
+def test_the_room_to_the_quarter_end_is_where_the_expected_close_sits_against_it(tables):
+    # given an open deal expected to close on 2025-03-28
+    dated = _due_march_28(tables)
+
+    def row(as_of: str) -> pd.Series:
+        built = build_features(dated, pd.Timestamp(as_of, tz="UTC")).set_index("opportunity_id")
+        return built.loc["O3"]
+
+    # when it is built in March, and again once the quarter is over
+    march, april = row("2025-03-20"), row("2025-04-02")
+    # then in March its close lies 4 days before the quarter's end; in April, 95 days before
+    # the end of the quarter it is now in (a close already behind it)
+    assert march["close_room_days"] == pytest.approx(4.0)
+    assert april["close_room_days"] == pytest.approx(95.0)
+    # and it is the days left less the days out, the diagonal the model could not draw alone
+    for built in (march, april):
+        assert built["close_room_days"] == pytest.approx(
+            built["days_to_quarter_end"] - built["close_date_days_out"]
+        )
+    # and without a close date it is missing
+    assert np.isnan(
+        build_features(tables, pd.Timestamp("2025-04-02", tz="UTC"))
+        .set_index("opportunity_id")
+        .loc["O3", "close_room_days"]
+    )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dealscore.features import FEATURE_NAMES, build_features, fit_feature_state, parse_icp
+from dealscore.features import QUARTER_FEATURE_NAMES, build_features, fit_feature_state, parse_icp
 from dealscore.features.baselines import crm_baselines
 from dealscore.features.pit import micros, quarter_end_micros
 from dealscore.features.snapshots import (
@@ -162,7 +162,7 @@ def assert_same_features(a: pd.DataFrame, b: pd.DataFrame) -> None:
     b = b.sort_values("opportunity_id", ignore_index=True)
     assert a["opportunity_id"].tolist() == b["opportunity_id"].tolist()
     pd.testing.assert_frame_equal(
-        a[FEATURE_NAMES], b[FEATURE_NAMES], check_exact=False, rtol=1e-9, atol=1e-9
+        a[QUARTER_FEATURE_NAMES], b[QUARTER_FEATURE_NAMES], check_exact=False, rtol=1e-9, atol=1e-9
     )
 
 

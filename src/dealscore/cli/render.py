@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from dealscore.features import CATALOGUE
+from dealscore.features import CATALOGUE, QUARTER_CATALOGUE
+from dealscore.features.catalogue import Feature
 from dealscore.flows.nightly import NightlyResult
 from dealscore.io.secrets import redact
 from dealscore.jobs.evaluate import EvaluateResult
@@ -38,15 +39,23 @@ def echo_validation(validation: ValidateResult, whole_report: bool = True) -> No
 
 
 def catalogue_lines() -> list[str]:
-    """One line per feature: name, family, source tables and meaning; then how many."""
-    width = max(len(f.name) for f in CATALOGUE)
-    lines = []
-    for feature in CATALOGUE:
+    """One line per feature: name, family, source tables and meaning; then how many, and those
+    built for the won-this-quarter model alone."""
+    width = max(len(f.name) for f in (*CATALOGUE, *QUARTER_CATALOGUE))
+
+    def line(feature: Feature) -> str:
         sources = ",".join(feature.sources)
-        lines.append(
+        return (
             f"{feature.name:<{width}}  {feature.family:<10}  {sources:<32}  {feature.description}"
         )
-    return [*lines, f"{len(CATALOGUE)} features"]
+
+    return [
+        *map(line, CATALOGUE),
+        f"{len(CATALOGUE)} features",
+        "",
+        "Built beside them for the won-this-quarter model only (dealscore compare's forecast):",
+        *map(line, QUARTER_CATALOGUE),
+    ]
 
 
 def echo_features(result: FeaturesResult, out: Path) -> None:

@@ -3,6 +3,8 @@
 from dealscore.features.build import (
     CATALOGUE,
     FEATURE_NAMES,
+    QUARTER_CATALOGUE,
+    QUARTER_FEATURE_NAMES,
     FeatureState,
     build_features,
     fit_feature_state,
@@ -13,6 +15,8 @@ from dealscore.features.snapshots import SnapshotSettings
 __all__ = [
     "CATALOGUE",
     "FEATURE_NAMES",
+    "QUARTER_CATALOGUE",
+    "QUARTER_FEATURE_NAMES",
     "FeatureState",
     "IcpRule",
     "SnapshotSettings",

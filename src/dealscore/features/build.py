@@ -25,7 +25,10 @@ CATALOGUE: list[Feature] = [
     *history.FEATURES,
     *forecast.FEATURES,
 ]
-FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
+FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]  # the win model's inputs, and reasons'
+# Built beside them for the won-this-quarter model only (features/deal.py says why).
+QUARTER_CATALOGUE: list[Feature] = [*deal.QUARTER_FEATURES]
+QUARTER_FEATURE_NAMES: list[str] = [*FEATURE_NAMES, *(f.name for f in QUARTER_CATALOGUE)]
 # What a drift check must not read as a change in the business (model/drift.py): inputs whose
 # values change with the date alone, in a world where nothing else does.
 # Statistics of past outcomes, recomputed at each as_of: a segment's few distinct values jump as
@@ -156,18 +159,19 @@ def build_features(
     # One block, each family written into it and let go before the next is built: a million
     # rows of sixty features once, not the families, their concatenation and its selection.
     # A row per feature: pandas keeps a block by column, so each column stays contiguous.
-    values = np.empty((len(FEATURE_NAMES), len(keys)))
-    place = {name: j for j, name in enumerate(FEATURE_NAMES)}
+    names = QUARTER_FEATURE_NAMES
+    values = np.empty((len(names), len(keys)))
+    place = {name: j for j, name in enumerate(names)}
     built: set[str] = set()
     for family in families:
         part = family()
-        for name in part.columns.intersection(FEATURE_NAMES):
+        for name in part.columns.intersection(names):
             values[place[name]] = part[name].to_numpy(dtype=float, na_value=np.nan)
             built.add(name)
         del part
-    if missing := [name for name in FEATURE_NAMES if name not in built]:
+    if missing := [name for name in names if name not in built]:
         raise RuntimeError(f"no feature family builds {missing}")  # the catalogue is ours
-    frame = pd.concat([keys, pd.DataFrame(values.T, columns=FEATURE_NAMES, copy=False)], axis=1)
+    frame = pd.concat([keys, pd.DataFrame(values.T, columns=names, copy=False)], axis=1)
     # In place: the frame is our own, and Pandera's copy of a million rows of sixty features
     # cost seconds and a second copy in memory.
     return FeatureFrame.validate(frame, inplace=True)

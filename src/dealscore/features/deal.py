@@ -42,7 +42,16 @@ FEATURES = family(
     close_date_in_past_quarter="1 if the expected close date lies in a quarter already over (it "
     "slipped past a quarter end and was not re-dated yet)",
 )
-NAMES = [f.name for f in FEATURES]
+# Read by the won-this-quarter model alone: whether a deal is won before the quarter ends turns
+# on where its expected close sits against that end, a diagonal of the two columns above that
+# trees and a linear reading of each approximate poorly. Winning ever does not (docs/forecast.md).
+QUARTER_FEATURES = family(
+    "deal",
+    ("opportunities", "stage_history"),
+    close_room_days="days from the expected close date to the end of as_of's quarter (negative: "
+    "expected in a later quarter)",
+)
+NAMES = [f.name for f in (*FEATURES, *QUARTER_FEATURES)]
 # Set by the calendar alone: one scoring date gives every deal nearly the same value, so their
 # shift from training's spread of dates is no sign of drift.
 CALENDAR_FEATURES = ("days_to_quarter_end",)
@@ -237,8 +246,10 @@ def _close_date_features(state: pd.DataFrame, as_of: np.ndarray) -> dict[str, np
     )
     # At a quarter's first days the deals that missed the last quarter's end still carry its
     # close date: they won in the new quarter far less often than their stage and call say.
-    in_past_quarter = quarter_end_micros(close_int) < quarter_end_micros(np.asarray(as_of))
+    quarter_end = quarter_end_micros(np.asarray(as_of))
+    in_past_quarter = quarter_end_micros(close_int) < quarter_end
     return {
+        "close_room_days": np.where(has_close, (quarter_end - close) / DAY, np.nan),
         "close_in_quarter_last_weeks": np.where(has_close, in_last_weeks.astype(float), np.nan),
         "moved_into_quarter_end": np.where(
             has_close, (in_last_weeks & ~first_in_last).astype(float), np.nan

@@ -148,7 +148,8 @@ def open_deals(
     due = due_in(expected, start, end)
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     if in_quarter is not None and start <= as_of and len(features):
-        p_in_period = in_quarter.predict_proba(features[feature_names])[:, 1]
+        # Its own inputs (feature_names_in_): the win model's and those built for it alone.
+        p_in_period = in_quarter.predict_proba(features)[:, 1]
     else:
         # A deal without an expected close date: not due, and no slips to discount it by.
         slipped = close_by(won_slips(tables, as_of_us), expected, end_us, as_of_us)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.features import FEATURE_NAMES
+from dealscore.features import FEATURE_NAMES, QUARTER_FEATURE_NAMES
 from dealscore.model.scorers import LinearScorer
 from dealscore.pipeline.training import TrainSettings
 from dealscore.pipeline.training.evaluate import fit_and_evaluate
@@ -147,16 +147,32 @@ def test_the_won_this_quarter_model_chooses_its_own_penalty(short_history):
     assert scorer.C_ in LinearScorer.PENALTIES
 
 
-def test_only_the_won_this_quarter_model_keeps_its_win_rate_after_the_refit(short_history):
-    # given the recipe with its won-this-quarter model
+@pytest.fixture(scope="module")
+def fitted(short_history):
+    """The recipe with its won-this-quarter model, fitted on the short history."""
     settings = TrainSettings(
         icp="", track=False, forward_dates=0, ladder=("base_rate", "logistic_regression")
     )
-    # when the models are fitted
-    result = fit_and_evaluate(short_history, settings)
+    return fit_and_evaluate(short_history, settings)
+
+
+def test_only_the_won_this_quarter_model_keeps_its_win_rate_after_the_refit(fitted):
+    # given the recipe with its won-this-quarter model, fitted
+    result = fitted
     # then the won-this-quarter model, whose probabilities are summed into the quarter's
     # number, was moved to the win rate its calibration was fitted to
     assert result.in_quarter is not None and result.in_quarter.refit_correction
     assert result.in_quarter.refit_shift_ != 0.0
     # and the win model, whose level the recent correction sets, was not
     assert not result.model.refit_correction and result.model.refit_shift_ == 0.0
+
+
+def test_only_the_won_this_quarter_model_reads_the_room_to_the_quarter_end(fitted):
+    # given the recipe with its won-this-quarter model, fitted
+    result = fitted
+    # then the won-this-quarter model learned from every feature and the room to the quarter end
+    assert result.in_quarter is not None
+    assert list(result.in_quarter.feature_names_in_) == QUARTER_FEATURE_NAMES
+    # and the win model, and the reasons read from it, from the catalogue alone
+    assert list(result.model.feature_names_in_) == FEATURE_NAMES
+    assert "close_room_days" not in FEATURE_NAMES

@@ -70,14 +70,16 @@ def cross_fit_ladder(
     refit: bool = True,
     timing: tuple[str, ...] = (),
     refit_correction: bool = False,
+    columns: list[str] = FEATURE_NAMES,
 ) -> Ladder:
     """The model ladder on `label`, every rung cross-fitted over the same folds (the linear
     rungs with `penalty`, else with the one the folds choose); `refit` false: out-of-fold
     probabilities only (a contender judged on the newest fold, never used to score); `timing`:
-    features the simplest rungs read too, and `refit_correction` (WinProbabilityModel)."""
+    features the simplest rungs read too, and `refit_correction` (WinProbabilityModel);
+    `columns`: the features it learns from."""
     try:
         return fit_ladder(
-            rows[FEATURE_NAMES],
+            rows[columns],
             rows[label].to_numpy(),
             folds,
             weight,

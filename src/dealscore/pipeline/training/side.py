@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from dealscore.features import FEATURE_NAMES
+from dealscore.features import FEATURE_NAMES, QUARTER_FEATURE_NAMES
 from dealscore.features.deal import CALENDAR_FEATURES, amount_as_of
 from dealscore.features.forecast import REP_INPUTS
 from dealscore.model.estimator import WinProbabilityModel
@@ -160,6 +160,7 @@ def _in_quarter(
             # Its probabilities are summed into the quarter's number, and no recent correction
             # sets its level: the refit keeps the win rate its calibration was fitted to.
             refit_correction=True,
+            columns=QUARTER_FEATURE_NAMES,  # with where the expected close sits against the end
         )
     except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
         progress(f"no won-this-quarter model: {exc}")
