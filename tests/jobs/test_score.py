@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dealscore.cli import app
+from dealscore.errors import ModelMismatchError
 from dealscore.explain.sentences import sentences
 from dealscore.features import build_features
 from dealscore.features.forecast import REP_INPUTS
@@ -25,7 +26,6 @@ from dealscore.io import read_export, write_tables
 from dealscore.io.scores import open_store
 from dealscore.jobs.score import run_score
 from dealscore.pipeline.scoring import (
-    ModelMismatchError,
     ScoreSettings,
     TooManyRejectedError,
     score_deals,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from dealscore.errors import DataError, InputError
+from dealscore.errors import DataError, InputError, require_features
 from dealscore.features import build_features
 from dealscore.features.asof import last_event, tables_as_of
 from dealscore.features.build import FeatureState, snapshots_at
@@ -149,6 +149,9 @@ def open_deals(
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     if in_quarter is not None and start <= as_of and len(features):
         # Its own inputs (feature_names_in_): the win model's and those built for it alone.
+        require_features(
+            "the won-this-quarter model", in_quarter.feature_names_in_, features.columns
+        )
         p_in_period = in_quarter.predict_proba(features)[:, 1]
     else:
         # A deal without an expected close date: not due, and no slips to discount it by.

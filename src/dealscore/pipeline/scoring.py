@@ -16,7 +16,7 @@ import pandas as pd
 import pydantic.dataclasses
 from pydantic import Field
 
-from dealscore.errors import DealscoreError, InputError
+from dealscore.errors import DealscoreError, require_features
 from dealscore.explain.factors import NONE, explain
 from dealscore.features import build_features
 from dealscore.features.build import snapshots_at
@@ -72,10 +72,6 @@ class ScoreSettings:
                 f"bands must decrease: band_a > band_b > band_c, got {self.band_a}, "
                 f"{self.band_b}, {self.band_c}"
             )
-
-
-class ModelMismatchError(InputError):
-    """The model expects features this version of dealscore does not build."""
 
 
 class TooManyRejectedError(DealscoreError, RuntimeError):
@@ -201,12 +197,9 @@ def _features(tables: CrmTables, loaded: LoadedModel, as_of: pd.Timestamp) -> pd
     """The features of the deals open at as_of: ModelMismatchError if the model needs more."""
     bundle = loaded.bundle
     features = build_features(tables, as_of, bundle.feature_state)
-    missing = [name for name in bundle.feature_names if name not in features.columns]
-    if missing:
-        raise ModelMismatchError(
-            f"model {loaded.name} v{loaded.version} needs {len(missing)} feature(s) this "
-            f"dealscore does not build, e.g. {missing[:5]}: retrain it with this version"
-        )
+    require_features(
+        f"model {loaded.name} v{loaded.version}", bundle.feature_names, features.columns
+    )
     return features
 
 
