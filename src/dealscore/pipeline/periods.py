@@ -146,6 +146,7 @@ def open_deals(
     expected = expected_close(features)
     end_us, as_of_us = micros(pd.Series([end, as_of])).tolist()
     due = due_in(expected, start, end)
+    require_features("the win model", feature_names, features.columns)
     p_win = estimator.predict_proba(features[feature_names])[:, 1] if len(features) else np.empty(0)
     if in_quarter is not None and start <= as_of and len(features):
         # Its own inputs (feature_names_in_): the win model's and those built for it alone.
