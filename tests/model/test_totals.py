@@ -69,3 +69,17 @@ def test_a_point_with_too_few_dates_gets_what_every_date_says():
     pooled = (20 * 90.0 + 9 * 100.0) / (29 * 100.0)
     assert error.at(3.0)[0] == pytest.approx(pooled)
     assert error.at(85.0)[0] == pytest.approx(0.9)
+
+
+def test_the_record_names_the_quarters_its_dates_lie_in():
+    # given dates in the first quarter of 2025 and one in the second
+    rows = pd.concat(
+        [
+            snapshot_rows(85.0, MIN_DATES, [0.5, 0.3, 0.7, 0.5]),
+            snapshot_rows(80.0, 1, [0.5]).assign(as_of=pd.Timestamp("2025-04-10", tz="UTC")),
+        ],
+        ignore_index=True,
+    )
+    # when / then
+    assert error_of(rows).quarters == ("2025Q1", "2025Q2")
+    assert error_of(rows[rows["as_of"].dt.month < 4]).quarters == ("2025Q1",)

@@ -204,6 +204,13 @@ def test_a_wider_spread_widens_the_range_and_one_past_quarter_is_enough_for_new_
     assert wide.high - wide.low > narrow.high - narrow.low
     # without rep forecasts there are no rollups
     assert np.isnan(narrow.rep_commit)
+    # a record of several quarters says nothing of them; one of a single quarter says so
+    assert not any("open deals" in note for note in narrow.notes)
+    young = CollectiveError((1.0,) * 8, (0.05,) * 8, ("2025Q4",))
+    young_number = quarter_number(tables, as_of, book, young)
+    assert any("seen one past quarter end only (2025Q4)" in n for n in young_number.notes)
+    seasoned = CollectiveError((1.0,) * 8, (0.05,) * 8, ("2025Q3", "2025Q4"))
+    assert not any("open deals" in n for n in quarter_number(tables, as_of, book, seasoned).notes)
     # given a forecast date with one past quarter of history before it: that quarter's rate
     early = quarter_number(tables, ts("2025-07-11"), book)
     history = new_deal_history(tables, ts("2025-07-11"))

@@ -32,6 +32,10 @@ class CollectiveError:
     # Standard deviation over dates of log(won / (factor x expected)): deals' fates move
     # together (a strong quarter lifts many), so wider than independent draws would be.
     spread: tuple[float, ...]
+    # The calendar quarters its dates lie in ("2025Q4"): dates within one quarter share its
+    # fate, so a record of one quarter cannot show how quarters differ. () in models saved
+    # before it was kept.
+    quarters: tuple[str, ...] = ()
 
     def at(self, days_left: float) -> tuple[float, float]:
         """(factor, spread) at a point of the quarter."""
@@ -89,4 +93,5 @@ def collective_error(
         else pooled_sd
         for k in points
     )
-    return CollectiveError(factor, spread)
+    quarters = pd.DatetimeIndex(dates.index).tz_convert(None).to_period("Q").unique()
+    return CollectiveError(factor, spread, tuple(sorted(str(q) for q in quarters)))

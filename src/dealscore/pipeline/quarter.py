@@ -197,6 +197,7 @@ def quarter_number(
     now_pace = pace(tables, as_of)
     new, rates = _new_part(history, now_pace, pooled_rate)
     notes.extend(_new_part_notes(history, rates, pooled_rate))
+    notes.extend(_open_part_notes(error))
     rates = np.zeros(1) if rates is None else rates
     rng = np.random.default_rng(seed)
     opened = _open_draws(open_part, amount, p, sd, rng)
@@ -265,6 +266,17 @@ def _new_part_notes(
             "the range does not widen for it"
         ]
     return []
+
+
+def _open_part_notes(error: CollectiveError | None) -> list[str]:
+    """What the number should say of its open part: a model that has seen one quarter end."""
+    if error is None or len(error.quarters) != 1:
+        return []
+    return [
+        "open deals: the won-this-quarter model has seen one past quarter end only "
+        f"({error.quarters[0]}); its sums and the range cannot know yet how one quarter differs "
+        "from another (a young history's first quarters can be far off)"
+    ]
 
 
 def _open_draws(
