@@ -152,6 +152,7 @@ def test_cli_backtest_prints_accuracy_per_week_and_writes_every_forecast(crm, tm
     assert "2026Q1" in result.output and "not yet created" in result.output
     assert "accuracy per week over 1 quarter" in result.output
     assert "forecast/actual" in result.output and "model closer" in result.output
+    assert "bias se" in result.output  # "-" over one quarter
     # and the CSV holds one row per week and forecast, from which the table can be recomputed
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["period", "week", "as_of", "forecast", "amount", "actual"]

@@ -251,6 +251,9 @@ def test_the_backtest_accuracy_is_ratio_error_bias_and_who_was_closer():
     assert accuracy.loc["model", "accuracy_ratio"] == pytest.approx(1.0)
     assert accuracy.loc["model", "abs_pct_error"] == pytest.approx(0.10)
     assert accuracy.loc["model", "bias"] == pytest.approx(0.0)
+    # errors +10% and -10%: a standard deviation of 0.1 * sqrt(2) over sqrt(2) quarters
+    assert accuracy.loc["model", "bias_se"] == pytest.approx(0.1)
+    assert accuracy.loc["rep_commit", "bias_se"] == pytest.approx(0.0)
     assert accuracy.loc["model", "in_range"] == 1  # 100 in [95, 115], not in [75, 95]
     assert accuracy.loc["rep_commit", "bias"] == pytest.approx(-0.2)
     assert accuracy.loc["rep_commit", "model_closer"] == 2

@@ -101,11 +101,13 @@ def echo_compare(result: CompareResult, by: str | None) -> None:
 
 
 def accuracy_table(accuracy: pd.DataFrame) -> str:
-    """Per week and forecast: accuracy ratio, absolute error, bias, and the counts."""
+    """Per week and forecast: accuracy ratio, absolute error, bias and its standard error, and
+    the counts."""
     shown = accuracy.rename(
         columns={
             "accuracy_ratio": "forecast/actual",
             "abs_pct_error": "abs err",
+            "bias_se": "bias se",
             "in_green": "in 85-115%",
             "in_range": "actual in range",
             "model_closer": "model closer",
@@ -116,6 +118,7 @@ def accuracy_table(accuracy: pd.DataFrame) -> str:
         "forecast/actual": "{:.0%}".format,
         "abs err": "{:.1%}".format,
         "bias": signed_pct,
+        "bias se": lambda v: "-" if pd.isna(v) else f"{v:.1%}",
         **{c: (lambda v: "-" if pd.isna(v) else f"{v:.0f}") for c in counts},
     }
     return shown.to_string(index=False, formatters=formats, na_rep="-")

@@ -235,7 +235,7 @@ class BacktestResult:
 
     def accuracy(self) -> pd.DataFrame:
         """Per week and forecast, over the quarters: the mean accuracy ratio (forecast /
-        actual), absolute % error and bias; for the reps' rollups, in how many quarters the
+        actual), absolute % error, bias and its standard error (NaN over one quarter); for the reps' rollups, in how many quarters the
         model was closer; for the model, in how many the actual fell in its range."""
         wide = self.wide()
         rows = []
@@ -252,6 +252,9 @@ class BacktestResult:
                     "accuracy_ratio": float(ratio.mean()),
                     "abs_pct_error": float((ratio - 1).abs().mean()),
                     "bias": float((ratio - 1).mean()),
+                    # How far a mean over a handful of quarters moves by chance: a bias within
+                    # about one standard error of zero is not told apart from none.
+                    "bias_se": float((ratio - 1).std() / np.sqrt(ratio.notna().sum())),
                     "in_green": int(((ratio >= 0.85) & (ratio <= 1.15)).sum()),
                 }
                 if forecast == "model":
