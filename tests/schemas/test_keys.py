@@ -57,6 +57,15 @@ def test_repeated_keys_give_the_first_position_on_every_path():
     assert positions(pd.Series([2]), pd.Index([1, 2, 2])).tolist() == [1]
 
 
+def test_no_keys_find_nothing_on_every_path():
+    # given values looked up among no keys (a stage order fitted before any stage was seen)
+    # then each is not found, rather than an IndexError
+    empty_numbers, empty_objects = pd.Index([], dtype=float), pd.Index([], dtype=object)
+    assert positions(pd.Series(["a", None], dtype="str"), empty_objects).tolist() == [-1, -1]
+    assert positions(pd.Series([1.0]), empty_numbers).tolist() == [-1]
+    assert lookup(pd.Series(["a"], dtype="str"), pd.Series({}, dtype=float)).isna().all()
+
+
 def test_lookup_is_map_and_keeps_the_table_dtype():
     # given a per-deal table of amounts and of text, indexed by id
     values = pd.Series(VALUES, dtype="str", index=range(10, 16), name="opportunity_id")

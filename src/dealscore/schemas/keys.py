@@ -52,7 +52,8 @@ def positions(values: Keys, keys: Keys) -> np.ndarray:
         index = pd.Index(keys)
         first = np.flatnonzero(~index.duplicated())  # Arrow's answer: the first occurrence
         out = index[first].get_indexer(values)
-        out = np.where(out >= 0, first[np.maximum(out, 0)], -1)
+        # No keys: nothing found (taking position 0 of none would fail).
+        out = np.where(out >= 0, first[np.maximum(out, 0)], -1) if len(first) else out
         return np.where(pd.isna(np.asarray(values, dtype=object)), -1, out).astype(np.int64)
     where = pc.index_in(found, value_set=among, skip_nulls=True)
     return where.fill_null(-1).to_numpy().astype(np.int64, copy=False)
