@@ -314,3 +314,17 @@ def test_the_room_to_the_quarter_end_is_where_the_expected_close_sits_against_it
         .set_index("opportunity_id")
         .loc["O3", "close_room_days"]
     )
+
+
+def test_the_week_of_the_quarter_counts_whole_weeks_left(tables):
+    # given the deals open on a quarter's first day, in its second week, and on its last days
+    def weeks(as_of: str) -> set[float]:
+        built = build_features(tables, pd.Timestamp(as_of, tz="UTC"))
+        return set(built["quarter_week"].unique())
+
+    # then a whole week left or more is a week; under 7 days is the last (0); a 92-day
+    # quarter's first day counts in its first week (12), as a 90-day quarter's does
+    assert weeks("2025-03-20") == {1.0}  # 11 days left
+    assert weeks("2025-03-28") == {0.0}
+    assert weeks("2026-01-01") == {12.0}  # 90 days left
+    assert weeks("2025-07-01") == {12.0}  # 92 days left

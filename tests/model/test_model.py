@@ -190,3 +190,33 @@ def test_metrics_on_known_cases():
     assert table["count"].tolist() == [1, 2] and table["observed"].tolist() == [0.0, 1.0]
     lift = lift_by_decile(np.array([1] * 10 + [0] * 90), np.linspace(1, 0, 100))
     assert lift.loc[0, "lift"] == pytest.approx(10.0) and len(lift) == 10
+
+
+def _weekly_rows(column: str) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
+    """A year of weekly snapshots, 200 deals each: won 40% of the time, but 5% in the week of the
+    quarter 6 and in its last week (a pattern no line in the weeks draws)."""
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2025-01-03", periods=52, freq="7D", tz="UTC")
+    as_of = pd.Series(np.repeat(dates, 200))
+    week = np.clip(np.floor((91 - (as_of.dt.dayofyear.to_numpy() - 1) % 91) / 7), 0, 12)
+    rate = np.where(np.isin(week, [0, 6]), 0.05, 0.4)
+    X = pd.DataFrame({column: week, "noise": rng.normal(size=len(week))})
+    return X, (rng.random(len(week)) < rate).astype(int), as_of
+
+
+def test_the_linear_rung_reads_the_week_of_the_quarter_as_one_level_per_week():
+    # given rows whose win rate by week of the quarter is no line, read as the week of the
+    # quarter and, for contrast, as any number
+    def mean_by_week(column: str) -> pd.Series:
+        X, y, as_of = _weekly_rows(column)
+        folds = time_folds(as_of, 30.0, k=5)
+        model = WinProbabilityModel("logistic_regression").fit(X, y, folds=folds)
+        return pd.Series(model.predict_proba(X)[:, 1]).groupby(X[column].to_numpy()).mean()
+
+    # when the linear rung is fitted on each
+    levels, line = mean_by_week("quarter_week"), mean_by_week("some_number")
+    # then the week of the quarter gets its own rate each week
+    assert levels[6] == pytest.approx(0.05, abs=0.03) and levels[0] == pytest.approx(0.05, abs=0.03)
+    assert levels[3] == pytest.approx(0.4, abs=0.05) and levels[12] == pytest.approx(0.4, abs=0.05)
+    # where a number read as a line cannot give week 6 its own
+    assert line[6] > 0.2

@@ -44,17 +44,21 @@ FEATURES = family(
 )
 # Read by the won-this-quarter model alone: whether a deal is won before the quarter ends turns
 # on where its expected close sits against that end, a diagonal of the two columns above that
-# trees and a linear reading of each approximate poorly. Winning ever does not (docs/forecast.md).
+# trees and a linear reading of each approximate poorly; and on the week of the quarter, which
+# the linear rung reads as one level per week (a line in the days left gave the last weeks too
+# many wins and the middle too few). Winning ever does not (docs/forecast.md).
 QUARTER_FEATURES = family(
     "deal",
     ("opportunities", "stage_history"),
     close_room_days="days from the expected close date to the end of as_of's quarter (negative: "
     "expected in a later quarter)",
+    quarter_week="whole weeks left in as_of's quarter: 0 in its last week, 12 in its first",
 )
 NAMES = [f.name for f in (*FEATURES, *QUARTER_FEATURES)]
 # Set by the calendar alone: one scoring date gives every deal nearly the same value, so their
 # shift from training's spread of dates is no sign of drift.
 CALENDAR_FEATURES = ("days_to_quarter_end",)
+QUARTER_WEEKS = 12  # the highest quarter_week: 84 days or more left
 LATE_SHARE = 0.6  # entering 60% of the way through the open stages: proposal or negotiation of five
 PRIOR_CYCLE_DAYS = 60.0
 
@@ -106,6 +110,8 @@ def deal_features(tables: CrmTables, snaps: Snapshots, stages: dict[str, int]) -
     out["age_vs_won_cycle"] = age / typical
     quarter_end = quarter_end_micros(as_of)
     out["days_to_quarter_end"] = (quarter_end - as_of) / DAY
+    # A 92-day quarter's first day counts in its first week: a level of a few rows says nothing.
+    out["quarter_week"] = np.clip(np.floor(out["days_to_quarter_end"] / 7), 0, QUARTER_WEEKS)
 
     history = tables.stage_history
     if history is None:

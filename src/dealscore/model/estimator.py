@@ -36,6 +36,9 @@ Rung = Literal["base_rate", "crm_rates", "logistic_regression", "lightgbm"]
 RUNGS: tuple[Rung, ...] = ("base_rate", "crm_rates", "logistic_regression", "lightgbm")
 # The CRM's own view of a deal: its stage, the rep's forecast category, the CRM's probability.
 CRM_COLUMNS = ("stage_rank", "rep_category_rank", "crm_probability")
+# Read by the linear rung as one level each, where the rows hold them (the won-this-quarter
+# model's week of the quarter: features/deal.py).
+LEVEL_COLUMNS = ("quarter_week",)
 MAX_REFIT_SHIFT = 3.0  # log-odds: a refit further off than this is not a matter of sharpness
 
 
@@ -137,7 +140,9 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
                 seed=self.random_state,
             )
         if self.rung == "logistic_regression":
-            return LinearScorer(penalties=penalties, seed=self.random_state)
+            return LinearScorer(
+                categorical=LEVEL_COLUMNS, penalties=penalties, seed=self.random_state
+            )
         if self.rung == "lightgbm":
             params = {
                 "objective": "binary",
