@@ -317,7 +317,7 @@ def test_the_room_to_the_quarter_end_is_where_the_expected_close_sits_against_it
 
 
 def test_the_week_of_the_quarter_counts_whole_weeks_left(tables):
-    # given the deals open on a quarter's first day, in its second week, and on its last days
+    # given the deals open on a quarter's first day, with 11 days left, and in its last days
     def weeks(as_of: str) -> set[float]:
         built = build_features(tables, pd.Timestamp(as_of, tz="UTC"))
         return set(built["quarter_week"].unique())

@@ -235,8 +235,9 @@ class BacktestResult:
 
     def accuracy(self) -> pd.DataFrame:
         """Per week and forecast, over the quarters: the mean accuracy ratio (forecast /
-        actual), absolute % error, bias and its standard error (NaN over one quarter); for the reps' rollups, in how many quarters the
-        model was closer; for the model, in how many the actual fell in its range."""
+        actual), absolute % error, bias and its standard error (NaN over one quarter); for the
+        reps' rollups, in how many quarters the model was closer; for the model, in how many
+        the actual fell in its range."""
         wide = self.wide()
         rows = []
         for week, at in wide.groupby("week", sort=True):
