@@ -18,7 +18,6 @@ import argparse
 import time
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 
 from dealscore.model.metrics import chance_ece, expected_calibration_error
@@ -54,7 +53,7 @@ def accuracy(result: BacktestResult, last: int = 0) -> pd.DataFrame:
         if forecast == "model":
             # How far the mean of a handful of quarters moves by chance: a bias within about
             # one standard error of zero is not told apart from none by these quarters.
-            columns["model bias se"] = error.std() / np.sqrt(error.size())
+            columns["model bias se"] = error.sem()
         columns[f"{forecast} abs"] = error.apply(lambda e: e.abs().mean())
     inside = (wide["actual"] >= wide["model_low"]) & (wide["actual"] <= wide["model_high"])
     columns["in range"] = inside.groupby(wide["week"]).sum()

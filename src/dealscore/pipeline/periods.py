@@ -246,16 +246,17 @@ class BacktestResult:
                 if forecast not in at or at[forecast].isna().all():
                     continue
                 ratio = at[forecast] / at["actual"].where(at["actual"] > 0)
+                error = ratio - 1
                 row = {
                     "week": int(week),
                     "forecast": forecast,
                     "quarters": int(ratio.notna().sum()),
                     "accuracy_ratio": float(ratio.mean()),
-                    "abs_pct_error": float((ratio - 1).abs().mean()),
-                    "bias": float((ratio - 1).mean()),
+                    "abs_pct_error": float(error.abs().mean()),
+                    "bias": float(error.mean()),
                     # How far a mean over a handful of quarters moves by chance: a bias within
                     # about one standard error of zero is not told apart from none.
-                    "bias_se": float((ratio - 1).std() / np.sqrt(ratio.notna().sum())),
+                    "bias_se": float(error.sem()),
                     "in_green": int(((ratio >= 0.85) & (ratio <= 1.15)).sum()),
                 }
                 if forecast == "model":
