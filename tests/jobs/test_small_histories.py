@@ -20,14 +20,14 @@ EXPORT = pd.Timestamp("2026-06-01", tz="UTC")
 QUICK = TrainSettings(n_estimators=300, learning_rate=0.1, icp="", track=False, forward_dates=3)
 
 
-def _small_org(folder: Path, deals: int, years: float) -> Path:
+def _small_org(folder: Path, deals: int, years: float, export: pd.Timestamp = EXPORT) -> Path:
     """A young CRM: every deal created since it was adopted, few activities logged, stage
     probabilities in the stage history (the generator's are the stage defaults)."""
     settings = GeneratorSettings(
         deals=deals,
         years=years,
         seed=4,
-        export_date=EXPORT,
+        export_date=export,
         activities_per_deal=3,
         deals_per_rep=50,
     )
@@ -54,9 +54,23 @@ def test_a_small_orgs_first_months_get_a_model_that_ranks_at_least_as_the_crm(
     model, stage = forward.pooled(), forward.pooled("stage_probability")
     assert model["roc_auc"] >= stage["roc_auc"] - 0.005, forward.table
     assert result.tracking.promoted, result.tracking.reason
+    # and its won-this-quarter model's calibration reads the days left: its snapshots span
+    # quarters enough to tell them from the date
+    assert len(result.in_quarter_error.quarters) >= 2 and result.in_quarter.timed_ is not None
     # and it says which rung scores, why, and what the short history changed
     assert result.ladder.chosen in result.ladder.models
     assert any(note.startswith("label horizon") for note in result.notes)
+
+
+def test_a_crm_of_one_past_quarter_calibrates_its_quarter_without_the_days_left(tmp_path):
+    # given an org exported five months after adopting its CRM: the snapshots whose quarter
+    # is over all lie in one quarter, where the days left and the date are one thing
+    export = _small_org(tmp_path / "crm", 700, 0.45, pd.Timestamp("2026-02-20", tz="UTC"))
+    # when it is trained
+    result = run_train(export, replace(QUICK, forward_dates=0))
+    # then its won-this-quarter model is calibrated on the raw score alone
+    assert result.in_quarter is not None and result.in_quarter_error.quarters == ("2025Q4",)
+    assert result.in_quarter.timed_ is None
 
 
 def test_a_funnel_whose_sales_start_late_trains_from_there_and_says_so(tmp_path):

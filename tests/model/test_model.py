@@ -220,3 +220,28 @@ def test_the_linear_rung_reads_the_week_of_the_quarter_as_one_level_per_week():
     assert levels[3] == pytest.approx(0.4, abs=0.05) and levels[12] == pytest.approx(0.4, abs=0.05)
     # where a number read as a line cannot give week 6 its own
     assert line[6] > 0.2
+
+
+def test_the_timed_calibration_gives_each_point_of_the_quarter_its_own_sharpness():
+    # given a year of weekly snapshots whose signal matters four times as much in a quarter's
+    # last days as at its start (the won-this-quarter model's case: a deal's fate shows late)
+    rng = np.random.default_rng(1)
+    dates = pd.date_range("2025-01-03", periods=52, freq="7D", tz="UTC")
+    as_of = pd.Series(np.repeat(dates, 300))
+    days = (91 - (as_of.dt.dayofyear.to_numpy() - 1) % 91).astype(float)
+    signal = rng.normal(size=len(days))
+    won = rng.random(len(days)) < 1 / (1 + np.exp(-signal * (0.5 + 1.5 * (1 - days / 91))))
+    X = pd.DataFrame({"days_to_quarter_end": days, "signal": signal})
+    folds = time_folds(as_of, 30.0, k=5)
+    # when the linear rung reads them with the days left as its timing, calibrated against them
+    model = WinProbabilityModel(
+        "logistic_regression", timing=("days_to_quarter_end",), timed_calibration=True
+    )
+    p = model.fit(X, won.astype(int), folds=folds).predict_proba(X)[:, 1]
+    # then strong deals get what they won at the quarter's start and near its end alike
+    for band in (days > 77, days < 14):
+        strong = band & (signal > 1)
+        assert p[strong].mean() == pytest.approx(won[strong].mean(), abs=0.05)
+    # and the calibration needs the days left to say anything
+    with pytest.raises(ValueError, match="days left"):
+        model.calibrate(model.raw_score(X))

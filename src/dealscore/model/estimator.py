@@ -40,6 +40,7 @@ CRM_COLUMNS = ("stage_rank", "rep_category_rank", "crm_probability")
 # model's week of the quarter: features/deal.py).
 LEVEL_COLUMNS = ("quarter_week",)
 MAX_REFIT_SHIFT = 3.0  # log-odds: a refit further off than this is not a matter of sharpness
+QUARTER_DAYS = 91.0  # the timed calibration's unit of days left
 
 
 class _Sigmoid:
@@ -53,6 +54,26 @@ class _Sigmoid:
         if not len(raw):  # nothing to score (no deal open at the date)
             return np.empty(0)
         return self.model.predict_proba(raw.reshape(-1, 1))[:, 1]
+
+
+class _Timed:
+    """Platt scaling of calibrated probabilities whose slope moves with the days left in the
+    quarter (WinProbabilityModel's `timed_calibration`)."""
+
+    @staticmethod
+    def _inputs(p: np.ndarray, days: np.ndarray) -> np.ndarray:
+        score = logit(p)
+        left = np.nan_to_num(np.asarray(days, dtype=float)) / QUARTER_DAYS
+        return np.column_stack([score, score * left])
+
+    def fit(self, p: np.ndarray, days: np.ndarray, y: np.ndarray, sample_weight=None) -> _Timed:
+        self.model = LogisticRegression(C=1e6).fit(self._inputs(p, days), y, sample_weight)
+        return self
+
+    def predict(self, p: np.ndarray, days: np.ndarray) -> np.ndarray:
+        if not len(p):
+            return np.empty(0)
+        return self.model.predict_proba(self._inputs(p, days))[:, 1]
 
 
 def _calibrator(kind: str):
@@ -84,6 +105,8 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
     timing: tuple[str, ...] = ()  # models saved before it had none
     refit_correction: bool = False  # likewise
     refit_shift_: float = 0.0
+    timed_calibration: bool = False  # likewise
+    timed_: _Timed | None = None
 
     def __init__(
         self,
@@ -103,6 +126,7 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         penalty: float | None = None,
         timing: tuple[str, ...] = (),
         refit_correction: bool = False,
+        timed_calibration: bool = False,
     ):
         self.rung = rung
         self.n_estimators = n_estimators
@@ -124,6 +148,10 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         # Keep, after the refit, the win rate the calibration was fitted to (_refit_shift): for
         # the won-this-quarter model, whose probabilities are summed into the quarter's number.
         self.refit_correction = refit_correction
+        # Calibrate against the first `timing` column (the days left in the quarter) as well:
+        # the won-this-quarter model's scores run too sharp at a quarter's start and too flat
+        # near its end, out of fold, in sample and forward alike.
+        self.timed_calibration = timed_calibration
 
     def _scorer(self) -> BaseRateScorer | LinearScorer | BoostedScorer:
         penalties = LinearScorer.PENALTIES if self.penalty is None else (self.penalty,)
@@ -199,15 +227,14 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             if self.calibration == "auto"
             else self.calibration
         )
-        self.calibrator_ = _calibrator(self.calibration_).fit(
-            oof_raw[held], y[held], sample_weight=recency[held]
-        )
-        self.oof_ = self._cross_calibrated(oof_raw, y, folds)
+        days = self._days(X)
+        self.calibrator_, self.timed_ = self._fitted_calibration(oof_raw, y, days, held, recency)
+        self.oof_ = self._cross_calibrated(oof_raw, y, days, folds)
         self.refit_shift_ = 0.0
         if refit:
             self.scorer_ = scorer.fit(X, y, w, callbacks)
             if self.refit_correction:
-                self.refit_shift_ = self._refit_shift(X, y, held, recency)
+                self.refit_shift_ = self._refit_shift(X, y, days, held, recency)
         elif isinstance(scorer, BoostedScorer):
             scorer.data_ = None  # the binned rows are not kept
         self.best_iteration_ = int(getattr(scorer, "rounds_", 0))
@@ -215,8 +242,35 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         return self
 
-    def _cross_calibrated(self, raw: np.ndarray, y: np.ndarray, folds: TimeFolds) -> np.ndarray:
-        """Out-of-fold probabilities: each block's raw scores calibrated by a calibrator fitted
+    def _days(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The days left in the quarter the timed calibration reads (None: the model has none)."""
+        if not (self.timed_calibration and self.timing):
+            return None
+        return X[self.timing[0]].to_numpy(dtype=float)
+
+    def _fitted_calibration(
+        self,
+        raw: np.ndarray,
+        y: np.ndarray,
+        days: np.ndarray | None,
+        rows: np.ndarray,
+        recency: np.ndarray,
+    ) -> tuple[IsotonicRegression | _Sigmoid, _Timed | None]:
+        """The calibration fitted on `rows`' raw scores and, given their `days` left in the
+        quarter, the timed one on top: a sharpness that moves through the quarter is what one
+        map of the raw score cannot mend."""
+        calibrator = _calibrator(self.calibration_).fit(
+            raw[rows], y[rows], sample_weight=recency[rows]
+        )
+        if days is None:
+            return calibrator, None
+        p = calibrator.predict(raw[rows])
+        return calibrator, _Timed().fit(p, days[rows], y[rows], sample_weight=recency[rows])
+
+    def _cross_calibrated(
+        self, raw: np.ndarray, y: np.ndarray, days: np.ndarray | None, folds: TimeFolds
+    ) -> np.ndarray:
+        """Out-of-fold probabilities: each block's raw scores calibrated by a calibration fitted
         on the other blocks' (the pooled one where the others hold one outcome)."""
         out = np.full(len(y), np.nan)
         held = np.isfinite(raw)
@@ -226,18 +280,21 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
             if not rows.any():
                 continue
             others = held & (folds.block != fold)
-            calibrator = (
-                _calibrator(self.calibration_).fit(
-                    raw[others], y[others], sample_weight=recency[others]
-                )
+            calibrator, timed = (
+                self._fitted_calibration(raw, y, days, others, recency)
                 if len(np.unique(y[others])) == 2
-                else self.calibrator_
+                else (self.calibrator_, self.timed_)
             )
-            out[rows] = np.clip(calibrator.predict(raw[rows]), 0.0, 1.0)
+            out[rows] = _calibrated(calibrator, timed, raw[rows], days, rows)
         return out
 
     def _refit_shift(
-        self, X: pd.DataFrame, y: np.ndarray, held: np.ndarray, recency: np.ndarray
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        days: np.ndarray | None,
+        held: np.ndarray,
+        recency: np.ndarray,
     ) -> float:
         """The log-odds shift that gives the refitted rung, through the calibration, the win rate
         the calibration was fitted to (the held rows' rate, weighted by recency). The calibration
@@ -246,7 +303,7 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         rounds on more data), and through the same calibration its probabilities summed to
         another number of wins than those rows had (fewer, on short generated histories)."""
         # Scored whole, then the held rows taken: a copy of every held row would cost memory.
-        p = logit(self.calibrator_.predict(self.raw_score(X)[held]))
+        p = logit(_calibrated(self.calibrator_, self.timed_, self.raw_score(X)[held], days, held))
         weight, target = recency[held], float(np.average(y[held], weights=recency[held]))
 
         def excess(shift: float) -> float:
@@ -280,10 +337,14 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "scorer_")
         return self.scorer_.contributions(X[self.feature_names_in_])
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        """Win probability from raw scores (for callers that computed them another way)."""
+    def calibrate(self, raw: np.ndarray, days: np.ndarray | None = None) -> np.ndarray:
+        """Win probability from raw scores (for callers that computed them another way), and
+        the days left in the quarter where the model's calibration reads them."""
         check_is_fitted(self, "calibrator_")
-        p = np.clip(self.calibrator_.predict(np.asarray(raw, dtype=float)), 0.0, 1.0)
+        raw = np.asarray(raw, dtype=float)
+        if self.timed_ is not None and days is None:
+            raise ValueError("this model's calibration reads the days left in the quarter")
+        p = _calibrated(self.calibrator_, self.timed_, raw, days)
         shift = self.refit_shift_ + self.shift_
         if not shift:
             return p
@@ -291,8 +352,23 @@ class WinProbabilityModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities: column 1 is the win probability."""
-        p = self.calibrate(self.raw_score(X))
+        p = self.calibrate(self.raw_score(X), self._days(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def _calibrated(
+    calibrator: IsotonicRegression | _Sigmoid,
+    timed: _Timed | None,
+    raw: np.ndarray,
+    days: np.ndarray | None,
+    rows: np.ndarray | slice = slice(None),
+) -> np.ndarray:
+    """Probabilities from raw scores through a calibration (`days[rows]` the raw scores' days
+    left in the quarter, for the timed part)."""
+    p = np.clip(calibrator.predict(raw), 0.0, 1.0)
+    if timed is None or days is None:
+        return p
+    return np.clip(timed.predict(p, days[rows]), 0.0, 1.0)

@@ -17,6 +17,12 @@ def quarter_point(days_left: np.ndarray) -> np.ndarray:
     return np.searchsorted(QUARTER_POINTS, np.nan_to_num(np.asarray(days_left, dtype=float)))
 
 
+def quarters_of(dates: pd.Series | pd.Index) -> tuple[str, ...]:
+    """The calendar quarters the dates lie in ("2025Q4"), oldest first."""
+    periods = pd.DatetimeIndex(pd.to_datetime(dates, utc=True)).tz_convert(None).to_period("Q")
+    return tuple(str(q) for q in sorted(periods.unique()))
+
+
 MIN_DATES = 4  # past dates at a point of the quarter before its own spread is used
 
 
@@ -93,5 +99,4 @@ def collective_error(
         else pooled_sd
         for k in points
     )
-    quarters = pd.DatetimeIndex(dates.index).tz_convert(None).to_period("Q").unique()
-    return CollectiveError(factor, spread, tuple(sorted(str(q) for q in quarters)))
+    return CollectiveError(factor, spread, quarters_of(dates.index))

@@ -126,6 +126,9 @@ def _log_params(
             "calibration_chosen": result.model.calibration_,
             "best_iteration": result.model.best_iteration_,
             "in_quarter_refit_shift": result.in_quarter.refit_shift_ if result.in_quarter else "",
+            "in_quarter_timed_calibration": (
+                result.in_quarter.timed_ is not None if result.in_quarter else ""
+            ),
             "recent_shift": result.model.shift_,
             **{f"rows_{name}": rows for name, rows in result.fold_rows.items()},
             **{name: str(value) for name, value in result.window.items()},

@@ -163,6 +163,8 @@ def test_only_the_won_this_quarter_model_keeps_its_win_rate_after_the_refit(fitt
     # number, was moved to the win rate its calibration was fitted to
     assert result.in_quarter is not None and result.in_quarter.refit_correction
     assert result.in_quarter.refit_shift_ != 0.0
+    # and its calibration reads the days left (no other model's does)
+    assert result.in_quarter.timed_ is not None and result.model.timed_ is None
     # and the win model, whose level the recent correction sets, was not
     assert not result.model.refit_correction and result.model.refit_shift_ == 0.0
 

@@ -70,12 +70,14 @@ def cross_fit_ladder(
     refit: bool = True,
     timing: tuple[str, ...] = (),
     refit_correction: bool = False,
+    timed_calibration: bool = False,
     columns: list[str] = FEATURE_NAMES,
 ) -> Ladder:
     """The model ladder on `label`, every rung cross-fitted over the same folds (the linear
     rungs with `penalty`, else with the one the folds choose); `refit` false: out-of-fold
     probabilities only (a contender judged on the newest fold, never used to score); `timing`:
-    features the simplest rungs read too, and `refit_correction` (WinProbabilityModel);
+    features the simplest rungs read too, `refit_correction` and `timed_calibration`
+    (WinProbabilityModel);
     `columns`: the features it learns from."""
     try:
         return fit_ladder(
@@ -84,7 +86,7 @@ def cross_fit_ladder(
             folds,
             weight,
             rows[OPPORTUNITY_ID].to_numpy(),
-            lambda rung: settings.model(rung, penalty, timing, refit_correction),
+            lambda rung: settings.model(rung, penalty, timing, refit_correction, timed_calibration),
             rungs or settings.ladder,
             settings.ladder_tolerance,
             progress=lambda message: progress(f"{what}: {message}"),

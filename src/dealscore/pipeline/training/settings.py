@@ -110,12 +110,14 @@ class TrainSettings:
         penalty: float | None = None,
         timing: tuple[str, ...] = (),
         refit_correction: bool = False,
+        timed_calibration: bool = False,
     ) -> WinProbabilityModel:
         return WinProbabilityModel(
             rung=rung,
             penalty=penalty,
             timing=timing,
             refit_correction=refit_correction,
+            timed_calibration=timed_calibration,
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,

@@ -18,7 +18,7 @@ from dealscore.model.estimator import WinProbabilityModel
 from dealscore.model.ladder import Ladder
 from dealscore.model.metrics import evaluate
 from dealscore.model.split import TimeFolds
-from dealscore.model.totals import CollectiveError, collective_error
+from dealscore.model.totals import CollectiveError, collective_error, quarters_of
 from dealscore.pipeline.training.fit import cross_fit_ladder, side_rungs
 from dealscore.pipeline.training.rows import (
     DataMinimumError,
@@ -30,6 +30,8 @@ from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress
 from dealscore.schemas import Opportunities
 from dealscore.schemas.features import OPPORTUNITY_ID
+
+MIN_TIMED_QUARTERS = 2  # quarters of snapshots before the in-quarter calibration reads the days
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,9 @@ def _in_quarter(
             # Its probabilities are summed into the quarter's number, and no recent correction
             # sets its level: the refit keeps the win rate its calibration was fitted to.
             refit_correction=True,
+            # How its sharpness moves through the quarter, where the rows' dates span quarters
+            # enough to tell the days left from the date: within one, the two are one thing.
+            timed_calibration=len(quarters_of(rows["as_of"])) >= MIN_TIMED_QUARTERS,
             columns=QUARTER_FEATURE_NAMES,  # with where the expected close sits against the end
         )
     except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
