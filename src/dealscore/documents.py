@@ -146,9 +146,9 @@ def train_document(result: TrainResult, warnings: Sequence[str]) -> dict[str, An
             # the won-this-quarter model's (the win model has none): model/estimator.py
             "refit_correction": result.in_quarter.refit_shift_ if result.in_quarter else None,
             # whether its calibration reads the days left in the quarter (model/estimator.py)
-            "timed_calibration": result.in_quarter.timed_ is not None
-            if result.in_quarter
-            else None,
+            "timed_calibration": (
+                result.in_quarter.timed_ is not None if result.in_quarter else None
+            ),
             "recent_correction": model.shift_,
         },
         horizon_days=result.horizon_days,
