@@ -21,7 +21,7 @@ from dealscore.model.metrics import (
     reliability_table,
 )
 from dealscore.model.scorers import LinearScorer
-from dealscore.model.split import time_folds
+from dealscore.model.split import deal_folds, time_folds
 from dealscore.schemas import validate_tables
 from dealscore.synthetic import GeneratorSettings, generate_crm
 
@@ -245,3 +245,23 @@ def test_the_timed_calibration_gives_each_point_of_the_quarter_its_own_sharpness
     # and the calibration needs the days left to say anything
     with pytest.raises(ValueError, match="days left"):
         model.calibrate(model.raw_score(X))
+
+
+def test_blocks_of_deals_predict_one_quarter_out_of_fold_without_extrapolating():
+    # given one quarter's weekly snapshots of 400 deals, more often won before its end the
+    # earlier in it they are (the won-this-quarter model's rows of a CRM a few months old)
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2025-10-03", periods=12, freq="7D", tz="UTC")
+    as_of = pd.Series(np.tile(dates, 400))
+    days = ((pd.Timestamp("2026-01-01", tz="UTC") - as_of).dt.days).to_numpy(dtype=float)
+    deals = pd.Series(np.repeat(np.arange(400), 12))
+    won = (rng.random(len(days)) < 0.02 + 0.4 * days / 91).astype(int)
+    X = pd.DataFrame({"days_to_quarter_end": days, "noise": rng.normal(size=len(days))})
+    # when cross-fitted over blocks of deals
+    model = WinProbabilityModel("logistic_regression").fit(
+        X, won, folds=deal_folds(deals, as_of, 30.0, k=5)
+    )
+    # then the out-of-fold probabilities follow the wins through the quarter, its last weeks
+    # too (blocks of dates there: 0.25 given in its last two weeks against 0.07 won)
+    for band in (days < 14, days > 63):
+        assert model.oof_[band].mean() == pytest.approx(won[band].mean(), abs=0.04)

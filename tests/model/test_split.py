@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dealscore.model.split import deal_sample, time_folds
+from dealscore.model.split import deal_folds, deal_sample, time_folds
 
 
 def _as_of(days: int = 400, per_day: int = 5) -> pd.Series:
@@ -90,3 +90,23 @@ def test_a_deal_sample_cross_fits_whole_deals_within_the_cap_and_nothing_else():
     assert (sampled.recency()[~keep] == 0).all()
     # and under the cap, every row
     assert deal_sample(deals, len(deals), seed=1).all()
+
+
+def test_blocks_of_deals_hold_each_deal_out_once_whatever_its_dates():
+    # given 200 deals' weekly snapshots within one quarter
+    dates = pd.date_range("2025-10-03", periods=12, freq="7D", tz="UTC")
+    as_of = pd.Series(np.tile(dates, 200))
+    deals = pd.Series(np.repeat([f"OPP{i:03d}" for i in range(200)], 12))
+    # when cut into blocks of deals
+    folds = deal_folds(deals, as_of, 30.0, k=5, seed=1)
+    # then a deal's rows share one block, each block learns from every other row
+    assert folds.k == 5 and folds.by_deal
+    assert (deals.groupby(folds.block).nunique() >= 30).all()
+    assert (pd.Series(folds.block).groupby(deals).nunique() == 1).all()
+    for b in range(5):
+        np.testing.assert_array_equal(folds.train[b], np.flatnonzero(folds.block != b))
+    # and every block spans the quarter's dates: none holds out a stretch of it
+    assert all(as_of[folds.block == b].nunique() == 12 for b in range(5))
+    # and no block is newer: equal weights, no newest block, kept by a subset
+    assert (folds.recency() == 1.0).all() and len(folds.newest()) == 0
+    assert folds.subset(np.arange(len(deals)) % 2 == 0).by_deal

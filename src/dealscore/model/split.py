@@ -27,6 +27,8 @@ class TimeFolds:
     train: tuple[np.ndarray, ...]  # per block, positions of the rows whose windows miss it
     starts: tuple[pd.Timestamp, ...]  # per block, its first snapshot date
     horizon_days: float
+    # Blocks of whole deals rather than of dates (deal_folds): none is newer than another.
+    by_deal: bool = False
 
     @property
     def k(self) -> int:
@@ -44,11 +46,17 @@ class TimeFolds:
     def recency(self) -> np.ndarray:
         """Per row, its block's weight when out-of-fold scores are calibrated and compared:
         1/k for the oldest block up to 1 for the newest. What comes next resembles the newest
-        blocks most, and the oldest is predicted from later rows only."""
+        blocks most, and the oldest is predicted from later rows only. 1 for every row where
+        the blocks are of deals."""
+        if self.by_deal:
+            return np.ones(len(self.block))
         return (self.block + 1) / self.k
 
     def newest(self) -> np.ndarray:
-        """Positions of the newest block: predicted by models that saw only older rows."""
+        """Positions of the newest block: predicted by models that saw only older rows (none
+        where the blocks are of deals)."""
+        if self.by_deal:
+            return np.empty(0, dtype=np.int64)
         return self.held_out(self.k - 1)
 
     def sample(self, keep: np.ndarray) -> TimeFolds:
@@ -56,14 +64,15 @@ class TimeFolds:
         neither held out nor learned from (block -1), and get no out-of-fold prediction."""
         keep = np.asarray(keep, dtype=bool)
         train = tuple(t[keep[t]] for t in self.train)
-        return TimeFolds(np.where(keep, self.block, -1), train, self.starts, self.horizon_days)
+        block = np.where(keep, self.block, -1)
+        return TimeFolds(block, train, self.starts, self.horizon_days, self.by_deal)
 
     def subset(self, mask: np.ndarray) -> TimeFolds:
         """The same blocks over the rows where `mask` holds (positions renumbered)."""
         mask = np.asarray(mask, dtype=bool)
         position = np.cumsum(mask) - 1
         train = tuple(position[t[mask[t]]] for t in self.train)
-        return TimeFolds(self.block[mask], train, self.starts, self.horizon_days)
+        return TimeFolds(self.block[mask], train, self.starts, self.horizon_days, self.by_deal)
 
 
 def time_folds(as_of: pd.Series, horizon_days: float, k: int = 5) -> TimeFolds:
@@ -90,6 +99,23 @@ def time_folds(as_of: pd.Series, horizon_days: float, k: int = 5) -> TimeFolds:
     )
     starts = tuple(pd.Timestamp(int(t), unit="us", tz="UTC") for t in first)
     return TimeFolds(block, train, starts, horizon_days)
+
+
+def deal_folds(
+    groups: pd.Series, as_of: pd.Series, horizon_days: float, k: int = 5, seed: int = 0
+) -> TimeFolds:
+    """K blocks of whole deals drawn at random, each held out once and predicted by models
+    fitted on the others. For snapshots whose dates lie in one quarter: there blocks of dates
+    are blocks of the days left in it, and a model held out from one would extrapolate the
+    days left from the others. Nothing is purged: the rows of one quarter share its fate,
+    which no fold of one quarter can hold out."""
+    ids, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    k = max(1, min(k, len(ids)))
+    block = (np.random.default_rng(seed).permutation(len(ids)) % k)[inverse]
+    train = tuple(np.flatnonzero(block != b) for b in range(k))
+    times = pd.Series(pd.to_datetime(as_of, utc=True).to_numpy())
+    starts = tuple(pd.Timestamp(times[block == b].min()) for b in range(k))
+    return TimeFolds(block, train, starts, horizon_days, by_deal=True)
 
 
 def deal_sample(groups: np.ndarray, max_rows: int, seed: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from dealscore.features.snapshots import (
     recent_snapshots,
 )
 from dealscore.io.icp import load_icp
-from dealscore.model.split import TimeFolds, deal_sample, time_folds
+from dealscore.model.split import TimeFolds, deal_folds, deal_sample, time_folds
 from dealscore.pipeline.training.settings import TrainSettings
 from dealscore.progress import Progress, silent
 from dealscore.schemas import CrmTables, Opportunities, Status
@@ -267,10 +267,15 @@ def _recent(
 
 
 def purged_folds(
-    rows: pd.DataFrame, horizon: float, settings: TrainSettings
+    rows: pd.DataFrame, horizon: float, settings: TrainSettings, by_deal: bool = False
 ) -> tuple[TimeFolds, str]:
-    """The purged time folds, on a sample of whole deals above crossfit_max_rows (and so said)."""
-    folds = time_folds(rows["as_of"], horizon, settings.folds)
+    """The purged time folds (blocks of whole deals with `by_deal`: model/split.py), on a
+    sample of whole deals above crossfit_max_rows (and so said)."""
+    folds = (
+        deal_folds(rows[OPPORTUNITY_ID], rows["as_of"], horizon, settings.folds, settings.seed)
+        if by_deal
+        else time_folds(rows["as_of"], horizon, settings.folds)
+    )
     if len(rows) <= settings.crossfit_max_rows:
         return folds, ""
     keep = deal_sample(rows[OPPORTUNITY_ID], settings.crossfit_max_rows, settings.seed)

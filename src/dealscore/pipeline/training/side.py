@@ -31,8 +31,6 @@ from dealscore.progress import Progress
 from dealscore.schemas import Opportunities
 from dealscore.schemas.features import OPPORTUNITY_ID
 
-MIN_TIMED_QUARTERS = 2  # quarters of snapshots before the in-quarter calibration reads the days
-
 
 @dataclass(frozen=True)
 class SideFit:
@@ -135,19 +133,7 @@ def _in_quarter(
         return None, {}, None
     # Winning this quarter is not winning ever (deals slip): the same features, labelled won
     # before the end of the snapshot's quarter, for `dealscore compare` (docs/forecast.md).
-    known = fit.rows["in_quarter_known"].to_numpy(dtype=bool)
-    # Its label runs to the quarter's end, beyond a short history's label window: the folds
-    # stay purged by the window (purging by a whole quarter cost such a history more, in the
-    # backtests, than the overlap of labels with the next block does).
-    rows, folds, weight = (
-        fit.rows[known].reset_index(drop=True),
-        fit.folds.subset(known),
-        fit.weight[known],
-    )
-    if len(fit.quarter):  # and the last horizon's rows whose quarter is over: folds anew
-        rows = pd.concat([rows, fit.quarter], ignore_index=True)
-        weight = np.concatenate([weight, fit.quarter_weight])
-        folds, _ = purged_folds(rows, fit.folds.horizon_days, settings)
+    rows, folds, weight = _in_quarter_rows(fit, settings)
     try:
         quarter = fit.ladder(
             rows,
@@ -164,20 +150,46 @@ def _in_quarter(
             refit_correction=True,
             # How its sharpness moves through the quarter, where the rows' dates span quarters
             # enough to tell the days left from the date: within one, the two are one thing.
-            timed_calibration=len(quarters_of(rows["as_of"])) >= MIN_TIMED_QUARTERS,
+            timed_calibration=not folds.by_deal,
             columns=QUARTER_FEATURE_NAMES,  # with where the expected close sits against the end
         )
     except DataMinimumError as exc:  # too few in-quarter wins: compare uses slips
         progress(f"no won-this-quarter model: {exc}")
         return None, {}, None
     in_quarter = quarter.model
-    newest = folds.newest()  # empty when the newest block lies in the cut-off's own quarter
+    # empty when the newest block lies in the cut-off's own quarter, or the blocks are of deals
+    newest = folds.newest()
     metrics = (
         evaluate(rows["label_in_quarter"].iloc[newest], in_quarter.oof_[newest])
         if len(newest)
         else {}
     )
     return in_quarter, metrics, _quarter_error(rows, deals, in_quarter)
+
+
+def _in_quarter_rows(
+    fit: SideFit, settings: TrainSettings
+) -> tuple[pd.DataFrame, TimeFolds, np.ndarray]:
+    """The won-this-quarter model's rows (those whose quarter ended by the cut-off), their
+    folds and weights."""
+    known = fit.rows["in_quarter_known"].to_numpy(dtype=bool)
+    # Its label runs to the quarter's end, beyond a short history's label window: the folds
+    # stay purged by the window (purging by a whole quarter cost such a history more, in the
+    # backtests, than the overlap of labels with the next block does).
+    rows, folds, weight = (
+        fit.rows[known].reset_index(drop=True),
+        fit.folds.subset(known),
+        fit.weight[known],
+    )
+    if len(fit.quarter):  # and the last horizon's rows whose quarter is over
+        rows = pd.concat([rows, fit.quarter], ignore_index=True)
+        weight = np.concatenate([weight, fit.quarter_weight])
+    # Within one quarter the date and the days left are one thing: blocks of dates would hold
+    # out blocks of the quarter, each predicted by extrapolating the days left. Blocks of deals.
+    one_quarter = len(quarters_of(rows["as_of"])) == 1
+    if len(fit.quarter) or one_quarter:  # folds anew
+        folds, _ = purged_folds(rows, fit.folds.horizon_days, settings, by_deal=one_quarter)
+    return rows, folds, weight
 
 
 def _quarter_error(
