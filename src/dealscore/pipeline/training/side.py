@@ -176,19 +176,16 @@ def _in_quarter_rows(
     # Its label runs to the quarter's end, beyond a short history's label window: the folds
     # stay purged by the window (purging by a whole quarter cost such a history more, in the
     # backtests, than the overlap of labels with the next block does).
-    rows, folds, weight = (
-        fit.rows[known].reset_index(drop=True),
-        fit.folds.subset(known),
-        fit.weight[known],
-    )
+    rows, weight = fit.rows[known].reset_index(drop=True), fit.weight[known]
     if len(fit.quarter):  # and the last horizon's rows whose quarter is over
         rows = pd.concat([rows, fit.quarter], ignore_index=True)
         weight = np.concatenate([weight, fit.quarter_weight])
     # Within one quarter the date and the days left are one thing: blocks of dates would hold
     # out blocks of the quarter, each predicted by extrapolating the days left. Blocks of deals.
     one_quarter = len(quarters_of(rows["as_of"])) == 1
-    if len(fit.quarter) or one_quarter:  # folds anew
-        folds, _ = purged_folds(rows, fit.folds.horizon_days, settings, by_deal=one_quarter)
+    if not (len(fit.quarter) or one_quarter):  # the win model's folds over the same rows
+        return rows, fit.folds.subset(known), weight
+    folds, _ = purged_folds(rows, fit.folds.horizon_days, settings, by_deal=one_quarter)
     return rows, folds, weight
 
 
